@@ -1,0 +1,26 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { classifySqlError, describeSqlError } from '../db/errors';
+import { IdentifierError } from '../db/identifiers';
+import { PipelineShapeError } from '../db/syncSql';
+
+/** Failure types that mean "fix the config or the SQL": never retried. */
+export const CONFIG_FAILURE_TYPES = ['LakebaseConfigError'] as const;
+
+/** Turns anything a SQL activity throws into a typed ApplicationFailure (the one place that does). */
+export function toActivityFailure(err: unknown, statement: string): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof PipelineShapeError || err instanceof IdentifierError) {
+    return ApplicationFailure.create({ message: err.message, type: 'LakebaseConfigError', nonRetryable: true });
+  }
+  const cls = classifySqlError(err);
+  return ApplicationFailure.create({
+    message: describeSqlError(err, statement),
+    type: cls.type,
+    nonRetryable: !cls.retryable,
+    details: cls.sqlState ? [{ sqlState: cls.sqlState }] : undefined,
+  });
+}
+
+export function configFailure(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ message, type: 'LakebaseConfigError', nonRetryable: true });
+}

@@ -1,0 +1,36 @@
+import { Client, Connection, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
+import type { TemporalConfig } from './config/schema';
+import type { DataSyncInput, SyncProgress } from './workflows';
+import { progressQuery } from './workflows/dataSync';
+
+export async function connectClient(temporal: TemporalConfig): Promise<Client> {
+  const connection = await Connection.connect({ address: temporal.address });
+  return new Client({ connection, namespace: temporal.namespace });
+}
+
+/** `sync:<pipeline>:<time>` — an id that says what runs (design.md §7). */
+export function syncWorkflowId(pipeline: string, at = new Date()): string {
+  return `sync:${pipeline}:${at.toISOString()}`;
+}
+
+export interface StartSyncOptions {
+  pipeline: string;
+  taskQueue: string;
+  workflowId?: string;
+  /** Shown in the Temporal UI next to the workflow. */
+  summary?: string;
+}
+
+export async function startSync(client: Client, opts: StartSyncOptions): Promise<WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>> {
+  return client.workflow.start('dataSync', {
+    taskQueue: opts.taskQueue,
+    workflowId: opts.workflowId ?? syncWorkflowId(opts.pipeline),
+    args: [{ pipeline: opts.pipeline } satisfies DataSyncInput],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    staticSummary: opts.summary ?? `Sync pipeline **${opts.pipeline}**`,
+  });
+}
+
+export async function syncProgress(client: Client, workflowId: string): Promise<SyncProgress> {
+  return client.workflow.getHandle(workflowId).query(progressQuery);
+}

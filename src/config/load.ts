@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema';
+
+/** Thrown for any invalid configuration; `problems` holds one `path: message` line each. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[], source = 'configuration') {
+    super(`invalid ${source}:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const SECRET_KEY = /token|secret|password|key$|^key|apikey/i;
+
+function formatPath(p: ReadonlyArray<PropertyKey>): string {
+  return p.length ? p.map(String).join('.') : '(root)';
+}
+
+function describeInput(input: unknown): string {
+  if (input === undefined) return 'nothing';
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'object') return 'an object';
+  return JSON.stringify(input);
+}
+
+/** One line per issue, naming the path; never echoes values under secret-looking keys. */
+export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>): string[] {
+  return issues.map((iss) => {
+    const where = formatPath(iss.path);
+    const secret = iss.path.some((k) => typeof k === 'string' && SECRET_KEY.test(k));
+    if (iss.code === 'unrecognized_keys') {
+      const base = iss.path.length ? `${where}.` : '';
+      return iss.keys.map((k) => `${base}${k}: unknown key; remove it or check its spelling`).join('\n  ');
+    }
+    if (iss.code === 'invalid_union' && 'note' in iss && iss.note === 'No matching discriminator') {
+      return `${where}: ${iss.message}`;
+    }
+    const input = 'input' in iss ? iss.input : undefined;
+    const got = iss.code === 'custom' || secret ? '' : `, got ${describeInput(input)}`;
+    const message = iss.code === 'invalid_type' && input === undefined ? `${iss.message} (required)` : `${iss.message}${got}`;
+    return `${where}: ${message}`;
+  });
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `${NAME}` / `${NAME:-default}` in every string of a parsed document. */
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, at: PropertyKey[] = [], problems: string[] = []): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${formatPath(at)}: environment variable ${name} is not set; export it or use \${${name}:-default}`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, [...at, i], problems));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateEnv(v, env, [...at, k], problems)]));
+  }
+  return value;
+}
+
+/** Parses a config object (already read from YAML/JSON) after env interpolation. */
+export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, source?: string): Config {
+  const problems: string[] = [];
+  const interpolated = interpolateEnv(raw ?? {}, env, [], problems);
+  const result = configSchema.safeParse(interpolated, { reportInput: true });
+  if (!result.success) problems.push(...formatIssues(result.error.issues));
+  if (problems.length || !result.success) throw new ConfigError(problems, source);
+  return result.data;
+}
+
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: unknown;
+  try {
+    raw = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
+  } catch (err) {
+    throw new ConfigError([`(syntax): ${(err as Error).message.split('\n')[0]}`], file);
+  }
+  return parseConfig(raw, env, file);
+}
+
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const resolved = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(resolved, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`(file): cannot read ${resolved}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`], file);
+  }
+  return parseConfigText(text, resolved, env);
+}

@@ -1,0 +1,147 @@
+import { z } from 'zod';
+
+// Numbers arrive as strings after ${ENV} interpolation ("5432"); accept those, reject the rest.
+const fromNumericString = (v: unknown) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
+
+const port = z.preprocess(
+  fromNumericString,
+  z.int({ error: 'expected an integer 1–65535' }).min(1, 'expected an integer 1–65535').max(65535, 'expected an integer 1–65535'),
+);
+const positiveInt = (what: string, max = 1_000_000_000) =>
+  z.preprocess(fromNumericString, z.int({ error: `expected ${what}` }).min(1, `expected ${what}`).max(max, `expected ${what}`));
+
+const nonEmpty = (what: string) => z.string({ error: `expected ${what} (a non-empty string)` }).min(1, `expected ${what} (a non-empty string)`);
+
+/** A PostgreSQL identifier path as written in config: `table`, `schema.table`, or with "quoted" parts. */
+const tableName = nonEmpty('a table name like schema.table');
+
+export const temporalSchema = z.strictObject({
+  address: nonEmpty('host:port of the Temporal frontend').default('localhost:7233'),
+  namespace: nonEmpty('a Temporal namespace').default('default'),
+  taskQueue: nonEmpty('a task queue name').default('lakebase'),
+});
+
+export const patAuthSchema = z.strictObject({
+  method: z.literal('pat'),
+  /** A Databricks personal access token (or, for plain PostgreSQL, its password). */
+  token: z.string().min(1, 'expected a non-empty token; set it inline, as ${DATABRICKS_TOKEN}, or use tokenFile').optional(),
+  tokenFile: nonEmpty('a path to a file holding the token').optional(),
+});
+
+export const authSchema = z.discriminatedUnion('method', [patAuthSchema], {
+  error: (iss) =>
+    iss.code === 'invalid_union' ? 'expected method: pat (m2m and federation are not available yet)' : undefined,
+});
+
+export const sslSchema = z.strictObject({
+  mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full'], {
+    error: 'expected one of disable, require, verify-ca, verify-full',
+  }),
+  ca: z.string().optional(),
+  caFile: z.string().optional(),
+  cert: z.string().optional(),
+  certFile: z.string().optional(),
+  key: z.string().optional(),
+  keyFile: z.string().optional(),
+});
+
+export const environmentSchema = z.strictObject({
+  host: nonEmpty('a host name, e.g. instance-xxxx.database.cloud.databricks.com'),
+  port: port.default(5432),
+  database: nonEmpty('a database name').default('databricks_postgres'),
+  user: nonEmpty('the Postgres user (an email, or a service principal application id)'),
+  defaultSchema: nonEmpty('a schema name').optional(),
+  ssl: sslSchema.default({ mode: 'require' }),
+  statementTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(300_000),
+  poolMax: positiveInt('a pool size (integer 1–1000)', 1000).default(10),
+});
+
+export const profileSchema = z.strictObject({
+  auth: authSchema,
+  environments: z
+    .record(nonEmpty('an environment name'), environmentSchema)
+    .refine((envs) => Object.keys(envs).length > 0, 'expected at least one environment, e.g. prod: { host, user }'),
+});
+
+export const endpointSchema = z.strictObject({
+  profile: nonEmpty('a profile name'),
+  environment: nonEmpty('an environment name'),
+  table: tableName.optional(),
+  query: nonEmpty('a SELECT statement').optional(),
+});
+
+export const transformSchema = z.strictObject({
+  /** target column → SQL expression over source columns, pushed into the source SELECT. */
+  columns: z.record(z.string().min(1), nonEmpty('a SQL expression')).default({}),
+  /** source column → target column. */
+  rename: z.record(z.string().min(1), nonEmpty('a target column name')).default({}),
+  /** Source columns not to copy. */
+  exclude: z.array(z.string().min(1)).default([]),
+  /** Name of a TypeScript row transform registered with the worker. */
+  rowTransform: nonEmpty('the name of a registered row transform').optional(),
+});
+
+export const pipelineSchema = z
+  .strictObject({
+    source: endpointSchema,
+    target: endpointSchema,
+    mode: z.enum(['full-refresh', 'append', 'upsert'], { error: 'expected one of full-refresh, append, upsert' }).default('upsert'),
+    key: z.array(nonEmpty('a column name')).min(1, 'expected at least one key column, e.g. key: [id]'),
+    cursor: nonEmpty('a column name').optional(),
+    transform: transformSchema.default({ columns: {}, rename: {}, exclude: [] }),
+    batchRows: positiveInt('a batch size (integer 1–100000)', 100_000).default(2_000),
+  })
+  .superRefine((p, ctx) => {
+    for (const side of ['source', 'target'] as const) {
+      const e = p[side];
+      if (side === 'target' && !e.table) ctx.addIssue({ code: 'custom', path: [side, 'table'], message: 'expected the target table name' });
+      if (side === 'source' && !e.table && !e.query)
+        ctx.addIssue({ code: 'custom', path: [side], message: 'expected either table or query' });
+      if (side === 'source' && e.table && e.query)
+        ctx.addIssue({ code: 'custom', path: [side], message: 'give table or query, not both' });
+    }
+  });
+
+export const configSchema = z
+  .strictObject({
+    temporal: temporalSchema.default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lakebase' }),
+    profiles: z.record(nonEmpty('a profile name'), profileSchema).default({}),
+    pipelines: z.record(nonEmpty('a pipeline name'), pipelineSchema).default({}),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const [name, profile] of Object.entries(cfg.profiles)) {
+      const a = profile.auth;
+      if (a.method === 'pat' && !a.token === !a.tokenFile)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['profiles', name, 'auth'],
+          message: 'expected exactly one of token or tokenFile (e.g. token: ${DATABRICKS_TOKEN})',
+        });
+    }
+    for (const [name, p] of Object.entries(cfg.pipelines)) {
+      for (const side of ['source', 'target'] as const) {
+        const { profile, environment } = p[side];
+        const prof = cfg.profiles[profile];
+        if (!prof) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['pipelines', name, side, 'profile'],
+            message: `unknown profile "${profile}"; defined profiles: ${Object.keys(cfg.profiles).join(', ') || '(none)'}`,
+          });
+        } else if (!prof.environments[environment]) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['pipelines', name, side, 'environment'],
+            message: `profile "${profile}" has no environment "${environment}"; defined: ${Object.keys(prof.environments).join(', ')}`,
+          });
+        }
+      }
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type TemporalConfig = z.infer<typeof temporalSchema>;
+export type Profile = z.infer<typeof profileSchema>;
+export type EnvironmentConfig = z.infer<typeof environmentSchema>;
+export type PipelineConfig = z.infer<typeof pipelineSchema>;
+export type AuthConfig = z.infer<typeof authSchema>;

@@ -1,0 +1,28 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import type { EnvironmentConfig } from '../config/schema';
+
+type Ssl = EnvironmentConfig['ssl'];
+
+function pem(inline: string | undefined, file: string | undefined): string | undefined {
+  if (inline) return inline;
+  if (file) return readFileSync(file, 'utf8');
+  return undefined;
+}
+
+/** libpq sslmode semantics mapped onto Node's TLS options. */
+export function tlsOptionsFor(ssl: Ssl): false | ConnectionOptions {
+  if (ssl.mode === 'disable') return false;
+  const ca = pem(ssl.ca, ssl.caFile);
+  const cert = pem(ssl.cert, ssl.certFile);
+  const key = pem(ssl.key, ssl.keyFile);
+  const base: ConnectionOptions = { ...(ca && { ca }), ...(cert && { cert }), ...(key && { key }) };
+  switch (ssl.mode) {
+    case 'require':
+      return { ...base, rejectUnauthorized: false };
+    case 'verify-ca':
+      return { ...base, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    case 'verify-full':
+      return { ...base, rejectUnauthorized: true };
+  }
+}

@@ -1,0 +1,142 @@
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import YAML from 'yaml';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startSync } from './client';
+import { parseConfig } from './config/load';
+import { relationChecksum } from './db/checksum';
+import type { Logger } from './logger';
+import { freshDatabase, provisionPostgres } from './provision/postgres';
+import { temporalExecutable } from './provision/temporal';
+import { createLakebaseWorker, installRuntimeLogger } from './worker';
+
+export interface DemoOptions {
+  rows: number;
+  /** Exit after the sync instead of keeping the Temporal UI up. */
+  exit: boolean;
+  logger: Logger;
+}
+
+const say = (m: string) => console.log(`• ${m}`);
+
+const SEED_SQL = (rows: number) => `
+CREATE SCHEMA shop;
+CREATE SCHEMA reporting;
+CREATE TABLE shop.orders (
+  id          bigint PRIMARY KEY,
+  customer    text NOT NULL,
+  email       text,
+  total       numeric(14,4) NOT NULL,
+  status      text,
+  placed_at   timestamptz NOT NULL,
+  updated_at  timestamptz NOT NULL,
+  attrs       jsonb,
+  note        text
+);
+INSERT INTO shop.orders
+SELECT g,
+       'customer ' || (g % 997) || CASE WHEN g % 13 = 0 THEN ' — Zoë Ångström 東京' ELSE '' END,
+       CASE WHEN g % 7 = 0 THEN NULL ELSE 'user' || g || '@example.com' END,
+       round((random() * 100000)::numeric, 4),
+       (ARRAY['new','paid','shipped',NULL])[1 + g % 4],
+       timestamptz '2026-01-01 00:00:00.123456+00' + g * interval '7 minutes 13.000017 seconds',
+       now() - (g % 1000) * interval '1 second',
+       CASE WHEN g % 5 = 0 THEN NULL ELSE jsonb_build_object('items', g % 9, 'gift', g % 2 = 0, 'tags', jsonb_build_array('a', g % 3)) END,
+       CASE WHEN g % 11 = 0 THEN 'quote '' and "double" and \\ backslash' ELSE NULL END
+FROM generate_series(1, ${rows}) AS g;
+CREATE TABLE reporting.orders (
+  id          bigint PRIMARY KEY,
+  customer    text NOT NULL,
+  email       text,
+  total       numeric(14,4) NOT NULL,
+  total_cents bigint NOT NULL,
+  status      text,
+  placed_at   timestamptz NOT NULL,
+  updated_at  timestamptz NOT NULL,
+  attrs       jsonb,
+  note        text
+);`;
+
+const COMPARED = ['id', 'customer', 'email', 'total', 'total_cents', 'status', 'placed_at', 'updated_at', 'attrs', 'note'];
+
+export async function runDemo(opts: DemoOptions): Promise<boolean> {
+  const started = Date.now();
+  installRuntimeLogger(opts.logger);
+  say('Finding the Temporal CLI…');
+  const executable = await temporalExecutable(say);
+  say('Starting the Temporal dev server with its Web UI…');
+  const env = await TestWorkflowEnvironment.createLocal({ server: { executable, ui: true, log: { format: 'pretty', level: 'error' } } });
+  const uiPort = Number(env.address.split(':').pop()) + 1000;
+  const pgServer = await provisionPostgres(say);
+  let ok = false;
+  try {
+    say(`PostgreSQL: ${pgServer.origin}. Creating database lakebase_demo and seeding ${opts.rows.toLocaleString('en')} orders…`);
+    const dbUrl = await freshDatabase(pgServer.url, 'lakebase_demo');
+    const u = new URL(dbUrl);
+    const seed = new pg.Client({ connectionString: dbUrl });
+    await seed.connect();
+    await seed.query(SEED_SQL(opts.rows));
+
+    const rawConfig = {
+      temporal: { address: env.address, namespace: 'default', taskQueue: 'lakebase-demo' },
+      profiles: {
+        demo: {
+          auth: { method: 'pat', token: decodeURIComponent(u.password) || 'not-used-with-trust-auth' },
+          environments: {
+            local: { host: u.hostname, port: Number(u.port || 5432), database: 'lakebase_demo', user: decodeURIComponent(u.username) || os.userInfo().username, ssl: { mode: 'disable' } },
+          },
+        },
+      },
+      pipelines: {
+        'orders-to-reporting': {
+          source: { profile: 'demo', environment: 'local', table: 'shop.orders' },
+          target: { profile: 'demo', environment: 'local', table: 'reporting.orders' },
+          mode: 'upsert',
+          key: ['id'],
+          transform: { columns: { total_cents: 'round(total * 100)::bigint' } },
+          batchRows: 2000,
+        },
+      },
+    };
+    const config = parseConfig(rawConfig);
+    const configFile = path.join(os.tmpdir(), 'lakebase-demo.yaml');
+    await writeFile(configFile, YAML.stringify({ ...rawConfig, profiles: { demo: { ...rawConfig.profiles.demo, auth: { method: 'pat', token: '${DEMO_DB_PASSWORD:-unused}' } } } }));
+
+    const lw = await createLakebaseWorker({ config, logger: opts.logger, connection: env.nativeConnection });
+    const result = await lw.runUntil(async () => {
+      say('Worker running on task queue lakebase-demo. Starting the sync…');
+      const handle = await startSync(env.client, { pipeline: 'orders-to-reporting', taskQueue: 'lakebase-demo' });
+      say(`Workflow ${handle.workflowId}`);
+      say(`Temporal UI: http://localhost:${uiPort}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}`);
+      const t0 = Date.now();
+      const progress = await handle.result();
+      return { progress, seconds: (Date.now() - t0) / 1000 };
+    });
+    say(`Synced ${result.progress.rowsWritten.toLocaleString('en')} rows in ${result.progress.batches} batches, ${result.seconds.toFixed(1)} s (${result.progress.run} workflow run(s)).`);
+
+    const sourceView = `(SELECT o.*, round(o.total * 100)::bigint AS total_cents FROM shop.orders o)`;
+    const source = await relationChecksum(seed, sourceView, COMPARED, ['id']);
+    const target = await relationChecksum(seed, 'reporting.orders', COMPARED, ['id']);
+    await seed.end();
+    ok = source.rows === target.rows && source.md5 === target.md5;
+    console.log(`source: ${source.rows} rows, checksum ${source.md5}`);
+    console.log(`target: ${target.rows} rows, checksum ${target.md5}`);
+    console.log(ok ? 'checksums equal: target matches source' : 'MISMATCH: target differs from source');
+    console.log(`Config used (reuse it with \`lakebase-worker worker --config ${configFile}\` while this demo runs): ${configFile}`);
+
+    if (!opts.exit && process.stdout.isTTY) {
+      say(`Temporal UI: http://localhost:${uiPort}  — press Ctrl-C to stop.`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+    }
+  } finally {
+    await pgServer.stop();
+    await env.teardown();
+    say(`Demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+  }
+  return ok;
+}

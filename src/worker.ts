@@ -1,0 +1,105 @@
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
+import { createActivities, type RowTransform } from './activities';
+import type { Config } from './config/schema';
+import { createPatPasswordSource } from './auth/pat';
+import { createPoolRegistry, type PoolRegistry } from './db/pools';
+import type { Logger } from './logger';
+
+/** Routes the SDK's and Core's logs into our pino logger (once per process, before any connection). */
+export function installRuntimeLogger(logger: Logger): void {
+  const child = logger.child({ component: 'temporal' });
+  const level = (l: LogLevel) => (l === 'TRACE' ? 'trace' : l === 'DEBUG' ? 'debug' : l === 'WARN' ? 'warn' : l === 'ERROR' ? 'error' : 'info');
+  const temporalLogger: TemporalLogger = {
+    log: (l: LogLevel, message: string, meta?: LogMetadata) => child[level(l)](meta ?? {}, message),
+    trace: (m, meta) => child.trace(meta ?? {}, m),
+    debug: (m, meta) => child.debug(meta ?? {}, m),
+    info: (m, meta) => child.info(meta ?? {}, m),
+    warn: (m, meta) => child.warn(meta ?? {}, m),
+    error: (m, meta) => child.error(meta ?? {}, m),
+  };
+  Runtime.install({ logger: temporalLogger, telemetryOptions: { logging: { forward: {}, filter: 'WARN' } } });
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+/** Workflow code is bundled once per process and shared by every worker in it. */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quietBundlerLogger });
+  return bundle;
+}
+const quietBundlerLogger: TemporalLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m, meta) => console.warn(m, meta ?? ''),
+  error: (m, meta) => console.error(m, meta ?? ''),
+};
+
+export interface LakebaseWorkerOptions {
+  config: Config;
+  logger: Logger;
+  connection: NativeConnection;
+  /** Overrides `config.temporal.taskQueue` (tests use one queue each). */
+  taskQueue?: string;
+  rowTransforms?: Record<string, RowTransform>;
+  /** How long running activities get to finish on shutdown before they are cancelled. */
+  shutdownGraceTime?: string;
+  maxConcurrentActivityTaskExecutions?: number;
+}
+
+export interface LakebaseWorker {
+  worker: Worker;
+  pools: PoolRegistry;
+  /** Runs until shutdown (SIGINT/SIGTERM or worker.shutdown()), then closes the pools. */
+  run(): Promise<void>;
+  /** Runs while `fn` runs, then shuts down gracefully and closes the pools. */
+  runUntil<R>(fn: () => Promise<R>): Promise<R>;
+}
+
+export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise<LakebaseWorker> {
+  const { config, logger } = opts;
+  const pools = createPoolRegistry({ config, logger, password: createPatPasswordSource(config) });
+  const activities = createActivities({ config, pools, rowTransforms: opts.rowTransforms });
+  const worker = await Worker.create({
+    connection: opts.connection,
+    namespace: config.temporal.namespace,
+    taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities,
+    shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds',
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 20,
+  });
+  return {
+    worker,
+    pools,
+    async run() {
+      try {
+        await worker.run();
+      } finally {
+        await pools.end();
+      }
+    },
+    async runUntil(fn) {
+      try {
+        return await worker.runUntil(fn);
+      } finally {
+        await pools.end();
+      }
+    },
+  };
+}
+
+/** `lakebase-worker worker`: connect to Temporal from config and run until a signal. */
+export async function runWorker(config: Config, logger: Logger, rowTransforms?: Record<string, RowTransform>): Promise<void> {
+  installRuntimeLogger(logger);
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  try {
+    const w = await createLakebaseWorker({ config, logger, connection, rowTransforms });
+    logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address }, 'worker started');
+    await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
+    logger.info('worker stopped');
+  } finally {
+    await connection.close();
+  }
+}

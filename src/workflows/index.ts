@@ -1,0 +1,2 @@
+export { dataSync, progressQuery } from './dataSync';
+export type { DataSyncInput, SyncProgress } from './dataSync';
