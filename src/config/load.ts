@@ -75,10 +75,22 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, 
   return result.data;
 }
 
+// `{ token: ${DATABRICKS_TOKEN} }` is a YAML syntax error (a `{` inside a flow map), yet it is the
+// natural way to write it. References are swapped for plain-scalar placeholders before parsing and
+// swapped back after, so they work unquoted anywhere and never change the document's structure.
+const PLACEHOLDER = /\$\$ENVREF_([0-9a-f]+)\$\$/g;
+const hideEnvRefs = (text: string) => text.replace(ENV_REF, (m) => `$$ENVREF_${Buffer.from(m).toString('hex')}$$`);
+function restoreEnvRefs(value: unknown): unknown {
+  if (typeof value === 'string') return value.replace(PLACEHOLDER, (_m, hex: string) => Buffer.from(hex, 'hex').toString());
+  if (Array.isArray(value)) return value.map(restoreEnvRefs);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, restoreEnvRefs(v)]));
+  return value;
+}
+
 export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
   let raw: unknown;
   try {
-    raw = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
+    raw = /\.json$/i.test(file) ? JSON.parse(text) : restoreEnvRefs(YAML.parse(hideEnvRefs(text), { prettyErrors: true }));
   } catch (err) {
     throw new ConfigError([`(syntax): ${(err as Error).message.split('\n')[0]}`], file);
   }

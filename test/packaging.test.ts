@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, test } from 'node:test';
+import { loadConfigFile } from '../src/config/load';
+
+const run = promisify(execFile);
+const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('CLI', () => {
+  test('--help works on every command', async () => {
+    for (const args of [[], ['worker'], ['sync'], ['sync', 'start'], ['status'], ['demo']]) {
+      const r = await cli([...args, '--help']);
+      assert.equal(r.code, 0, `${args.join(' ')} --help: ${r.stderr}`);
+      assert.match(r.stdout, /Usage: lakebase-worker/);
+    }
+  });
+
+  test('an invalid config file exits 1 with the path of the problem', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-cli-'));
+    const file = path.join(dir, 'bad.yaml');
+    await writeFile(file, 'profiles:\n  a:\n    auth: { method: pat, token: x }\n    environments:\n      prod: { host: h, user: u, port: abc }\n');
+    const r = await cli(['sync', 'start', '--pipeline', 'p', '--config', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /profiles\.a\.environments\.prod\.port: expected an integer 1–65535, got "abc"/);
+  });
+
+  test('an unknown pipeline is named before anything connects', async () => {
+    const r = await cli(['sync', 'start', '--pipeline', 'nope', '--config', 'examples/lakebase.yaml'], {
+      DATABRICKS_TOKEN: 't', LAKEBASE_HOST: 'h', LAKEBASE_USER: 'u',
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--pipeline: unknown pipeline "nope"; configured: orders-to-reporting/);
+  });
+});
+
+describe('shipped files', () => {
+  const env = { DATABRICKS_TOKEN: 't', LAKEBASE_HOST: 'h.example.com', LAKEBASE_USER: 'u@example.com' };
+  test('examples/lakebase.yaml and the compose config are valid', () => {
+    assert.equal(loadConfigFile('examples/lakebase.yaml', env).pipelines['orders-to-reporting']!.mode, 'upsert');
+    assert.equal(loadConfigFile('docker/lakebase.compose.yaml', env).profiles.analytics!.environments.prod!.ssl.mode, 'disable');
+  });
+
+  test('docker-compose.yml passes `docker-compose config -q`', async () => {
+    const { stderr } = await run('docker-compose', ['config', '-q']);
+    assert.equal(stderr.trim(), '');
+  });
+
+  test('the worker image runs as a non-root user', () => {
+    const dockerfile = readFileSync('Dockerfile', 'utf8');
+    assert.match(dockerfile, /^USER node$/m);
+    assert.match(dockerfile, /^FROM .* AS deps$/m, 'multi-stage build');
+  });
+});
