@@ -36,7 +36,10 @@ export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>): string[] 
       return iss.keys.map((k) => `${base}${k}: unknown key; remove it or check its spelling`).join('\n  ');
     }
     if (iss.code === 'invalid_union' && 'note' in iss && iss.note === 'No matching discriminator') {
-      return `${where}: ${iss.message}`;
+      // The input is the whole object; show only the discriminator's value (never a secret).
+      const key = iss.path[iss.path.length - 1];
+      const value = 'input' in iss && iss.input && typeof iss.input === 'object' && key !== undefined ? (iss.input as Record<PropertyKey, unknown>)[key] : undefined;
+      return `${where}: ${iss.message}, got ${describeInput(value)}`;
     }
     const input = 'input' in iss ? iss.input : undefined;
     const got = iss.code === 'custom' || secret ? '' : `, got ${describeInput(input)}`;

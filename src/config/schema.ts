@@ -21,17 +21,70 @@ export const temporalSchema = z.strictObject({
   taskQueue: nonEmpty('a task queue name').default('lakebase'),
 });
 
+/** `https://<workspace>` or a bare host name; http:// only for a local emulator. */
+const workspaceHost = z
+  .string({ error: 'expected the workspace URL, e.g. https://dbc-1234.cloud.databricks.com' })
+  .min(1, 'expected the workspace URL, e.g. https://dbc-1234.cloud.databricks.com')
+  .transform((v) => (/^https?:\/\//.test(v) ? v : `https://${v}`).replace(/\/+$/, ''))
+  .refine((v) => URL.canParse(v), 'expected a URL like https://dbc-1234.cloud.databricks.com');
+
 export const patAuthSchema = z.strictObject({
   method: z.literal('pat'),
   /** A Databricks personal access token (or, for plain PostgreSQL, its password). */
   token: z.string().min(1, 'expected a non-empty token; set it inline, as ${DATABRICKS_TOKEN}, or use tokenFile').optional(),
   tokenFile: nonEmpty('a path to a file holding the token').optional(),
+  /** Needed only when an environment exchanges the token for a database credential. */
+  workspaceHost: workspaceHost.optional(),
 });
 
-export const authSchema = z.discriminatedUnion('method', [patAuthSchema], {
-  error: (iss) =>
-    iss.code === 'invalid_union' ? 'expected method: pat (m2m and federation are not available yet)' : undefined,
+export const m2mAuthSchema = z.strictObject({
+  method: z.literal('m2m'),
+  workspaceHost,
+  /** The service principal's application (client) id; also its Postgres user name. */
+  clientId: nonEmpty('the service principal application id'),
+  clientSecret: z.string().min(1, 'expected a non-empty clientSecret, e.g. ${DATABRICKS_CLIENT_SECRET}').optional(),
+  clientSecretFile: nonEmpty('a path to a file holding the client secret').optional(),
+  /** Use the account-level endpoint /oidc/accounts/<accountId>/v1/token instead of the workspace one. */
+  accountId: nonEmpty('a Databricks account id').optional(),
 });
+
+export const subjectTokenSchema = z.discriminatedUnion(
+  'source',
+  [
+    z.strictObject({
+      source: z.literal('static'),
+      token: z.string().min(1, 'expected a non-empty IdP token').optional(),
+      /** Re-read on every exchange, so a rotated workload-identity token is picked up. */
+      tokenFile: nonEmpty('a path to a file holding the IdP JWT').optional(),
+    }),
+    /** The IdP token of the person who starts the job, carried (sealed) with the workflow input. */
+    z.strictObject({ source: z.literal('login-idp') }),
+  ],
+  { error: (iss) => (iss.code === 'invalid_union' ? 'expected source: static or source: login-idp' : undefined) },
+);
+
+export const federationAuthSchema = z.strictObject({
+  method: z.literal('federation'),
+  workspaceHost,
+  /** Set for workload identity federation (a service principal's policy); omit for account-wide user federation. */
+  clientId: nonEmpty('the service principal application id').optional(),
+  accountId: nonEmpty('a Databricks account id').optional(),
+  subjectToken: subjectTokenSchema,
+});
+
+export const authSchema = z.discriminatedUnion('method', [patAuthSchema, m2mAuthSchema, federationAuthSchema], {
+  error: (iss) => (iss.code === 'invalid_union' ? 'expected method: pat, m2m or federation' : undefined),
+});
+
+/** Exchange the OAuth token for a Postgres credential (Lakebase database credential APIs). */
+export const credentialSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({ type: z.literal('provisioned'), instanceName: nonEmpty('the database instance name') }),
+    z.strictObject({ type: z.literal('autoscaling'), endpoint: nonEmpty('the endpoint resource name, e.g. projects/p/branches/b/endpoints/e') }),
+  ],
+  { error: (iss) => (iss.code === 'invalid_union' ? 'expected type: provisioned or type: autoscaling' : undefined) },
+);
 
 export const sslSchema = z.strictObject({
   mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full'], {
@@ -54,6 +107,7 @@ export const environmentSchema = z.strictObject({
   ssl: sslSchema.default({ mode: 'require' }),
   statementTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(300_000),
   poolMax: positiveInt('a pool size (integer 1–1000)', 1000).default(10),
+  credential: credentialSchema.optional(),
 });
 
 export const profileSchema = z.strictObject({
@@ -111,12 +165,21 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     for (const [name, profile] of Object.entries(cfg.profiles)) {
       const a = profile.auth;
+      const at = ['profiles', name, 'auth'];
       if (a.method === 'pat' && !a.token === !a.tokenFile)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['profiles', name, 'auth'],
-          message: 'expected exactly one of token or tokenFile (e.g. token: ${DATABRICKS_TOKEN})',
-        });
+        ctx.addIssue({ code: 'custom', path: at, message: 'expected exactly one of token or tokenFile (e.g. token: ${DATABRICKS_TOKEN})' });
+      if (a.method === 'm2m' && !a.clientSecret === !a.clientSecretFile)
+        ctx.addIssue({ code: 'custom', path: at, message: 'expected exactly one of clientSecret or clientSecretFile (e.g. clientSecret: ${DATABRICKS_CLIENT_SECRET})' });
+      if (a.method === 'federation' && a.subjectToken.source === 'static' && !a.subjectToken.token === !a.subjectToken.tokenFile)
+        ctx.addIssue({ code: 'custom', path: [...at, 'subjectToken'], message: 'expected exactly one of token or tokenFile' });
+      for (const [envName, env] of Object.entries(profile.environments)) {
+        if (env.credential && a.method === 'pat' && !a.workspaceHost)
+          ctx.addIssue({
+            code: 'custom',
+            path: [...at, 'workspaceHost'],
+            message: `environment "${envName}" exchanges the token for a database credential: set workspaceHost to call the credential API`,
+          });
+      }
     }
     for (const [name, p] of Object.entries(cfg.pipelines)) {
       for (const side of ['source', 'target'] as const) {
@@ -145,3 +208,4 @@ export type Profile = z.infer<typeof profileSchema>;
 export type EnvironmentConfig = z.infer<typeof environmentSchema>;
 export type PipelineConfig = z.infer<typeof pipelineSchema>;
 export type AuthConfig = z.infer<typeof authSchema>;
+export type CredentialConfig = z.infer<typeof credentialSchema>;
