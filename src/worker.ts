@@ -1,8 +1,9 @@
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
-import { createActivities, type RowTransform } from './activities';
+import { createActivities, type ActivityDeps, type RowTransform } from './activities';
+import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
+import { loadSealingKeys, type SealingKey } from './auth/sealed';
 import type { Config } from './config/schema';
-import { createPatPasswordSource } from './auth/pat';
 import { createPoolRegistry, type PoolRegistry } from './db/pools';
 import type { Logger } from './logger';
 
@@ -36,13 +37,32 @@ const quietBundlerLogger: TemporalLogger = {
   error: (m, meta) => console.error(m, meta ?? ''),
 };
 
-export interface LakebaseWorkerOptions {
+export interface DepsOptions {
   config: Config;
   logger: Logger;
+  rowTransforms?: Record<string, RowTransform>;
+  /** Defaults to a fresh provider with its own process-wide token cache. */
+  credentials?: CredentialProvider;
+  /** Defaults to LAKEBASE_SECRET_KEYS / LAKEBASE_SECRET_KEYS_FILE. */
+  sealingKeys?: SealingKey[];
+}
+
+/** Everything the activities need, built once per worker process. */
+export function buildDeps(opts: DepsOptions): ActivityDeps {
+  const credentials = opts.credentials ?? createCredentialProvider({ config: opts.config, logger: opts.logger });
+  return {
+    config: opts.config,
+    credentials,
+    pools: createPoolRegistry({ config: opts.config, logger: opts.logger, credentials }),
+    sealingKeys: opts.sealingKeys ?? loadSealingKeys(),
+    rowTransforms: opts.rowTransforms,
+  };
+}
+
+export interface LakebaseWorkerOptions extends DepsOptions {
   connection: NativeConnection;
   /** Overrides `config.temporal.taskQueue` (tests use one queue each). */
   taskQueue?: string;
-  rowTransforms?: Record<string, RowTransform>;
   /** How long running activities get to finish on shutdown before they are cancelled. */
   shutdownGraceTime?: string;
   maxConcurrentActivityTaskExecutions?: number;
@@ -51,6 +71,7 @@ export interface LakebaseWorkerOptions {
 export interface LakebaseWorker {
   worker: Worker;
   pools: PoolRegistry;
+  credentials: CredentialProvider;
   /** Runs until shutdown (SIGINT/SIGTERM or worker.shutdown()), then closes the pools. */
   run(): Promise<void>;
   /** Runs while `fn` runs, then shuts down gracefully and closes the pools. */
@@ -58,9 +79,10 @@ export interface LakebaseWorker {
 }
 
 export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise<LakebaseWorker> {
-  const { config, logger } = opts;
-  const pools = createPoolRegistry({ config, logger, password: createPatPasswordSource(config) });
-  const activities = createActivities({ config, pools, rowTransforms: opts.rowTransforms });
+  const { config } = opts;
+  const deps = buildDeps(opts);
+  const { pools } = deps;
+  const activities = createActivities(deps);
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: config.temporal.namespace,
@@ -73,6 +95,7 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
   return {
     worker,
     pools,
+    credentials: deps.credentials,
     async run() {
       try {
         await worker.run();

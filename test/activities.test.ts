@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { createSyncActivities } from '../src/activities/sync';
+import { buildDeps } from '../src/worker';
 import { relationChecksum } from '../src/db/checksum';
-import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
+import type { PoolRegistry } from '../src/db/pools';
 import { createLogger } from '../src/logger';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
 
@@ -54,12 +55,13 @@ describe('sync activities against real PostgreSQL', () => {
         transform: { columns: { amount: 'no_such_column * 2' } },
       },
     });
-    pools = createPoolRegistry({ config, logger: createLogger({ level: 'silent' }), password: async () => 'unused' });
-    acts = createSyncActivities({
+    const deps = buildDeps({
       config,
-      pools,
+      logger: createLogger({ level: 'silent' }),
       rowTransforms: { dropTwo: (row) => (row.Id === '2' ? null : { ...row, 'Display Name': `${row['Display Name'] ?? ''}!` }) },
     });
+    pools = deps.pools;
+    acts = createSyncActivities(deps);
   });
 
   after(async () => {

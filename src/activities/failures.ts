@@ -1,4 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { LakebaseAuthError } from '../auth/errors';
+import { SealingError } from '../auth/sealed';
 import { classifySqlError, describeSqlError } from '../db/errors';
 import { IdentifierError } from '../db/identifiers';
 import { PipelineShapeError } from '../db/syncSql';
@@ -9,6 +11,18 @@ export const CONFIG_FAILURE_TYPES = ['LakebaseConfigError'] as const;
 /** Turns anything a SQL activity throws into a typed ApplicationFailure (the one place that does). */
 export function toActivityFailure(err: unknown, statement: string): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
+  if (err instanceof LakebaseAuthError) {
+    return ApplicationFailure.create({
+      message: err.message,
+      type: err.type,
+      nonRetryable: !err.retryable,
+      nextRetryDelay: err.retryAfterMs,
+      details: [{ needsNewIdpToken: err.needsNewIdpToken }],
+    });
+  }
+  if (err instanceof SealingError) {
+    return ApplicationFailure.create({ message: err.message, type: 'LakebaseAuthConfigError', nonRetryable: true });
+  }
   if (err instanceof PipelineShapeError || err instanceof IdentifierError) {
     return ApplicationFailure.create({ message: err.message, type: 'LakebaseConfigError', nonRetryable: true });
   }

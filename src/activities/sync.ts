@@ -1,9 +1,11 @@
 import type pg from 'pg';
+import type { CredentialProvider, Session } from '../auth/credentials';
+import { unseal, type SealingKey } from '../auth/sealed';
 import type { Config, PipelineConfig } from '../config/schema';
 import { MAX_BIND_PARAMS, keysetSelect, planColumns, sourceRelation, upsertStatement } from '../db/syncSql';
 import type { PoolRegistry } from '../db/pools';
 import { configFailure, toActivityFailure } from './failures';
-import type { Batch, ReadBatchInput, SqlText, SyncPlan, WriteResult } from './types';
+import type { Batch, JobAuth, ReadBatchInput, SqlText, SyncPlan, WriteResult } from './types';
 
 /** A named TypeScript row transform registered with the worker. Return null to drop the row. */
 export type RowTransform = (row: Record<string, SqlText>) => Record<string, SqlText> | null;
@@ -11,7 +13,15 @@ export type RowTransform = (row: Record<string, SqlText>) => Record<string, SqlT
 export interface SyncDeps {
   config: Config;
   pools: PoolRegistry;
+  credentials: CredentialProvider;
+  /** Keys that open sealed IdP tokens of login-idp jobs. */
+  sealingKeys: SealingKey[];
   rowTransforms?: Record<string, RowTransform>;
+}
+
+/** Opens a job's sealed IdP token for this process only. */
+export function sessionOf(auth: JobAuth | undefined, keys: SealingKey[]): Session | undefined {
+  return auth ? { idpToken: unseal(auth.idpToken, keys) } : undefined;
 }
 
 // Every value comes back as PostgreSQL's own text: no float rounding, no Date truncation.
@@ -20,20 +30,32 @@ const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) =>
 /** Temporal rejects payloads over 2 MB and warns above 512 KiB; stay below both (this path is for small batches). */
 const BATCH_BYTE_BUDGET = 450_000;
 
-export function createSyncActivities({ config, pools, rowTransforms = {} }: SyncDeps) {
+export function createSyncActivities({ config, pools, sealingKeys, rowTransforms = {} }: SyncDeps) {
   function pipelineOf(name: string): PipelineConfig {
     const p = config.pipelines[name];
     if (!p) throw configFailure(`unknown pipeline "${name}"; configured pipelines: ${Object.keys(config.pipelines).join(', ') || '(none)'}`);
     return p;
   }
 
-  async function sourceColumns(p: PipelineConfig): Promise<string[]> {
-    const pool = pools.get(p.source.profile, p.source.environment);
-    const res = await pool.query({ text: `SELECT * FROM ${sourceRelation(p)} LIMIT 0`, types: RAW_TEXT });
+  /** Runs `fn` on a connection to one side of the pipeline, always giving the connection back. */
+  async function withClient<R>(p: PipelineConfig, side: 'source' | 'target', auth: JobAuth | undefined, fn: (c: pg.PoolClient) => Promise<R>): Promise<R> {
+    const client = await pools.connect(p[side].profile, p[side].environment, sessionOf(auth, sealingKeys));
+    try {
+      const result = await fn(client);
+      client.release();
+      return result;
+    } catch (err) {
+      client.release(true);
+      throw err;
+    }
+  }
+
+  async function sourceColumns(client: pg.PoolClient, p: PipelineConfig): Promise<string[]> {
+    const res = await client.query({ text: `SELECT * FROM ${sourceRelation(p)} LIMIT 0`, types: RAW_TEXT });
     return res.fields.map((f) => f.name);
   }
 
-  async function planSync({ pipeline }: { pipeline: string }): Promise<SyncPlan> {
+  async function planSync({ pipeline, auth }: { pipeline: string; auth?: JobAuth }): Promise<SyncPlan> {
     const p = pipelineOf(pipeline);
     if (p.mode === 'full-refresh')
       throw configFailure(`pipelines.${pipeline}.mode: full-refresh is not supported by this version; use upsert or append`);
@@ -42,7 +64,7 @@ export function createSyncActivities({ config, pools, rowTransforms = {} }: Sync
         `pipelines.${pipeline}.transform.rowTransform: no row transform "${p.transform.rowTransform}" is registered with this worker; registered: ${Object.keys(rowTransforms).join(', ') || '(none)'}`,
       );
     try {
-      planColumns(p, await sourceColumns(p), pipeline);
+      await withClient(p, 'source', auth, async (c) => planColumns(p, await sourceColumns(c, p), pipeline));
     } catch (err) {
       throw toActivityFailure(err, `planSync(${pipeline}) reading source columns`);
     }
@@ -56,17 +78,19 @@ export function createSyncActivities({ config, pools, rowTransforms = {} }: Sync
     };
   }
 
-  async function readBatch({ pipeline, after, limit }: ReadBatchInput): Promise<Batch> {
+  async function readBatch({ pipeline, after, limit, auth }: ReadBatchInput): Promise<Batch> {
     const p = pipelineOf(pipeline);
     const statement = `readBatch(${pipeline})`;
     try {
-      const plan = planColumns(p, await sourceColumns(p), pipeline);
-      const pool = pools.get(p.source.profile, p.source.environment);
-      const res = await pool.query<SqlText[]>({
-        text: keysetSelect(p, plan, after !== null, limit),
-        values: after ?? [],
-        rowMode: 'array',
-        types: RAW_TEXT,
+      const { plan, res } = await withClient(p, 'source', auth, async (c) => {
+        const plan = planColumns(p, await sourceColumns(c, p), pipeline);
+        const res = await c.query<SqlText[]>({
+          text: keysetSelect(p, plan, after !== null, limit),
+          values: after ?? [],
+          rowMode: 'array',
+          types: RAW_TEXT,
+        });
+        return { plan, res };
       });
       let rows = res.rows;
       let bytes = 0;
@@ -108,38 +132,33 @@ export function createSyncActivities({ config, pools, rowTransforms = {} }: Sync
     return { columns, rows: out, lastKey: batch.lastKey };
   }
 
-  async function writeBatch({ pipeline, batch }: { pipeline: string; batch: Batch }): Promise<WriteResult> {
+  async function writeBatch({ pipeline, batch, auth }: { pipeline: string; batch: Batch; auth?: JobAuth }): Promise<WriteResult> {
     const p = pipelineOf(pipeline);
     if (batch.rows.length === 0) return { rowsWritten: 0 };
     const mode = p.mode === 'append' ? 'append' : 'upsert';
     const rowsPerStatement = Math.max(1, Math.floor(MAX_BIND_PARAMS / batch.columns.length));
-    const client = await connect(pools.get(p.target.profile, p.target.environment), `writeBatch(${pipeline})`);
-    let rowsWritten = 0;
     try {
-      // One transaction per batch: a failed attempt leaves nothing behind, a retry starts clean.
-      await client.query('BEGIN');
-      for (let start = 0; start < batch.rows.length; start += rowsPerStatement) {
-        const slice = batch.rows.slice(start, start + rowsPerStatement);
-        const res = await client.query(upsertStatement(p.target.table!, batch.columns, p.key, slice.length, mode), slice.flat());
-        rowsWritten += res.rowCount ?? 0;
-      }
-      await client.query('COMMIT');
+      return await withClient(p, 'target', auth, async (client) => {
+        let rowsWritten = 0;
+        // One transaction per batch: a failed attempt leaves nothing behind, a retry starts clean.
+        await client.query('BEGIN');
+        try {
+          for (let start = 0; start < batch.rows.length; start += rowsPerStatement) {
+            const slice = batch.rows.slice(start, start + rowsPerStatement);
+            const res = await client.query(upsertStatement(p.target.table!, batch.columns, p.key, slice.length, mode), slice.flat());
+            rowsWritten += res.rowCount ?? 0;
+          }
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+        return { rowsWritten };
+      });
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      client.release(true);
       throw toActivityFailure(err, `writeBatch(${pipeline}) into ${p.target.table}`);
     }
-    client.release();
-    return { rowsWritten };
   }
 
   return { planSync, readBatch, transformBatch, writeBatch };
-}
-
-async function connect(pool: pg.Pool, statement: string): Promise<pg.PoolClient> {
-  try {
-    return await pool.connect();
-  } catch (err) {
-    throw toActivityFailure(err, `${statement} connecting`);
-  }
 }

@@ -21,6 +21,7 @@ export interface SyncPlan {
 
 export interface ReadBatchInput {
   pipeline: string;
+  auth?: JobAuth;
   after: SqlText[] | null;
   limit: number;
 }
@@ -28,4 +29,26 @@ export interface ReadBatchInput {
 export interface WriteResult {
   /** Rows inserted or changed; unchanged rows are not counted. */
   rowsWritten: number;
+}
+
+/** Carried by on-behalf-of (login-idp) jobs: the user's IdP token, sealed — never plaintext in history. */
+export interface JobAuth {
+  idpToken: string;
+}
+
+export interface AcquireTokenInput {
+  profile: string;
+  environment: string;
+  auth?: JobAuth;
+}
+
+/** What the token activity returns: metadata only, safe for workflow history. */
+export interface LakebaseTokenInfo {
+  profile: string;
+  environment: string;
+  identity: string;
+  expiresAt: string;
+  fingerprint: string;
+  /** Token requests this worker process has made so far (all profiles). */
+  workerTokenRequests: number;
 }

@@ -1,27 +1,33 @@
 import pg from 'pg';
+import type { CredentialProvider, Session } from '../auth/credentials';
 import type { Config, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
+import { classifySqlError } from './errors';
 import { quoteIdent } from './identifiers';
 import { tlsOptionsFor } from './ssl';
 
-/** Supplies the password for a new connection: a Lakebase OAuth token, fetched per login. */
-export type PasswordSource = (profile: string, environment: string) => Promise<string>;
-
 export interface PoolRegistryOptions {
   config: Config;
-  password: PasswordSource;
+  credentials: CredentialProvider;
   logger: Logger;
 }
 
 export interface PoolRegistry {
-  get(profile: string, environment: string): pg.Pool;
+  get(profile: string, environment: string, session?: Session): pg.Pool;
+  /**
+   * A client from the pool. A login refused with 28P01/28000 (token expired or revoked) drops the
+   * cached token and logs in once more with a fresh one before giving up.
+   */
+  connect(profile: string, environment: string, session?: Session): Promise<pg.PoolClient>;
   environment(profile: string, environment: string): EnvironmentConfig;
   end(): Promise<void>;
 }
 
-/** One pg.Pool per (profile, environment), created on first use. */
-export function createPoolRegistry({ config, password, logger }: PoolRegistryOptions): PoolRegistry {
+/** One pg.Pool per (profile, environment, identity), created on first use. */
+export function createPoolRegistry({ config, credentials, logger }: PoolRegistryOptions): PoolRegistry {
   const pools = new Map<string, pg.Pool>();
+  // The newest session per pool: a refreshed IdP token replaces the old one for future logins.
+  const sessions = new Map<string, Session | undefined>();
 
   function environment(profile: string, env: string): EnvironmentConfig {
     const e = config.profiles[profile]?.environments[env];
@@ -29,8 +35,9 @@ export function createPoolRegistry({ config, password, logger }: PoolRegistryOpt
     return e;
   }
 
-  function get(profile: string, env: string): pg.Pool {
-    const id = `${profile}/${env}`;
+  function get(profile: string, env: string, session?: Session): pg.Pool {
+    const id = `${profile}/${env}/${credentials.identityKey(profile, session)}`;
+    if (session) sessions.set(id, session);
     const existing = pools.get(id);
     if (existing) return existing;
     const e = environment(profile, env);
@@ -39,7 +46,8 @@ export function createPoolRegistry({ config, password, logger }: PoolRegistryOpt
       port: e.port,
       database: e.database,
       user: e.user,
-      password: () => password(profile, env),
+      // Lakebase checks the token only at login, so every new connection asks the cache.
+      password: async () => (await credentials.acquire(profile, env, sessions.get(id))).token,
       ssl: tlsOptionsFor(e.ssl),
       max: e.poolMax,
       statement_timeout: e.statementTimeoutMs,
@@ -51,17 +59,30 @@ export function createPoolRegistry({ config, password, logger }: PoolRegistryOpt
     if (e.defaultSchema) {
       const setPath = `SET search_path TO ${quoteIdent(e.defaultSchema, 'defaultSchema')}, public`;
       pool.on('connect', (client) => {
-        client.query(setPath).catch((err: Error) => logger.warn({ err: err.message, pool: id }, 'could not set search_path'));
+        client.query(setPath).catch((err: Error) => logger.warn({ err: err.message, pool: `${profile}/${env}` }, 'could not set search_path'));
       });
     }
     // The server may close idle connections at any time: report, never crash.
-    pool.on('error', (err) => logger.warn({ pool: id, err: err.message }, 'idle database connection closed'));
+    pool.on('error', (err) => logger.warn({ pool: `${profile}/${env}`, err: err.message }, 'idle database connection closed'));
     pools.set(id, pool);
     return pool;
   }
 
+  async function connect(profile: string, env: string, session?: Session): Promise<pg.PoolClient> {
+    const pool = get(profile, env, session);
+    try {
+      return await pool.connect();
+    } catch (err) {
+      if (classifySqlError(err).kind !== 'auth') throw err;
+      logger.warn({ pool: `${profile}/${env}`, sqlState: (err as { code?: string }).code }, 'login refused; refreshing the token and retrying once');
+      credentials.invalidate(profile, env, session);
+      return pool.connect();
+    }
+  }
+
   return {
     get,
+    connect,
     environment,
     async end() {
       await Promise.all([...pools.values()].map((p) => p.end()));

@@ -1,0 +1,38 @@
+import type { CredentialProvider } from '../auth/credentials';
+import type { SealingKey } from '../auth/sealed';
+import { configFailure, toActivityFailure } from './failures';
+import { sessionOf } from './sync';
+import type { AcquireTokenInput, LakebaseTokenInfo } from './types';
+import type { Config } from '../config/schema';
+
+export interface TokenDeps {
+  config: Config;
+  credentials: CredentialProvider;
+  sealingKeys: SealingKey[];
+}
+
+export function createTokenActivities({ config, credentials, sealingKeys }: TokenDeps) {
+  /**
+   * Warms (or refreshes) this worker's token cache for a profile/environment and returns metadata
+   * only. SQL activities on this worker then log in without a token request of their own.
+   */
+  async function acquireLakebaseToken({ profile, environment, auth }: AcquireTokenInput): Promise<LakebaseTokenInfo> {
+    if (!config.profiles[profile]?.environments[environment]) {
+      throw configFailure(`unknown profile/environment "${profile}/${environment}"`);
+    }
+    try {
+      const t = await credentials.acquire(profile, environment, sessionOf(auth, sealingKeys));
+      return {
+        profile,
+        environment,
+        identity: t.identity,
+        expiresAt: new Date(t.expiresAt).toISOString(),
+        fingerprint: t.fingerprint,
+        workerTokenRequests: credentials.cache.fetches,
+      };
+    } catch (err) {
+      throw toActivityFailure(err, `acquireLakebaseToken(${profile}/${environment})`);
+    }
+  }
+  return { acquireLakebaseToken };
+}
