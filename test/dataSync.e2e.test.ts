@@ -121,9 +121,11 @@ describe('dataSync end to end (real Temporal dev server, real PostgreSQL)', () =
       assert.equal(app.type, 'LakebaseSqlError');
       assert.match(app.message, /column "no_such_col" does not exist/);
       const history = await handle.fetchHistory();
-      const started = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes);
-      // planSync then readBatch: each started once, readBatch on attempt 1.
-      assert.deepEqual(started.map((e) => e.activityTaskStartedEventAttributes!.attempt), [1, 1]);
+      const events = history.events ?? [];
+      const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+      assert.deepEqual(scheduled, ['planSync', 'acquireLakebaseToken', 'readBatch']);
+      const attempts = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      assert.deepEqual(attempts, [1, 1, 1], 'readBatch ran exactly once');
     });
   });
 });

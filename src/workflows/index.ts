@@ -1,2 +1,2 @@
-export { dataSync, progressQuery } from './dataSync';
+export { dataSync, progressQuery, idpTokenSignal, reloginUpdate } from './dataSync';
 export type { DataSyncInput, SyncProgress } from './dataSync';
