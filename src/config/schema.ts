@@ -107,6 +107,8 @@ export const environmentSchema = z.strictObject({
   ssl: sslSchema.default({ mode: 'require' }),
   statementTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(300_000),
   poolMax: positiveInt('a pool size (integer 1–1000)', 1000).default(10),
+  /** Close pooled connections idle this long (Lakebase closes idle sessions itself, too). */
+  idleTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(30_000),
   credential: credentialSchema.optional(),
 });
 

@@ -51,8 +51,7 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
       ssl: tlsOptionsFor(e.ssl),
       max: e.poolMax,
       statement_timeout: e.statementTimeoutMs,
-      // Lakebase closes idle connections; keep ours shorter-lived than that and than a token.
-      idleTimeoutMillis: 30_000,
+      idleTimeoutMillis: e.idleTimeoutMs,
       connectionTimeoutMillis: 15_000,
       application_name: 'lakebase-worker',
     });

@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { PostgresConnection, createStartupMessage } from 'pg-gateway';
+import type { TokenStore } from './tokens';
+
+export interface PostgresFront {
+  server: net.Server;
+  logins: { accepted: number; refused: number };
+  /** Ends every open session (the server's close() waits for them otherwise). */
+  closeAll(): void;
+}
+
+interface Upstream {
+  socket: net.Socket;
+  /** ParameterStatus messages from the real server, replayed to the client. */
+  statuses: Buffer[];
+}
+
+class UpstreamError extends Error {
+  constructor(message: string, readonly raw?: Buffer) {
+    super(message);
+  }
+}
+
+function passwordMessage(password: string): Buffer {
+  const body = Buffer.from(`${password}\0`, 'utf8');
+  const head = Buffer.alloc(5);
+  head.write('p', 0);
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** Logs in to the real PostgreSQL (trust, cleartext or md5) and reads until ReadyForQuery. */
+function openUpstream(url: URL, parameters: Record<string, string>): Promise<Upstream> {
+  const user = decodeURIComponent(url.username) || 'postgres';
+  const password = decodeURIComponent(url.password);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(url.port || 5432), url.hostname);
+    const statuses: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    const fail = (err: Error) => {
+      socket.destroy();
+      reject(err);
+    };
+    socket.once('error', fail);
+    socket.on('connect', () => {
+      socket.write(createStartupMessage({ majorVersion: 3, minorVersion: 0, parameters: { ...parameters, user } }));
+    });
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 5) {
+        const len = buf.readInt32BE(1);
+        if (buf.length < len + 1) return;
+        const msg = buf.subarray(0, len + 1);
+        buf = buf.subarray(len + 1);
+        const type = String.fromCharCode(msg[0]!);
+        if (type === 'R') {
+          const code = msg.readInt32BE(5);
+          if (code === 3) socket.write(passwordMessage(password));
+          else if (code === 5) {
+            const salt = msg.subarray(9, 13);
+            const inner = createHash('md5').update(password + user).digest('hex');
+            socket.write(passwordMessage(`md5${createHash('md5').update(Buffer.concat([Buffer.from(inner), salt])).digest('hex')}`));
+          } else if (code !== 0) return fail(new UpstreamError(`upstream asks for authentication method ${code}; use trust, password or md5 for the emulator's upstream user`));
+        } else if (type === 'S') statuses.push(Buffer.from(msg));
+        else if (type === 'E') return fail(new UpstreamError('upstream refused the connection', Buffer.from(msg)));
+        else if (type === 'Z') {
+          socket.off('data', onData);
+          socket.off('error', fail);
+          if (buf.length) socket.unshift(buf);
+          return resolve({ socket, statuses });
+        }
+      }
+    };
+    socket.on('data', onData);
+  });
+}
+
+/**
+ * A Postgres front like Lakebase's: a login is accepted only while its password is a valid token
+ * issued to that user (checked at login only; open connections outlive the token), then the
+ * session is piped to the real PostgreSQL.
+ */
+export function createPostgresFront(store: TokenStore, upstreamUrl: string): PostgresFront {
+  const upstream = new URL(upstreamUrl);
+  const logins = { accepted: 0, refused: 0 };
+  const open = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const conn = new PostgresConnection(socket, {
+      authMode: 'cleartextPassword',
+      validateCredentials: (credentials) => {
+        if (credentials.authMode !== 'cleartextPassword') return false;
+        const rec = store.valid(credentials.password);
+        const ok = rec !== undefined && rec.identity === credentials.user;
+        if (ok) logins.accepted++;
+        else logins.refused++;
+        return ok;
+      },
+      onAuthenticated: async (state) => {
+        const { user: _user, ...parameters } = state.clientInfo!.parameters;
+        parameters.database ??= state.clientInfo!.parameters.user;
+        const client = conn.detach();
+        try {
+          const up = await openUpstream(upstream, parameters);
+          for (const s of up.statuses) client.write(s);
+          up.socket.on('error', () => client.destroy());
+          client.on('error', () => up.socket.destroy());
+          up.socket.on('close', () => client.destroy());
+          client.on('close', () => up.socket.destroy());
+          client.pipe(up.socket);
+          up.socket.pipe(client);
+        } catch (err) {
+          if (err instanceof UpstreamError && err.raw) client.end(err.raw);
+          else client.destroy();
+        }
+      },
+    });
+    void conn;
+  });
+  return { server, logins, closeAll: () => open.forEach((s) => s.destroy()) };
+}

@@ -1,0 +1,38 @@
+import { randomBytes } from 'node:crypto';
+
+export type TokenKind = 'oauth' | 'database-credential' | 'pat';
+
+interface TokenRecord {
+  identity: string;
+  kind: TokenKind;
+  /** Epoch ms; Infinity for PATs. */
+  expiresAt: number;
+}
+
+/** Tokens the emulated workspace has issued. Several may be valid for one identity at once. */
+export class TokenStore {
+  private readonly tokens = new Map<string, TokenRecord>();
+
+  issue(identity: string, kind: Exclude<TokenKind, 'pat'>, ttlSeconds: number): { token: string; expiresAt: number } {
+    const prefix = kind === 'oauth' ? 'eyJlbXVsYXRlZCI6dHJ1ZX0' : 'dbcred';
+    const token = `${prefix}.${randomBytes(24).toString('base64url')}`;
+    const expiresAt = Date.now() + ttlSeconds * 1000;
+    this.tokens.set(token, { identity, kind, expiresAt });
+    return { token, expiresAt };
+  }
+
+  addPat(identity: string, token: string): void {
+    this.tokens.set(token, { identity, kind: 'pat', expiresAt: Number.POSITIVE_INFINITY });
+  }
+
+  /** The record if the token exists and has not expired now. */
+  valid(token: string): TokenRecord | undefined {
+    const r = this.tokens.get(token);
+    return r && r.expiresAt > Date.now() ? r : undefined;
+  }
+
+  /** Expire every token of an identity (or all), as a revocation would. */
+  expireAll(identity?: string): void {
+    for (const [t, r] of this.tokens) if (identity === undefined || r.identity === identity) this.tokens.set(t, { ...r, expiresAt: 0 });
+  }
+}
