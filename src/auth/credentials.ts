@@ -31,16 +31,28 @@ export interface CredentialProviderOptions {
 /** A PAT has no expiry we can see; re-read it this often so a rotated tokenFile is picked up. */
 const PAT_REREAD_MS = 10 * 60_000;
 
-/** `sub` of a JWT, decoded without verification — used only to key caches, never to trust. */
-export function jwtSubject(token: string): string | undefined {
+/** A JWT's claims, decoded without verification — used only to key caches and label logs, never to trust. */
+function unverifiedClaims(token: string): Record<string, unknown> | undefined {
   const part = token.split('.')[1];
   if (!part) return undefined;
   try {
-    const claims = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as { sub?: unknown };
-    return typeof claims.sub === 'string' ? claims.sub : undefined;
+    const claims: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    return claims && typeof claims === 'object' ? (claims as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+export function jwtSubject(token: string): string | undefined {
+  const sub = unverifiedClaims(token)?.sub;
+  return typeof sub === 'string' ? sub : undefined;
+}
+
+/** The person a user-federation token speaks for, as federation policies usually map it (email, else sub). */
+function jwtPerson(token: string): string | undefined {
+  const claims = unverifiedClaims(token);
+  const v = claims?.email ?? claims?.sub;
+  return typeof v === 'string' ? v : undefined;
 }
 
 export function canMint(auth: AuthConfig): boolean {
@@ -100,7 +112,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
         }
         const subject = await subjectToken(profile, auth, ctx, session);
         const t = await oauth.exchangeToken({ workspaceHost: auth.workspaceHost, accountId: auth.accountId, clientId: auth.clientId, subjectToken: subject });
-        const identity = auth.clientId ?? jwtSubject(subject) ?? 'federated';
+        const identity = auth.clientId ?? jwtPerson(subject) ?? 'federated';
         log.info({ profile, method: 'federation', identity, fingerprint: fingerprint(t.token), expiresAt: new Date(t.expiresAt).toISOString() }, 'token acquired');
         return { ...t, identity };
       } catch (err) {

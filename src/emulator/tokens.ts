@@ -31,6 +31,11 @@ export class TokenStore {
     return r && r.expiresAt > Date.now() ? r : undefined;
   }
 
+  /** Every token ever issued or registered (tests scan logs and history for them). */
+  all(): string[] {
+    return [...this.tokens.keys()];
+  }
+
   /** Expire every token of an identity (or all), as a revocation would. */
   expireAll(identity?: string): void {
     for (const [t, r] of this.tokens) if (identity === undefined || r.identity === identity) this.tokens.set(t, { ...r, expiresAt: 0 });

@@ -1,12 +1,12 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import { temporalExecutable } from '../../src/provision/temporal';
 import { installRuntimeLogger } from '../../src/worker';
 
 /** A real Temporal dev server (the pinned CLI), one per test file. */
-export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+export async function startTemporal(runtimeLogger?: Logger): Promise<TestWorkflowEnvironment> {
   // Worker lifecycle and expected activity failures would drown the test report.
-  installRuntimeLogger(createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'error' }));
+  installRuntimeLogger(runtimeLogger ?? createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'error' }));
   const executable = await temporalExecutable((m) => console.log(m));
   return TestWorkflowEnvironment.createLocal({ server: { executable, log: { format: 'pretty', level: 'error' } } });
 }
