@@ -1,7 +1,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
-import { connectClient, startSync, syncProgress } from './client';
-import { ConfigError, loadConfigFile } from './config/load';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { RowTransform } from './activities';
+import { connectClient, relogin, startSync, syncProgress } from './client';
+import { LakebaseEmulator } from './emulator';
+import { ConfigError, loadConfigFile, loadDocument } from './config/load';
+import { emulatorOptionsSchema } from './emulator/options';
 import type { Config } from './config/schema';
 import { runDemo } from './demo';
 import { createLogger } from './logger';
@@ -15,6 +20,25 @@ function configPath(opts: { config?: string }): string {
 
 function loadConfig(opts: { config?: string }): Config {
   return loadConfigFile(configPath(opts));
+}
+
+function readSecretFile(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError([`${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+  }
+}
+
+/** Loads `--transforms <module>`: a module whose default (or `rowTransforms`) export maps names to functions. */
+function loadRowTransforms(file: string | undefined): Record<string, RowTransform> | undefined {
+  if (!file) return undefined;
+  const mod = require(path.resolve(file)) as { default?: unknown; rowTransforms?: unknown };
+  const table = (mod.rowTransforms ?? mod.default ?? mod) as Record<string, unknown>;
+  for (const [name, fn] of Object.entries(table)) {
+    if (typeof fn !== 'function') throw new ConfigError([`--transforms: export "${name}" of ${file} is not a function`]);
+  }
+  return table as Record<string, RowTransform>;
 }
 
 function positive(value: string): number {
@@ -32,9 +56,10 @@ program
   .command('worker')
   .description('run a worker: executes syncs and jobs from the configured task queue')
   .option('-c, --config <file>', 'configuration file (YAML or JSON); default $LAKEBASE_CONFIG or lakebase.yaml')
-  .action(async (opts: { config?: string }) => {
+  .option('-t, --transforms <module>', 'JS/TS module exporting named row transforms (default export or `rowTransforms`)')
+  .action(async (opts: { config?: string; transforms?: string }) => {
     const config = loadConfig(opts);
-    await runWorker(config, createLogger());
+    await runWorker(config, createLogger(), loadRowTransforms(opts.transforms));
   });
 
 const sync = program.command('sync').description('data-sync workflows');
@@ -44,13 +69,15 @@ sync
   .requiredOption('-p, --pipeline <name>', 'pipeline name from the configuration')
   .option('-c, --config <file>', 'configuration file')
   .option('-w, --wait', 'wait for the sync to finish and print its result')
-  .action(async (opts: { pipeline: string; config?: string; wait?: boolean }) => {
+  .option('--idp-token-file <file>', 'login-idp profiles: file holding the IdP token (JWT) of the user the sync runs for')
+  .action(async (opts: { pipeline: string; config?: string; wait?: boolean; idpTokenFile?: string }) => {
     const config = loadConfig(opts);
     if (!config.pipelines[opts.pipeline]) {
       throw new ConfigError([`--pipeline: unknown pipeline "${opts.pipeline}"; configured: ${Object.keys(config.pipelines).join(', ') || '(none)'}`]);
     }
     const client = await connectClient(config.temporal);
-    const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue });
+    const idpToken = opts.idpTokenFile ? readSecretFile(opts.idpTokenFile, '--idp-token-file') : undefined;
+    const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken });
     console.log(`started ${handle.workflowId}`);
     if (opts.wait) {
       const timer = setInterval(() => {
@@ -66,6 +93,36 @@ sync
       }
     }
     await client.connection.close();
+  });
+
+sync
+  .command('relogin')
+  .description('send a fresh IdP token to a sync waiting for re-login (after TOKEN_EXPIRED)')
+  .argument('<workflowId>', 'the waiting sync')
+  .requiredOption('--idp-token-file <file>', 'file holding the fresh IdP token (JWT)')
+  .option('-c, --config <file>', 'configuration file')
+  .action(async (workflowId: string, opts: { idpTokenFile: string; config?: string }) => {
+    const config = loadConfig(opts);
+    const client = await connectClient(config.temporal);
+    const ack = await relogin(client, workflowId, readSecretFile(opts.idpTokenFile, '--idp-token-file'));
+    console.log(ack.accepted ? `${workflowId}: fresh IdP token accepted` : `${workflowId}: token not accepted`);
+    await client.connection.close();
+  });
+
+program
+  .command('emulator')
+  .description('run the local Lakebase emulator (Databricks token/credential API + Postgres front)')
+  .option('-c, --config <file>', 'emulator options (YAML/JSON): ports, upstream, service principals, users, federation policies')
+  .action(async (opts: { config?: string }) => {
+    const options = opts.config ? loadDocument(opts.config, emulatorOptionsSchema) : {};
+    const emu = await new LakebaseEmulator(options).start();
+    console.log(`workspace API:  ${emu.workspaceUrl}   (use as workspaceHost)`);
+    console.log(`Postgres front: ${emu.postgres.host}:${emu.postgres.port}   (logins need a valid token as password)`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await emu.stop();
   });
 
 program
@@ -87,8 +144,9 @@ program
   .description('start a Temporal dev server and PostgreSQL, seed data, run a sync, verify it')
   .option('--rows <n>', 'rows to seed', positive, 100_000)
   .option('--exit', 'exit after the sync instead of keeping the Temporal UI up')
-  .action(async (opts: { rows: number; exit?: boolean }) => {
-    const ok = await runDemo({ rows: opts.rows, exit: opts.exit ?? false, logger: createLogger({ level: 'warn' }) });
+  .option('--embedded-postgres', 'use an embedded PostgreSQL even when DATABASE_URL or a local server is available')
+  .action(async (opts: { rows: number; exit?: boolean; embeddedPostgres?: boolean }) => {
+    const ok = await runDemo({ rows: opts.rows, exit: opts.exit ?? false, embeddedPostgres: opts.embeddedPostgres, logger: createLogger({ level: 'warn' }) });
     process.exitCode = ok ? 0 : 1;
   });
 

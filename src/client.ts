@@ -1,7 +1,8 @@
 import { Client, Connection, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TemporalConfig } from './config/schema';
+import { loadSealingKeys, seal } from './auth/sealed';
 import type { DataSyncInput, SyncProgress } from './workflows';
-import { progressQuery } from './workflows/dataSync';
+import { progressQuery, reloginUpdate } from './workflows/dataSync';
 
 export async function connectClient(temporal: TemporalConfig): Promise<Client> {
   const connection = await Connection.connect({ address: temporal.address });
@@ -19,13 +20,15 @@ export interface StartSyncOptions {
   workflowId?: string;
   /** Shown in the Temporal UI next to the workflow. */
   summary?: string;
+  /** For login-idp profiles: the IdP token of the user the sync runs for; sealed before it leaves this process. */
+  idpToken?: string;
 }
 
 export async function startSync(client: Client, opts: StartSyncOptions): Promise<WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>> {
   return client.workflow.start('dataSync', {
     taskQueue: opts.taskQueue,
     workflowId: opts.workflowId ?? syncWorkflowId(opts.pipeline),
-    args: [{ pipeline: opts.pipeline } satisfies DataSyncInput],
+    args: [{ pipeline: opts.pipeline, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }) } satisfies DataSyncInput],
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
     staticSummary: opts.summary ?? `Sync pipeline **${opts.pipeline}**`,
   });
@@ -33,4 +36,9 @@ export async function startSync(client: Client, opts: StartSyncOptions): Promise
 
 export async function syncProgress(client: Client, workflowId: string): Promise<SyncProgress> {
   return client.workflow.getHandle(workflowId).query(progressQuery);
+}
+
+/** Hands a fresh IdP token (sealed) to a sync waiting for re-login after TOKEN_EXPIRED. */
+export async function relogin(client: Client, workflowId: string, idpToken: string): Promise<{ accepted: boolean }> {
+  return client.workflow.getHandle(workflowId).executeUpdate(reloginUpdate, { args: [seal(idpToken, loadSealingKeys())] });
 }

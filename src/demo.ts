@@ -10,12 +10,16 @@ import { relationChecksum } from './db/checksum';
 import type { Logger } from './logger';
 import { freshDatabase, provisionPostgres } from './provision/postgres';
 import { temporalExecutable } from './provision/temporal';
+import { randomBytes } from 'node:crypto';
+import { LakebaseEmulator } from './emulator';
 import { createLakebaseWorker, installRuntimeLogger } from './worker';
 
 export interface DemoOptions {
   rows: number;
   /** Exit after the sync instead of keeping the Temporal UI up. */
   exit: boolean;
+  /** Use an embedded PostgreSQL even when DATABASE_URL or a local server is there. */
+  embeddedPostgres?: boolean;
   logger: Logger;
 }
 
@@ -69,7 +73,8 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
   say('Starting the Temporal dev server with its Web UI…');
   const env = await TestWorkflowEnvironment.createLocal({ server: { executable, ui: true, log: { format: 'pretty', level: 'error' } } });
   const uiPort = Number(env.address.split(':').pop()) + 1000;
-  const pgServer = await provisionPostgres(say);
+  const pgServer = await provisionPostgres(say, { forceEmbedded: opts.embeddedPostgres });
+  let emu: LakebaseEmulator | undefined;
   let ok = false;
   try {
     say(`PostgreSQL: ${pgServer.origin}. Creating database lakebase_demo and seeding ${opts.rows.toLocaleString('en')} orders…`);
@@ -79,13 +84,17 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     await seed.connect();
     await seed.query(SEED_SQL(opts.rows));
 
+    // Logins go through the Lakebase emulator exactly as to Lakebase: an M2M OAuth token is the password.
+    const clientSecret = `dose${randomBytes(16).toString('hex')}`;
+    emu = await new LakebaseEmulator({ upstream: pgServer.url, servicePrincipals: [{ clientId: 'demo-service-principal', clientSecret }] }).start();
+    say(`Lakebase emulator: workspace API ${emu.workspaceUrl}, Postgres front ${emu.postgres.host}:${emu.postgres.port} (M2M OAuth).`);
     const rawConfig = {
       temporal: { address: env.address, namespace: 'default', taskQueue: 'lakebase-demo' },
       profiles: {
         demo: {
-          auth: { method: 'pat', token: decodeURIComponent(u.password) || 'not-used-with-trust-auth' },
+          auth: { method: 'm2m', workspaceHost: emu.workspaceUrl, clientId: 'demo-service-principal', clientSecret },
           environments: {
-            local: { host: u.hostname, port: Number(u.port || 5432), database: 'lakebase_demo', user: decodeURIComponent(u.username) || os.userInfo().username, ssl: { mode: 'disable' } },
+            local: { host: emu.postgres.host, port: emu.postgres.port, database: 'lakebase_demo', user: 'demo-service-principal', ssl: { mode: 'disable' } },
           },
         },
       },
@@ -102,7 +111,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     };
     const config = parseConfig(rawConfig);
     const configFile = path.join(os.tmpdir(), 'lakebase-demo.yaml');
-    await writeFile(configFile, YAML.stringify({ ...rawConfig, profiles: { demo: { ...rawConfig.profiles.demo, auth: { method: 'pat', token: '${DEMO_DB_PASSWORD:-unused}' } } } }));
+    await writeFile(configFile, YAML.stringify({ ...rawConfig, profiles: { demo: { ...rawConfig.profiles.demo, auth: { ...rawConfig.profiles.demo.auth, clientSecret: '${DEMO_CLIENT_SECRET}' } } } }));
 
     const lw = await createLakebaseWorker({ config, logger: opts.logger, connection: env.nativeConnection });
     const result = await lw.runUntil(async () => {
@@ -115,6 +124,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
       return { progress, seconds: (Date.now() - t0) / 1000 };
     });
     say(`Synced ${result.progress.rowsWritten.toLocaleString('en')} rows in ${result.progress.batches} batches, ${result.seconds.toFixed(1)} s (${result.progress.run} workflow run(s)).`);
+    say(`Token economy: ${emu.requests('/oidc/v1/token')} OAuth token request(s) for ${emu.logins.accepted} database login(s) and ${result.progress.batches * 2 + 3}+ activity executions.`);
 
     const sourceView = `(SELECT o.*, round(o.total * 100)::bigint AS total_cents FROM shop.orders o)`;
     const source = await relationChecksum(seed, sourceView, COMPARED, ['id']);
@@ -124,7 +134,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     console.log(`source: ${source.rows} rows, checksum ${source.md5}`);
     console.log(`target: ${target.rows} rows, checksum ${target.md5}`);
     console.log(ok ? 'checksums equal: target matches source' : 'MISMATCH: target differs from source');
-    console.log(`Config used (reuse it with \`lakebase-worker worker --config ${configFile}\` while this demo runs): ${configFile}`);
+    console.log(`Config used: ${configFile} (its secret is \${DEMO_CLIENT_SECRET}; the emulator and servers stop with the demo)`);
 
     if (!opts.exit && process.stdout.isTTY) {
       say(`Temporal UI: http://localhost:${uiPort}  — press Ctrl-C to stop.`);
@@ -134,6 +144,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
       });
     }
   } finally {
+    await emu?.stop();
     await pgServer.stop();
     await env.teardown();
     say(`Demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s.`);

@@ -215,6 +215,36 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
     assert.equal(t.identity, 'sp-workload');
   });
 
+  test('a wrong client secret is a non-retryable LakebaseAuthConfigError naming the profile', async () => {
+    const config = parseConfig({
+      profiles: { m2m: { auth: { method: 'm2m', workspaceHost: emu.workspaceUrl, clientId: 'sp-m2m', clientSecret: 'wrong-secret' }, environments: { test: { host: 'h', user: 'sp-m2m' } } } },
+    }, {});
+    const provider = createCredentialProvider({ config, logger: capture.logger });
+    await assert.rejects(provider.acquire('m2m', 'test'), (err: Error & { type?: string; retryable?: boolean }) => {
+      assert.equal(err.type, 'LakebaseAuthConfigError');
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /profile "m2m": the Databricks token endpoint rejected the client credentials \(invalid_client/);
+      assert.ok(!err.message.includes('wrong-secret'));
+      return true;
+    });
+  });
+
+  test('a token endpoint answering 503 and 429 with Retry-After is retried until it recovers', async () => {
+    const config = await makeConfig();
+    emu.failNext('/oidc/v1/token', { status: 503, retryAfter: 1, count: 1 });
+    const result = await runWithWorker(config, async (q) => {
+      const handle = await start(q, 'm2m');
+      // The 503 is consumed by the first attempt; queue a 429 for the second.
+      emu.failNext('/oidc/v1/token', { status: 429, retryAfter: 1, count: 1 });
+      const r = await handle.result();
+      const attempts = ((await handle.fetchHistory()).events ?? []).flatMap((e) => e.activityTaskStartedEventAttributes?.attempt ?? []);
+      assert.ok(Math.max(...attempts) >= 2, `the failing step was retried (attempts ${attempts.join(',')})`);
+      return r;
+    });
+    assert.equal(result.done, true);
+    await assertSynced('m2m');
+  });
+
   test('100 concurrent callers share one token request', async () => {
     const config = await makeConfig();
     const provider = createCredentialProvider({ config, logger: capture.logger });

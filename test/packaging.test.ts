@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
-import { loadConfigFile } from '../src/config/load';
+import { loadConfigFile, loadDocument } from '../src/config/load';
+import { emulatorOptionsSchema } from '../src/emulator/options';
 
 const run = promisify(execFile);
 const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
@@ -23,7 +24,7 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 describe('CLI', () => {
   test('--help works on every command', async () => {
-    for (const args of [[], ['worker'], ['sync'], ['sync', 'start'], ['status'], ['demo']]) {
+    for (const args of [[], ['worker'], ['sync'], ['sync', 'start'], ['sync', 'relogin'], ['status'], ['demo'], ['emulator']]) {
       const r = await cli([...args, '--help']);
       assert.equal(r.code, 0, `${args.join(' ')} --help: ${r.stderr}`);
       assert.match(r.stdout, /Usage: lakebase-worker/);
@@ -53,6 +54,7 @@ describe('shipped files', () => {
   test('examples/lakebase.yaml and the compose config are valid', () => {
     assert.equal(loadConfigFile('examples/lakebase.yaml', env).pipelines['orders-to-reporting']!.mode, 'upsert');
     assert.equal(loadConfigFile('docker/lakebase.compose.yaml', env).profiles.analytics!.environments.prod!.ssl.mode, 'disable');
+    assert.equal(loadDocument('examples/emulator.yaml', emulatorOptionsSchema, {}).servicePrincipals[0]!.clientSecret, 'change-me');
   });
 
   test('docker-compose.yml passes `docker-compose config -q`', async () => {

