@@ -10,6 +10,7 @@ import { emulatorOptionsSchema } from './emulator/options';
 import type { Config } from './config/schema';
 import { runDemo } from './demo';
 import { createLogger } from './logger';
+import { followProgress, formatProgress } from './progress';
 import { runWorker } from './worker';
 
 const program = new Command();
@@ -80,16 +81,13 @@ sync
     const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken });
     console.log(`started ${handle.workflowId}`);
     if (opts.wait) {
-      const timer = setInterval(() => {
-        syncProgress(client, handle.workflowId)
-          .then((p) => console.log(`  ${p.batches} batches, ${p.rowsRead} rows read, ${p.rowsWritten} written`))
-          .catch(() => undefined);
-      }, 2_000);
+      const stop = followProgress(() => syncProgress(client, handle.workflowId));
       try {
         const result = await handle.result();
-        console.log(JSON.stringify(result, null, 2));
+        stop();
+        console.log(formatProgress(result));
       } finally {
-        clearInterval(timer);
+        stop();
       }
     }
     await client.connection.close();
@@ -135,7 +133,7 @@ program
     const client = await connectClient(config.temporal);
     const desc = await client.workflow.getHandle(workflowId).describe();
     console.log(`${workflowId}: ${desc.status.name}`);
-    console.log(JSON.stringify(await syncProgress(client, workflowId), null, 2));
+    console.log(formatProgress(await syncProgress(client, workflowId)));
     await client.connection.close();
   });
 

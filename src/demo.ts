@@ -5,6 +5,8 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startSync } from './client';
+import { followProgress } from './progress';
+import { progressQuery } from './workflows/dataSync';
 import { parseConfig } from './config/load';
 import { relationChecksum } from './db/checksum';
 import type { Logger } from './logger';
@@ -105,7 +107,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
           mode: 'upsert',
           key: ['id'],
           transform: { columns: { total_cents: 'round(total * 100)::bigint' } },
-          batchRows: 2000,
+          batchRows: 25_000,
         },
       },
     };
@@ -120,11 +122,12 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
       say(`Workflow ${handle.workflowId}`);
       say(`Temporal UI: http://localhost:${uiPort}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}`);
       const t0 = Date.now();
-      const progress = await handle.result();
+      const stop = followProgress(() => handle.query(progressQuery));
+      const progress = await handle.result().finally(stop);
       return { progress, seconds: (Date.now() - t0) / 1000 };
     });
-    say(`Synced ${result.progress.rowsWritten.toLocaleString('en')} rows in ${result.progress.batches} batches, ${result.seconds.toFixed(1)} s (${result.progress.run} workflow run(s)).`);
-    say(`Token economy: ${emu.requests('/oidc/v1/token')} OAuth token request(s) for ${emu.logins.accepted} database login(s) and ${result.progress.batches * 2 + 3}+ activity executions.`);
+    say(`Synced ${result.progress.rowsWritten.toLocaleString('en')} rows in ${result.progress.chunks} chunks, ${result.seconds.toFixed(1)} s (${result.progress.run} workflow run(s)).`);
+    say(`Token economy: ${emu.requests('/oidc/v1/token')} OAuth token request(s) for ${emu.logins.accepted} database login(s) and ${result.progress.chunks + 4} activity executions.`);
 
     const sourceView = `(SELECT o.*, round(o.total * 100)::bigint AS total_cents FROM shop.orders o)`;
     const source = await relationChecksum(seed, sourceView, COMPARED, ['id']);

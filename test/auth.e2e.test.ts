@@ -67,7 +67,7 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
       INSERT INTO src SELECT g, 'label ' || g, g / 7.0, CASE WHEN g % 4 = 0 THEN NULL ELSE jsonb_build_object('g', g) END
       FROM generate_series(1, 600) g;
     `);
-    for (const t of ['pat', 'm2m', 'm2m_cred', 'fed_static', 'fed_file', 'fed_login', 'ttl', 'revoked', 'relogin', 'economy', 'bad'])
+    for (const t of ['pat', 'm2m', 'm2m_cred', 'fed_static', 'fed_file', 'fed_login', 'ttl', 'revoked', 'relogin', 'economy1', 'economy2', 'economy3', 'economy4', 'bad'])
       await db.client.query(`CREATE TABLE dst_${t} (LIKE src INCLUDING ALL)`);
     tokenDir = await mkdtemp(path.join(os.tmpdir(), 'lbw-auth-'));
   });
@@ -140,7 +140,7 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
         ttl: pipe('m2m', 'ttl', 'test', 10),
         revoked: pipe('m2m', 'revoked', 'test', 20),
         relogin: pipe('fedLogin', 'relogin'),
-        economy: pipe('m2m', 'economy', 'test', 4),
+        ...Object.fromEntries([1, 2, 3, 4].map((i) => [`economy-${i}`, pipe('m2m', `economy${i}`, 'test', 2)])),
         'wrong-iss': pipe('wrongIss', 'bad'),
         'dead-jwks': pipe('deadJwks', 'bad'),
         'not-jwt': pipe('notJwt', 'bad'),
@@ -257,14 +257,14 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
   test('1,000+ activity executions within one token lifetime cost exactly one token request', async () => {
     const config = await makeConfig({ idleTimeoutMs: 1 });
     const before = { tokens: emu.requests('/oidc/v1/token'), logins: emu.logins.accepted };
-    // Four syncs side by side on one worker (upserts of the same rows are idempotent).
-    const results = await runWithWorker(config, async (q) => Promise.all([1, 2, 3, 4].map(async () => (await start(q, 'economy')).result())));
-    // planSync + token + (read + write) per batch + the final empty read, per sync
-    const executions = results.reduce((n, r) => n + 2 + r.batches * 2 + 1, 0);
+    // Four syncs side by side on one worker.
+    const results = await runWithWorker(config, async (q) => Promise.all([1, 2, 3, 4].map(async (i) => (await start(q, `economy-${i}`)).result())));
+    // planSync + token + one per chunk + finishSync, per sync
+    const executions = results.reduce((n, r) => n + 3 + r.chunks, 0);
     assert.ok(executions >= 1000, `ran ${executions} activities`);
     assert.equal(emu.requests('/oidc/v1/token') - before.tokens, 1, 'one token request for the whole run');
     assert.ok(emu.logins.accepted - before.logins > 10, 'connections were closed and re-opened, each login reading the cache');
-    await assertSynced('economy');
+    for (const i of [1, 2, 3, 4]) await assertSynced(`economy${i}`);
     console.log(`token economy: ${executions} activity executions, ${emu.logins.accepted - before.logins} logins, 1 token request`);
   });
 
@@ -292,7 +292,7 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
     const result = await runWithWorker(config, async (q) => {
       const handle = await start(q, 'revoked');
       // Revoke every token as soon as the sync has written something.
-      while ((await handle.query<SyncProgress>('progress')).batches < 2) await new Promise((r) => setTimeout(r, 20));
+      while ((await handle.query<SyncProgress>('progress')).chunks < 2) await new Promise((r) => setTimeout(r, 20));
       emu.tokens.expireAll('sp-m2m');
       return handle.result();
     });

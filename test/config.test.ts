@@ -137,7 +137,7 @@ describe('config validation', () => {
   test('batchRows zero', () => {
     const raw = valid();
     (raw.pipelines['orders-to-reporting'] as Record<string, unknown>).batchRows = 0;
-    expectProblem(raw, /^pipelines\.orders-to-reporting\.batchRows: expected a batch size \(integer 1–100000\), got 0$/);
+    expectProblem(raw, /^pipelines\.orders-to-reporting\.batchRows: expected a chunk size \(integer 1–10000000\), got 0$/);
   });
 
   test('an unset ${ENV} reference names the variable and the path', () => {

@@ -1,39 +1,64 @@
 // Types shared by activities and workflows. No runtime imports: workflows load this file too.
 
-export type SqlText = string | null;
+/** Order values of a row in PostgreSQL text form (exact for every type). */
+export type CursorValue = string | null;
 
-/** A page of rows in PostgreSQL text format (exact for every type), in target column names. */
-export interface Batch {
-  columns: string[];
-  rows: SqlText[][];
-  /** Key values (text) of the last row, for the next keyset page; null when empty. */
-  lastKey: SqlText[] | null;
+/** Carried by on-behalf-of (login-idp) jobs: the user's IdP token, sealed — never plaintext in history. */
+export interface JobAuth {
+  idpToken: string;
 }
 
 export interface SyncPlan {
   pipeline: string;
   mode: 'full-refresh' | 'append' | 'upsert';
-  batchRows: number;
+  chunkRows: number;
+  /** Target columns ordering the chunks (cursor first, then key). */
+  order: string[];
   rowTransform?: string;
   source: { profile: string; environment: string; relation: string };
   target: { profile: string; environment: string; table: string };
+  /** Where this run starts: after this cursor (null = from the beginning). */
+  startCursor: CursorValue[] | null;
+  /** True when a previous run's uncommitted remainder is being picked up. */
+  resumed: boolean;
+  /** Planner's estimate of the rows left to copy (for progress only). */
+  estimatedRows: number;
 }
 
-export interface ReadBatchInput {
+export interface PlanSyncInput {
   pipeline: string;
+  /** Owner of the sync state while this run lasts (the workflow id: stable across continue-as-new). */
+  runId: string;
   auth?: JobAuth;
-  after: SqlText[] | null;
-  limit: number;
+  /** After continue-as-new: describe the plan without touching the state. */
+  continuing?: boolean;
 }
 
-export interface WriteResult {
-  /** Rows inserted or changed; unchanged rows are not counted. */
+export interface SyncChunkInput {
+  pipeline: string;
+  runId: string;
+  /** The cursor the workflow believes is committed; the chunk copies rows after it. */
+  after: CursorValue[] | null;
+  auth?: JobAuth;
+}
+
+export interface ChunkResult {
+  /** Cursor committed with this chunk (or found already committed). */
+  cursor: CursorValue[] | null;
+  rowsCopied: number;
+  /** Rows inserted, changed or deleted in the target (unchanged rows are not written). */
   rowsWritten: number;
+  bytes: number;
+  /** No rows remain after `cursor`. */
+  done: boolean;
+  /** An earlier attempt had committed this chunk already; nothing was copied. */
+  alreadyCommitted: boolean;
 }
 
-/** Carried by on-behalf-of (login-idp) jobs: the user's IdP token, sealed — never plaintext in history. */
-export interface JobAuth {
-  idpToken: string;
+export interface FinishSyncInput {
+  pipeline: string;
+  runId: string;
+  auth?: JobAuth;
 }
 
 export interface AcquireTokenInput {
@@ -51,4 +76,10 @@ export interface LakebaseTokenInfo {
   fingerprint: string;
   /** Token requests this worker process has made so far (all profiles). */
   workerTokenRequests: number;
+}
+
+export interface GroupPlan {
+  group: string;
+  pipelines: string[];
+  parallelism: number;
 }

@@ -143,9 +143,15 @@ export const pipelineSchema = z
     target: endpointSchema,
     mode: z.enum(['full-refresh', 'append', 'upsert'], { error: 'expected one of full-refresh, append, upsert' }).default('upsert'),
     key: z.array(nonEmpty('a column name')).min(1, 'expected at least one key column, e.g. key: [id]'),
+    /** Monotonic column (e.g. updated_at) for incremental runs; rows are taken after the last committed (cursor, key). */
     cursor: nonEmpty('a column name').optional(),
+    /** upsert: rows whose value here is not NULL are deleted from the target instead of written. */
+    softDeleteColumn: nonEmpty('a column name').optional(),
     transform: transformSchema.default({ columns: {}, rename: {}, exclude: [] }),
-    batchRows: positiveInt('a batch size (integer 1–100000)', 100_000).default(2_000),
+    /** Rows per chunk: one activity, one COPY, one target transaction. */
+    batchRows: positiveInt('a chunk size (integer 1–10000000)', 10_000_000).default(50_000),
+    /** Schema in the target database for the sync state table. */
+    stateSchema: nonEmpty('a schema name').default('lakebase_worker'),
   })
   .superRefine((p, ctx) => {
     for (const side of ['source', 'target'] as const) {
@@ -156,13 +162,23 @@ export const pipelineSchema = z
       if (side === 'source' && e.table && e.query)
         ctx.addIssue({ code: 'custom', path: [side], message: 'give table or query, not both' });
     }
+    if (p.softDeleteColumn && p.mode !== 'upsert')
+      ctx.addIssue({ code: 'custom', path: ['softDeleteColumn'], message: 'soft deletes need mode: upsert' });
   });
+
+export const syncGroupSchema = z.strictObject({
+  pipelines: z.array(nonEmpty('a pipeline name')).min(1, 'expected at least one pipeline'),
+  /** How many tables sync at once. */
+  parallelism: positiveInt('an integer 1–100', 100).default(4),
+});
 
 export const configSchema = z
   .strictObject({
     temporal: temporalSchema.default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lakebase' }),
     profiles: z.record(nonEmpty('a profile name'), profileSchema).default({}),
     pipelines: z.record(nonEmpty('a pipeline name'), pipelineSchema).default({}),
+    /** Multi-table syncs: one child workflow per pipeline, bounded parallelism. */
+    syncGroups: z.record(nonEmpty('a group name'), syncGroupSchema).default({}),
   })
   .superRefine((cfg, ctx) => {
     for (const [name, profile] of Object.entries(cfg.profiles)) {
@@ -201,6 +217,14 @@ export const configSchema = z
           });
         }
       }
+    }
+    for (const [name, g] of Object.entries(cfg.syncGroups)) {
+      g.pipelines.forEach((p, i) => {
+        if (!cfg.pipelines[p])
+          ctx.addIssue({ code: 'custom', path: ['syncGroups', name, 'pipelines', i], message: `unknown pipeline "${p}"; defined: ${Object.keys(cfg.pipelines).join(', ') || '(none)'}` });
+      });
+      const dupes = g.pipelines.filter((p, i) => g.pipelines.indexOf(p) !== i);
+      if (dupes.length) ctx.addIssue({ code: 'custom', path: ['syncGroups', name, 'pipelines'], message: `pipeline listed twice: ${dupes.join(', ')}` });
     }
   });
 

@@ -1,5 +1,5 @@
 import type { PipelineConfig } from '../config/schema';
-import { quoteIdent, quoteTable } from './identifiers';
+import { IdentifierError, parseQualifiedName, quoteIdent, quoteQualified, quoteTable } from './identifiers';
 
 /** How a pipeline's source columns map to target columns; built from the source's real column list. */
 export interface ColumnPlan {
@@ -7,19 +7,25 @@ export interface ColumnPlan {
   select: string[];
   /** Output (target) column names, same order. */
   columns: string[];
-  /** Source column names used for keyset paging, in key order. */
-  sourceKey: string[];
-  /** Index in `columns` of each key column. */
-  keyIndex: number[];
+  /** Source columns that order the rows for chunking (cursor first, then key), and their target names. */
+  sourceOrder: string[];
+  order: string[];
 }
 
 export class PipelineShapeError extends Error {
   override name = 'PipelineShapeError';
 }
 
+export type CursorValue = string | null;
+
 export function sourceRelation(p: PipelineConfig): string {
   if (p.source.query) return `(${p.source.query}) AS src`;
   return `${quoteTable(p.source.table!)} AS src`;
+}
+
+/** Columns that order rows for chunking: the cursor (when set) then the key, each once. */
+export function orderColumns(p: PipelineConfig): string[] {
+  return [...new Set(p.cursor ? [p.cursor, ...p.key] : p.key)];
 }
 
 /**
@@ -49,49 +55,111 @@ export function planColumns(p: PipelineConfig, sourceColumns: string[], pipeline
     select.push(`(${expr}) AS ${quoteIdent(target)}`);
     columns.push(target);
   }
-  const sourceKey = p.key.map((k) => {
+  const order = orderColumns(p);
+  const sourceOrder = order.map((k) => {
     const src = targetToSource.get(k);
     if (src === undefined)
       throw new PipelineShapeError(
-        `pipelines.${pipelineName}.key: key column "${k}" must be a copied source column (not excluded or computed); available: ${[...targetToSource.keys()].join(', ')}`,
+        `pipelines.${pipelineName}: ${k === p.cursor ? 'cursor' : 'key'} column "${k}" must be a copied source column (not excluded or computed); available: ${[...targetToSource.keys()].join(', ')}`,
       );
     return src;
   });
-  return { select, columns, sourceKey, keyIndex: p.key.map((k) => columns.indexOf(k)) };
+  if (p.softDeleteColumn && !columns.includes(p.softDeleteColumn))
+    throw new PipelineShapeError(`pipelines.${pipelineName}.softDeleteColumn: "${p.softDeleteColumn}" is not among the copied columns`);
+  return { select, columns, sourceOrder, order };
 }
 
-/** Keyset page: rows strictly after `after` in key order. Parameters are the `after` values. */
-export function keysetSelect(p: PipelineConfig, plan: ColumnPlan, hasAfter: boolean, limit: number): string {
-  const keys = plan.sourceKey.map((k) => `src.${quoteIdent(k)}`);
-  const where = !hasAfter
-    ? ''
-    : keys.length === 1
-      ? ` WHERE ${keys[0]} > $1`
-      : ` WHERE (${keys.join(', ')}) > (${keys.map((_, i) => `$${i + 1}`).join(', ')})`;
-  return `SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}${where} ORDER BY ${keys.join(', ')} LIMIT ${Math.trunc(limit)}`;
+/** A literal that PostgreSQL coerces to the compared column's type; E'' so backslashes are safe whatever the settings. */
+export function cursorLiteral(value: string): string {
+  if (value.includes('\0')) throw new IdentifierError('cursor value contains a NUL byte');
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+function tuple(parts: string[]): string {
+  return parts.length === 1 ? parts[0]! : `(${parts.join(', ')})`;
+}
+
+function orderTuple(plan: ColumnPlan): string {
+  return tuple(plan.sourceOrder.map((c) => `src.${quoteIdent(c)}`));
+}
+
+/** WHERE clause selecting rows after `after` and up to `upTo` (inclusive) in order. */
+function range(plan: ColumnPlan, after: CursorValue[] | null, upTo: CursorValue[] | null): string {
+  const o = orderTuple(plan);
+  const lit = (v: CursorValue[]) => tuple(v.map((x) => (x === null ? 'NULL' : cursorLiteral(x))));
+  const conds = [after && `${o} > ${lit(after)}`, upTo && `${o} <= ${lit(upTo)}`].filter(Boolean);
+  return conds.length ? ` WHERE ${conds.join(' AND ')}` : '';
+}
+
+/** The order values of the n-th row after `after` (the chunk's upper bound), or nothing when fewer remain. */
+export function chunkBoundarySql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, rows: number): string {
+  const cols = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}::text`).join(', ');
+  const order = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}`).join(', ');
+  return `SELECT ${cols} FROM ${sourceRelation(p)}${range(plan, after, null)} ORDER BY ${order} LIMIT 1 OFFSET ${Math.trunc(rows) - 1}`;
+}
+
+/** The order values of the last row after `after`: the final chunk's upper bound. */
+export function lastRowSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null): string {
+  const cols = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}::text`).join(', ');
+  const order = plan.sourceOrder.map((c) => `src.${quoteIdent(c)} DESC`).join(', ');
+  return `SELECT ${cols} FROM ${sourceRelation(p)}${range(plan, after, null)} ORDER BY ${order} LIMIT 1`;
+}
+
+/** Planner's estimate of the rows still to copy (cheap, for progress and ETA only). */
+export function estimateSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null): string {
+  return `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${sourceRelation(p)}${range(plan, after, null)}`;
+}
+
+/** COPY of one chunk, parameters inlined as literals (COPY takes no bind parameters). */
+export function copyOutSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, upTo: CursorValue[]): string {
+  return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}${range(plan, after, upTo)}) TO STDOUT`;
+}
+
+export function copyInSql(table: string, columns: string[]): string {
+  return `COPY ${table} (${columns.map((c) => quoteIdent(c)).join(', ')}) FROM STDIN`;
+}
+
+/** Session-local staging table shaped like the target's copied columns; gone at commit. */
+export function createStageSql(stage: string, target: string, columns: string[]): string {
+  return `CREATE TEMP TABLE ${stage} ON COMMIT DROP AS SELECT ${columns.map((c) => quoteIdent(c)).join(', ')} FROM ${quoteTable(target)} WITH NO DATA`;
 }
 
 /**
- * A multi-row upsert. Values are bound as text and typed by the target columns, so every
- * PostgreSQL type round-trips exactly. Unchanged rows are skipped, so a re-run writes nothing.
+ * Merge a staged chunk into the target. upsert: insert or update changed rows on the key (compared
+ * as text: json and point have no equality); append: insert (the state table makes it exactly-once).
+ * With a soft-delete column, rows whose marker is set are deleted from the target instead.
  */
-export function upsertStatement(targetTable: string, columns: string[], key: string[], rowCount: number, mode: 'append' | 'upsert'): string {
+export function mergeSql(opts: { target: string; stage: string; columns: string[]; key: string[]; mode: 'append' | 'upsert'; softDeleteColumn?: string }): string[] {
+  const { target, stage, columns, key, mode, softDeleteColumn } = opts;
+  const t = quoteTable(target);
   const cols = columns.map((c) => quoteIdent(c));
-  const rows: string[] = [];
-  for (let r = 0; r < rowCount; r++) {
-    rows.push(`(${columns.map((_, c) => `$${r * columns.length + c + 1}`).join(', ')})`);
+  const live = softDeleteColumn ? ` WHERE s.${quoteIdent(softDeleteColumn)} IS NULL` : '';
+  const statements: string[] = [];
+  if (softDeleteColumn) {
+    const on = key.map((k) => `t.${quoteIdent(k)} = s.${quoteIdent(k)}`).join(' AND ');
+    statements.push(`DELETE FROM ${t} AS t USING ${stage} AS s WHERE ${on} AND s.${quoteIdent(softDeleteColumn)} IS NOT NULL`);
   }
-  const conflict = `(${key.map((k) => quoteIdent(k)).join(', ')})`;
+  const insert = `INSERT INTO ${t} AS t (${cols.join(', ')}) SELECT ${cols.map((c) => `s.${c}`).join(', ')} FROM ${stage} AS s${live}`;
+  if (mode === 'append') {
+    statements.push(insert);
+    return statements;
+  }
   const nonKey = columns.filter((c) => !key.includes(c));
-  const head = `INSERT INTO ${quoteTable(targetTable)} AS t (${cols.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT ${conflict}`;
-  if (mode === 'append' || nonKey.length === 0) return `${head} DO NOTHING`;
+  const conflict = `ON CONFLICT (${key.map((k) => quoteIdent(k)).join(', ')})`;
+  if (nonKey.length === 0) {
+    statements.push(`${insert} ${conflict} DO NOTHING`);
+    return statements;
+  }
   const set = nonKey.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ');
-  // Compared as text: json, point and friends have no equality operator.
   const changed = `ROW(${nonKey.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}) IS DISTINCT FROM ROW(${nonKey
     .map((c) => `EXCLUDED.${quoteIdent(c)}::text`)
     .join(', ')})`;
-  return `${head} DO UPDATE SET ${set} WHERE ${changed}`;
+  statements.push(`${insert} ${conflict} DO UPDATE SET ${set} WHERE ${changed}`);
+  return statements;
 }
 
-/** PostgreSQL accepts at most 65535 bind parameters per statement. */
-export const MAX_BIND_PARAMS = 65_535;
+/** The persistent table a full refresh loads into before swapping: `<target>__lbw_refresh` next to the target. */
+export function refreshTableName(target: string): string {
+  const q = parseQualifiedName(target);
+  return quoteQualified({ schema: q.schema, name: `${q.name}__lbw_refresh` });
+}

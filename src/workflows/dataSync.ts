@@ -12,43 +12,55 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { JobAuth, LakebaseTokenInfo, SqlText } from '../activities/types';
+import type { CursorValue, JobAuth, LakebaseTokenInfo, SyncPlan } from '../activities/types';
 
 // Listed here (not imported) because workflow code must not load the db or auth layers.
-const NON_RETRYABLE = [
+export const NON_RETRYABLE = [
   'LakebaseSqlError',
   'LakebaseDataError',
   'LakebaseConstraintError',
   'LakebaseConfigError',
+  'LakebaseSyncConflict',
   'LakebaseTokenInvalid',
   'LakebaseIdpTokenMissing',
   'LakebaseAuthConfigError',
 ];
 
-const { planSync, acquireLakebaseToken } = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
+const { planSync, finishSync, acquireLakebaseToken } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
-const { readBatch, transformBatch, writeBatch } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
+// A chunk streams up to batchRows rows; it heartbeats while it does, so a dead worker is noticed in a minute.
+const { syncChunk } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
 export interface SyncProgress {
   pipeline: string;
-  /** Key of the last row committed to the target; the sync resumes after it. */
-  lastKey: SqlText[] | null;
-  rowsRead: number;
+  mode: SyncPlan['mode'] | 'planning';
+  /** Order values of the last committed row; the sync resumes after it. */
+  cursor: CursorValue[] | null;
+  chunks: number;
+  rowsCopied: number;
   rowsWritten: number;
-  batches: number;
+  /** Planner's estimate of the total rows this run copies. */
+  estimatedRows: number;
+  rowsPerSecond: number;
+  /** Seconds left at the current rate, when it can be told. */
+  etaSeconds: number | null;
   /** Runs of this workflow so far (continue-as-new keeps the history small). */
   run: number;
+  /** True when this run picked up a previous run's uncommitted remainder. */
+  resumed: boolean;
   done: boolean;
   /** True while an on-behalf-of sync waits for the user to log in again. */
   waitingForRelogin: boolean;
   /** Non-secret metadata of the tokens this sync logs in with. */
   tokens: LakebaseTokenInfo[];
+  startedAt: number;
 }
 
 export interface DataSyncInput {
@@ -57,6 +69,8 @@ export interface DataSyncInput {
   auth?: JobAuth;
   /** How long to wait for a fresh IdP token after TOKEN_EXPIRED before failing. Default 1 hour. */
   reloginTimeout?: string;
+  /** Continue as new after this many chunks in one run (default: when Temporal suggests it). */
+  chunksPerRun?: number;
   /** Set by continue-as-new; users leave it out. */
   resume?: SyncProgress;
 }
@@ -67,17 +81,25 @@ export const idpTokenSignal = defineSignal<[string]>('idpToken');
 /** Same as the signal, but the caller learns whether the sync accepted it. */
 export const reloginUpdate = defineUpdate<{ accepted: boolean }, [string]>('relogin');
 
-/** History size (bytes) after which a run hands over to a fresh one; rows pass through history here. */
-const HISTORY_BYTES_LIMIT = 8 * 1024 * 1024;
-
 function failureType(err: unknown): string | undefined {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
 }
 
+function formatEta(seconds: number | null): string {
+  if (seconds === null) return '';
+  if (seconds < 90) return `, ETA ${Math.round(seconds)} s`;
+  return `, ETA ${Math.round(seconds / 60)} min`;
+}
+
 export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
+  const { pipeline } = input;
+  const runId = workflowInfo().workflowId; // stable across continue-as-new: the owner of the sync state
   const progress: SyncProgress = input.resume
     ? { ...input.resume, run: input.resume.run + 1, waitingForRelogin: false }
-    : { pipeline: input.pipeline, lastKey: null, rowsRead: 0, rowsWritten: 0, batches: 0, run: 1, done: false, waitingForRelogin: false, tokens: [] };
+    : {
+        pipeline, mode: 'planning', cursor: null, chunks: 0, rowsCopied: 0, rowsWritten: 0, estimatedRows: 0, rowsPerSecond: 0,
+        etaSeconds: null, run: 1, resumed: false, done: false, waitingForRelogin: false, tokens: [], startedAt: Date.now(),
+      };
   let auth = input.auth;
   let freshToken: string | undefined;
   setHandler(progressQuery, () => progress);
@@ -95,8 +117,15 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     },
   );
 
-  const pipeline = input.pipeline;
-  let describe = () => `${pipeline}: starting`;
+  const describe = () => {
+    const total = Math.max(progress.estimatedRows, progress.rowsCopied);
+    const chunkOf = progress.mode === 'planning' ? '' : ` of ~${Math.max(1, Math.ceil(total / Math.max(1, plan?.chunkRows ?? 1)))}`;
+    return (
+      `${pipeline} (${progress.mode}): chunk ${progress.chunks}${chunkOf}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
+      `${progress.rowsWritten.toLocaleString('en')} written, ${Math.round(progress.rowsPerSecond).toLocaleString('en')} rows/s` +
+      `${formatEta(progress.etaSeconds)}${progress.done ? ' — done' : ''}`
+    );
+  };
 
   /** Runs a step; a TOKEN_EXPIRED that only a person can fix pauses the sync until they log in again. */
   async function withRelogin<T>(step: () => Promise<T>): Promise<T> {
@@ -122,12 +151,16 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     }
   }
 
-  const plan = await withRelogin(() => planSync({ pipeline, auth }));
-  describe = () =>
-    `${plan.source.relation} → ${plan.target.table} (${plan.mode}): ${progress.batches} batches, ` +
-    `${progress.rowsRead} rows read, ${progress.rowsWritten} written${progress.done ? ', done' : ''}`;
+  let plan: SyncPlan | undefined;
+  plan = await withRelogin(() => planSync({ pipeline, runId, auth, continuing: input.resume !== undefined }));
+  progress.mode = plan.mode;
+  if (!input.resume) {
+    progress.cursor = plan.startCursor;
+    progress.resumed = plan.resumed;
+    progress.estimatedRows = plan.estimatedRows;
+  }
 
-  // Warm the worker's token cache once; SQL activities then log in without token requests.
+  // Warm the worker's token cache once; chunk activities then log in without token requests.
   const sides = [plan.source, plan.target].filter(
     (s, i, all) => all.findIndex((o) => o.profile === s.profile && o.environment === s.environment) === i,
   );
@@ -136,23 +169,28 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   );
   setCurrentDetails(describe());
 
+  let chunksThisRun = 0;
   for (;;) {
-    const batch = await withRelogin(() => readBatch({ pipeline, after: progress.lastKey, limit: plan.batchRows, auth }));
-    if (batch.rows.length === 0) break;
-    const out = plan.rowTransform ? await transformBatch({ pipeline, batch }) : batch;
-    const { rowsWritten } = await withRelogin(() => writeBatch({ pipeline, batch: out, auth }));
-    progress.lastKey = batch.lastKey;
-    progress.rowsRead += batch.rows.length;
-    progress.rowsWritten += rowsWritten;
-    progress.batches += 1;
+    const chunk = await withRelogin(() => syncChunk({ pipeline, runId, after: progress.cursor, auth }));
+    progress.cursor = chunk.cursor;
+    if (chunk.rowsCopied > 0 || chunk.alreadyCommitted) progress.chunks += 1;
+    progress.rowsCopied += chunk.rowsCopied;
+    progress.rowsWritten += chunk.rowsWritten;
+    const elapsed = (Date.now() - progress.startedAt) / 1000;
+    progress.rowsPerSecond = elapsed > 0 ? progress.rowsCopied / elapsed : 0;
+    const left = Math.max(0, progress.estimatedRows - progress.rowsCopied);
+    progress.etaSeconds = progress.rowsPerSecond > 0 && !chunk.done ? left / progress.rowsPerSecond : null;
     setCurrentDetails(describe());
-    // A short page can also mean the byte budget cut it, so only an empty page ends the sync.
+    if (chunk.done) break;
+    chunksThisRun++;
     const info = workflowInfo();
-    if (info.continueAsNewSuggested || info.historySize > HISTORY_BYTES_LIMIT) {
-      await continueAsNew<typeof dataSync>({ pipeline, auth, reloginTimeout: input.reloginTimeout, resume: progress });
+    if (info.continueAsNewSuggested || (input.chunksPerRun !== undefined && chunksThisRun >= input.chunksPerRun)) {
+      await continueAsNew<typeof dataSync>({ ...input, auth, resume: progress });
     }
   }
+  await withRelogin(() => finishSync({ pipeline, runId, auth }));
   progress.done = true;
+  progress.etaSeconds = 0;
   setCurrentDetails(describe());
   return progress;
 }

@@ -1,2 +1,4 @@
 export { dataSync, progressQuery, idpTokenSignal, reloginUpdate } from './dataSync';
 export type { DataSyncInput, SyncProgress } from './dataSync';
+export { syncGroup } from './syncGroup';
+export type { SyncGroupInput, SyncGroupResult } from './syncGroup';

@@ -1,0 +1,41 @@
+import type { SyncProgress } from './workflows';
+
+/** One line describing a sync's progress; with `width`, a bar for terminals. */
+export function formatProgress(p: SyncProgress, width?: number): string {
+  const total = Math.max(p.estimatedRows, p.rowsCopied);
+  const fraction = p.done ? 1 : total > 0 ? Math.min(1, p.rowsCopied / total) : 0;
+  const eta = p.etaSeconds === null ? '' : p.etaSeconds < 90 ? ` ETA ${Math.round(p.etaSeconds)}s` : ` ETA ${Math.round(p.etaSeconds / 60)}m`;
+  const stats =
+    `${p.rowsCopied.toLocaleString('en')}/${total.toLocaleString('en')} rows, ${p.rowsWritten.toLocaleString('en')} written, ` +
+    `chunk ${p.chunks}, ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s${eta}` +
+    (p.waitingForRelogin ? ' — waiting for re-login' : p.done ? ' — done' : '');
+  if (width === undefined) return `${p.pipeline}: ${(fraction * 100).toFixed(0)}% ${stats}`;
+  const barWidth = Math.max(10, Math.min(40, width - stats.length - 10));
+  const filled = Math.round(fraction * barWidth);
+  return `[${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${stats}`;
+}
+
+/**
+ * Follows a sync: a live bar redrawn in place on a TTY, a plain line every few seconds otherwise
+ * (logs and CI stay readable). Returns a stop function.
+ */
+export function followProgress(poll: () => Promise<SyncProgress>, out: NodeJS.WriteStream = process.stdout): () => void {
+  const tty = out.isTTY === true;
+  const every = tty ? 500 : 5_000;
+  let last = '';
+  const tick = () =>
+    poll()
+      .then((p) => {
+        const line = formatProgress(p, tty ? out.columns : undefined);
+        if (tty) out.write(`\r${line.padEnd(last.length)}`);
+        else if (line !== last) out.write(`${line}\n`);
+        last = line;
+      })
+      .catch(() => undefined); // not started yet, or between runs
+  const timer = setInterval(tick, every);
+  void tick();
+  return () => {
+    clearInterval(timer);
+    if (tty && last) out.write('\n');
+  };
+}
