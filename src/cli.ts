@@ -1,9 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, ScheduleOverlapPolicy, WorkflowFailedError, type Client } from '@temporalio/client';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RowTransform } from './activities';
-import { connectClient, relogin, startSync, syncProgress } from './client';
+import { connectClient, relogin, startSync, startSyncGroup, syncProgress } from './client';
+import { createSyncSchedule, describeSchedule, listSchedules } from './schedules';
 import { LakebaseEmulator } from './emulator';
 import { ConfigError, loadConfigFile, loadDocument } from './config/load';
 import { emulatorOptionsSchema } from './emulator/options';
@@ -106,6 +107,112 @@ sync
     console.log(ack.accepted ? `${workflowId}: fresh IdP token accepted` : `${workflowId}: token not accepted`);
     await client.connection.close();
   });
+
+sync
+  .command('group')
+  .description('sync every pipeline of a sync group (one child workflow per table, bounded parallelism)')
+  .requiredOption('-g, --group <name>', 'sync group name from the configuration')
+  .option('-c, --config <file>', 'configuration file')
+  .option('-w, --wait', 'wait for every table and print the report')
+  .action(async (opts: { group: string; config?: string; wait?: boolean }) => {
+    const config = loadConfig(opts);
+    if (!config.syncGroups[opts.group])
+      throw new ConfigError([`--group: unknown sync group "${opts.group}"; configured: ${Object.keys(config.syncGroups).join(', ') || '(none)'}`]);
+    const client = await connectClient(config.temporal);
+    const handle = await startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
+    console.log(`started ${handle.workflowId}`);
+    if (opts.wait) console.log(JSON.stringify(await handle.result(), null, 2));
+    await client.connection.close();
+  });
+
+const schedule = program.command('schedule').description('Temporal schedules that start syncs (overlap: skip by default)');
+async function withClient<R>(opts: { config?: string }, fn: (client: Client, config: Config) => Promise<R>): Promise<R> {
+  const config = loadConfig(opts);
+  const client = await connectClient(config.temporal);
+  try {
+    return await fn(client, config);
+  } finally {
+    await client.connection.close();
+  }
+}
+const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
+  skip: ScheduleOverlapPolicy.SKIP,
+  'buffer-one': ScheduleOverlapPolicy.BUFFER_ONE,
+  'cancel-other': ScheduleOverlapPolicy.CANCEL_OTHER,
+  'allow-all': ScheduleOverlapPolicy.ALLOW_ALL,
+};
+schedule
+  .command('create')
+  .description('create a schedule for a pipeline')
+  .requiredOption('-p, --pipeline <name>', 'pipeline name')
+  .option('--cron <expr>', 'cron expression, e.g. "*/15 * * * *"')
+  .option('--every <interval>', 'fixed interval, e.g. "15 minutes"')
+  .option('--overlap <policy>', 'skip | buffer-one | cancel-other | allow-all', 'skip')
+  .option('--catchup-window <duration>', 'how far back missed runs are caught up', '1 hour')
+  .option('--paused', 'create it paused')
+  .option('-c, --config <file>', 'configuration file')
+  .action((opts: { pipeline: string; cron?: string; every?: string; overlap: string; catchupWindow: string; paused?: boolean; config?: string }) =>
+    withClient(opts, async (client, config) => {
+      if (!config.pipelines[opts.pipeline]) throw new ConfigError([`--pipeline: unknown pipeline "${opts.pipeline}"`]);
+      const overlap = OVERLAP[opts.overlap];
+      if (!overlap) throw new ConfigError([`--overlap: expected one of ${Object.keys(OVERLAP).join(', ')}, got "${opts.overlap}"`]);
+      const h = await createSyncSchedule(client, { ...opts, overlap, taskQueue: config.temporal.taskQueue });
+      console.log(describeSchedule(await h.describe()));
+    }),
+  );
+schedule
+  .command('list')
+  .description('list schedules')
+  .option('-c, --config <file>', 'configuration file')
+  .action((opts: { config?: string }) =>
+    withClient(opts, async (client) => {
+      for (const s of await listSchedules(client)) console.log(`${s.scheduleId}\t${s.state.paused ? 'paused' : 'active'}\tnext ${s.info.nextActionTimes[0]?.toISOString() ?? '—'}`);
+    }),
+  );
+for (const [name, description] of [
+  ['describe', 'show a schedule: spec, policies, next and recent runs'],
+  ['pause', 'pause a schedule'],
+  ['unpause', 'resume a paused schedule'],
+  ['trigger', 'start a run now (overlap policy applies)'],
+  ['delete', 'delete a schedule (running syncs continue)'],
+] as const) {
+  schedule
+    .command(name)
+    .description(description)
+    .argument('<scheduleId>', 'e.g. sync:orders-to-reporting')
+    .option('-c, --config <file>', 'configuration file')
+    .action((id: string, opts: { config?: string }) =>
+      withClient(opts, async (client) => {
+        const h = client.schedule.getHandle(id);
+        if (name === 'pause') await h.pause('paused from the CLI');
+        if (name === 'unpause') await h.unpause('unpaused from the CLI');
+        if (name === 'trigger') await h.trigger();
+        if (name === 'delete') {
+          await h.delete();
+          console.log(`${id}: deleted`);
+          return;
+        }
+        console.log(describeSchedule(await h.describe()));
+      }),
+    );
+}
+schedule
+  .command('backfill')
+  .description('run the schedule for a past time range (overlap policy applies)')
+  .argument('<scheduleId>', 'e.g. sync:orders-to-reporting')
+  .requiredOption('--from <time>', 'ISO time, e.g. 2026-11-01T00:00:00Z')
+  .requiredOption('--to <time>', 'ISO time')
+  .option('-c, --config <file>', 'configuration file')
+  .action((id: string, opts: { from: string; to: string; config?: string }) =>
+    withClient(opts, async (client) => {
+      const [start, end] = [new Date(opts.from), new Date(opts.to)];
+      if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start)
+        throw new ConfigError([`--from/--to: expected two ISO times with --from before --to, got "${opts.from}" and "${opts.to}"`]);
+      const h = client.schedule.getHandle(id);
+      await h.backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
+      console.log(describeSchedule(await h.describe()));
+    }),
+  );
 
 program
   .command('emulator')

@@ -42,3 +42,13 @@ export async function syncProgress(client: Client, workflowId: string): Promise<
 export async function relogin(client: Client, workflowId: string, idpToken: string): Promise<{ accepted: boolean }> {
   return client.workflow.getHandle(workflowId).executeUpdate(reloginUpdate, { args: [seal(idpToken, loadSealingKeys())] });
 }
+
+/** Starts a multi-table sync: one child dataSync per pipeline of the group. */
+export async function startSyncGroup(client: Client, opts: { group: string; taskQueue: string }) {
+  return client.workflow.start('syncGroup', {
+    taskQueue: opts.taskQueue,
+    workflowId: `sync-group:${opts.group}:${new Date().toISOString()}`,
+    args: [{ group: opts.group }],
+    staticSummary: `Sync group **${opts.group}**`,
+  });
+}

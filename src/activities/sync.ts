@@ -143,6 +143,12 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
         return plan;
       });
       const state = await withClient(p, 'target', auth, async (c) => {
+        const targetColumns = (await c.query({ text: `SELECT * FROM ${quoteTable(p.target.table!)} LIMIT 0`, types: RAW_TEXT })).fields.map((f) => f.name);
+        const missing = plan.columns.filter((col) => !targetColumns.includes(col));
+        if (missing.length)
+          throw configFailure(
+            `pipelines.${pipeline}.target: table ${p.target.table} has no column ${missing.map((m) => `"${m}"`).join(', ')} for what the source provides; add ${missing.length > 1 ? 'them' : 'it'} to the target, or exclude/rename ${missing.length > 1 ? 'them' : 'it'} under transform`,
+          );
         await ensureStateTable(c, p.stateSchema);
         await c.query('BEGIN');
         try {

@@ -31,12 +31,13 @@ const { planSync, finishSync, acquireLakebaseToken } = proxyActivities<Activitie
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
-// A chunk streams up to batchRows rows; it heartbeats while it does, so a dead worker is noticed in a minute.
-const { syncChunk } = proxyActivities<Activities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
-});
+// A chunk streams up to batchRows rows; it heartbeats while it does, so a dead worker is noticed quickly.
+const chunkActivities = (heartbeatTimeout: string) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout,
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
+  });
 
 export interface SyncProgress {
   pipeline: string;
@@ -71,6 +72,8 @@ export interface DataSyncInput {
   reloginTimeout?: string;
   /** Continue as new after this many chunks in one run (default: when Temporal suggests it). */
   chunksPerRun?: number;
+  /** How soon a chunk whose worker died is retried elsewhere (its heartbeat timeout). Default 1 minute. */
+  heartbeatTimeout?: string;
   /** Set by continue-as-new; users leave it out. */
   resume?: SyncProgress;
 }
@@ -169,6 +172,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   );
   setCurrentDetails(describe());
 
+  const { syncChunk } = chunkActivities(input.heartbeatTimeout ?? '1 minute');
   let chunksThisRun = 0;
   for (;;) {
     const chunk = await withRelogin(() => syncChunk({ pipeline, runId, after: progress.cursor, auth }));
