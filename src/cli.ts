@@ -12,7 +12,7 @@ import type { Config } from './config/schema';
 import { runDemo } from './demo';
 import { createLogger } from './logger';
 import { followProgress, formatProgress } from './progress';
-import { runWorker } from './worker';
+import { runWorker, writeWorkflowBundle } from './worker';
 
 const program = new Command();
 
@@ -213,6 +213,14 @@ schedule
       console.log(describeSchedule(await h.describe()));
     }),
   );
+
+program
+  .command('bundle')
+  .description('bundle the workflow code (the worker does this itself, once per code version, into its cache)')
+  .requiredOption('-o, --out <file>', 'where to write the bundle')
+  .action(async (opts: { out: string }) => {
+    await writeWorkflowBundle(opts.out);
+  });
 
 program
   .command('emulator')

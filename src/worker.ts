@@ -1,4 +1,9 @@
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
+import { cacheDir } from './provision/temporal';
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
 import { createActivities, type ActivityDeps, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
@@ -22,10 +27,42 @@ export function installRuntimeLogger(logger: Logger): void {
   Runtime.install({ logger: temporalLogger, telemetryOptions: { logging: { forward: {}, filter: 'WARN' } } });
 }
 
-let bundle: Promise<WorkflowBundle> | undefined;
-/** Workflow code is bundled once per process and shared by every worker in it. */
-export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quietBundlerLogger });
+const WORKFLOWS_DIR = path.join(__dirname, 'workflows');
+
+/** Identifies the workflow code: its sources, the types they import, and the SDK version. */
+function bundleHash(): string {
+  const h = createHash('sha256');
+  const files = [...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)), path.join(__dirname, 'activities', 'types.ts')].sort();
+  for (const f of files) h.update(f).update(readFileSync(f));
+  h.update((require('@temporalio/workflow/package.json') as { version: string }).version);
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Bundles the workflow code into `file` (webpack). The CLI's `bundle` command runs this in its own process. */
+export async function writeWorkflowBundle(file: string): Promise<void> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quietBundlerLogger });
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(`${file}.${process.pid}.tmp`, code);
+  renameSync(`${file}.${process.pid}.tmp`, file);
+}
+
+let bundle: Promise<WorkflowBundlePath> | undefined;
+/**
+ * Workflow code, bundled once per code version into the cache directory. Bundling runs in a child
+ * process: webpack's memory (~100 MB) then never enters the long-lived worker.
+ */
+export function workflowBundle(): Promise<WorkflowBundlePath> {
+  bundle ??= (async () => {
+    const file = path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}.js`);
+    if (!existsSync(file)) {
+      const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
+      const built = await new Promise<boolean>((resolve) => {
+        execFile(process.execPath, [cli, 'bundle', '--out', file], (err) => resolve(!err));
+      });
+      if (!built) await writeWorkflowBundle(file); // e.g. no permission to spawn: do it here
+    }
+    return { codePath: file };
+  })();
   return bundle;
 }
 const quietBundlerLogger: TemporalLogger = {

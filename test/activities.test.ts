@@ -108,6 +108,21 @@ describe('sync activities against real PostgreSQL (streaming COPY chunks)', () =
     assert.equal(retry.rowsCopied, 0);
   });
 
+  test('first load of an empty target copies straight in; a key written meanwhile switches that chunk to a merge', async () => {
+    await db.client.query(`TRUNCATE ${HOSTILE_SQL}; DELETE FROM lakebase_worker.sync_state WHERE pipeline = 'hostile'`);
+    const plan = await acts.planSync({ pipeline: 'hostile', runId: 'run-il' });
+    assert.equal(plan.initialLoad, true);
+    await db.client.query(`INSERT INTO ${HOSTILE_SQL} ("Id", "Display Name") VALUES (2, 'written by someone else')`);
+    await assert.rejects(acts.syncChunk({ pipeline: 'hostile', runId: 'run-il', after: null, initialLoad: true }), (err: unknown) => {
+      assert.ok(err instanceof ApplicationFailure);
+      assert.equal(err.type, 'LakebaseInitialLoadConflict');
+      return true;
+    });
+    const merged = await acts.syncChunk({ pipeline: 'hostile', runId: 'run-il', after: null, initialLoad: false });
+    assert.equal(merged.rowsCopied, 3);
+    assert.equal((await db.client.query(`SELECT "Display Name" AS n FROM ${HOSTILE_SQL} WHERE "Id" = 2`)).rows[0].n, null, 'the source row won');
+  });
+
   test('a run that is not the owner of the sync state is stopped', async () => {
     await acts.planSync({ pipeline: 'hostile', runId: 'run-new' });
     await assert.rejects(acts.syncChunk({ pipeline: 'hostile', runId: 'run-old', after: null }), (err: unknown) => {

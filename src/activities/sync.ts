@@ -1,4 +1,4 @@
-import { Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { pipeline as pipe } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -7,16 +7,14 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { CredentialProvider, Session } from '../auth/credentials';
 import { unseal, type SealingKey } from '../auth/sealed';
 import type { Config, PipelineConfig } from '../config/schema';
-import { copyRowTransform, type RecordTransform } from '../db/copyText';
+import { CopyMeter, copyRowTransform, type RecordTransform } from '../db/copyText';
 import type { PoolRegistry } from '../db/pools';
 import { ensureStateTable, readState, sameCursor, writeState } from '../db/syncState';
 import {
-  chunkBoundarySql,
   copyInSql,
   copyOutSql,
   createStageSql,
   estimateSql,
-  lastRowSql,
   mergeSql,
   planColumns,
   refreshTableName,
@@ -50,26 +48,6 @@ export function sessionOf(auth: JobAuth | undefined, keys: SealingKey[]): Sessio
 }
 
 const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
-const HEARTBEAT_MS = 2_000;
-
-/** Counts bytes and rows (newlines: COPY text escapes embedded ones) as they stream past, and heartbeats. */
-function meter(onProgress: (rows: number, bytes: number) => void): Transform & { rows: number; bytes: number } {
-  let last = 0;
-  const t = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      m.bytes += chunk.length;
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) m.rows++;
-      const now = Date.now();
-      if (now - last > HEARTBEAT_MS) {
-        last = now;
-        onProgress(m.rows, m.bytes);
-      }
-      done(null, chunk);
-    },
-  });
-  const m = Object.assign(t, { rows: 0, bytes: 0 });
-  return m;
-}
 
 function heartbeat(details: unknown): void {
   try {
@@ -155,10 +133,12 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
           const s = await readState(c, p.stateSchema, pipeline, true);
           if (continuing) {
             await c.query('COMMIT');
-            return { start: s.cursor, resumed: true };
+            return { start: s.cursor, resumed: true, initialLoad: false };
           }
           const unfinished = s.phase !== 'idle';
           const start = unfinished || incremental(p) ? s.cursor : null;
+          const empty = (await c.query(`SELECT NOT EXISTS (SELECT 1 FROM ${quoteTable(p.target.table!)}) AS empty`)).rows[0].empty as boolean;
+          const initialLoad = p.mode === 'upsert' && !p.cursor && !p.softDeleteColumn && start === null && empty;
           if (p.mode === 'full-refresh' && !unfinished) {
             // A fresh full refresh loads into a new staging table next to the target.
             const refresh = refreshTableName(p.target.table!);
@@ -167,7 +147,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
           }
           await writeState(c, p.stateSchema, { ...s, cursor: start, phase: p.mode === 'full-refresh' ? 'loading' : 'running', runId });
           await c.query('COMMIT');
-          return { start, resumed: unfinished && s.cursor !== null };
+          return { start, resumed: unfinished && s.cursor !== null, initialLoad };
         } catch (err) {
           await c.query('ROLLBACK').catch(() => undefined);
           throw err;
@@ -188,6 +168,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
         startCursor: state.start,
         resumed: state.resumed,
         estimatedRows,
+        initialLoad: state.initialLoad,
       };
     } catch (err) {
       throw toActivityFailure(err, statement);
@@ -198,7 +179,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
    * Copies the rows after `after` (at most batchRows) from source to target as a stream, merges
    * them and advances the cursor in one target transaction.
    */
-  async function syncChunk({ pipeline, runId, after, auth }: SyncChunkInput): Promise<ChunkResult> {
+  async function syncChunk({ pipeline, runId, after, auth, initialLoad }: SyncChunkInput): Promise<ChunkResult> {
     const p = pipelineOf(pipeline);
     const transform = transformFor(p, pipeline);
     const target = p.target.table!;
@@ -221,35 +202,63 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
               return { cursor: state.cursor, rowsCopied: 0, rowsWritten: 0, bytes: 0, done: false, alreadyCommitted: true };
             }
             const plan = await columnPlan(s, p, pipeline);
-            const boundary = await s.query<CursorValue[]>({ text: chunkBoundarySql(p, plan, after, p.batchRows), rowMode: 'array', types: RAW_TEXT });
-            const upTo = boundary.rows[0] ?? (await s.query<CursorValue[]>({ text: lastRowSql(p, plan, after), rowMode: 'array', types: RAW_TEXT })).rows[0];
-            if (!upTo) {
+
+            /** Streams the chunk from the source into `into`; the meter sees source rows before any transform. */
+            const copyInto = async (into: string) => {
+              const meter = new CopyMeter((rows, bytes) => heartbeat({ rows, bytes, after }));
+              const out = t.query(copyFrom(copyInSql(into, plan.columns)));
+              const stages: Transform[] = [meter];
+              if (transform) {
+                const describe = (r: Record<string, CursorValue>) => p.key.map((k) => `${k}=${r[k]}`).join(', ');
+                stages.push(copyRowTransform(plan.columns, plan.columns, transform, describe));
+              }
+              await pipe(s.query(copyTo(copyOutSql(p, plan, after, p.batchRows))), ...(stages as [Transform]), out, { signal: cancellation() });
+              return { meter, written: out.rowCount };
+            };
+
+            const merge = p.mode === 'upsert' && !initialLoad;
+            let copied: Awaited<ReturnType<typeof copyInto>>;
+            let rowsWritten = 0;
+            if (p.mode === 'full-refresh') {
+              copied = await copyInto(refreshTableName(target));
+              rowsWritten = copied.written;
+            } else if (!merge) {
+              // append, or the first load of an empty target: straight in. The state row makes it exactly-once.
+              try {
+                copied = await copyInto(quoteTable(target));
+              } catch (err) {
+                if (p.mode === 'upsert' && (err as { code?: string }).code === '23505')
+                  // Someone else wrote one of these keys meanwhile; the workflow redoes the chunk with a merge.
+                  throw ApplicationFailure.create({ type: 'LakebaseInitialLoadConflict', nonRetryable: true, message: `${statement}: a key already exists in ${target}; switching to merge` });
+                throw err;
+              }
+              rowsWritten = copied.written;
+            } else {
+              copied = await copyInto(await stage());
+              rowsWritten = await mergeStage();
+            }
+            async function stage() {
+              await t.query(createStageSql('lbw_stage', target, plan.columns));
+              return 'lbw_stage';
+            }
+            async function mergeStage() {
+              let n = 0;
+              for (const sql of mergeSql({ target, stage: 'lbw_stage', columns: plan.columns, key: p.key, mode: 'upsert', softDeleteColumn: p.softDeleteColumn }))
+                n += (await t.query(sql)).rowCount ?? 0;
+              return n;
+            }
+
+            const { meter } = copied;
+            const last = meter.lastRow();
+            if (meter.rows === 0 || !last) {
               await t.query('ROLLBACK');
               return { cursor: after, rowsCopied: 0, rowsWritten: 0, bytes: 0, done: true, alreadyCommitted: false };
             }
-            const full = p.mode === 'full-refresh';
-            const into = full ? refreshTableName(target) : 'lbw_stage';
-            if (!full) await t.query(createStageSql(into, target, plan.columns));
-
-            const progress = meter((rows, bytes) => heartbeat({ rows, bytes, after }));
-            const out = t.query(copyFrom(copyInSql(into, plan.columns)));
-            const stages: NodeJS.ReadWriteStream[] = [progress];
-            if (transform) {
-              const describe = (r: Record<string, CursorValue>) => p.key.map((k) => `${k}=${r[k]}`).join(', ');
-              stages.push(copyRowTransform(plan.columns, plan.columns, transform, describe));
-            }
-            await pipe(s.query(copyTo(copyOutSql(p, plan, after, upTo))), ...(stages as [Transform]), out, { signal: cancellation() });
-            const rowsCopied = out.rowCount;
-
-            let rowsWritten = full ? rowsCopied : 0;
-            if (!full) {
-              for (const sql of mergeSql({ target, stage: into, columns: plan.columns, key: p.key, mode: p.mode === 'append' ? 'append' : 'upsert', softDeleteColumn: p.softDeleteColumn }))
-                rowsWritten += (await t.query(sql)).rowCount ?? 0;
-            }
-            await writeState(t, p.stateSchema, { ...state, cursor: upTo, rowsWritten: state.rowsWritten + rowsWritten, chunks: state.chunks + 1 });
+            const cursor = plan.order.map((c) => last[plan.columns.indexOf(c)] ?? null);
+            await writeState(t, p.stateSchema, { ...state, cursor, rowsWritten: state.rowsWritten + rowsWritten, chunks: state.chunks + 1 });
             await t.query('COMMIT');
-            heartbeat({ rows: progress.rows, bytes: progress.bytes, committed: upTo });
-            return { cursor: upTo, rowsCopied, rowsWritten, bytes: progress.bytes, done: boundary.rows.length === 0, alreadyCommitted: false };
+            heartbeat({ rows: meter.rows, bytes: meter.bytes, committed: cursor });
+            return { cursor, rowsCopied: meter.rows, rowsWritten, bytes: meter.bytes, done: meter.rows < p.batchRows, alreadyCommitted: false };
           } catch (err) {
             await t.query('ROLLBACK').catch(() => undefined);
             throw err;

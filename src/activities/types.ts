@@ -23,6 +23,8 @@ export interface SyncPlan {
   resumed: boolean;
   /** Planner's estimate of the rows left to copy (for progress only). */
   estimatedRows: number;
+  /** The target was empty at the start: chunks COPY straight into it (keys only grow), skipping the merge. */
+  initialLoad: boolean;
 }
 
 export interface PlanSyncInput {
@@ -40,6 +42,8 @@ export interface SyncChunkInput {
   /** The cursor the workflow believes is committed; the chunk copies rows after it. */
   after: CursorValue[] | null;
   auth?: JobAuth;
+  /** From the plan: COPY straight into the target (falls back to a merge if a key already exists). */
+  initialLoad?: boolean;
 }
 
 export interface ChunkResult {

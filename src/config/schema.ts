@@ -149,7 +149,7 @@ export const pipelineSchema = z
     softDeleteColumn: nonEmpty('a column name').optional(),
     transform: transformSchema.default({ columns: {}, rename: {}, exclude: [] }),
     /** Rows per chunk: one activity, one COPY, one target transaction. */
-    batchRows: positiveInt('a chunk size (integer 1–10000000)', 10_000_000).default(50_000),
+    batchRows: positiveInt('a chunk size (integer 1–10000000)', 10_000_000).default(100_000),
     /** Schema in the target database for the sync state table. */
     stateSchema: nonEmpty('a schema name').default('lakebase_worker'),
   })

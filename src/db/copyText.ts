@@ -103,3 +103,48 @@ export function copyRowTransform(columns: string[], outColumns: string[], fn: Re
 export class RowTransformError extends Error {
   override name = 'RowTransformError';
 }
+
+/**
+ * Passes COPY text through untouched while counting rows and bytes and keeping the last complete
+ * row (its cursor ends the chunk). Memory: one row at most.
+ */
+export class CopyMeter extends Transform {
+  rows = 0;
+  bytes = 0;
+  private tail: Buffer = Buffer.alloc(0);
+  private last: Buffer | undefined;
+
+  constructor(private readonly onProgress?: (rows: number, bytes: number) => void, private readonly everyMs = 2_000) {
+    super();
+  }
+
+  private lastReport = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    let lastNl = -1;
+    let prevNl = -1;
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+      this.rows++;
+      prevNl = lastNl;
+      lastNl = i;
+    }
+    if (lastNl === -1) this.tail = Buffer.concat([this.tail, chunk]);
+    else {
+      // Copies, so the stream's chunks are not kept alive.
+      this.last = prevNl === -1 ? Buffer.concat([this.tail, chunk.subarray(0, lastNl)]) : Buffer.from(chunk.subarray(prevNl + 1, lastNl));
+      this.tail = Buffer.from(chunk.subarray(lastNl + 1));
+    }
+    const now = Date.now();
+    if (this.onProgress && now - this.lastReport > this.everyMs) {
+      this.lastReport = now;
+      this.onProgress(this.rows, this.bytes);
+    }
+    done(null, chunk);
+  }
+
+  /** Fields of the last row, decoded. */
+  lastRow(): CopyValue[] | undefined {
+    return this.last && parseCopyLine(this.last.toString('utf8'));
+  }
+}

@@ -83,36 +83,25 @@ function orderTuple(plan: ColumnPlan): string {
   return tuple(plan.sourceOrder.map((c) => `src.${quoteIdent(c)}`));
 }
 
-/** WHERE clause selecting rows after `after` and up to `upTo` (inclusive) in order. */
-function range(plan: ColumnPlan, after: CursorValue[] | null, upTo: CursorValue[] | null): string {
-  const o = orderTuple(plan);
-  const lit = (v: CursorValue[]) => tuple(v.map((x) => (x === null ? 'NULL' : cursorLiteral(x))));
-  const conds = [after && `${o} > ${lit(after)}`, upTo && `${o} <= ${lit(upTo)}`].filter(Boolean);
-  return conds.length ? ` WHERE ${conds.join(' AND ')}` : '';
-}
-
-/** The order values of the n-th row after `after` (the chunk's upper bound), or nothing when fewer remain. */
-export function chunkBoundarySql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, rows: number): string {
-  const cols = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}::text`).join(', ');
-  const order = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}`).join(', ');
-  return `SELECT ${cols} FROM ${sourceRelation(p)}${range(plan, after, null)} ORDER BY ${order} LIMIT 1 OFFSET ${Math.trunc(rows) - 1}`;
-}
-
-/** The order values of the last row after `after`: the final chunk's upper bound. */
-export function lastRowSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null): string {
-  const cols = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}::text`).join(', ');
-  const order = plan.sourceOrder.map((c) => `src.${quoteIdent(c)} DESC`).join(', ');
-  return `SELECT ${cols} FROM ${sourceRelation(p)}${range(plan, after, null)} ORDER BY ${order} LIMIT 1`;
+/** WHERE clause selecting rows after `after` in order. */
+function range(plan: ColumnPlan, after: CursorValue[] | null): string {
+  if (!after) return '';
+  return ` WHERE ${orderTuple(plan)} > ${tuple(after.map((x) => (x === null ? 'NULL' : cursorLiteral(x))))}`;
 }
 
 /** Planner's estimate of the rows still to copy (cheap, for progress and ETA only). */
 export function estimateSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null): string {
-  return `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${sourceRelation(p)}${range(plan, after, null)}`;
+  return `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${sourceRelation(p)}${range(plan, after)}`;
 }
 
-/** COPY of one chunk, parameters inlined as literals (COPY takes no bind parameters). */
-export function copyOutSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, upTo: CursorValue[]): string {
-  return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}${range(plan, after, upTo)}) TO STDOUT`;
+/**
+ * COPY of one chunk: the next `rows` rows after `after` in order. The stream's last row carries
+ * the chunk's cursor, so no separate boundary query is needed. Literals are inlined (COPY takes
+ * no bind parameters).
+ */
+export function copyOutSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, rows: number): string {
+  const order = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}`).join(', ');
+  return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}${range(plan, after)} ORDER BY ${order} LIMIT ${Math.trunc(rows)}) TO STDOUT`;
 }
 
 export function copyInSql(table: string, columns: string[]): string {

@@ -21,6 +21,7 @@ export const NON_RETRYABLE = [
   'LakebaseConstraintError',
   'LakebaseConfigError',
   'LakebaseSyncConflict',
+  'LakebaseInitialLoadConflict',
   'LakebaseTokenInvalid',
   'LakebaseIdpTokenMissing',
   'LakebaseAuthConfigError',
@@ -56,6 +57,8 @@ export interface SyncProgress {
   run: number;
   /** True when this run picked up a previous run's uncommitted remainder. */
   resumed: boolean;
+  /** The target was empty: chunks go straight in (see SyncPlan.initialLoad). */
+  initialLoad: boolean;
   done: boolean;
   /** True while an on-behalf-of sync waits for the user to log in again. */
   waitingForRelogin: boolean;
@@ -101,7 +104,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     ? { ...input.resume, run: input.resume.run + 1, waitingForRelogin: false }
     : {
         pipeline, mode: 'planning', cursor: null, chunks: 0, rowsCopied: 0, rowsWritten: 0, estimatedRows: 0, rowsPerSecond: 0,
-        etaSeconds: null, run: 1, resumed: false, done: false, waitingForRelogin: false, tokens: [], startedAt: Date.now(),
+        etaSeconds: null, run: 1, resumed: false, initialLoad: false, done: false, waitingForRelogin: false, tokens: [], startedAt: Date.now(),
       };
   let auth = input.auth;
   let freshToken: string | undefined;
@@ -161,6 +164,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     progress.cursor = plan.startCursor;
     progress.resumed = plan.resumed;
     progress.estimatedRows = plan.estimatedRows;
+    progress.initialLoad = plan.initialLoad;
   }
 
   // Warm the worker's token cache once; chunk activities then log in without token requests.
@@ -175,7 +179,14 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   const { syncChunk } = chunkActivities(input.heartbeatTimeout ?? '1 minute');
   let chunksThisRun = 0;
   for (;;) {
-    const chunk = await withRelogin(() => syncChunk({ pipeline, runId, after: progress.cursor, auth }));
+    let chunk;
+    try {
+      chunk = await withRelogin(() => syncChunk({ pipeline, runId, after: progress.cursor, auth, initialLoad: progress.initialLoad }));
+    } catch (err) {
+      if (failureType(err) !== 'LakebaseInitialLoadConflict') throw err;
+      progress.initialLoad = false; // the target is not ours alone: merge from now on
+      continue;
+    }
     progress.cursor = chunk.cursor;
     if (chunk.rowsCopied > 0 || chunk.alreadyCommitted) progress.chunks += 1;
     progress.rowsCopied += chunk.rowsCopied;
