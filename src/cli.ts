@@ -1,9 +1,20 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { ApplicationFailure, ScheduleOverlapPolicy, WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { RowTransform } from './activities';
-import { connectClient, relogin, startSync, startSyncGroup, syncProgress } from './client';
+import type { JobFunction, RowTransform } from './activities';
+import os from 'node:os';
+import { approveJob, connectClient, jobProgress, relogin, startJob, startSync, startSyncGroup, syncProgress } from './client';
+import { bindJobParams, JobParamError, parseParamArgs } from './config/jobParams';
+import { rejectSignal } from './workflows/operationalJob';
+import {
+  LAKEBASE_SEARCH_ATTRIBUTES,
+  LakebaseEnvironment,
+  LakebaseJob,
+  LakebasePipeline,
+  LakebaseProfile,
+  LakebaseRowsWritten,
+} from './workflows/searchAttributes';
 import { createSyncSchedule, describeSchedule, listSchedules } from './schedules';
 import { LakebaseEmulator } from './emulator';
 import { ConfigError, loadConfigFile, loadDocument } from './config/load';
@@ -32,15 +43,20 @@ function readSecretFile(file: string, flag: string): string {
   }
 }
 
-/** Loads `--transforms <module>`: a module whose default (or `rowTransforms`) export maps names to functions. */
-function loadRowTransforms(file: string | undefined): Record<string, RowTransform> | undefined {
-  if (!file) return undefined;
-  const mod = require(path.resolve(file)) as { default?: unknown; rowTransforms?: unknown };
-  const table = (mod.rowTransforms ?? mod.default ?? mod) as Record<string, unknown>;
-  for (const [name, fn] of Object.entries(table)) {
-    if (typeof fn !== 'function') throw new ConfigError([`--transforms: export "${name}" of ${file} is not a function`]);
-  }
-  return table as Record<string, RowTransform>;
+/**
+ * Loads `--transforms <module>`: named row transforms (export `rowTransforms`, or the default
+ * export) and TypeScript job steps (export `jobFunctions`).
+ */
+function loadExtensions(file: string | undefined): { rowTransforms?: Record<string, RowTransform>; jobFunctions?: Record<string, JobFunction> } {
+  if (!file) return {};
+  const mod = require(path.resolve(file)) as { default?: unknown; rowTransforms?: unknown; jobFunctions?: unknown };
+  const check = (table: unknown, what: string) => {
+    for (const [name, fn] of Object.entries((table ?? {}) as Record<string, unknown>)) {
+      if (typeof fn !== 'function') throw new ConfigError([`--transforms: ${what} "${name}" of ${file} is not a function`]);
+    }
+    return table as Record<string, never> | undefined;
+  };
+  return { rowTransforms: check(mod.rowTransforms ?? mod.default, 'row transform'), jobFunctions: check(mod.jobFunctions, 'job function') };
 }
 
 function positive(value: string): number {
@@ -58,10 +74,10 @@ program
   .command('worker')
   .description('run a worker: executes syncs and jobs from the configured task queue')
   .option('-c, --config <file>', 'configuration file (YAML or JSON); default $LAKEBASE_CONFIG or lakebase.yaml')
-  .option('-t, --transforms <module>', 'JS/TS module exporting named row transforms (default export or `rowTransforms`)')
+  .option('-t, --transforms <module>', 'JS/TS module exporting `rowTransforms` (or a default export) and `jobFunctions`')
   .action(async (opts: { config?: string; transforms?: string }) => {
     const config = loadConfig(opts);
-    await runWorker(config, createLogger(), loadRowTransforms(opts.transforms));
+    await runWorker(config, createLogger(), loadExtensions(opts.transforms));
   });
 
 const sync = program.command('sync').description('data-sync workflows');
@@ -79,7 +95,7 @@ sync
     }
     const client = await connectClient(config.temporal);
     const idpToken = opts.idpTokenFile ? readSecretFile(opts.idpTokenFile, '--idp-token-file') : undefined;
-    const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken });
+    const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config });
     console.log(`started ${handle.workflowId}`);
     if (opts.wait) {
       const stop = followProgress(() => syncProgress(client, handle.workflowId));
@@ -238,19 +254,140 @@ program
     await emu.stop();
   });
 
+const job = program.command('job').description('triggered operational jobs (parameterised SQL steps)');
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+job
+  .command('run')
+  .description('run a job; the same job and parameters cannot run twice at once')
+  .requiredOption('-j, --job <name>', 'job name from the configuration')
+  .option('-p, --param <name=value>', 'a parameter (repeatable)', collect, [] as string[])
+  .option('-e, --env <environment>', "override the job's environment, e.g. staging")
+  .option('--dry-run', 'validate parameters and print the plan with EXPLAIN for read/write steps; write nothing')
+  .option('--idp-token-file <file>', 'login-idp profiles: the IdP token of the user the job runs for')
+  .option('-w, --wait', 'wait for the job and print its result')
+  .option('-c, --config <file>', 'configuration file')
+  .action((opts: { job: string; param: string[]; env?: string; dryRun?: boolean; idpTokenFile?: string; wait?: boolean; config?: string }) => {
+    // Fail fast, before connecting, with the same rules the worker applies.
+    const j = loadConfig(opts).jobs[opts.job];
+    if (!j) throw new ConfigError([`--job: unknown job "${opts.job}"; configured: ${Object.keys(loadConfig(opts).jobs).join(', ') || '(none)'}`]);
+    const params = parseParamArgs(opts.param);
+    bindJobParams(opts.job, j, params);
+    return withClient(opts, async (client, config) => {
+      const idpToken = opts.idpTokenFile ? readSecretFile(opts.idpTokenFile, '--idp-token-file') : undefined;
+      let handle;
+      try {
+        handle = await startJob(client, { job: opts.job, params, environment: opts.env, dryRun: opts.dryRun, taskQueue: config.temporal.taskQueue, config, idpToken });
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) throw new ConfigError([`job "${opts.job}" with these parameters is already running as ${err.workflowId}; wait for it or cancel it (job cancel ${err.workflowId})`]);
+        throw err;
+      }
+      console.log(`started ${handle.workflowId}`);
+      if (opts.wait || opts.dryRun) {
+        const result = await handle.result();
+        if (result.plan?.explain) for (const e of result.plan.explain) console.log(`\n-- ${e.step}\n${e.plan}`);
+        console.log(`\n${opts.job}: ${result.status}; ${result.steps.length} steps, ${result.rowsWritten} rows written`);
+        for (const st of result.steps) console.log(`  ${st.name} (${st.kind}): ${st.rowCount} rows${st.rows?.length ? ` — ${JSON.stringify(st.rows.slice(0, 3))}` : ''}`);
+      }
+    });
+  });
+for (const [name, description] of [
+  ['approve', 'approve a job waiting before its write steps'],
+  ['reject', 'reject a job waiting for approval (it fails, writing nothing)'],
+  ['cancel', 'cancel a running job; the running step is rolled back'],
+] as const) {
+  job
+    .command(name)
+    .description(description)
+    .argument('<workflowId>', 'e.g. job:refresh-aggregates:prod:1a2b3c4d5e6f')
+    .option('--by <who>', 'who decides (recorded in the workflow)', os.userInfo().username)
+    .option('--reason <text>', 'why (reject)')
+    .option('-c, --config <file>', 'configuration file')
+    .action((id: string, opts: { by: string; reason?: string; config?: string }) =>
+      withClient(opts, async (client) => {
+        const h = client.workflow.getHandle(id);
+        if (name === 'approve') console.log((await approveJob(client, id, opts.by)).approved ? `${id}: approved by ${opts.by}` : `${id}: not approved`);
+        if (name === 'reject') {
+          await h.signal(rejectSignal, { by: opts.by, reason: opts.reason });
+          console.log(`${id}: rejected`);
+        }
+        if (name === 'cancel') {
+          await h.cancel();
+          console.log(`${id}: cancellation requested`);
+        }
+      }),
+    );
+}
+
 program
   .command('status')
-  .description('show the progress of a sync workflow')
+  .description('show the state and progress of a sync or job workflow')
   .argument('<workflowId>', 'workflow id, e.g. sync:orders-to-reporting:2026-11-24T10:00:00.000Z')
   .option('-c, --config <file>', 'configuration file')
-  .action(async (workflowId: string, opts: { config?: string }) => {
-    const config = loadConfig(opts);
-    const client = await connectClient(config.temporal);
-    const desc = await client.workflow.getHandle(workflowId).describe();
-    console.log(`${workflowId}: ${desc.status.name}`);
-    console.log(formatProgress(await syncProgress(client, workflowId)));
-    await client.connection.close();
-  });
+  .action((workflowId: string, opts: { config?: string }) =>
+    withClient(opts, async (client) => {
+      const desc = await client.workflow.getHandle(workflowId).describe();
+      const attrs = desc.typedSearchAttributes;
+      console.log(`${workflowId}: ${desc.status.name} (${desc.type})`);
+      const tags = [LakebasePipeline, LakebaseJob, LakebaseProfile, LakebaseEnvironment, LakebaseRowsWritten]
+        .map((k) => [k.name, attrs.get(k)] as const)
+        .filter(([, v]) => v !== undefined);
+      if (tags.length) console.log(`  ${tags.map(([k, v]) => `${k}=${String(v)}`).join('  ')}`);
+      if (desc.type === 'dataSync') console.log(`  ${formatProgress(await syncProgress(client, workflowId))}`);
+      if (desc.type === 'operationalJob') {
+        const p = await jobProgress(client, workflowId);
+        console.log(`  ${p.status}${p.currentStep ? `, running ${p.currentStep}` : ''}; ${p.steps.length} steps done, ${p.rowsWritten} rows written`);
+      }
+    }),
+  );
+
+program
+  .command('list')
+  .description('list syncs and jobs (a visibility query on our search attributes)')
+  .option('-p, --pipeline <name>', 'only this pipeline')
+  .option('-j, --job <name>', 'only this job')
+  .option('-e, --env <environment>', 'only this environment')
+  .option('--status <status>', 'Running, Completed, Failed, …')
+  .option('-n, --limit <n>', 'at most this many', positive, 20)
+  .option('-c, --config <file>', 'configuration file')
+  .action((opts: { pipeline?: string; job?: string; env?: string; status?: string; limit: number; config?: string }) =>
+    withClient(opts, async (client) => {
+      const q = (k: string, v: string) => `${k} = '${v.replace(/'/g, "''")}'`;
+      const where = [
+        opts.pipeline && q('LakebasePipeline', opts.pipeline),
+        opts.job && q('LakebaseJob', opts.job),
+        opts.env && q('LakebaseEnvironment', opts.env),
+        opts.status && q('ExecutionStatus', opts.status),
+        !opts.pipeline && !opts.job && `WorkflowType IN ('dataSync', 'operationalJob', 'syncGroup')`,
+      ].filter(Boolean);
+      let n = 0;
+      for await (const w of client.workflow.list({ query: where.join(' AND ') })) {
+        const rows = w.typedSearchAttributes.get(LakebaseRowsWritten);
+        console.log(`${w.startTime.toISOString()}  ${w.status.name.padEnd(10)} ${w.workflowId}${rows !== undefined ? `  rows=${rows}` : ''}`);
+        if (++n >= opts.limit) break;
+      }
+      if (n === 0) console.log('(nothing matches)');
+    }),
+  );
+
+program
+  .command('setup')
+  .description("register lakebase-worker's search attributes on the Temporal namespace (once per cluster)")
+  .option('-c, --config <file>', 'configuration file')
+  .action((opts: { config?: string }) =>
+    withClient(opts, async (client, config) => {
+      const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
+      const missing = LAKEBASE_SEARCH_ATTRIBUTES.filter((k) => !(customAttributes ?? {})[k.name]);
+      if (missing.length === 0) return console.log('search attributes already registered');
+      await client.connection.operatorService.addSearchAttributes({
+        namespace: config.temporal.namespace,
+        // IndexedValueType: 2 KEYWORD, 3 INT
+        searchAttributes: Object.fromEntries(missing.map((k) => [k.name, k.type === 'INT' ? 3 : 2])),
+      });
+      console.log(`registered ${missing.map((k) => k.name).join(', ')}`);
+    }),
+  );
 
 program
   .command('demo')
@@ -264,7 +401,7 @@ program
   });
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof JobParamError) {
     console.error(err.message);
   } else if (err instanceof WorkflowFailedError) {
     const root = err.cause?.cause ?? err.cause;

@@ -7,6 +7,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startSync } from './client';
 import { followProgress } from './progress';
 import { progressQuery } from './workflows/dataSync';
+import { LAKEBASE_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 import { parseConfig } from './config/load';
 import { relationChecksum } from './db/checksum';
 import type { Logger } from './logger';
@@ -73,7 +74,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
   say('Finding the Temporal CLI…');
   const executable = await temporalExecutable(say);
   say('Starting the Temporal dev server with its Web UI…');
-  const env = await TestWorkflowEnvironment.createLocal({ server: { executable, ui: true, log: { format: 'pretty', level: 'error' } } });
+  const env = await TestWorkflowEnvironment.createLocal({ server: { executable, ui: true, log: { format: 'pretty', level: 'error' }, searchAttributes: LAKEBASE_SEARCH_ATTRIBUTES } });
   const uiPort = Number(env.address.split(':').pop()) + 1000;
   const pgServer = await provisionPostgres(say, { forceEmbedded: opts.embeddedPostgres });
   let emu: LakebaseEmulator | undefined;
@@ -118,7 +119,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     const lw = await createLakebaseWorker({ config, logger: opts.logger, connection: env.nativeConnection });
     const result = await lw.runUntil(async () => {
       say('Worker running on task queue lakebase-demo. Starting the sync…');
-      const handle = await startSync(env.client, { pipeline: 'orders-to-reporting', taskQueue: 'lakebase-demo' });
+      const handle = await startSync(env.client, { pipeline: 'orders-to-reporting', taskQueue: 'lakebase-demo', config });
       say(`Workflow ${handle.workflowId}`);
       say(`Temporal UI: http://localhost:${uiPort}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}`);
       const t0 = Date.now();

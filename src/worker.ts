@@ -5,7 +5,7 @@ import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
 import { cacheDir } from './provision/temporal';
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
-import { createActivities, type ActivityDeps, type RowTransform } from './activities';
+import { createActivities, type ActivityDeps, type JobFunction, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
 import { loadSealingKeys, type SealingKey } from './auth/sealed';
 import type { Config } from './config/schema';
@@ -78,6 +78,7 @@ export interface DepsOptions {
   config: Config;
   logger: Logger;
   rowTransforms?: Record<string, RowTransform>;
+  jobFunctions?: Record<string, JobFunction>;
   /** Defaults to a fresh provider with its own process-wide token cache. */
   credentials?: CredentialProvider;
   /** Defaults to LAKEBASE_SECRET_KEYS / LAKEBASE_SECRET_KEYS_FILE. */
@@ -93,6 +94,7 @@ export function buildDeps(opts: DepsOptions): ActivityDeps {
     pools: createPoolRegistry({ config: opts.config, logger: opts.logger, credentials }),
     sealingKeys: opts.sealingKeys ?? loadSealingKeys(),
     rowTransforms: opts.rowTransforms,
+    jobFunctions: opts.jobFunctions,
   };
 }
 
@@ -151,11 +153,15 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
 }
 
 /** `lakebase-worker worker`: connect to Temporal from config and run until a signal. */
-export async function runWorker(config: Config, logger: Logger, rowTransforms?: Record<string, RowTransform>): Promise<void> {
+export async function runWorker(
+  config: Config,
+  logger: Logger,
+  extensions: { rowTransforms?: Record<string, RowTransform>; jobFunctions?: Record<string, JobFunction> } = {},
+): Promise<void> {
   installRuntimeLogger(logger);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
-    const w = await createLakebaseWorker({ config, logger, connection, rowTransforms });
+    const w = await createLakebaseWorker({ config, logger, connection, ...extensions });
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address }, 'worker started');
     await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
     logger.info('worker stopped');

@@ -24,7 +24,11 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 describe('CLI', () => {
   test('--help works on every command', async () => {
-    for (const args of [[], ['worker'], ['sync'], ['sync', 'start'], ['sync', 'relogin'], ['status'], ['demo'], ['emulator']]) {
+    for (const args of [
+      [], ['worker'], ['sync'], ['sync', 'start'], ['sync', 'relogin'], ['sync', 'group'], ['status'], ['list'], ['setup'], ['demo'], ['emulator'], ['bundle'],
+      ['job'], ['job', 'run'], ['job', 'approve'], ['job', 'reject'], ['job', 'cancel'],
+      ['schedule'], ['schedule', 'create'], ['schedule', 'list'], ['schedule', 'describe'], ['schedule', 'pause'], ['schedule', 'unpause'], ['schedule', 'trigger'], ['schedule', 'backfill'], ['schedule', 'delete'],
+    ]) {
       const r = await cli([...args, '--help']);
       assert.equal(r.code, 0, `${args.join(' ')} --help: ${r.stderr}`);
       assert.match(r.stdout, /Usage: lakebase-worker/);
@@ -38,6 +42,19 @@ describe('CLI', () => {
     const r = await cli(['sync', 'start', '--pipeline', 'p', '--config', file]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /profiles\.a\.environments\.prod\.port: expected an integer 1–65535, got "abc"/);
+  });
+
+  test('job parameters are checked before anything connects', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-cli-'));
+    const file = path.join(dir, 'jobs.yaml');
+    await writeFile(
+      file,
+      'profiles:\n  a:\n    auth: { method: pat, token: x }\n    environments: { prod: { host: h, user: u } }\n' +
+        'jobs:\n  refresh:\n    profile: a\n    environment: prod\n    params: { day: { type: date } }\n    steps: [ { name: s, sql: "select :day" } ]\n',
+    );
+    const r = await cli(['job', 'run', '--job', 'refresh', '--param', 'day=2026-02-30', '--config', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /day: expected a real calendar date, got "2026-02-30"/);
   });
 
   test('an unknown pipeline is named before anything connects', async () => {

@@ -1,12 +1,14 @@
+import { createJobActivities, type JobFunction } from './jobs';
 import { createSyncActivities, type SyncDeps } from './sync';
 import { createTokenActivities } from './token';
 
-export type ActivityDeps = SyncDeps;
+export type ActivityDeps = SyncDeps & { jobFunctions?: Record<string, JobFunction> };
 
 /** All activities, built from the worker's dependencies (config, pools, credentials, transforms). */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createTokenActivities(deps), ...createSyncActivities(deps) };
+  return { ...createTokenActivities(deps), ...createSyncActivities(deps), ...createJobActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { RowTransform } from './sync';
+export type { JobFunction } from './jobs';

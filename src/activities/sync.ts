@@ -1,7 +1,7 @@
 import type { Transform } from 'node:stream';
 import { pipeline as pipe } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { CredentialProvider, Session } from '../auth/credentials';
@@ -267,7 +267,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
       );
     } catch (err) {
       if ((err as Error).name === 'RowTransformError') throw configFailure(`pipelines.${pipeline}: ${(err as Error).message}`);
-      if ((err as Error).name === 'AbortError') throw ApplicationFailure.create({ type: 'CancelledFailure', message: `${statement} cancelled; the chunk was rolled back` });
+      if ((err as Error).name === 'AbortError') throw new CancelledFailure(`${statement} cancelled; the chunk was rolled back`);
       throw toActivityFailure(err, `${statement} into ${target}`);
     }
   }

@@ -87,3 +87,60 @@ export interface GroupPlan {
   pipelines: string[];
   parallelism: number;
 }
+
+export type JobParamValue = string | number | boolean | null;
+
+export interface JobStepPlan {
+  name: string;
+  kind: 'read' | 'transform' | 'write' | 'sql';
+  timeout: string;
+  retry: { maximumAttempts?: number; initialInterval?: string; maximumInterval?: string };
+  into?: string;
+}
+
+/** Consecutive steps run by one activity: a transaction group, or a single step. */
+export interface JobUnit {
+  transaction?: string;
+  steps: JobStepPlan[];
+}
+
+export interface JobPlan {
+  job: string;
+  description?: string;
+  profile: string;
+  environment: string;
+  /** Validated parameters, as bound (PostgreSQL text). */
+  params: Record<string, string | null>;
+  units: JobUnit[];
+  approval: boolean;
+  /** Dry run: EXPLAIN output of each read/write step. */
+  explain?: { step: string; plan: string }[];
+}
+
+export interface PlanJobInput {
+  job: string;
+  params: Record<string, JobParamValue>;
+  environment?: string;
+  dryRun?: boolean;
+  auth?: JobAuth;
+}
+
+export interface StepOutput {
+  name: string;
+  kind: JobStepPlan['kind'];
+  rowCount: number;
+  /** read steps without `into`: up to 100 rows, as text. */
+  rows?: Record<string, string | null>[];
+  truncated?: boolean;
+}
+
+export interface RunJobUnitInput {
+  job: string;
+  environment: string;
+  params: Record<string, string | null>;
+  steps: string[];
+  transaction?: string;
+  /** First rows of earlier read steps, for :step.column placeholders. */
+  outputs: Record<string, Record<string, string | null>>;
+  auth?: JobAuth;
+}

@@ -172,6 +172,74 @@ export const syncGroupSchema = z.strictObject({
   parallelism: positiveInt('an integer 1–100', 100).default(4),
 });
 
+export const jobParamSchema = z.strictObject({
+  type: z.enum(['text', 'integer', 'number', 'boolean', 'date', 'timestamp', 'uuid', 'json'], {
+    error: 'expected one of text, integer, number, boolean, date, timestamp, uuid, json',
+  }),
+  required: z.boolean().default(true),
+  default: z.union([z.string(), z.number(), z.boolean()]).optional(),
+  description: z.string().optional(),
+  /** text: a regular expression the whole value must match. */
+  pattern: z.string().optional(),
+  maxLength: positiveInt('a length (integer ≥ 1)').optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+});
+
+const durationText = z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/, 'expected a duration like "30 seconds" or "5m"');
+
+export const jobStepSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z][\w-]*$/, 'expected a step name of letters, digits, - and _'),
+  /** read: a SELECT whose rows later steps can use; write: DML; transform: SQL or a registered TS function; sql: DDL/maintenance. */
+  kind: z.enum(['read', 'transform', 'write', 'sql'], { error: 'expected one of read, transform, write, sql' }).default('sql'),
+  /** SQL with :name placeholders for job parameters and :step.column for a read step's first-row values; all bound, never interpolated. */
+  sql: z.string().min(1).optional(),
+  /** transform steps: a TypeScript function registered with the worker. */
+  function: nonEmpty('the name of a registered job function').optional(),
+  /** read steps: keep the rows in this table (created by the step) instead of returning them; for large results. */
+  into: nonEmpty('a table name').optional(),
+  /** Steps naming the same transaction run in one database transaction: all commit, or none. */
+  transaction: nonEmpty('a transaction group name').optional(),
+  timeout: durationText.default('10 minutes'),
+  retry: z
+    .strictObject({
+      maximumAttempts: positiveInt('an integer ≥ 1').optional(),
+      initialInterval: durationText.optional(),
+      maximumInterval: durationText.optional(),
+    })
+    .default({}),
+});
+
+export const jobSchema = z
+  .strictObject({
+    description: z.string().optional(),
+    profile: nonEmpty('a profile name'),
+    environment: nonEmpty('an environment name'),
+    params: z.record(z.string().regex(/^[A-Za-z_]\w*$/, 'expected a parameter name of letters, digits and _'), jobParamSchema).default({}),
+    /** Wait for an `approve` before the first write step. */
+    approval: z.boolean().default(false),
+    steps: z.array(jobStepSchema).min(1, 'expected at least one step'),
+  })
+  .superRefine((j, ctx) => {
+    const names = new Set<string>();
+    j.steps.forEach((s, i) => {
+      if (names.has(s.name)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'name'], message: `duplicate step name "${s.name}"` });
+      names.add(s.name);
+      if (s.kind === 'transform' ? !s.sql === !s.function : !s.sql)
+        ctx.addIssue({ code: 'custom', path: ['steps', i], message: s.kind === 'transform' ? 'expected sql or function' : 'expected sql' });
+      if (s.into && s.kind !== 'read') ctx.addIssue({ code: 'custom', path: ['steps', i, 'into'], message: 'only read steps keep rows in a table' });
+    });
+    // A transaction group must be consecutive steps.
+    let prev: string | undefined;
+    const closed = new Set<string>();
+    j.steps.forEach((s, i) => {
+      if (prev && s.transaction !== prev) closed.add(prev);
+      if (s.transaction && closed.has(s.transaction))
+        ctx.addIssue({ code: 'custom', path: ['steps', i, 'transaction'], message: `steps of transaction "${s.transaction}" must be consecutive` });
+      prev = s.transaction;
+    });
+  });
+
 export const configSchema = z
   .strictObject({
     temporal: temporalSchema.default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lakebase' }),
@@ -179,6 +247,8 @@ export const configSchema = z
     pipelines: z.record(nonEmpty('a pipeline name'), pipelineSchema).default({}),
     /** Multi-table syncs: one child workflow per pipeline, bounded parallelism. */
     syncGroups: z.record(nonEmpty('a group name'), syncGroupSchema).default({}),
+    /** Triggered operational jobs: parameterised SQL steps. */
+    jobs: z.record(nonEmpty('a job name'), jobSchema).default({}),
   })
   .superRefine((cfg, ctx) => {
     for (const [name, profile] of Object.entries(cfg.profiles)) {
@@ -218,6 +288,12 @@ export const configSchema = z
         }
       }
     }
+    for (const [name, j] of Object.entries(cfg.jobs)) {
+      const prof = cfg.profiles[j.profile];
+      if (!prof) ctx.addIssue({ code: 'custom', path: ['jobs', name, 'profile'], message: `unknown profile "${j.profile}"; defined profiles: ${Object.keys(cfg.profiles).join(', ') || '(none)'}` });
+      else if (!prof.environments[j.environment])
+        ctx.addIssue({ code: 'custom', path: ['jobs', name, 'environment'], message: `profile "${j.profile}" has no environment "${j.environment}"; defined: ${Object.keys(prof.environments).join(', ')}` });
+    }
     for (const [name, g] of Object.entries(cfg.syncGroups)) {
       g.pipelines.forEach((p, i) => {
         if (!cfg.pipelines[p])
@@ -229,6 +305,9 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+export type JobConfig = z.infer<typeof jobSchema>;
+export type JobParamConfig = z.infer<typeof jobParamSchema>;
+export type JobStepConfig = z.infer<typeof jobStepSchema>;
 export type TemporalConfig = z.infer<typeof temporalSchema>;
 export type Profile = z.infer<typeof profileSchema>;
 export type EnvironmentConfig = z.infer<typeof environmentSchema>;

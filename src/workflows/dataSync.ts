@@ -9,8 +9,10 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { Activities } from '../activities';
 import type { CursorValue, JobAuth, LakebaseTokenInfo, SyncPlan } from '../activities/types';
 
@@ -196,6 +198,9 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     const left = Math.max(0, progress.estimatedRows - progress.rowsCopied);
     progress.etaSeconds = progress.rowsPerSecond > 0 && !chunk.done ? left / progress.rowsPerSecond : null;
     setCurrentDetails(describe());
+    // Only when the start registered our search attributes (an unknown one would fail the workflow task).
+    if (workflowInfo().typedSearchAttributes.get(LakebasePipeline) !== undefined)
+      upsertSearchAttributes([{ key: LakebaseRowsWritten, value: progress.rowsWritten }]);
     if (chunk.done) break;
     chunksThisRun++;
     const info = workflowInfo();

@@ -2,3 +2,5 @@ export { dataSync, progressQuery, idpTokenSignal, reloginUpdate } from './dataSy
 export type { DataSyncInput, SyncProgress } from './dataSync';
 export { syncGroup } from './syncGroup';
 export type { SyncGroupInput, SyncGroupResult } from './syncGroup';
+export { operationalJob, jobProgressQuery, approveUpdate, approveSignal, rejectSignal } from './operationalJob';
+export type { OperationalJobInput, JobProgress } from './operationalJob';

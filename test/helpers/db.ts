@@ -36,11 +36,12 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
   };
 }
 
-/** A config with one profile `local` (environment `test`) on the given database plus the given pipelines. */
-export function testConfig(db: TestDatabase, pipelines: Record<string, unknown>, taskQueue = 'test'): Config {
+/** A config with one profile `local` (environment `test`) on the given database plus the given pipelines (and other sections). */
+export function testConfig(db: TestDatabase, pipelines: Record<string, unknown>, taskQueue = 'test', more: Record<string, unknown> = {}): Config {
   return parseConfig({
     temporal: { taskQueue },
     profiles: { local: { auth: { method: 'pat', token: 'trust-auth-ignores-this' }, environments: { test: db.environment } } },
     pipelines,
+    ...more,
   });
 }

@@ -2,13 +2,14 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createLogger, type Logger } from '../../src/logger';
 import { temporalExecutable } from '../../src/provision/temporal';
 import { installRuntimeLogger } from '../../src/worker';
+import { LAKEBASE_SEARCH_ATTRIBUTES } from '../../src/workflows/searchAttributes';
 
 /** A real Temporal dev server (the pinned CLI), one per test file. */
 export async function startTemporal(runtimeLogger?: Logger): Promise<TestWorkflowEnvironment> {
   // Worker lifecycle and expected activity failures would drown the test report.
   installRuntimeLogger(runtimeLogger ?? createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'error' }));
   const executable = await temporalExecutable((m) => console.log(m));
-  return TestWorkflowEnvironment.createLocal({ server: { executable, log: { format: 'pretty', level: 'error' } } });
+  return TestWorkflowEnvironment.createLocal({ server: { executable, log: { format: 'pretty', level: 'error' }, searchAttributes: LAKEBASE_SEARCH_ATTRIBUTES } });
 }
 
 export function uniqueQueue(name: string): string {

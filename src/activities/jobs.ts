@@ -1,0 +1,186 @@
+import { Context } from '@temporalio/activity';
+import type pg from 'pg';
+import { bindJobParams, JobParamError } from '../config/jobParams';
+import type { Config, JobConfig, JobStepConfig } from '../config/schema';
+import { quoteTable } from '../db/identifiers';
+import { compileNamedParams } from '../db/namedParams';
+import type { PoolRegistry } from '../db/pools';
+import type { SealingKey } from '../auth/sealed';
+import { configFailure, toActivityFailure } from './failures';
+import { sessionOf } from './sync';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { JobPlan, JobUnit, PlanJobInput, RunJobUnitInput, StepOutput } from './types';
+
+/** A TypeScript job step registered with the worker: gets parameters, earlier outputs and a query function. */
+export type JobFunction = (ctx: {
+  params: Record<string, string | null>;
+  outputs: Record<string, Record<string, string | null>>;
+  query: (sql: string, values?: unknown[]) => Promise<Record<string, unknown>[]>;
+}) => Promise<Record<string, string | null> | void>;
+
+export interface JobDeps {
+  config: Config;
+  pools: PoolRegistry;
+  sealingKeys: SealingKey[];
+  jobFunctions?: Record<string, JobFunction>;
+}
+
+const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
+const INLINE_ROWS = 100;
+
+function bind(sql: string, params: Record<string, string | null>, outputs: Record<string, Record<string, string | null>>, step: string): { text: string; values: (string | null)[] } {
+  const { text, names } = compileNamedParams(sql);
+  const values = names.map((n) => {
+    if (n.includes('.')) {
+      const [s, col] = n.split('.') as [string, string];
+      const out = outputs[s];
+      if (!out) throw configFailure(`step "${step}": :${n} refers to step "${s}", which has not run before it or returned no row`);
+      if (!(col in out)) throw configFailure(`step "${step}": :${n}: step "${s}" returned no column "${col}"; it has ${Object.keys(out).join(', ')}`);
+      return out[col] ?? null;
+    }
+    if (!(n in params)) throw configFailure(`step "${step}": :${n} is not a parameter of this job; declare it under params`);
+    return params[n] ?? null;
+  });
+  return { text, values };
+}
+
+export function createJobActivities({ config, pools, sealingKeys, jobFunctions = {} }: JobDeps) {
+  function jobOf(name: string): JobConfig {
+    const j = config.jobs[name];
+    if (!j) throw configFailure(`unknown job "${name}"; configured jobs: ${Object.keys(config.jobs).join(', ') || '(none)'}`);
+    return j;
+  }
+
+  function environmentFor(job: JobConfig, override?: string): string {
+    const env = override ?? job.environment;
+    if (!config.profiles[job.profile]?.environments[env])
+      throw configFailure(`--env: profile "${job.profile}" has no environment "${env}"; defined: ${Object.keys(config.profiles[job.profile]?.environments ?? {}).join(', ')}`);
+    return env;
+  }
+
+  function units(job: JobConfig): JobUnit[] {
+    const out: JobUnit[] = [];
+    for (const s of job.steps) {
+      const step = { name: s.name, kind: s.kind, timeout: s.timeout, retry: s.retry, into: s.into };
+      const last = out[out.length - 1];
+      if (s.transaction && last?.transaction === s.transaction) last.steps.push(step);
+      else out.push({ transaction: s.transaction, steps: [step] });
+    }
+    return out;
+  }
+
+  /** Validates parameters and lays out the steps; a dry run also EXPLAINs read and write steps, writing nothing. */
+  async function planJob({ job: name, params, environment, dryRun, auth }: PlanJobInput): Promise<JobPlan> {
+    const job = jobOf(name);
+    let bound: Record<string, string | null>;
+    try {
+      bound = bindJobParams(name, job, params);
+    } catch (err) {
+      if (err instanceof JobParamError)
+        throw ApplicationFailure.create({ type: 'LakebaseJobParamError', nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
+      throw err;
+    }
+    const env = environmentFor(job, environment);
+    for (const s of job.steps) if (s.function && !jobFunctions[s.function]) throw configFailure(`jobs.${name}: step "${s.name}" uses function "${s.function}", which is not registered with this worker`);
+    const plan: JobPlan = { job: name, description: job.description, profile: job.profile, environment: env, params: bound, units: units(job), approval: job.approval };
+    if (!dryRun) return plan;
+    const client = await pools.connect(job.profile, env, sessionOf(auth, sealingKeys));
+    try {
+      plan.explain = [];
+      await client.query('BEGIN READ ONLY');
+      for (const s of job.steps.filter((x) => (x.kind === 'read' || x.kind === 'write') && x.sql)) {
+        // Outputs of earlier steps do not exist yet in a dry run: they are bound as NULL.
+        const { text, names } = compileNamedParams(s.sql!);
+        const values = names.map((n) => (n.includes('.') ? null : (bound[n] ?? null)));
+        const res = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN ${text}`, values });
+        plan.explain.push({ step: s.name, plan: res.rows.map((r) => r['QUERY PLAN']).join('\n') });
+      }
+      await client.query('ROLLBACK');
+      client.release();
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release(true);
+      throw toActivityFailure(err, `dry run of job ${name}`);
+    }
+    return plan;
+  }
+
+  async function runStep(client: pg.PoolClient, jobName: string, s: JobStepConfig, input: RunJobUnitInput, outputs: Record<string, Record<string, string | null>>): Promise<StepOutput> {
+    if (s.function) {
+      const fn = jobFunctions[s.function]!;
+      const result = await fn({
+        params: input.params,
+        outputs,
+        query: async (sql, values) => (await client.query({ text: sql, values, types: RAW_TEXT })).rows as Record<string, unknown>[],
+      });
+      if (result) outputs[s.name] = result;
+      return { name: s.name, kind: s.kind, rowCount: result ? 1 : 0, rows: result ? [result] : undefined };
+    }
+    const { text, values } = bind(s.sql!, input.params, outputs, s.name);
+    if (s.kind === 'read' && s.into) {
+      await client.query(`DROP TABLE IF EXISTS ${quoteTable(s.into)}`);
+      const res = await client.query({ text: `CREATE TABLE ${quoteTable(s.into)} AS ${text}`, values });
+      return { name: s.name, kind: s.kind, rowCount: res.rowCount ?? 0 };
+    }
+    const res = await client.query<Record<string, string | null>>({ text, values, types: RAW_TEXT });
+    if (s.kind === 'read') {
+      if (res.rows[0]) outputs[s.name] = res.rows[0];
+      return { name: s.name, kind: s.kind, rowCount: res.rowCount ?? res.rows.length, rows: res.rows.slice(0, INLINE_ROWS), truncated: res.rows.length > INLINE_ROWS };
+    }
+    return { name: s.name, kind: s.kind, rowCount: res.rowCount ?? 0 };
+  }
+
+  /**
+   * Runs consecutive steps on one connection; a transaction group commits all or nothing. Honours
+   * cancellation: the connection is dropped, so PostgreSQL rolls back what was running.
+   */
+  async function runJobUnit(input: RunJobUnitInput): Promise<StepOutput[]> {
+    const job = jobOf(input.job);
+    const steps = input.steps.map((n) => {
+      const s = job.steps.find((x) => x.name === n);
+      if (!s) throw configFailure(`job "${input.job}" has no step "${n}" (the configuration changed while it ran?)`);
+      return s;
+    });
+    const ctx = (() => {
+      try {
+        return Context.current();
+      } catch {
+        return undefined;
+      }
+    })();
+    const client = await pools.connect(job.profile, input.environment, sessionOf(input.auth, sealingKeys));
+    const beat = setInterval(() => ctx?.heartbeat(), 1_000);
+    // Cancel the running statement server-side (a dropped socket would leave it running until it next writes).
+    const backendPid = (client as unknown as { processID: number }).processID;
+    const onCancel = () =>
+      void pools
+        .get(job.profile, input.environment, sessionOf(input.auth, sealingKeys))
+        .query('SELECT pg_cancel_backend($1)', [backendPid])
+        .catch(() => undefined);
+    ctx?.cancellationSignal.addEventListener('abort', onCancel);
+    let current = steps[0]!.name;
+    try {
+      const outputs = { ...input.outputs };
+      const results: StepOutput[] = [];
+      if (input.transaction) await client.query('BEGIN');
+      for (const s of steps) {
+        current = s.name;
+        results.push(await runStep(client, input.job, s, input, outputs));
+      }
+      if (input.transaction) await client.query('COMMIT');
+      client.release();
+      return results;
+    } catch (err) {
+      if (input.transaction) await client.query('ROLLBACK').catch(() => undefined);
+      client.release(true);
+      // Reported as a cancellation (not a failure), so the workflow ends CANCELLED.
+      if (ctx?.cancellationSignal.aborted) throw new CancelledFailure(`job ${input.job} cancelled during step ${current}; it was rolled back`);
+      throw toActivityFailure(err, `job ${input.job}, step ${current}${input.transaction ? ` (transaction ${input.transaction} rolled back)` : ''}`);
+    } finally {
+      clearInterval(beat);
+      ctx?.cancellationSignal.removeEventListener('abort', onCancel);
+    }
+  }
+
+  return { planJob, runJobUnit };
+}
