@@ -143,7 +143,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
       } catch (err) {
         if (failureType(err) !== 'LakebaseTokenExpired') throw err;
         progress.waitingForRelogin = true;
-        setCurrentDetails(`⏸ waiting for re-login: the IdP token expired (TOKEN_EXPIRED). ${describe()}`);
+        setCurrentDetails(`Paused, waiting for re-login: the IdP token expired (TOKEN_EXPIRED). ${describe()}`);
         const arrived = await condition(() => freshToken !== undefined, input.reloginTimeout ?? '1 hour');
         progress.waitingForRelogin = false;
         if (!arrived) {

@@ -102,7 +102,7 @@ export async function operationalJob(input: OperationalJobInput): Promise<JobPro
     if (plan.approval && i === firstWrite) {
       progress.status = 'awaiting approval';
       progress.currentStep = undefined;
-      setCurrentDetails(`⏸ awaiting approval before ${unit.steps.map((s) => s.name).join(', ')} — ${details()}`);
+      setCurrentDetails(`Paused, awaiting approval before ${unit.steps.map((s) => s.name).join(', ')} — ${details()}`);
       const decided = await condition(() => decision !== undefined, input.approvalTimeout ?? '24 hours');
       if (!decided || !decision!.approved) {
         progress.status = 'rejected';
