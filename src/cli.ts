@@ -20,6 +20,9 @@ import { LakebaseEmulator } from './emulator';
 import { ConfigError, loadConfigFile, loadDocument } from './config/load';
 import { emulatorOptionsSchema } from './emulator/options';
 import type { Config } from './config/schema';
+import { createCredentialProvider } from './auth/credentials';
+import { loadSealingKeys, seal } from './auth/sealed';
+import { diagnoseConnection, formatReport, type ConnectionReport } from './db/diagnose';
 import { runDemo } from './demo';
 import { createLogger } from './logger';
 import { followProgress, formatProgress } from './progress';
@@ -88,14 +91,15 @@ sync
   .option('-c, --config <file>', 'configuration file')
   .option('-w, --wait', 'wait for the sync to finish and print its result')
   .option('--idp-token-file <file>', 'login-idp profiles: file holding the IdP token (JWT) of the user the sync runs for')
-  .action(async (opts: { pipeline: string; config?: string; wait?: boolean; idpTokenFile?: string }) => {
+  .option('-e, --env <environment>', "run both sides against this environment of their profiles (e.g. staging)")
+  .action(async (opts: { pipeline: string; config?: string; wait?: boolean; idpTokenFile?: string; env?: string }) => {
     const config = loadConfig(opts);
     if (!config.pipelines[opts.pipeline]) {
       throw new ConfigError([`--pipeline: unknown pipeline "${opts.pipeline}"; configured: ${Object.keys(config.pipelines).join(', ') || '(none)'}`]);
     }
     const client = await connectClient(config.temporal);
     const idpToken = opts.idpTokenFile ? readSecretFile(opts.idpTokenFile, '--idp-token-file') : undefined;
-    const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config });
+    const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env });
     console.log(`started ${handle.workflowId}`);
     if (opts.wait) {
       const stop = followProgress(() => syncProgress(client, handle.workflowId));
@@ -319,6 +323,40 @@ for (const [name, description] of [
       }),
     );
 }
+
+program
+  .command('test-connection')
+  .description('check a profile/environment step by step: config, DNS, TCP, TLS, token, login, version, schema, permissions, extensions')
+  .requiredOption('--profile <name>', 'profile name')
+  .requiredOption('-e, --env <environment>', 'environment name')
+  .option('--idp-token-file <file>', 'login-idp profiles: the IdP token to test with')
+  .option('--via-worker', 'run the check on a worker through Temporal (as the `testConnection` workflow), from where jobs run')
+  .option('-c, --config <file>', 'configuration file')
+  .action(async (opts: { profile: string; env: string; idpTokenFile?: string; viaWorker?: boolean; config?: string }) => {
+    const config = loadConfig(opts);
+    const idpToken = opts.idpTokenFile ? readSecretFile(opts.idpTokenFile, '--idp-token-file') : undefined;
+    let report: ConnectionReport;
+    if (opts.viaWorker) {
+      report = await withClient(opts, async (client) => {
+        const h = await client.workflow.start('testConnection', {
+          taskQueue: config.temporal.taskQueue,
+          workflowId: `test-connection:${opts.profile}:${opts.env}:${new Date().toISOString()}`,
+          args: [{ profile: opts.profile, environment: opts.env, ...(idpToken && { auth: { idpToken: seal(idpToken, loadSealingKeys()) } }) }],
+          staticSummary: `Test connection **${opts.profile}/${opts.env}**`,
+        });
+        return (await h.result().catch((err: unknown) => {
+          const details = err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure ? err.cause.details?.[0] : undefined;
+          if (details) return details;
+          throw err;
+        })) as ConnectionReport;
+      });
+    } else {
+      const logger = createLogger({ level: 'warn' });
+      report = await diagnoseConnection({ config, credentials: createCredentialProvider({ config, logger }), profile: opts.profile, environment: opts.env, session: idpToken ? { idpToken } : undefined });
+    }
+    console.log(formatReport(report));
+    process.exitCode = report.ok ? 0 : 1;
+  });
 
 program
   .command('status')

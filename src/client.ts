@@ -55,10 +55,15 @@ export interface StartSyncOptions {
   idpToken?: string;
   /** When given, the sync is tagged with its profile and environment and described in the UI. */
   config?: Config;
+  /** Run both sides against this environment (e.g. staging) instead of the configured ones. */
+  environment?: string;
 }
 
 export async function startSync(client: Client, opts: StartSyncOptions): Promise<WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>> {
-  const p = opts.config?.pipelines[opts.pipeline];
+  const configured = opts.config?.pipelines[opts.pipeline];
+  const p = configured && opts.environment
+    ? { ...configured, source: { ...configured.source, environment: opts.environment }, target: { ...configured.target, environment: opts.environment } }
+    : configured;
   const attributes: SearchAttributePair[] = [{ key: LakebasePipeline, value: opts.pipeline }];
   if (p) attributes.push({ key: LakebaseProfile, value: p.target.profile }, { key: LakebaseEnvironment, value: p.target.environment }, { key: LakebaseRowsWritten, value: 0 });
   const details = p
@@ -78,8 +83,8 @@ export async function startSync(client: Client, opts: StartSyncOptions): Promise
     'dataSync',
     {
       taskQueue: opts.taskQueue,
-      workflowId: opts.workflowId ?? syncWorkflowId(opts.pipeline),
-      args: [{ pipeline: opts.pipeline, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }) }],
+      workflowId: opts.workflowId ?? syncWorkflowId(opts.environment ? `${opts.pipeline}@${opts.environment}` : opts.pipeline),
+      args: [{ pipeline: opts.pipeline, environment: opts.environment, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }) }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
       staticSummary: opts.summary ?? (p ? `Sync **${opts.pipeline}** (${p.mode}) ${p.source.table ?? 'query'} → ${p.target.table} on ${p.target.profile}/${p.target.environment}` : `Sync pipeline **${opts.pipeline}**`),
       staticDetails: details,

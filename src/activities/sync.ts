@@ -66,10 +66,17 @@ function cancellation(): AbortSignal | undefined {
 }
 
 export function createSyncActivities({ config, pools, sealingKeys, rowTransforms = {} }: SyncDeps) {
-  function pipelineOf(name: string): PipelineConfig {
+  /** The pipeline's config, with both sides switched to `environment` when one is given (`--env staging`). */
+  function pipelineOf(name: string, environment?: string): PipelineConfig {
     const p = config.pipelines[name];
     if (!p) throw configFailure(`unknown pipeline "${name}"; configured pipelines: ${Object.keys(config.pipelines).join(', ') || '(none)'}`);
-    return p;
+    if (!environment) return p;
+    for (const side of ['source', 'target'] as const) {
+      const prof = config.profiles[p[side].profile];
+      if (!prof?.environments[environment])
+        throw configFailure(`--env ${environment}: profile "${p[side].profile}" (the ${side} of ${name}) has no environment "${environment}"; defined: ${Object.keys(prof?.environments ?? {}).join(', ')}`);
+    }
+    return { ...p, source: { ...p.source, environment }, target: { ...p.target, environment } };
   }
 
   async function withClient<R>(p: PipelineConfig, side: 'source' | 'target', auth: JobAuth | undefined, fn: (c: pg.PoolClient) => Promise<R>): Promise<R> {
@@ -103,8 +110,8 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
   /** Whether a finished run keeps its cursor for the next one (incremental) or starts over. */
   const incremental = (p: PipelineConfig) => p.mode === 'append' || (p.mode === 'upsert' && p.cursor !== undefined);
 
-  async function planSync({ pipeline, runId, auth, continuing }: PlanSyncInput): Promise<SyncPlan> {
-    const p = pipelineOf(pipeline);
+  async function planSync({ pipeline, runId, auth, continuing, environment }: PlanSyncInput): Promise<SyncPlan> {
+    const p = pipelineOf(pipeline, environment);
     transformFor(p, pipeline);
     const statement = `planSync(${pipeline})`;
     try {
@@ -179,8 +186,8 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
    * Copies the rows after `after` (at most batchRows) from source to target as a stream, merges
    * them and advances the cursor in one target transaction.
    */
-  async function syncChunk({ pipeline, runId, after, auth, initialLoad }: SyncChunkInput): Promise<ChunkResult> {
-    const p = pipelineOf(pipeline);
+  async function syncChunk({ pipeline, runId, after, auth, initialLoad, environment }: SyncChunkInput): Promise<ChunkResult> {
+    const p = pipelineOf(pipeline, environment);
     const transform = transformFor(p, pipeline);
     const target = p.target.table!;
     const statement = `syncChunk(${pipeline})`;
@@ -273,8 +280,8 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
   }
 
   /** Ends a run: a full refresh swaps its staging table in (one transaction); incremental runs keep their cursor. */
-  async function finishSync({ pipeline, runId, auth }: FinishSyncInput): Promise<{ rowsInTarget: number | null }> {
-    const p = pipelineOf(pipeline);
+  async function finishSync({ pipeline, runId, auth, environment }: FinishSyncInput): Promise<{ rowsInTarget: number | null }> {
+    const p = pipelineOf(pipeline, environment);
     const target = p.target.table!;
     try {
       return await withClient(p, 'target', auth, async (t) => {

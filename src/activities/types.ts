@@ -29,6 +29,8 @@ export interface SyncPlan {
 
 export interface PlanSyncInput {
   pipeline: string;
+  /** Runs both sides against this environment of their profiles instead of the configured ones (e.g. staging). */
+  environment?: string;
   /** Owner of the sync state while this run lasts (the workflow id: stable across continue-as-new). */
   runId: string;
   auth?: JobAuth;
@@ -38,6 +40,7 @@ export interface PlanSyncInput {
 
 export interface SyncChunkInput {
   pipeline: string;
+  environment?: string;
   runId: string;
   /** The cursor the workflow believes is committed; the chunk copies rows after it. */
   after: CursorValue[] | null;
@@ -61,6 +64,7 @@ export interface ChunkResult {
 
 export interface FinishSyncInput {
   pipeline: string;
+  environment?: string;
   runId: string;
   auth?: JobAuth;
 }

@@ -1,11 +1,11 @@
 /** The one place that decides what a PostgreSQL / network error means for retries. */
 
-export type SqlErrorKind = 'transient' | 'auth' | 'sql' | 'data' | 'constraint' | 'unknown';
+export type SqlErrorKind = 'transient' | 'auth' | 'tls' | 'sql' | 'data' | 'constraint' | 'unknown';
 
 export interface SqlErrorClass {
   kind: SqlErrorKind;
   /** Temporal failure type name. */
-  type: 'LakebaseTransientError' | 'LakebaseLoginFailed' | 'LakebaseSqlError' | 'LakebaseDataError' | 'LakebaseConstraintError' | 'LakebaseUnknownError';
+  type: 'LakebaseTransientError' | 'LakebaseLoginFailed' | 'LakebaseTlsError' | 'LakebaseSqlError' | 'LakebaseDataError' | 'LakebaseConstraintError' | 'LakebaseUnknownError';
   retryable: boolean;
   sqlState?: string;
 }
@@ -18,9 +18,34 @@ interface PgLikeError {
   message?: unknown;
 }
 
+const TLS_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT', 'CERT_UNTRUSTED', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_OSSL_PEM_NO_START_LINE', 'ERR_OSSL_X509_KEY_VALUES_MISMATCH',
+]);
+
+/** A TLS or certificate problem, in words that say what to change (ssl.* settings), or undefined. */
+export function describeTlsProblem(err: unknown, host?: string): string | undefined {
+  const code = String((err as PgLikeError)?.code ?? '');
+  const message = String((err as PgLikeError)?.message ?? '');
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `server certificate does not match host "${host ?? '?'}" (ssl.mode verify-full checks the name): connect with a host name the certificate lists, or use verify-ca`;
+  if (code === 'CERT_HAS_EXPIRED') return 'server certificate has expired: renew it on the server';
+  if (code === 'CERT_NOT_YET_VALID') return 'server certificate is not valid yet: check the server and worker clocks';
+  if (TLS_CODES.has(code) && /CERT|SIGNATURE|ISSUER/.test(code))
+    return `server certificate not trusted (${code}): set ssl.ca or ssl.caFile to the CA that signed the server's certificate, or use ssl.mode require to skip verification`;
+  if (code.startsWith('ERR_OSSL')) return `TLS key material could not be used (${code}): check ssl.cert/ssl.key (PEM, matching pair)`;
+  if (/does not support SSL/i.test(message)) return 'server does not offer TLS: enable ssl on the server, or set ssl.mode: disable';
+  if (/requires a valid client certificate/i.test(message)) return 'the server requires a client certificate: set ssl.cert and ssl.key (or certFile/keyFile) to a certificate its CA trusts';
+  if (/pg_hba\.conf.*no encryption/i.test(message)) return 'the server accepts this login only over TLS: set ssl.mode to require, verify-ca or verify-full';
+  if (/certificate authentication failed|certificate.*does not match/i.test(message)) return `client certificate rejected: ${message}`;
+  return undefined;
+}
+
 export function classifySqlError(err: unknown): SqlErrorClass {
   const code = typeof (err as PgLikeError)?.code === 'string' ? ((err as PgLikeError).code as string) : undefined;
   const message = String((err as PgLikeError)?.message ?? '');
+  if (describeTlsProblem(err)) return { kind: 'tls', type: 'LakebaseTlsError', retryable: false, sqlState: code && /^[0-9A-Z]{5}$/.test(code) ? code : undefined };
   if (code && /^[0-9A-Z]{5}$/.test(code)) {
     // 57014 is query_canceled: a statement_timeout; the chunk is retried (with backoff) like other transients.
     if (code.startsWith('08') || TRANSIENT_STATES.has(code)) return { kind: 'transient', type: 'LakebaseTransientError', retryable: true, sqlState: code };
@@ -37,12 +62,11 @@ export function classifySqlError(err: unknown): SqlErrorClass {
   return { kind: 'unknown', type: 'LakebaseUnknownError', retryable: true };
 }
 
-/** Failure types a workflow must not retry (listed in its retry policies). */
-export const NON_RETRYABLE_SQL_TYPES = ['LakebaseSqlError', 'LakebaseDataError', 'LakebaseConstraintError'] as const;
-
 /** Text a user can act on: the statement, SQLSTATE, server detail. Never includes connection secrets. */
 export function describeSqlError(err: unknown, statement: string): string {
   const e = err as PgLikeError & { detail?: unknown; hint?: unknown; column?: unknown; where?: unknown };
+  const tls = describeTlsProblem(err);
+  if (tls) return `${statement} failed: ${tls}`;
   const parts = [`${statement} failed: ${String(e?.message ?? err)}`];
   if (typeof e?.code === 'string') parts.push(`SQLSTATE ${e.code}`);
   if (typeof e?.detail === 'string' && e.detail) parts.push(`detail: ${e.detail}`);

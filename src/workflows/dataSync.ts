@@ -27,6 +27,7 @@ export const NON_RETRYABLE = [
   'LakebaseTokenInvalid',
   'LakebaseIdpTokenMissing',
   'LakebaseAuthConfigError',
+  'LakebaseTlsError',
 ];
 
 const { planSync, finishSync, acquireLakebaseToken } = proxyActivities<Activities>({
@@ -71,6 +72,8 @@ export interface SyncProgress {
 
 export interface DataSyncInput {
   pipeline: string;
+  /** Run against this environment of the pipeline's profiles (e.g. staging) instead of the configured ones. */
+  environment?: string;
   /** For login-idp profiles: the sealed IdP token of the user the sync runs for. */
   auth?: JobAuth;
   /** How long to wait for a fresh IdP token after TOKEN_EXPIRED before failing. Default 1 hour. */
@@ -100,7 +103,7 @@ function formatEta(seconds: number | null): string {
 }
 
 export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
-  const { pipeline } = input;
+  const { pipeline, environment } = input;
   const runId = workflowInfo().workflowId; // stable across continue-as-new: the owner of the sync state
   const progress: SyncProgress = input.resume
     ? { ...input.resume, run: input.resume.run + 1, waitingForRelogin: false }
@@ -160,7 +163,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   }
 
   let plan: SyncPlan | undefined;
-  plan = await withRelogin(() => planSync({ pipeline, runId, auth, continuing: input.resume !== undefined }));
+  plan = await withRelogin(() => planSync({ pipeline, environment, runId, auth, continuing: input.resume !== undefined }));
   progress.mode = plan.mode;
   if (!input.resume) {
     progress.cursor = plan.startCursor;
@@ -183,7 +186,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   for (;;) {
     let chunk;
     try {
-      chunk = await withRelogin(() => syncChunk({ pipeline, runId, after: progress.cursor, auth, initialLoad: progress.initialLoad }));
+      chunk = await withRelogin(() => syncChunk({ pipeline, environment, runId, after: progress.cursor, auth, initialLoad: progress.initialLoad }));
     } catch (err) {
       if (failureType(err) !== 'LakebaseInitialLoadConflict') throw err;
       progress.initialLoad = false; // the target is not ours alone: merge from now on
@@ -208,7 +211,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
       await continueAsNew<typeof dataSync>({ ...input, auth, resume: progress });
     }
   }
-  await withRelogin(() => finishSync({ pipeline, runId, auth }));
+  await withRelogin(() => finishSync({ pipeline, environment, runId, auth }));
   progress.done = true;
   progress.etaSeconds = 0;
   setCurrentDetails(describe());

@@ -4,3 +4,5 @@ export { syncGroup } from './syncGroup';
 export type { SyncGroupInput, SyncGroupResult } from './syncGroup';
 export { operationalJob, jobProgressQuery, approveUpdate, approveSignal, rejectSignal } from './operationalJob';
 export type { OperationalJobInput, JobProgress } from './operationalJob';
+export { testConnection } from './testConnection';
+export type { TestConnectionInput } from './testConnection';

@@ -1,0 +1,29 @@
+import { ApplicationFailure, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { JobAuth } from '../activities/types';
+
+const { testConnection: check } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 1 } });
+
+export interface TestConnectionInput {
+  profile: string;
+  environment: string;
+  auth?: JobAuth;
+}
+
+/** Test Connection runnable from the Temporal UI or a client; fails with the failing step and its fix. */
+export async function testConnection(input: TestConnectionInput) {
+  const report = await check(input);
+  setCurrentDetails(
+    report.steps.map((s) => `${s.skipped ? '·' : s.ok ? '✓' : '✗'} **${s.step}** ${s.skipped ? '' : `(${s.ms} ms)`} ${s.detail}${s.fix ? ` — fix: ${s.fix}` : ''}`).join('\n\n'),
+  );
+  const failed = report.steps.find((s) => !s.ok && !s.skipped);
+  if (failed) {
+    throw ApplicationFailure.create({
+      type: 'LakebaseConnectionTestFailed',
+      nonRetryable: true,
+      message: `${input.profile}/${input.environment}: ${failed.step} failed: ${failed.detail}${failed.fix ? ` — fix: ${failed.fix}` : ''}`,
+      details: [report],
+    });
+  }
+  return report;
+}
