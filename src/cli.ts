@@ -23,6 +23,8 @@ import type { Config } from './config/schema';
 import { createCredentialProvider } from './auth/credentials';
 import { loadSealingKeys, seal } from './auth/sealed';
 import { diagnoseConnection, formatReport, type ConnectionReport } from './db/diagnose';
+import { EncryptionCodec } from './codec/encryption';
+import { createCodecServer } from './codec/server';
 import { runDemo } from './demo';
 import { createLogger } from './logger';
 import { followProgress, formatProgress } from './progress';
@@ -233,6 +235,24 @@ schedule
       console.log(describeSchedule(await h.describe()));
     }),
   );
+
+program
+  .command('codec-server')
+  .description('serve /encode and /decode for the Temporal UI and CLI (payload encryption keys from LAKEBASE_SECRET_KEYS)')
+  .option('--port <n>', 'port', positive, 8888)
+  .option('--ui-origin <url...>', 'browser origin(s) of the Temporal UI allowed to call it', ['http://localhost:8233'])
+  .option('--token-file <file>', 'file holding the bearer token callers must send (else $LAKEBASE_CODEC_TOKEN)')
+  .action(async (opts: { port: number; uiOrigin: string[]; tokenFile?: string }) => {
+    const token = opts.tokenFile ? readSecretFile(opts.tokenFile, '--token-file') : process.env.LAKEBASE_CODEC_TOKEN;
+    if (!token) throw new ConfigError(['--token-file: the codec server needs a bearer token (--token-file or LAKEBASE_CODEC_TOKEN); it never runs open']);
+    const server = createCodecServer({ codec: new EncryptionCodec(loadSealingKeys()), origins: opts.uiOrigin, token });
+    server.listen(opts.port, () => console.log(`codec server on http://localhost:${opts.port} (/encode, /decode) for ${opts.uiOrigin.join(', ')}`));
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    server.close();
+  });
 
 program
   .command('bundle')

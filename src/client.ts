@@ -11,14 +11,15 @@ import { TypedSearchAttributes, type SearchAttributePair } from '@temporalio/com
 import type { JobParamValue } from './activities/types';
 import { loadSealingKeys, seal } from './auth/sealed';
 import type { Config, TemporalConfig } from './config/schema';
+import { dataConverterFor, temporalConnectionOptions } from './temporalConnection';
 import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress } from './workflows';
 import { progressQuery, reloginUpdate } from './workflows/dataSync';
 import { approveUpdate, jobProgressQuery } from './workflows/operationalJob';
 import { LakebaseEnvironment, LakebaseJob, LakebasePipeline, LakebaseProfile, LakebaseRowsWritten } from './workflows/searchAttributes';
 
 export async function connectClient(temporal: TemporalConfig): Promise<Client> {
-  const connection = await Connection.connect({ address: temporal.address });
-  return new Client({ connection, namespace: temporal.namespace });
+  const connection = await Connection.connect(temporalConnectionOptions(temporal));
+  return new Client({ connection, namespace: temporal.namespace, dataConverter: dataConverterFor(temporal) });
 }
 
 /** `sync:<pipeline>:<time>` — an id that says what runs (design.md §7). */

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { redactSecrets } from './redact';
 
 export type { Logger };
 
@@ -21,6 +22,16 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
       base: { service: 'lakebase-worker' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Secrets inside strings (an error message quoting a URL with a password, a JWT) are scrubbed too.
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? redactSecrets(a) : a)) as Parameters<typeof method>);
+        },
+      },
+      formatters: {
+        log: (obj) => Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, typeof v === 'string' ? redactSecrets(v) : v])),
+      },
+      serializers: { err: (e: Error) => ({ type: e?.name, message: redactSecrets(String(e?.message ?? e)), stack: e?.stack && redactSecrets(e.stack) }) },
     },
     opts.destination ?? pino.destination(2),
   );

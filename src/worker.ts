@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFile
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
 import { cacheDir } from './provision/temporal';
+import { dataConverterFor, temporalConnectionOptions } from './temporalConnection';
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
 import { createActivities, type ActivityDeps, type JobFunction, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
@@ -11,9 +12,11 @@ import { loadSealingKeys, type SealingKey } from './auth/sealed';
 import type { Config } from './config/schema';
 import { createPoolRegistry, type PoolRegistry } from './db/pools';
 import type { Logger } from './logger';
+import { createMetrics, type Metrics } from './metrics';
+import { createOpsServer, type Readiness } from './ops';
 
 /** Routes the SDK's and Core's logs into our pino logger (once per process, before any connection). */
-export function installRuntimeLogger(logger: Logger): void {
+export function installRuntimeLogger(logger: Logger, sdkMetricsAddress?: string): void {
   const child = logger.child({ component: 'temporal' });
   const level = (l: LogLevel) => (l === 'TRACE' ? 'trace' : l === 'DEBUG' ? 'debug' : l === 'WARN' ? 'warn' : l === 'ERROR' ? 'error' : 'info');
   const temporalLogger: TemporalLogger = {
@@ -24,7 +27,13 @@ export function installRuntimeLogger(logger: Logger): void {
     warn: (m, meta) => child.warn(meta ?? {}, m),
     error: (m, meta) => child.error(meta ?? {}, m),
   };
-  Runtime.install({ logger: temporalLogger, telemetryOptions: { logging: { forward: {}, filter: 'WARN' } } });
+  Runtime.install({
+    logger: temporalLogger,
+    telemetryOptions: {
+      logging: { forward: {}, filter: 'WARN' },
+      ...(sdkMetricsAddress && { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } }),
+    },
+  });
 }
 
 const WORKFLOWS_DIR = path.join(__dirname, 'workflows');
@@ -83,12 +92,15 @@ export interface DepsOptions {
   credentials?: CredentialProvider;
   /** Defaults to LAKEBASE_SECRET_KEYS / LAKEBASE_SECRET_KEYS_FILE. */
   sealingKeys?: SealingKey[];
+  metrics?: Metrics;
 }
 
 /** Everything the activities need, built once per worker process. */
-export function buildDeps(opts: DepsOptions): ActivityDeps {
-  const credentials = opts.credentials ?? createCredentialProvider({ config: opts.config, logger: opts.logger });
+export function buildDeps(opts: DepsOptions): ActivityDeps & { metrics: Metrics } {
+  const metrics = opts.metrics ?? createMetrics();
+  const credentials = opts.credentials ?? createCredentialProvider({ config: opts.config, logger: opts.logger, metrics });
   return {
+    metrics,
     config: opts.config,
     credentials,
     pools: createPoolRegistry({ config: opts.config, logger: opts.logger, credentials }),
@@ -111,6 +123,9 @@ export interface LakebaseWorker {
   worker: Worker;
   pools: PoolRegistry;
   credentials: CredentialProvider;
+  metrics: Metrics;
+  /** Ready = the worker polls Temporal and every database pool in use answers `select 1`. */
+  ready(): Promise<Readiness>;
   /** Runs until shutdown (SIGINT/SIGTERM or worker.shutdown()), then closes the pools. */
   run(): Promise<void>;
   /** Runs while `fn` runs, then shuts down gracefully and closes the pools. */
@@ -127,14 +142,26 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
     namespace: config.temporal.namespace,
     taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
     workflowBundle: await workflowBundle(),
+    dataConverter: dataConverterFor(config.temporal),
     activities,
-    shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds',
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 20,
+    shutdownGraceTime: opts.shutdownGraceTime ?? config.worker.shutdownGraceTime,
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? config.worker.maxConcurrentActivities,
+    maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTasks,
   });
   return {
     worker,
     pools,
     credentials: deps.credentials,
+    metrics: deps.metrics,
+    async ready() {
+      const state = worker.getState();
+      if (state !== 'RUNNING') return { ok: false, detail: `worker is ${state}` };
+      const checks = await pools.ping(2_000);
+      const bad = checks.filter((c) => !c.ok);
+      return bad.length
+        ? { ok: false, detail: `database not answering: ${bad.map((c) => `${c.pool} (${c.error})`).join(', ')}` }
+        : { ok: true, detail: `worker RUNNING; ${checks.length} database pool(s) answer` };
+    },
     async run() {
       try {
         await worker.run();
@@ -158,12 +185,18 @@ export async function runWorker(
   logger: Logger,
   extensions: { rowTransforms?: Record<string, RowTransform>; jobFunctions?: Record<string, JobFunction> } = {},
 ): Promise<void> {
-  installRuntimeLogger(logger);
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  installRuntimeLogger(logger, config.worker.sdkMetricsAddress);
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
   try {
     const w = await createLakebaseWorker({ config, logger, connection, ...extensions });
+    const ops = config.worker.opsPort ? createOpsServer({ metrics: w.metrics, ready: () => w.ready() }) : undefined;
+    ops?.listen(config.worker.opsPort, () => logger.info({ port: config.worker.opsPort }, 'metrics on /metrics, health on /healthz and /readyz'));
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address }, 'worker started');
-    await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
+    try {
+      await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
+    } finally {
+      ops?.close();
+    }
     logger.info('worker stopped');
   } finally {
     await connection.close();

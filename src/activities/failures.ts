@@ -2,14 +2,22 @@ import { ApplicationFailure } from '@temporalio/common';
 import { LakebaseAuthError } from '../auth/errors';
 import { SealingError } from '../auth/sealed';
 import { classifySqlError, describeSqlError } from '../db/errors';
+import { redactSecrets } from '../redact';
 import { IdentifierError } from '../db/identifiers';
 import { PipelineShapeError } from '../db/syncSql';
 
 /** Failure types that mean "fix the config or the SQL": never retried. */
 export const CONFIG_FAILURE_TYPES = ['LakebaseConfigError'] as const;
 
-/** Turns anything a SQL activity throws into a typed ApplicationFailure (the one place that does). */
+/** Turns anything a SQL activity throws into a typed ApplicationFailure (the one place that does); secrets are scrubbed. */
 export function toActivityFailure(err: unknown, statement: string): ApplicationFailure {
+  const failure = classify(err, statement);
+  failure.message = redactSecrets(failure.message);
+  if (failure.stack) failure.stack = redactSecrets(failure.stack);
+  return failure;
+}
+
+function classify(err: unknown, statement: string): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof LakebaseAuthError) {
     return ApplicationFailure.create({

@@ -6,6 +6,7 @@ import { quoteTable } from '../db/identifiers';
 import { compileNamedParams } from '../db/namedParams';
 import type { PoolRegistry } from '../db/pools';
 import type { SealingKey } from '../auth/sealed';
+import type { Metrics } from '../metrics';
 import { configFailure, toActivityFailure } from './failures';
 import { sessionOf } from './sync';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -23,6 +24,7 @@ export interface JobDeps {
   pools: PoolRegistry;
   sealingKeys: SealingKey[];
   jobFunctions?: Record<string, JobFunction>;
+  metrics?: Metrics;
 }
 
 const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
@@ -44,7 +46,7 @@ function bind(sql: string, params: Record<string, string | null>, outputs: Recor
   return { text, values };
 }
 
-export function createJobActivities({ config, pools, sealingKeys, jobFunctions = {} }: JobDeps) {
+export function createJobActivities({ config, pools, sealingKeys, jobFunctions = {}, metrics }: JobDeps) {
   function jobOf(name: string): JobConfig {
     const j = config.jobs[name];
     if (!j) throw configFailure(`unknown job "${name}"; configured jobs: ${Object.keys(config.jobs).join(', ') || '(none)'}`);
@@ -169,10 +171,12 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       }
       if (input.transaction) await client.query('COMMIT');
       client.release();
+      metrics?.jobSteps.inc({ job: input.job, outcome: 'ok' }, results.length);
       return results;
     } catch (err) {
       if (input.transaction) await client.query('ROLLBACK').catch(() => undefined);
       client.release(true);
+      metrics?.jobSteps.inc({ job: input.job, outcome: 'failed' });
       // Reported as a cancellation (not a failure), so the workflow ends CANCELLED.
       if (ctx?.cancellationSignal.aborted) throw new CancelledFailure(`job ${input.job} cancelled during step ${current}; it was rolled back`);
       throw toActivityFailure(err, `job ${input.job}, step ${current}${input.transaction ? ` (transaction ${input.transaction} rolled back)` : ''}`);

@@ -7,6 +7,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { CredentialProvider, Session } from '../auth/credentials';
 import { unseal, type SealingKey } from '../auth/sealed';
 import type { Config, PipelineConfig } from '../config/schema';
+import type { Metrics } from '../metrics';
 import { CopyMeter, copyRowTransform, type RecordTransform } from '../db/copyText';
 import type { PoolRegistry } from '../db/pools';
 import { ensureStateTable, readState, sameCursor, writeState } from '../db/syncState';
@@ -40,6 +41,7 @@ export interface SyncDeps {
   /** Keys that open sealed IdP tokens of login-idp jobs. */
   sealingKeys: SealingKey[];
   rowTransforms?: Record<string, RowTransform>;
+  metrics?: Metrics;
 }
 
 /** Opens a job's sealed IdP token for this process only. */
@@ -65,7 +67,7 @@ function cancellation(): AbortSignal | undefined {
   }
 }
 
-export function createSyncActivities({ config, pools, sealingKeys, rowTransforms = {} }: SyncDeps) {
+export function createSyncActivities({ config, pools, sealingKeys, rowTransforms = {}, metrics }: SyncDeps) {
   /** The pipeline's config, with both sides switched to `environment` when one is given (`--env staging`). */
   function pipelineOf(name: string, environment?: string): PipelineConfig {
     const p = config.pipelines[name];
@@ -191,6 +193,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     const transform = transformFor(p, pipeline);
     const target = p.target.table!;
     const statement = `syncChunk(${pipeline})`;
+    const timer = metrics?.chunkSeconds.startTimer({ pipeline });
     try {
       return await withClient(p, 'target', auth, (t) =>
         withClient(p, 'source', auth, async (s) => {
@@ -264,6 +267,9 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
             const cursor = plan.order.map((c) => last[plan.columns.indexOf(c)] ?? null);
             await writeState(t, p.stateSchema, { ...state, cursor, rowsWritten: state.rowsWritten + rowsWritten, chunks: state.chunks + 1 });
             await t.query('COMMIT');
+            timer?.();
+            metrics?.rowsCopied.inc({ pipeline }, meter.rows);
+            metrics?.rowsWritten.inc({ pipeline }, rowsWritten);
             heartbeat({ rows: meter.rows, bytes: meter.bytes, committed: cursor });
             return { cursor, rowsCopied: meter.rows, rowsWritten, bytes: meter.bytes, done: meter.rows < p.batchRows, alreadyCommitted: false };
           } catch (err) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AuthConfig, Config } from '../config/schema';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import { createDatabricksOAuth, fetchDatabaseCredential, type DatabricksOAuth } from './databricks';
 import { authError, classifyTokenEndpointError, LakebaseAuthError, type AuthContext } from './errors';
 import { createTokenCache, fingerprint, type CachedToken, type TokenCache } from './tokenCache';
@@ -26,6 +27,7 @@ export interface CredentialProviderOptions {
   logger: Logger;
   cache?: TokenCache;
   oauth?: DatabricksOAuth;
+  metrics?: Metrics;
 }
 
 /** A PAT has no expiry we can see; re-read it this often so a rotated tokenFile is picked up. */
@@ -99,6 +101,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `oauth|${profile}|${identityKey(profile, session)}`;
     return cache.get(key, async () => {
+      opts.metrics?.tokenRequests.inc({ profile });
       try {
         if (auth.method === 'pat') {
           const token = auth.token ?? (await readFile(auth.tokenFile!, 'utf8')).trim();
@@ -117,6 +120,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
         return { ...t, identity };
       } catch (err) {
         const classified = classifyTokenEndpointError(err, ctx);
+        opts.metrics?.authFailures.inc({ type: classified.type });
         log.warn({ profile, method: auth.method, type: classified.type, retryable: classified.retryable }, 'token request failed');
         throw classified;
       }

@@ -15,11 +15,34 @@ const nonEmpty = (what: string) => z.string({ error: `expected ${what} (a non-em
 /** A PostgreSQL identifier path as written in config: `table`, `schema.table`, or with "quoted" parts. */
 const tableName = nonEmpty('a table name like schema.table');
 
-export const temporalSchema = z.strictObject({
-  address: nonEmpty('host:port of the Temporal frontend').default('localhost:7233'),
-  namespace: nonEmpty('a Temporal namespace').default('default'),
-  taskQueue: nonEmpty('a task queue name').default('lakebase'),
-});
+export const temporalSchema = z
+  .strictObject({
+    address: nonEmpty('host:port of the Temporal frontend').default('localhost:7233'),
+    namespace: nonEmpty('a Temporal namespace').default('default'),
+    taskQueue: nonEmpty('a task queue name').default('lakebase'),
+    /** mTLS (Temporal Cloud with certificates, or a secured self-hosted cluster). */
+    tls: z
+      .strictObject({
+        ca: z.string().optional(),
+        caFile: z.string().optional(),
+        cert: z.string().optional(),
+        certFile: z.string().optional(),
+        key: z.string().optional(),
+        keyFile: z.string().optional(),
+        serverName: z.string().optional(),
+      })
+      .optional(),
+    /** Temporal Cloud API key (implies TLS). */
+    apiKey: z.string().min(1).optional(),
+    apiKeyFile: z.string().min(1).optional(),
+    /** Encrypt every payload (AES-256-GCM, keys in LAKEBASE_SECRET_KEYS); the UI then needs the codec server. */
+    encryptPayloads: z.boolean().default(false),
+  })
+  .superRefine((t, ctx) => {
+    if (t.apiKey && t.apiKeyFile) ctx.addIssue({ code: 'custom', path: ['apiKey'], message: 'give apiKey or apiKeyFile, not both' });
+    if (t.tls && !(t.tls.cert || t.tls.certFile) !== !(t.tls.key || t.tls.keyFile))
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'a client certificate needs both cert (or certFile) and key (or keyFile)' });
+  });
 
 /** `https://<workspace>` or a bare host name; http:// only for a local emulator. */
 const workspaceHost = z
@@ -172,6 +195,17 @@ export const syncGroupSchema = z.strictObject({
   parallelism: positiveInt('an integer 1–100', 100).default(4),
 });
 
+export const workerSchema = z.strictObject({
+  /** /metrics, /healthz and /readyz on this port (0: off). */
+  opsPort: z.preprocess(fromNumericString, z.int().min(0).max(65535, 'expected a port 0–65535')).default(9464),
+  /** The Temporal SDK's own Prometheus metrics (task latency, slots, …) on this address, e.g. 0.0.0.0:9465. */
+  sdkMetricsAddress: z.string().optional(),
+  /** On SIGINT/SIGTERM running activities get this long to finish before they are cancelled. */
+  shutdownGraceTime: z.string().default('30 seconds'),
+  maxConcurrentActivities: positiveInt('an integer ≥ 1', 10_000).default(20),
+  maxConcurrentWorkflowTasks: positiveInt('an integer ≥ 1', 10_000).default(40),
+});
+
 export const jobParamSchema = z.strictObject({
   type: z.enum(['text', 'integer', 'number', 'boolean', 'date', 'timestamp', 'uuid', 'json'], {
     error: 'expected one of text, integer, number, boolean, date, timestamp, uuid, json',
@@ -242,13 +276,14 @@ export const jobSchema = z
 
 export const configSchema = z
   .strictObject({
-    temporal: temporalSchema.default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lakebase' }),
+    temporal: temporalSchema.default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lakebase', encryptPayloads: false }),
     profiles: z.record(nonEmpty('a profile name'), profileSchema).default({}),
     pipelines: z.record(nonEmpty('a pipeline name'), pipelineSchema).default({}),
     /** Multi-table syncs: one child workflow per pipeline, bounded parallelism. */
     syncGroups: z.record(nonEmpty('a group name'), syncGroupSchema).default({}),
     /** Triggered operational jobs: parameterised SQL steps. */
     jobs: z.record(nonEmpty('a job name'), jobSchema).default({}),
+    worker: workerSchema.default({ opsPort: 9464, shutdownGraceTime: '30 seconds', maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 40 }),
   })
   .superRefine((cfg, ctx) => {
     for (const [name, profile] of Object.entries(cfg.profiles)) {

@@ -20,6 +20,8 @@ export interface PoolRegistry {
    */
   connect(profile: string, environment: string, session?: Session): Promise<pg.PoolClient>;
   environment(profile: string, environment: string): EnvironmentConfig;
+  /** `select 1` on every pool in use, each within `timeoutMs` (readiness). */
+  ping(timeoutMs: number): Promise<{ pool: string; ok: boolean; error?: string }[]>;
   end(): Promise<void>;
 }
 
@@ -83,6 +85,18 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
     get,
     connect,
     environment,
+    ping: (timeoutMs) =>
+      Promise.all(
+        [...pools.entries()].map(async ([id, pool]) => {
+          const name = id.split('/').slice(0, 2).join('/');
+          try {
+            await Promise.race([pool.query('select 1'), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref())]);
+            return { pool: name, ok: true };
+          } catch (err) {
+            return { pool: name, ok: false, error: (err as Error).message };
+          }
+        }),
+      ),
     async end() {
       await Promise.all([...pools.values()].map((p) => p.end()));
       pools.clear();
