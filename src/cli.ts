@@ -28,7 +28,7 @@ import { createCodecServer } from './codec/server';
 import { runDemo } from './demo';
 import { createLogger } from './logger';
 import { followProgress, formatProgress } from './progress';
-import { runWorker, writeWorkflowBundle } from './worker';
+import { cachedBundlePath, runWorker, writeWorkflowBundle } from './worker';
 
 const program = new Command();
 
@@ -257,9 +257,9 @@ program
 program
   .command('bundle')
   .description('bundle the workflow code (the worker does this itself, once per code version, into its cache)')
-  .requiredOption('-o, --out <file>', 'where to write the bundle')
-  .action(async (opts: { out: string }) => {
-    await writeWorkflowBundle(opts.out);
+  .option('-o, --out <file>', 'where to write the bundle (default: the cache the worker reads, e.g. when building an image)')
+  .action(async (opts: { out?: string }) => {
+    await writeWorkflowBundle(opts.out ?? cachedBundlePath());
   });
 
 program

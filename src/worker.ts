@@ -55,6 +55,11 @@ export async function writeWorkflowBundle(file: string): Promise<void> {
   renameSync(`${file}.${process.pid}.tmp`, file);
 }
 
+/** Where this code version's bundle lives in the cache. */
+export function cachedBundlePath(): string {
+  return path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}.js`);
+}
+
 let bundle: Promise<WorkflowBundlePath> | undefined;
 /**
  * Workflow code, bundled once per code version into the cache directory. Bundling runs in a child
@@ -62,7 +67,7 @@ let bundle: Promise<WorkflowBundlePath> | undefined;
  */
 export function workflowBundle(): Promise<WorkflowBundlePath> {
   bundle ??= (async () => {
-    const file = path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}.js`);
+    const file = cachedBundlePath();
     if (!existsSync(file)) {
       const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
       const built = await new Promise<boolean>((resolve) => {

@@ -25,7 +25,7 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
 describe('CLI', () => {
   test('--help works on every command', async () => {
     for (const args of [
-      [], ['worker'], ['sync'], ['sync', 'start'], ['sync', 'relogin'], ['sync', 'group'], ['status'], ['list'], ['setup'], ['demo'], ['emulator'], ['bundle'],
+      [], ['worker'], ['sync'], ['sync', 'start'], ['sync', 'relogin'], ['sync', 'group'], ['status'], ['list'], ['setup'], ['demo'], ['emulator'], ['bundle'], ['codec-server'], ['test-connection'],
       ['job'], ['job', 'run'], ['job', 'approve'], ['job', 'reject'], ['job', 'cancel'],
       ['schedule'], ['schedule', 'create'], ['schedule', 'list'], ['schedule', 'describe'], ['schedule', 'pause'], ['schedule', 'unpause'], ['schedule', 'trigger'], ['schedule', 'backfill'], ['schedule', 'delete'],
     ]) {
@@ -70,18 +70,30 @@ describe('shipped files', () => {
   const env = { DATABRICKS_TOKEN: 't', LAKEBASE_HOST: 'h.example.com', LAKEBASE_USER: 'u@example.com' };
   test('examples/lakebase.yaml and the compose config are valid', () => {
     assert.equal(loadConfigFile('examples/lakebase.yaml', env).pipelines['orders-to-reporting']!.mode, 'upsert');
-    assert.equal(loadConfigFile('docker/lakebase.compose.yaml', env).profiles.analytics!.environments.prod!.ssl.mode, 'disable');
     assert.equal(loadDocument('examples/emulator.yaml', emulatorOptionsSchema, {}).servicePrincipals[0]!.clientSecret, 'change-me');
   });
 
-  test('docker-compose.yml passes `docker-compose config -q`', async () => {
-    const { stderr } = await run('docker-compose', ['config', '-q']);
+  test('docker-compose.yml passes `docker-compose config -q` (with the .env.example variables set)', async () => {
+    const { stderr } = await run('docker-compose', ['config', '-q'], { env: { ...process.env, LAKEBASE_SECRET_KEYS: 'k', LAKEBASE_CODEC_TOKEN: 't' } });
     assert.equal(stderr.trim(), '');
+    const missing = await run('docker-compose', ['config', '-q'], { env: { PATH: process.env.PATH } }).then(() => '', (e: { stderr: string }) => e.stderr);
+    assert.match(missing, /set LAKEBASE_SECRET_KEYS in \.env/, 'the stack refuses to start without keys');
+    for (const v of ['LAKEBASE_SECRET_KEYS', 'LAKEBASE_CODEC_TOKEN', 'EMULATOR_SP_SECRET']) assert.match(readFileSync('.env.example', 'utf8'), new RegExp(`^${v}=`, 'm'));
   });
 
-  test('the worker image runs as a non-root user', () => {
+  test('the compose configs for the worker and the emulator are valid', () => {
+    const env = { TEMPORAL_ADDRESS: 'temporal:7233', WORKSPACE_HOST: 'http://lakebase-emulator:8765', LAKEBASE_HOST: 'lakebase-emulator', EMULATOR_SP_SECRET: 's', DATABASE_URL: 'postgres://u:p@h/d' };
+    const cfg = loadConfigFile('docker/lakebase.compose.yaml', env);
+    assert.equal(cfg.temporal.encryptPayloads, true);
+    assert.equal(loadDocument('docker/emulator.compose.yaml', emulatorOptionsSchema, env).servicePrincipals[0]!.clientId, cfg.profiles.analytics!.auth.method === 'm2m' ? cfg.profiles.analytics!.auth.clientId : '');
+  });
+
+  test('the worker image: multi-stage, non-root, health-checked, workflow bundle prebuilt', () => {
     const dockerfile = readFileSync('Dockerfile', 'utf8');
     assert.match(dockerfile, /^USER node$/m);
     assert.match(dockerfile, /^FROM .* AS deps$/m, 'multi-stage build');
+    assert.match(dockerfile, /^HEALTHCHECK .*\n\s+CMD .*\/healthz/m);
+    assert.match(dockerfile, /^RUN node bin\/lakebase-worker\.js bundle$/m);
+    assert.ok(dockerfile.indexOf('USER node') < dockerfile.indexOf('RUN node bin/lakebase-worker.js bundle'), 'the bundle is built as the user that runs the worker');
   });
 });
