@@ -69,15 +69,26 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
     return pool;
   }
 
+  // A checked-out client whose connection dies emits 'error' besides failing its query; without a
+  // listener that event would crash the worker (seen with a network reset mid-COPY).
+  const guarded = new WeakSet<pg.PoolClient>();
+  const guard = (client: pg.PoolClient, id: string) => {
+    if (guarded.has(client)) return client;
+    guarded.add(client);
+    client.on('error', (err) => logger.warn({ pool: id, err: err.message }, 'database connection failed while in use'));
+    return client;
+  };
+
   async function connect(profile: string, env: string, session?: Session): Promise<pg.PoolClient> {
     const pool = get(profile, env, session);
+    const id = `${profile}/${env}`;
     try {
-      return await pool.connect();
+      return guard(await pool.connect(), id);
     } catch (err) {
       if (classifySqlError(err).kind !== 'auth') throw err;
-      logger.warn({ pool: `${profile}/${env}`, sqlState: (err as { code?: string }).code }, 'login refused; refreshing the token and retrying once');
+      logger.warn({ pool: id, sqlState: (err as { code?: string }).code }, 'login refused; refreshing the token and retrying once');
       credentials.invalidate(profile, env, session);
-      return pool.connect();
+      return guard(await pool.connect(), id);
     }
   }
 

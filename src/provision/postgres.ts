@@ -9,6 +9,8 @@ export interface ProvisionedPostgres {
   url: string;
   origin: 'DATABASE_URL' | 'local server' | 'embedded';
   stop(): Promise<void>;
+  /** Embedded only: stop and start the server on the same data (fault tests). */
+  restart?(pauseMs?: number): Promise<void>;
 }
 
 export const LOCAL_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -58,7 +60,8 @@ async function startEmbedded(say: Say): Promise<ProvisionedPostgres> {
     port,
     user: 'postgres',
     password: 'postgres',
-    persistent: false,
+    // Kept across restarts; stop() below removes it.
+    persistent: true,
     createPostgresUser: asRoot,
     onLog: (m: unknown) => void log.push(String(m).trim()),
     onError: (m: unknown) => void log.push(String(m).trim()),
@@ -78,7 +81,16 @@ async function startEmbedded(say: Say): Promise<ProvisionedPostgres> {
   }
   const url = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
   say(`Embedded PostgreSQL running on 127.0.0.1:${port} (data in ${dataDir}).`);
-  return { url, origin: 'embedded', stop };
+  return {
+    url,
+    origin: 'embedded',
+    stop,
+    async restart(pauseMs = 0) {
+      await server.stop();
+      await new Promise((r) => setTimeout(r, pauseMs));
+      await withDeadline(server.start(), 60_000, `embedded PostgreSQL did not restart on port ${port}`);
+    },
+  };
 }
 
 /** A TCP port the OS says is free now. */
