@@ -93,9 +93,21 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     }
   }
 
-  async function columnPlan(c: pg.ClientBase, p: PipelineConfig, name: string): Promise<ColumnPlan> {
+  /** The column plan, leaving out columns the target generates itself (GENERATED ALWAYS … STORED). */
+  async function columnPlan(c: pg.ClientBase, p: PipelineConfig, name: string, generated: string[] = []): Promise<ColumnPlan> {
     const res = await c.query({ text: `SELECT * FROM ${sourceRelation(p)} LIMIT 0`, types: RAW_TEXT });
-    return planColumns(p, res.fields.map((f) => f.name), name);
+    const plan = planColumns(p, res.fields.map((f) => f.name), name);
+    if (generated.length === 0) return plan;
+    const keep = plan.columns.map((col) => !generated.includes(col));
+    return { ...plan, select: plan.select.filter((_, i) => keep[i]), columns: plan.columns.filter((_, i) => keep[i]) };
+  }
+
+  async function generatedColumns(t: pg.ClientBase, table: string): Promise<string[]> {
+    const { rows } = await t.query<{ name: string }>(
+      `SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attgenerated <> '' AND NOT attisdropped`,
+      [quoteTable(table)],
+    );
+    return rows.map((r) => r.name);
   }
 
   function transformFor(p: PipelineConfig, pipeline: string): RowTransform | undefined {
@@ -117,8 +129,9 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     transformFor(p, pipeline);
     const statement = `planSync(${pipeline})`;
     try {
+      const generated = await withClient(p, 'target', auth, (t) => generatedColumns(t, p.target.table!));
       const plan = await withClient(p, 'source', auth, async (c) => {
-        const plan = await columnPlan(c, p, pipeline);
+        const plan = await columnPlan(c, p, pipeline, generated);
         // Compiles the SQL transforms now, so a typo fails before any state changes.
         await c.query(`SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)} LIMIT 0`);
         if (p.cursor) {
@@ -132,6 +145,18 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
       const state = await withClient(p, 'target', auth, async (c) => {
         const targetColumns = (await c.query({ text: `SELECT * FROM ${quoteTable(p.target.table!)} LIMIT 0`, types: RAW_TEXT })).fields.map((f) => f.name);
         const missing = plan.columns.filter((col) => !targetColumns.includes(col));
+        if (p.mode === 'upsert') {
+          const { rows } = await c.query<{ ok: boolean }>(
+            `SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL
+               AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey))
+                 = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) k)) AS ok`,
+            [quoteTable(p.target.table!), p.key],
+          );
+          if (!rows[0]!.ok)
+            throw configFailure(
+              `pipelines.${pipeline}: mode upsert merges on key (${p.key.join(', ')}), but ${p.target.table} has no primary key or unique index on exactly those columns; add one (ALTER TABLE … ADD PRIMARY KEY (${p.key.join(', ')})) or use mode append`,
+            );
+        }
         if (missing.length)
           throw configFailure(
             `pipelines.${pipeline}.target: table ${p.target.table} has no column ${missing.map((m) => `"${m}"`).join(', ')} for what the source provides; add ${missing.length > 1 ? 'them' : 'it'} to the target, or exclude/rename ${missing.length > 1 ? 'them' : 'it'} under transform`,
@@ -211,7 +236,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
               await t.query('ROLLBACK');
               return { cursor: state.cursor, rowsCopied: 0, rowsWritten: 0, bytes: 0, done: false, alreadyCommitted: true };
             }
-            const plan = await columnPlan(s, p, pipeline);
+            const plan = await columnPlan(s, p, pipeline, await generatedColumns(t, target));
 
             /** Streams the chunk from the source into `into`; the meter sees source rows before any transform. */
             const copyInto = async (into: string) => {

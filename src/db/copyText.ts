@@ -77,7 +77,13 @@ export function copyRowTransform(columns: string[], outColumns: string[], fn: Re
     decodeStrings: true,
     transform(chunk: Buffer, _enc, done: TransformCallback) {
       try {
-        const text = pending + decoder.write(chunk);
+        const decoded = decoder.write(chunk);
+        // A huge row spans many chunks: only split once its end has arrived.
+        if (!decoded.includes('\n')) {
+          pending += decoded;
+          return done();
+        }
+        const text = pending + decoded;
         const lines = text.split('\n');
         pending = lines.pop() ?? '';
         let out = '';
@@ -111,7 +117,9 @@ export class RowTransformError extends Error {
 export class CopyMeter extends Transform {
   rows = 0;
   bytes = 0;
-  private tail: Buffer = Buffer.alloc(0);
+  // Bytes after the last newline, kept as parts: a 50 MB row arrives in hundreds of chunks, and
+  // concatenating at each one would be quadratic.
+  private tail: Buffer[] = [];
   private last: Buffer | undefined;
 
   constructor(private readonly onProgress?: (rows: number, bytes: number) => void, private readonly everyMs = 2_000) {
@@ -129,11 +137,11 @@ export class CopyMeter extends Transform {
       prevNl = lastNl;
       lastNl = i;
     }
-    if (lastNl === -1) this.tail = Buffer.concat([this.tail, chunk]);
+    if (lastNl === -1) this.tail.push(Buffer.from(chunk));
     else {
       // Copies, so the stream's chunks are not kept alive.
-      this.last = prevNl === -1 ? Buffer.concat([this.tail, chunk.subarray(0, lastNl)]) : Buffer.from(chunk.subarray(prevNl + 1, lastNl));
-      this.tail = Buffer.from(chunk.subarray(lastNl + 1));
+      this.last = prevNl === -1 ? Buffer.concat([...this.tail, chunk.subarray(0, lastNl)]) : Buffer.from(chunk.subarray(prevNl + 1, lastNl));
+      this.tail = lastNl + 1 < chunk.length ? [Buffer.from(chunk.subarray(lastNl + 1))] : [];
     }
     const now = Date.now();
     if (this.onProgress && now - this.lastReport > this.everyMs) {
