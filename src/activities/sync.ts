@@ -67,7 +67,39 @@ function cancellation(): AbortSignal | undefined {
   }
 }
 
+/** A counting semaphore: at most `limit` holders at once, the rest wait in order. */
+function semaphore(limit: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <R>(fn: () => Promise<R>): Promise<R> => {
+    if (active >= limit) await new Promise<void>((r) => waiting.push(r));
+    else active++;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
+
 export function createSyncActivities({ config, pools, sealingKeys, rowTransforms = {}, metrics }: SyncDeps) {
+  // A chunk holds two connections (COPY out and COPY in). When both come from one pool, chunks
+  // taking one each and waiting for the second could starve the pool; at most poolMax/2 chunks
+  // per shared pool go at once, so each always gets its pair.
+  const pairGates = new Map<string, ReturnType<typeof semaphore>>();
+  function pairGate(p: PipelineConfig) {
+    if (p.source.profile !== p.target.profile || p.source.environment !== p.target.environment) return <R>(fn: () => Promise<R>) => fn();
+    const id = `${p.source.profile}/${p.source.environment}`;
+    let gate = pairGates.get(id);
+    if (!gate) {
+      gate = semaphore(Math.max(1, Math.floor(pools.environment(p.source.profile, p.source.environment).poolMax / 2)));
+      pairGates.set(id, gate);
+    }
+    return gate;
+  }
+
   /** The pipeline's config, with both sides switched to `environment` when one is given (`--env staging`). */
   function pipelineOf(name: string, environment?: string): PipelineConfig {
     const p = config.pipelines[name];
@@ -220,7 +252,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     const statement = `syncChunk(${pipeline})`;
     const timer = metrics?.chunkSeconds.startTimer({ pipeline });
     try {
-      return await withClient(p, 'target', auth, (t) =>
+      return await pairGate(p)(() => withClient(p, 'target', auth, (t) =>
         withClient(p, 'source', auth, async (s) => {
           await t.query('BEGIN');
           try {
@@ -302,7 +334,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
             throw err;
           }
         }),
-      );
+      ));
     } catch (err) {
       if ((err as Error).name === 'RowTransformError') throw configFailure(`pipelines.${pipeline}: ${(err as Error).message}`);
       if ((err as Error).name === 'AbortError') throw new CancelledFailure(`${statement} cancelled; the chunk was rolled back`);
