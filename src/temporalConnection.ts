@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { DataConverter } from '@temporalio/common';
 import { loadSealingKeys } from './auth/sealed';
 import { EncryptionCodec } from './codec/encryption';
+import { readPem } from './config/pem';
 import type { TemporalConfig } from './config/schema';
 
 export interface TemporalConnectionOptions {
@@ -10,7 +11,10 @@ export interface TemporalConnectionOptions {
   apiKey?: string;
 }
 
-const pem = (inline?: string, file?: string) => (inline ? Buffer.from(inline) : file ? readFileSync(file) : undefined);
+const pem = (inline?: string, file?: string) => {
+  const text = readPem(inline, file);
+  return text === undefined ? undefined : Buffer.from(text);
+};
 
 /** Connection options for a self-hosted cluster, mTLS, or Temporal Cloud with an API key; the same for client and worker. */
 export function temporalConnectionOptions(t: TemporalConfig): TemporalConnectionOptions {

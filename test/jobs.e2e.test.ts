@@ -7,9 +7,8 @@ import { bindJobParams, JobParamError } from '../src/config/jobParams';
 import type { Config } from '../src/config/schema';
 import { compileNamedParams } from '../src/db/namedParams';
 import { createLogger } from '../src/logger';
-import { createLakebaseWorker } from '../src/worker';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
-import { startTemporal, uniqueQueue } from './helpers/temporal';
+import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,8 +25,7 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
   let db: TestDatabase;
   let config: Config;
   let taskQueue: string;
-  let stopWorker: () => void;
-  let workerDone: Promise<void>;
+  let stopWorker: () => Promise<void>;
 
   before(async () => {
     [env, db] = await Promise.all([startTemporal(), createTestDatabase('jobs')]);
@@ -74,16 +72,11 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
           'slow': { ...local, steps: [{ name: 'sleep', kind: 'write', sql: 'INSERT INTO a SELECT 99 FROM pg_sleep(30)', transaction: 'long' }] },
       },
     });
-    const w = await createLakebaseWorker({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
-    let stop!: () => void;
-    const stopped = new Promise<void>((r) => (stop = r));
-    stopWorker = stop;
-    workerDone = w.runUntil(() => stopped);
+    ({ stop: stopWorker } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue }));
   });
 
   after(async () => {
-    stopWorker?.();
-    await workerDone;
+    await stopWorker?.();
     await env?.teardown();
     await db?.close();
   });

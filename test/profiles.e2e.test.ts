@@ -7,9 +7,8 @@ import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
 import type { ConnectionReport } from '../src/db/diagnose';
 import { createLogger } from '../src/logger';
-import { createLakebaseWorker } from '../src/worker';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
-import { startTemporal, uniqueQueue } from './helpers/temporal';
+import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
 
 describe('environments, Test Connection as a workflow, and PostGIS (real Temporal dev server, real PostgreSQL)', () => {
   let env: TestWorkflowEnvironment;
@@ -17,8 +16,7 @@ describe('environments, Test Connection as a workflow, and PostGIS (real Tempora
   let staging: TestDatabase;
   let config: Config;
   let taskQueue: string;
-  let stop: () => void;
-  let done: Promise<void>;
+  let stop: () => Promise<void>;
   let postgis = false;
 
   before(async () => {
@@ -66,14 +64,11 @@ describe('environments, Test Connection as a workflow, and PostGIS (real Tempora
         },
       },
     }, {});
-    const w = await createLakebaseWorker({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
-    const stopped = new Promise<void>((r) => (stop = r));
-    done = w.runUntil(() => stopped);
+    ({ stop } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue }));
   });
 
   after(async () => {
-    stop?.();
-    await done;
+    await stop?.();
     await env?.teardown();
     await prod?.close();
     await staging?.close();

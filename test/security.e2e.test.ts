@@ -7,7 +7,6 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { chromium } from 'playwright-core';
 import { keyId, type SealingKey } from '../src/auth/sealed';
 import { startJob } from '../src/client';
 import { EncryptionCodec } from '../src/codec/encryption';
@@ -17,11 +16,11 @@ import { createOpsServer } from '../src/ops';
 import { redactSecrets } from '../src/redact';
 import { findTemporalCli, temporalExecutable } from '../src/provision/temporal';
 import { dataConverterFor, temporalConnectionOptions } from '../src/temporalConnection';
-import { createLakebaseWorker } from '../src/worker';
 import { LAKEBASE_SEARCH_ATTRIBUTES } from '../src/workflows/searchAttributes';
+import { CHROMIUM, launchChromium } from './helpers/browser';
 import { capturingLogger } from './helpers/capture';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
-import { startTemporal } from './helpers/temporal';
+import { runWorkerInBackground, startTemporal } from './helpers/temporal';
 
 const run = promisify(execFile);
 const key = (): SealingKey => {
@@ -78,8 +77,7 @@ describe('encrypted history, codec server for the UI, metrics and health (real d
   let codecUrl: string;
   let ui: string;
   let workflowId: string;
-  let stop: () => void;
-  let done: Promise<void>;
+  let stop: () => Promise<void>;
   let ops: ReturnType<typeof createOpsServer>;
   let opsUrl: string;
   const capture = capturingLogger();
@@ -108,9 +106,8 @@ describe('encrypted history, codec server for the UI, metrics and health (real d
       },
     });
     client = new Client({ connection: env.connection, dataConverter: dataConverterFor(config.temporal) });
-    const w = await createLakebaseWorker({ config, logger: capture.logger, connection: env.nativeConnection, taskQueue: 'sec' });
-    const stopped = new Promise<void>((r) => (stop = r));
-    done = w.runUntil(() => stopped);
+    const { worker: w, stop: stopWorker } = await runWorkerInBackground({ config, logger: capture.logger, connection: env.nativeConnection, taskQueue: 'sec' });
+    stop = stopWorker;
     ops = createOpsServer({ metrics: w.metrics, ready: () => w.ready() });
     await new Promise<void>((r) => ops.listen(0, '127.0.0.1', r));
     opsUrl = `http://127.0.0.1:${(ops.address() as AddressInfo).port}`;
@@ -121,8 +118,7 @@ describe('encrypted history, codec server for the UI, metrics and health (real d
   });
 
   after(async () => {
-    stop?.();
-    await done;
+    await stop?.();
     ops?.close();
     codec?.close();
     await env?.teardown();
@@ -164,8 +160,8 @@ describe('encrypted history, codec server for the UI, metrics and health (real d
   });
 
   test('in the Temporal UI, a person holding the codec token sees the decoded input; without it, not', async (t) => {
-    if (!existsSync('/usr/bin/chromium')) return t.skip('no Chromium (.ci/run installs it)');
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    if (!existsSync(CHROMIUM)) return t.skip('no Chromium (.ci/run installs it)');
+    const browser = await launchChromium();
     try {
       const page = async (headers: Record<string, string>) => {
         const ctx = await browser.newContext({ extraHTTPHeaders: headers, viewport: { width: 1500, height: 1000 } });

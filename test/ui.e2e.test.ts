@@ -4,21 +4,18 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startJob, startSync } from '../src/client';
 import type { Config } from '../src/config/schema';
 import { createLogger } from '../src/logger';
 import { temporalExecutable } from '../src/provision/temporal';
-import { createLakebaseWorker } from '../src/worker';
 import { LAKEBASE_SEARCH_ATTRIBUTES } from '../src/workflows/searchAttributes';
+import { CHROMIUM, launchChromium } from './helpers/browser';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
-import { startTemporal } from './helpers/temporal';
+import { runWorkerInBackground, startTemporal } from './helpers/temporal';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 const DOC_IMAGES = path.join(__dirname, '..', 'docs', 'img');
-// Keeps Chromium off the network: without these it tries Google's hosts at every start.
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe('what an operator sees in the Temporal UI (headless Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (.ci/run installs it)` }, () => {
   let env: TestWorkflowEnvironment;
@@ -27,8 +24,7 @@ describe('what an operator sees in the Temporal UI (headless Chromium)', { skip:
   let page: Page;
   let ui: string;
   let config: Config;
-  let stopWorker: () => void;
-  let workerDone: Promise<void>;
+  let stopWorker: () => Promise<void>;
   const ids: { sync?: string; job?: string; failed?: string; waiting?: string } = {};
 
   before(async () => {
@@ -50,10 +46,8 @@ describe('what an operator sees in the Temporal UI (headless Chromium)', { skip:
         'archive-orders': { ...local, params: { days: { type: 'integer' } }, steps: [{ name: 'archive', kind: 'write', sql: 'DELETE FROM orders WHERE id = 1 / (:days::int - :days::int)' }] },
       },
     });
-    const w = await createLakebaseWorker({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue: 'ui' });
     // The worker keeps running: the UI asks it (a query) for the current details.
-    const stopped = new Promise<void>((r) => (stopWorker = r));
-    workerDone = w.runUntil(() => stopped);
+    ({ stop: stopWorker } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue: 'ui' }));
     const sync = await startSync(env.client, { pipeline: 'orders-to-reporting', taskQueue: 'ui', config });
     await sync.result();
     ids.sync = sync.workflowId;
@@ -65,15 +59,14 @@ describe('what an operator sees in the Temporal UI (headless Chromium)', { skip:
     ids.failed = failed.workflowId;
     const waiting = await startJob(env.client, { job: 'approve-refresh', params: {}, taskQueue: 'ui', config });
     ids.waiting = waiting.workflowId;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     await mkdir(ARTIFACTS, { recursive: true });
   });
 
   after(async () => {
     await browser?.close();
-    stopWorker?.();
-    await workerDone;
+    await stopWorker?.();
     await env?.teardown();
     await db?.close();
   });

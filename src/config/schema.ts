@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pemFields } from './pem';
 
 // Numbers arrive as strings after ${ENV} interpolation ("5432"); accept those, reject the rest.
 const fromNumericString = (v: unknown) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v);
@@ -21,17 +22,7 @@ export const temporalSchema = z
     namespace: nonEmpty('a Temporal namespace').default('default'),
     taskQueue: nonEmpty('a task queue name').default('lakebase'),
     /** mTLS (Temporal Cloud with certificates, or a secured self-hosted cluster). */
-    tls: z
-      .strictObject({
-        ca: z.string().optional(),
-        caFile: z.string().optional(),
-        cert: z.string().optional(),
-        certFile: z.string().optional(),
-        key: z.string().optional(),
-        keyFile: z.string().optional(),
-        serverName: z.string().optional(),
-      })
-      .optional(),
+    tls: z.strictObject({ ...pemFields, serverName: z.string().optional() }).optional(),
     /** Temporal Cloud API key (implies TLS). */
     apiKey: z.string().min(1).optional(),
     apiKeyFile: z.string().min(1).optional(),
@@ -113,12 +104,7 @@ export const sslSchema = z.strictObject({
   mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full'], {
     error: 'expected one of disable, require, verify-ca, verify-full',
   }),
-  ca: z.string().optional(),
-  caFile: z.string().optional(),
-  cert: z.string().optional(),
-  certFile: z.string().optional(),
-  key: z.string().optional(),
-  keyFile: z.string().optional(),
+  ...pemFields,
 });
 
 export const environmentSchema = z.strictObject({

@@ -1,14 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+import { readPem as pem } from '../config/pem';
 import type { EnvironmentConfig } from '../config/schema';
 
 type Ssl = EnvironmentConfig['ssl'];
-
-function pem(inline: string | undefined, file: string | undefined): string | undefined {
-  if (inline) return inline;
-  if (file) return readFileSync(file, 'utf8');
-  return undefined;
-}
 
 /** libpq sslmode semantics mapped onto Node's TLS options. */
 export function tlsOptionsFor(ssl: Ssl): false | ConnectionOptions {

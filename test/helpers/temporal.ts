@@ -1,7 +1,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createLogger, type Logger } from '../../src/logger';
 import { temporalExecutable } from '../../src/provision/temporal';
-import { installRuntimeLogger } from '../../src/worker';
+import { createLakebaseWorker, installRuntimeLogger, type LakebaseWorker, type LakebaseWorkerOptions } from '../../src/worker';
 import { LAKEBASE_SEARCH_ATTRIBUTES } from '../../src/workflows/searchAttributes';
 
 /** A real Temporal dev server (the pinned CLI), one per test file. */
@@ -14,4 +14,19 @@ export async function startTemporal(runtimeLogger?: Logger): Promise<TestWorkflo
 
 export function uniqueQueue(name: string): string {
   return `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+}
+
+/** A worker running until stop() (suites whose tests share one worker). */
+export async function runWorkerInBackground(opts: LakebaseWorkerOptions): Promise<{ worker: LakebaseWorker; stop(): Promise<void> }> {
+  const worker = await createLakebaseWorker(opts);
+  let release!: () => void;
+  const stopped = new Promise<void>((r) => (release = r));
+  const done = worker.runUntil(() => stopped);
+  return {
+    worker,
+    async stop() {
+      release();
+      await done;
+    },
+  };
 }
