@@ -178,7 +178,7 @@ schedule
       if (!config.pipelines[opts.pipeline]) throw new ConfigError([`--pipeline: unknown pipeline "${opts.pipeline}"`]);
       const overlap = OVERLAP[opts.overlap];
       if (!overlap) throw new ConfigError([`--overlap: expected one of ${Object.keys(OVERLAP).join(', ')}, got "${opts.overlap}"`]);
-      const h = await createSyncSchedule(client, { ...opts, overlap, taskQueue: config.temporal.taskQueue });
+      const h = await createSyncSchedule(client, { ...opts, overlap, taskQueue: config.temporal.taskQueue, config });
       console.log(describeSchedule(await h.describe()));
     }),
   );

@@ -1,5 +1,8 @@
-import { ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleSummary } from '@temporalio/client';
+import { ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOptions, type ScheduleSummary } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import type { Config } from './config/schema';
 import type { DataSyncInput } from './workflows';
+import { LakebaseEnvironment, LakebasePipeline, LakebaseProfile } from './workflows/searchAttributes';
 
 export interface SyncScheduleOptions {
   pipeline: string;
@@ -14,6 +17,8 @@ export interface SyncScheduleOptions {
   catchupWindow?: string;
   scheduleId?: string;
   paused?: boolean;
+  /** When given, scheduled runs carry the pipeline's search attributes (filterable in the UI). */
+  config?: Config;
 }
 
 export const scheduleIdFor = (pipeline: string) => `sync:${pipeline}`;
@@ -21,7 +26,8 @@ export const scheduleIdFor = (pipeline: string) => `sync:${pipeline}`;
 /** A Temporal schedule that starts `dataSync` for one pipeline. */
 export async function createSyncSchedule(client: Client, o: SyncScheduleOptions): Promise<ScheduleHandle> {
   if (!o.cron === !o.every) throw new Error('give exactly one of --cron or --every');
-  return client.schedule.create({
+  const p = o.config?.pipelines[o.pipeline];
+  const options: ScheduleOptions = {
     scheduleId: o.scheduleId ?? scheduleIdFor(o.pipeline),
     spec: o.cron ? { cronExpressions: [o.cron] } : { intervals: [{ every: o.every! as `${number} ${string}` }] },
     action: {
@@ -36,7 +42,26 @@ export async function createSyncSchedule(client: Client, o: SyncScheduleOptions)
     memo: { pipeline: o.pipeline, spec: o.cron ? `cron ${o.cron}` : `every ${o.every}` },
     policies: { overlap: o.overlap ?? ScheduleOverlapPolicy.SKIP, catchupWindow: o.catchupWindow ?? '1 hour' },
     state: { paused: o.paused ?? false, note: o.paused ? 'created paused' : undefined },
-  });
+  };
+  if (!p) return client.schedule.create(options);
+  const tagged: ScheduleOptions = {
+    ...options,
+    action: {
+      ...options.action,
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: LakebasePipeline, value: o.pipeline },
+        { key: LakebaseProfile, value: p.target.profile },
+        { key: LakebaseEnvironment, value: p.target.environment },
+      ]),
+    },
+  };
+  try {
+    return await client.schedule.create(tagged);
+  } catch (err) {
+    if (!/search attribute .* is not defined|not a valid search attribute/i.test((err as Error).message)) throw err;
+    process.emitWarning('Lakebase search attributes are not registered; scheduled runs will not be filterable. Run `lakebase-worker setup`.');
+    return client.schedule.create(options);
+  }
 }
 
 export async function listSchedules(client: Client): Promise<ScheduleSummary[]> {

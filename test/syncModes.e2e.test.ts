@@ -11,6 +11,7 @@ import { startSyncGroup } from '../src/client';
 import { relationChecksum } from '../src/db/checksum';
 import { createLogger } from '../src/logger';
 import { createSyncSchedule } from '../src/schedules';
+import { LakebasePipeline } from '../src/workflows/searchAttributes';
 import { createLakebaseWorker } from '../src/worker';
 import type { DataSyncInput, SyncGroupResult, SyncProgress } from '../src/workflows';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
@@ -200,7 +201,7 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
 
   test('a schedule fires on its own and runs a sync', async () => {
     await withWorker(async (q) => {
-      const schedule = await createSyncSchedule(env.client, { pipeline: 'sched', taskQueue: q, every: '2s', scheduleId: `sched-${Date.now()}` });
+      const schedule = await createSyncSchedule(env.client, { pipeline: 'sched', taskQueue: q, every: '2s', scheduleId: `sched-${Date.now()}`, config });
       try {
         let started: string | undefined;
         for (let i = 0; i < 100 && !started; i++) {
@@ -211,7 +212,9 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
         }
         assert.ok(started?.startsWith('sync:sched:scheduled'), `the schedule started ${started}`);
         await schedule.pause();
-        const result = (await env.client.workflow.getHandle(started!).result()) as SyncProgress;
+        const run = env.client.workflow.getHandle(started!);
+        const result = (await run.result()) as SyncProgress;
+        assert.equal((await run.describe()).typedSearchAttributes.get(LakebasePipeline), 'sched', 'scheduled runs are filterable by pipeline');
         assert.equal(result.done, true);
         assert.deepEqual(await checksum('dst_sched'), await checksum('src'));
         const d = await schedule.describe();
