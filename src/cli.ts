@@ -40,6 +40,16 @@ function loadConfig(opts: { config?: string }): Config {
   return loadConfigFile(configPath(opts));
 }
 
+/** Connects with the config's Temporal settings, runs `fn`, and always closes the connection. */
+async function withClient<R>(config: Config, fn: (client: Client) => Promise<R>): Promise<R> {
+  const client = await connectClient(config.temporal);
+  try {
+    return await fn(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
 function readSecretFile(file: string, flag: string): string {
   try {
     return readFileSync(file, 'utf8').trim();
@@ -99,21 +109,15 @@ sync
     if (!config.pipelines[opts.pipeline]) {
       throw new ConfigError([`--pipeline: unknown pipeline "${opts.pipeline}"; configured: ${Object.keys(config.pipelines).join(', ') || '(none)'}`]);
     }
-    const client = await connectClient(config.temporal);
     const idpToken = opts.idpTokenFile ? readSecretFile(opts.idpTokenFile, '--idp-token-file') : undefined;
-    const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env });
-    console.log(`started ${handle.workflowId}`);
-    if (opts.wait) {
-      const stop = followProgress(() => syncProgress(client, handle.workflowId));
-      try {
-        const result = await handle.result();
-        stop();
-        console.log(formatProgress(result));
-      } finally {
-        stop();
+    await withClient(config, async (client) => {
+      const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env });
+      console.log(`started ${handle.workflowId}`);
+      if (opts.wait) {
+        const stop = followProgress(() => syncProgress(client, handle.workflowId));
+        console.log(formatProgress(await handle.result().finally(stop)));
       }
-    }
-    await client.connection.close();
+    });
   });
 
 sync
@@ -123,11 +127,9 @@ sync
   .requiredOption('--idp-token-file <file>', 'file holding the fresh IdP token (JWT)')
   .option('-c, --config <file>', 'configuration file')
   .action(async (workflowId: string, opts: { idpTokenFile: string; config?: string }) => {
-    const config = loadConfig(opts);
-    const client = await connectClient(config.temporal);
-    const ack = await relogin(client, workflowId, readSecretFile(opts.idpTokenFile, '--idp-token-file'));
+    const idpToken = readSecretFile(opts.idpTokenFile, '--idp-token-file');
+    const ack = await withClient(loadConfig(opts), (client) => relogin(client, workflowId, idpToken));
     console.log(ack.accepted ? `${workflowId}: fresh IdP token accepted` : `${workflowId}: token not accepted`);
-    await client.connection.close();
   });
 
 sync
@@ -140,23 +142,14 @@ sync
     const config = loadConfig(opts);
     if (!config.syncGroups[opts.group])
       throw new ConfigError([`--group: unknown sync group "${opts.group}"; configured: ${Object.keys(config.syncGroups).join(', ') || '(none)'}`]);
-    const client = await connectClient(config.temporal);
-    const handle = await startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
-    console.log(`started ${handle.workflowId}`);
-    if (opts.wait) console.log(JSON.stringify(await handle.result(), null, 2));
-    await client.connection.close();
+    await withClient(config, async (client) => {
+      const handle = await startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
+      console.log(`started ${handle.workflowId}`);
+      if (opts.wait) console.log(JSON.stringify(await handle.result(), null, 2));
+    });
   });
 
 const schedule = program.command('schedule').description('Temporal schedules that start syncs (overlap: skip by default)');
-async function withClient<R>(opts: { config?: string }, fn: (client: Client, config: Config) => Promise<R>): Promise<R> {
-  const config = loadConfig(opts);
-  const client = await connectClient(config.temporal);
-  try {
-    return await fn(client, config);
-  } finally {
-    await client.connection.close();
-  }
-}
 const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
   skip: ScheduleOverlapPolicy.SKIP,
   'buffer-one': ScheduleOverlapPolicy.BUFFER_ONE,
@@ -173,21 +166,22 @@ schedule
   .option('--catchup-window <duration>', 'how far back missed runs are caught up', '1 hour')
   .option('--paused', 'create it paused')
   .option('-c, --config <file>', 'configuration file')
-  .action((opts: { pipeline: string; cron?: string; every?: string; overlap: string; catchupWindow: string; paused?: boolean; config?: string }) =>
-    withClient(opts, async (client, config) => {
-      if (!config.pipelines[opts.pipeline]) throw new ConfigError([`--pipeline: unknown pipeline "${opts.pipeline}"`]);
-      const overlap = OVERLAP[opts.overlap];
-      if (!overlap) throw new ConfigError([`--overlap: expected one of ${Object.keys(OVERLAP).join(', ')}, got "${opts.overlap}"`]);
+  .action((opts: { pipeline: string; cron?: string; every?: string; overlap: string; catchupWindow: string; paused?: boolean; config?: string }) => {
+    const config = loadConfig(opts);
+    if (!config.pipelines[opts.pipeline]) throw new ConfigError([`--pipeline: unknown pipeline "${opts.pipeline}"`]);
+    const overlap = OVERLAP[opts.overlap];
+    if (!overlap) throw new ConfigError([`--overlap: expected one of ${Object.keys(OVERLAP).join(', ')}, got "${opts.overlap}"`]);
+    return withClient(config, async (client) => {
       const h = await createSyncSchedule(client, { ...opts, overlap, taskQueue: config.temporal.taskQueue, config });
       console.log(describeSchedule(await h.describe()));
-    }),
-  );
+    });
+  });
 schedule
   .command('list')
   .description('list schedules')
   .option('-c, --config <file>', 'configuration file')
   .action((opts: { config?: string }) =>
-    withClient(opts, async (client) => {
+    withClient(loadConfig(opts), async (client) => {
       for (const s of await listSchedules(client)) console.log(`${s.scheduleId}\t${s.state.paused ? 'paused' : 'active'}\tnext ${s.info.nextActionTimes[0]?.toISOString() ?? '—'}`);
     }),
   );
@@ -204,7 +198,7 @@ for (const [name, description] of [
     .argument('<scheduleId>', 'e.g. sync:orders-to-reporting')
     .option('-c, --config <file>', 'configuration file')
     .action((id: string, opts: { config?: string }) =>
-      withClient(opts, async (client) => {
+      withClient(loadConfig(opts), async (client) => {
         const h = client.schedule.getHandle(id);
         if (name === 'pause') await h.pause('paused from the CLI');
         if (name === 'unpause') await h.unpause('unpaused from the CLI');
@@ -226,7 +220,7 @@ schedule
   .requiredOption('--to <time>', 'ISO time')
   .option('-c, --config <file>', 'configuration file')
   .action((id: string, opts: { from: string; to: string; config?: string }) =>
-    withClient(opts, async (client) => {
+    withClient(loadConfig(opts), async (client) => {
       const [start, end] = [new Date(opts.from), new Date(opts.to)];
       if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start)
         throw new ConfigError([`--from/--to: expected two ISO times with --from before --to, got "${opts.from}" and "${opts.to}"`]);
@@ -294,11 +288,12 @@ job
   .option('-c, --config <file>', 'configuration file')
   .action((opts: { job: string; param: string[]; env?: string; dryRun?: boolean; idpTokenFile?: string; wait?: boolean; config?: string }) => {
     // Fail fast, before connecting, with the same rules the worker applies.
-    const j = loadConfig(opts).jobs[opts.job];
-    if (!j) throw new ConfigError([`--job: unknown job "${opts.job}"; configured: ${Object.keys(loadConfig(opts).jobs).join(', ') || '(none)'}`]);
+    const config = loadConfig(opts);
+    const j = config.jobs[opts.job];
+    if (!j) throw new ConfigError([`--job: unknown job "${opts.job}"; configured: ${Object.keys(config.jobs).join(', ') || '(none)'}`]);
     const params = parseParamArgs(opts.param);
     bindJobParams(opts.job, j, params);
-    return withClient(opts, async (client, config) => {
+    return withClient(config, async (client) => {
       const idpToken = opts.idpTokenFile ? readSecretFile(opts.idpTokenFile, '--idp-token-file') : undefined;
       let handle;
       try {
@@ -329,7 +324,7 @@ for (const [name, description] of [
     .option('--reason <text>', 'why (reject)')
     .option('-c, --config <file>', 'configuration file')
     .action((id: string, opts: { by: string; reason?: string; config?: string }) =>
-      withClient(opts, async (client) => {
+      withClient(loadConfig(opts), async (client) => {
         const h = client.workflow.getHandle(id);
         if (name === 'approve') console.log((await approveJob(client, id, opts.by)).approved ? `${id}: approved by ${opts.by}` : `${id}: not approved`);
         if (name === 'reject') {
@@ -357,7 +352,7 @@ program
     const idpToken = opts.idpTokenFile ? readSecretFile(opts.idpTokenFile, '--idp-token-file') : undefined;
     let report: ConnectionReport;
     if (opts.viaWorker) {
-      report = await withClient(opts, async (client) => {
+      report = await withClient(config, async (client) => {
         const h = await client.workflow.start('testConnection', {
           taskQueue: config.temporal.taskQueue,
           workflowId: `test-connection:${opts.profile}:${opts.env}:${new Date().toISOString()}`,
@@ -384,7 +379,7 @@ program
   .argument('<workflowId>', 'workflow id, e.g. sync:orders-to-reporting:2026-11-24T10:00:00.000Z')
   .option('-c, --config <file>', 'configuration file')
   .action((workflowId: string, opts: { config?: string }) =>
-    withClient(opts, async (client) => {
+    withClient(loadConfig(opts), async (client) => {
       const desc = await client.workflow.getHandle(workflowId).describe();
       const attrs = desc.typedSearchAttributes;
       console.log(`${workflowId}: ${desc.status.name} (${desc.type})`);
@@ -410,7 +405,7 @@ program
   .option('-n, --limit <n>', 'at most this many', positive, 20)
   .option('-c, --config <file>', 'configuration file')
   .action((opts: { pipeline?: string; job?: string; env?: string; status?: string; limit: number; config?: string }) =>
-    withClient(opts, async (client) => {
+    withClient(loadConfig(opts), async (client) => {
       const q = (k: string, v: string) => `${k} = '${v.replace(/'/g, "''")}'`;
       const where = [
         opts.pipeline && q('LakebasePipeline', opts.pipeline),
@@ -433,8 +428,9 @@ program
   .command('setup')
   .description("register lakebase-worker's search attributes on the Temporal namespace (once per cluster)")
   .option('-c, --config <file>', 'configuration file')
-  .action((opts: { config?: string }) =>
-    withClient(opts, async (client, config) => {
+  .action((opts: { config?: string }) => {
+    const config = loadConfig(opts);
+    return withClient(config, async (client) => {
       const { customAttributes } = await client.connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
       const missing = LAKEBASE_SEARCH_ATTRIBUTES.filter((k) => !(customAttributes ?? {})[k.name]);
       if (missing.length === 0) return console.log('search attributes already registered');
@@ -444,8 +440,8 @@ program
         searchAttributes: Object.fromEntries(missing.map((k) => [k.name, k.type === 'INT' ? 3 : 2])),
       });
       console.log(`registered ${missing.map((k) => k.name).join(', ')}`);
-    }),
-  );
+    });
+  });
 
 program
   .command('demo')

@@ -10,6 +10,7 @@ import {
 import { TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
 import type { JobParamValue } from './activities/types';
 import { loadSealingKeys, seal } from './auth/sealed';
+import { pipelineInEnvironment } from './config/pipelines';
 import type { Config, TemporalConfig } from './config/schema';
 import { dataConverterFor, temporalConnectionOptions } from './temporalConnection';
 import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress } from './workflows';
@@ -62,9 +63,7 @@ export interface StartSyncOptions {
 
 export async function startSync(client: Client, opts: StartSyncOptions): Promise<WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>> {
   const configured = opts.config?.pipelines[opts.pipeline];
-  const p = configured && opts.environment
-    ? { ...configured, source: { ...configured.source, environment: opts.environment }, target: { ...configured.target, environment: opts.environment } }
-    : configured;
+  const p = configured && pipelineInEnvironment(configured, opts.environment);
   const attributes: SearchAttributePair[] = [{ key: LakebasePipeline, value: opts.pipeline }];
   if (p) attributes.push({ key: LakebaseProfile, value: p.target.profile }, { key: LakebaseEnvironment, value: p.target.environment }, { key: LakebaseRowsWritten, value: 0 });
   const details = p

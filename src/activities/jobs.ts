@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { bindJobParams, JobParamError } from '../config/jobParams';
 import type { Config, JobConfig, JobStepConfig } from '../config/schema';
@@ -7,6 +6,8 @@ import { compileNamedParams } from '../db/namedParams';
 import type { PoolRegistry } from '../db/pools';
 import type { SealingKey } from '../auth/sealed';
 import type { Metrics } from '../metrics';
+import { RAW_TEXT } from '../db/rawText';
+import { activityContext } from './context';
 import { configFailure, toActivityFailure } from './failures';
 import { sessionOf } from './sync';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -27,7 +28,6 @@ export interface JobDeps {
   metrics?: Metrics;
 }
 
-const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
 const INLINE_ROWS = 100;
 
 function bind(sql: string, params: Record<string, string | null>, outputs: Record<string, Record<string, string | null>>, step: string): { text: string; values: (string | null)[] } {
@@ -143,13 +143,7 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       if (!s) throw configFailure(`job "${input.job}" has no step "${n}" (the configuration changed while it ran?)`);
       return s;
     });
-    const ctx = (() => {
-      try {
-        return Context.current();
-      } catch {
-        return undefined;
-      }
-    })();
+    const ctx = activityContext();
     const client = await pools.connect(job.profile, input.environment, sessionOf(input.auth, sealingKeys));
     const beat = setInterval(() => ctx?.heartbeat(), 1_000);
     // Cancel the running statement server-side (a dropped socket would leave it running until it next writes).

@@ -1,11 +1,11 @@
 import type { Transform } from 'node:stream';
 import { pipeline as pipe } from 'node:stream/promises';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { CredentialProvider, Session } from '../auth/credentials';
 import { unseal, type SealingKey } from '../auth/sealed';
+import { pipelineInEnvironment } from '../config/pipelines';
 import type { Config, PipelineConfig } from '../config/schema';
 import type { Metrics } from '../metrics';
 import { CopyMeter, copyRowTransform, type RecordTransform } from '../db/copyText';
@@ -24,6 +24,8 @@ import {
   type CursorValue,
 } from '../db/syncSql';
 import { quoteIdent, quoteTable } from '../db/identifiers';
+import { RAW_TEXT } from '../db/rawText';
+import { activityContext } from './context';
 import { configFailure, toActivityFailure } from './failures';
 import type { ChunkResult, FinishSyncInput, GroupPlan, JobAuth, PlanSyncInput, SyncChunkInput, SyncPlan } from './types';
 
@@ -49,23 +51,7 @@ export function sessionOf(auth: JobAuth | undefined, keys: SealingKey[]): Sessio
   return auth ? { idpToken: unseal(auth.idpToken, keys) } : undefined;
 }
 
-const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
-
-function heartbeat(details: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Called outside an activity (direct use in tests/tools): nothing to report to.
-  }
-}
-
-function cancellation(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-}
+const heartbeat = (details: unknown) => activityContext()?.heartbeat(details);
 
 /** A counting semaphore: at most `limit` holders at once, the rest wait in order. */
 function semaphore(limit: number) {
@@ -110,7 +96,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
       if (!prof?.environments[environment])
         throw configFailure(`--env ${environment}: profile "${p[side].profile}" (the ${side} of ${name}) has no environment "${environment}"; defined: ${Object.keys(prof?.environments ?? {}).join(', ')}`);
     }
-    return { ...p, source: { ...p.source, environment }, target: { ...p.target, environment } };
+    return pipelineInEnvironment(p, environment);
   }
 
   async function withClient<R>(p: PipelineConfig, side: 'source' | 'target', auth: JobAuth | undefined, fn: (c: pg.PoolClient) => Promise<R>): Promise<R> {
@@ -279,7 +265,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
                 const describe = (r: Record<string, CursorValue>) => p.key.map((k) => `${k}=${r[k]}`).join(', ');
                 stages.push(copyRowTransform(plan.columns, plan.columns, transform, describe));
               }
-              await pipe(s.query(copyTo(copyOutSql(p, plan, after, p.batchRows))), ...(stages as [Transform]), out, { signal: cancellation() });
+              await pipe(s.query(copyTo(copyOutSql(p, plan, after, p.batchRows))), ...(stages as [Transform]), out, { signal: activityContext()?.cancellationSignal });
               return { meter, written: out.rowCount };
             };
 
