@@ -5,6 +5,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { createDatabricksOAuth, fetchDatabaseCredential, type DatabricksOAuth } from './databricks';
 import { authError, classifyTokenEndpointError, LakebaseAuthError, type AuthContext } from './errors';
+import { DatabricksAuthResolutionError, resolveDatabricksAuth } from './unifiedAuth';
 import { createTokenCache, fingerprint, type CachedToken, type TokenCache } from './tokenCache';
 
 /** Per-job identity: the IdP token of the person a login-idp job runs for (plaintext, in-process only). */
@@ -28,6 +29,25 @@ export interface CredentialProviderOptions {
   cache?: TokenCache;
   oauth?: DatabricksOAuth;
   metrics?: Metrics;
+  /** Where method: databricks looks for DATABRICKS_* (and HOME); process.env by default. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** An auth config with method: databricks already resolved to the PAT or M2M it found. */
+export type ConcreteAuth = Exclude<AuthConfig, { method: 'databricks' }>;
+
+/** Resolves method: databricks through unified auth; other methods pass through. */
+export function concreteAuth(profile: string, auth: AuthConfig, env: NodeJS.ProcessEnv = process.env): ConcreteAuth {
+  if (auth.method !== 'databricks') return auth;
+  try {
+    const r = resolveDatabricksAuth(auth, env, `profiles.${profile}.auth`);
+    return r.method === 'pat'
+      ? { method: 'pat', token: r.token, workspaceHost: r.workspaceHost }
+      : { method: 'm2m', workspaceHost: r.workspaceHost, clientId: r.clientId, clientSecret: r.clientSecret, accountId: r.accountId };
+  } catch (err) {
+    if (err instanceof DatabricksAuthResolutionError) throw new LakebaseAuthError('LakebaseAuthConfigError', err.message, false);
+    throw err;
+  }
 }
 
 /** A PAT has no expiry we can see; re-read it this often so a rotated tokenFile is picked up. */
@@ -68,10 +88,17 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
   const oauth = opts.oauth ?? createDatabricksOAuth();
   const log = logger.child({ component: 'auth' });
 
-  function authOf(profile: string): AuthConfig {
+  const resolved = new Map<string, ConcreteAuth>();
+  function authOf(profile: string): ConcreteAuth {
     const auth = config.profiles[profile]?.auth;
     if (!auth) throw new Error(`unknown profile "${profile}"`);
-    return auth;
+    // Resolved once per provider (i.e. per worker process): the environment and ~/.databrickscfg are read at first use.
+    let r = resolved.get(profile);
+    if (!r) {
+      r = concreteAuth(profile, auth, opts.env);
+      resolved.set(profile, r);
+    }
+    return r;
   }
 
   function identityKey(profile: string, session?: Session): string {
@@ -96,7 +123,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
   }
 
   /** The OAuth token (or PAT) for a profile: the Bearer for Databricks APIs and the default Postgres password. */
-  function oauthToken(profile: string, session?: Session): Promise<CachedToken> {
+  async function oauthToken(profile: string, session?: Session): Promise<CachedToken> {
     const auth = authOf(profile);
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `oauth|${profile}|${identityKey(profile, session)}`;

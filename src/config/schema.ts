@@ -86,8 +86,22 @@ export const federationAuthSchema = z.strictObject({
   subjectToken: subjectTokenSchema,
 });
 
-export const authSchema = z.discriminatedUnion('method', [patAuthSchema, m2mAuthSchema, federationAuthSchema], {
-  error: (iss) => (iss.code === 'invalid_union' ? 'expected method: pat, m2m or federation' : undefined),
+/**
+ * Databricks unified auth: fields given here win, then DATABRICKS_* variables, then a profile of
+ * ~/.databrickscfg (DATABRICKS_CONFIG_FILE); PAT if a token is found, else OAuth M2M
+ * (src/auth/unifiedAuth.ts). Secrets are never written here: they come from the environment or the file.
+ */
+export const databricksAuthSchema = z.strictObject({
+  method: z.literal('databricks'),
+  /** A section of ~/.databrickscfg; default DATABRICKS_CONFIG_PROFILE, else DEFAULT. */
+  profile: nonEmpty('a ~/.databrickscfg profile name').optional(),
+  host: workspaceHost.optional(),
+  clientId: nonEmpty('the service principal application id').optional(),
+  accountId: nonEmpty('a Databricks account id').optional(),
+});
+
+export const authSchema = z.discriminatedUnion('method', [patAuthSchema, m2mAuthSchema, federationAuthSchema, databricksAuthSchema], {
+  error: (iss) => (iss.code === 'invalid_union' ? 'expected method: pat, m2m, federation or databricks' : undefined),
 });
 
 /** Exchange the OAuth token for a Postgres credential (Lakebase database credential APIs). */
@@ -122,7 +136,8 @@ export const environmentSchema = z.strictObject({
 });
 
 export const profileSchema = z.strictObject({
-  auth: authSchema,
+  /** Without auth, a profile uses Databricks unified auth (DATABRICKS_* variables, ~/.databrickscfg). */
+  auth: authSchema.default({ method: 'databricks' }),
   environments: z
     .record(nonEmpty('an environment name'), environmentSchema)
     .refine((envs) => Object.keys(envs).length > 0, 'expected at least one environment, e.g. prod: { host, user }'),
@@ -282,6 +297,7 @@ export const configSchema = z
       if (a.method === 'federation' && a.subjectToken.source === 'static' && !a.subjectToken.token === !a.subjectToken.tokenFile)
         ctx.addIssue({ code: 'custom', path: [...at, 'subjectToken'], message: 'expected exactly one of token or tokenFile' });
       for (const [envName, env] of Object.entries(profile.environments)) {
+        // method: databricks finds its host at run time (env or ~/.databrickscfg), so it is not checked here.
         if (env.credential && a.method === 'pat' && !a.workspaceHost)
           ctx.addIssue({
             code: 'custom',
