@@ -130,6 +130,11 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     return cache.get(key, async () => {
       opts.metrics?.tokenRequests.inc({ profile });
       try {
+        if (auth.method === 'password') {
+          // Native Postgres password role: the same re-read rhythm as a PAT file.
+          const token = auth.password ?? (await readFile(auth.passwordFile!, 'utf8')).trim();
+          return { token, expiresAt: Date.now() + PAT_REREAD_MS * 2, identity: 'password' };
+        }
         if (auth.method === 'pat') {
           const token = auth.token ?? (await readFile(auth.tokenFile!, 'utf8')).trim();
           return { token, expiresAt: Date.now() + PAT_REREAD_MS * 2, identity: 'pat' };
@@ -159,7 +164,8 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     if (!env) throw new Error(`unknown profile/environment ${profile}/${environment}`);
     if (!env.credential) return oauthToken(profile, session);
     const auth = authOf(profile);
-    const host = auth.workspaceHost!;
+    // The schema allows credential only with methods that reach a workspace (not password).
+    const host = 'workspaceHost' in auth ? auth.workspaceHost! : '';
     const credential = env.credential;
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `db|${profile}|${environment}|${identityKey(profile, session)}`;

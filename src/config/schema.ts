@@ -100,8 +100,19 @@ export const databricksAuthSchema = z.strictObject({
   accountId: nonEmpty('a Databricks account id').optional(),
 });
 
-export const authSchema = z.discriminatedUnion('method', [patAuthSchema, m2mAuthSchema, federationAuthSchema, databricksAuthSchema], {
-  error: (iss) => (iss.code === 'invalid_union' ? 'expected method: pat, m2m, federation or databricks' : undefined),
+/**
+ * A native Postgres password role (Lakebase "Manage Postgres roles"): no token exchange, no hourly
+ * rotation; for the PgBouncer pooler (which does not take OAuth roles) or very long connections.
+ */
+export const passwordAuthSchema = z.strictObject({
+  method: z.literal('password'),
+  password: z.string().min(1, 'expected a non-empty password; set it as ${PGPASSWORD} or use passwordFile').optional(),
+  /** Re-read periodically, so a rotated password file is picked up by new connections. */
+  passwordFile: nonEmpty('a path to a file holding the password').optional(),
+});
+
+export const authSchema = z.discriminatedUnion('method', [patAuthSchema, m2mAuthSchema, federationAuthSchema, databricksAuthSchema, passwordAuthSchema], {
+  error: (iss) => (iss.code === 'invalid_union' ? 'expected method: pat, m2m, federation, databricks or password' : undefined),
 });
 
 /** Exchange the OAuth token for a Postgres credential (Lakebase database credential APIs). */
@@ -132,6 +143,12 @@ export const environmentSchema = z.strictObject({
   poolMax: positiveInt('a pool size (integer 1–1000)', 1000).default(10),
   /** Close pooled connections idle this long (Lakebase closes idle sessions itself, too). */
   idleTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(30_000),
+  /**
+   * Close a pooled connection once it is this old, on release. Lakebase may close connections older
+   * than 3 days and closes those idle 24 hours (docs: Authentication, "Connection timeouts"); retiring
+   * them first means a query never meets a connection the server has just dropped.
+   */
+  maxConnectionLifetimeMs: positiveInt('a lifetime in milliseconds (integer 1000–259200000, i.e. at most 3 days)', 3 * 24 * 3600_000).default(12 * 3600_000),
   credential: credentialSchema.optional(),
 });
 
@@ -292,12 +309,16 @@ export const configSchema = z
       const at = ['profiles', name, 'auth'];
       if (a.method === 'pat' && !a.token === !a.tokenFile)
         ctx.addIssue({ code: 'custom', path: at, message: 'expected exactly one of token or tokenFile (e.g. token: ${DATABRICKS_TOKEN})' });
+      if (a.method === 'password' && !a.password === !a.passwordFile)
+        ctx.addIssue({ code: 'custom', path: at, message: 'expected exactly one of password or passwordFile (e.g. password: ${LAKEBASE_PASSWORD})' });
       if (a.method === 'm2m' && !a.clientSecret === !a.clientSecretFile)
         ctx.addIssue({ code: 'custom', path: at, message: 'expected exactly one of clientSecret or clientSecretFile (e.g. clientSecret: ${DATABRICKS_CLIENT_SECRET})' });
       if (a.method === 'federation' && a.subjectToken.source === 'static' && !a.subjectToken.token === !a.subjectToken.tokenFile)
         ctx.addIssue({ code: 'custom', path: [...at, 'subjectToken'], message: 'expected exactly one of token or tokenFile' });
       for (const [envName, env] of Object.entries(profile.environments)) {
         // method: databricks finds its host at run time (env or ~/.databrickscfg), so it is not checked here.
+        if (env.credential && a.method === 'password')
+          ctx.addIssue({ code: 'custom', path: ['profiles', name, 'environments', envName, 'credential'], message: 'a password role logs in with its own password: remove credential, or use an OAuth method' });
         if (env.credential && a.method === 'pat' && !a.workspaceHost)
           ctx.addIssue({
             code: 'custom',

@@ -54,6 +54,8 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
       max: e.poolMax,
       statement_timeout: e.statementTimeoutMs,
       idleTimeoutMillis: e.idleTimeoutMs,
+      // Retire connections before Lakebase's documented 3-day maximum connection life.
+      maxLifetimeSeconds: Math.max(1, Math.floor(e.maxConnectionLifetimeMs / 1000)),
       connectionTimeoutMillis: 15_000,
       application_name: 'lakebase-worker',
     });

@@ -30,7 +30,7 @@ export class LakebaseEmulator {
     this.options = emulatorOptionsSchema.parse(options);
     for (const u of this.options.users) for (const pat of u.pats) this.tokens.addPat(u.email, pat);
     this.api = createWorkspaceApi(this.options, this.tokens, () => this.workspaceUrl);
-    this.front = createPostgresFront(this.tokens, this.options.upstream);
+    this.front = createPostgresFront(this.tokens, this.options.upstream, { passwordRoles: this.options.passwordRoles });
   }
 
   async start(): Promise<this> {

@@ -30,6 +30,11 @@ export const emulatorOptionsSchema = z.strictObject({
   federationPolicies: z.array(federationPolicySchema).default([]),
   /** Names accepted by POST /api/2.0/database/credentials. */
   databaseInstances: z.array(z.string().min(1)).default([]),
+  /**
+   * Native Postgres password roles: these users log in with their password, never with a token
+   * (and an OAuth identity cannot log in with a password), as Lakebase keeps the two kinds apart.
+   */
+  passwordRoles: z.array(z.strictObject({ role: z.string().min(1), password: z.string().min(1) })).default([]),
   /** Endpoints accepted by POST /api/2.0/postgres/credentials. */
   endpoints: z.array(z.string().min(1)).default([]),
 });

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { PostgresConnection, createStartupMessage } from 'pg-gateway';
 import type { TokenStore } from './tokens';
@@ -81,8 +81,19 @@ function openUpstream(url: URL, parameters: Record<string, string>): Promise<Ups
  * issued to that user (checked at login only; open connections outlive the token), then the
  * session is piped to the real PostgreSQL.
  */
-export function createPostgresFront(store: TokenStore, upstreamUrl: string): PostgresFront {
+export interface PostgresFrontOptions {
+  passwordRoles?: ReadonlyArray<{ role: string; password: string }>;
+}
+
+const sameSecret = (a: string, b: string) => {
+  const x = createHash('sha256').update(a).digest();
+  const y = createHash('sha256').update(b).digest();
+  return timingSafeEqual(x, y);
+};
+
+export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts: PostgresFrontOptions = {}): PostgresFront {
   const upstream = new URL(upstreamUrl);
+  const passwordRoles = new Map((opts.passwordRoles ?? []).map((r) => [r.role, r.password]));
   const logins = { accepted: 0, refused: 0 };
   const open = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -93,8 +104,9 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string): Pos
       authMode: 'cleartextPassword',
       validateCredentials: (credentials) => {
         if (credentials.authMode !== 'cleartextPassword') return false;
-        const rec = store.valid(credentials.password);
-        const ok = rec !== undefined && rec.identity === credentials.user;
+        const rolePassword = passwordRoles.get(credentials.user);
+        const rec = rolePassword === undefined ? store.valid(credentials.password) : undefined;
+        const ok = rolePassword !== undefined ? sameSecret(rolePassword, credentials.password) : rec !== undefined && rec.identity === credentials.user;
         if (ok) logins.accepted++;
         else logins.refused++;
         return ok;
