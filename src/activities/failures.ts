@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { LakebaseAuthError } from '../auth/errors';
 import { SealingError } from '../auth/sealed';
+import { LakebaseComputeWaking } from '../db/computeWake';
 import { classifySqlError, describeSqlError } from '../db/errors';
 import { redactSecrets } from '../redact';
 import { IdentifierError } from '../db/identifiers';
@@ -27,6 +28,10 @@ function classify(err: unknown, statement: string): ApplicationFailure {
       nextRetryDelay: err.retryAfterMs,
       details: [{ needsNewIdpToken: err.needsNewIdpToken }],
     });
+  }
+  if (err instanceof LakebaseComputeWaking) {
+    // Retryable: the activity's retry policy gives the compute more time; the message says what to check.
+    return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: false });
   }
   if (err instanceof SealingError) {
     return ApplicationFailure.create({ message: err.message, type: 'LakebaseAuthConfigError', nonRetryable: true });

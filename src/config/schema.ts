@@ -149,6 +149,11 @@ export const environmentSchema = z.strictObject({
    * them first means a query never meets a connection the server has just dropped.
    */
   maxConnectionLifetimeMs: positiveInt('a lifetime in milliseconds (integer 1000–259200000, i.e. at most 3 days)', 3 * 24 * 3600_000).default(12 * 3600_000),
+  /**
+   * Scale to zero: how long a login may keep meeting a waking compute (refused, timed out, 57P03)
+   * before LakebaseComputeWaking; Lakebase documents waking in a few hundred milliseconds.
+   */
+  computeWakeTimeoutMs: positiveInt('a timeout in milliseconds (integer 1–600000)', 600_000).default(30_000),
   credential: credentialSchema.optional(),
 });
 

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { CredentialProvider, Session } from '../auth/credentials';
 import type { Config, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
+import { connectWhileWaking } from './computeWake';
 import { classifySqlError } from './errors';
 import { quoteIdent } from './identifiers';
 import { tlsOptionsFor } from './ssl';
@@ -84,13 +85,19 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
   async function connect(profile: string, env: string, session?: Session): Promise<pg.PoolClient> {
     const pool = get(profile, env, session);
     const id = `${profile}/${env}`;
+    const wake = {
+      maxWaitMs: environment(profile, env).computeWakeTimeoutMs,
+      onWaiting: (attempt: number, err: unknown) =>
+        logger.warn({ pool: id, attempt, err: (err as Error).message }, 'compute not accepting connections yet (scale to zero?); retrying'),
+    };
+    const open = () => connectWhileWaking(id, () => pool.connect(), wake);
     try {
-      return guard(await pool.connect(), id);
+      return guard(await open(), id);
     } catch (err) {
       if (classifySqlError(err).kind !== 'auth') throw err;
       logger.warn({ pool: id, sqlState: (err as { code?: string }).code }, 'login refused; refreshing the token and retrying once');
       credentials.invalidate(profile, env, session);
-      return guard(await pool.connect(), id);
+      return guard(await open(), id);
     }
   }
 

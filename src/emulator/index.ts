@@ -30,7 +30,7 @@ export class LakebaseEmulator {
     this.options = emulatorOptionsSchema.parse(options);
     for (const u of this.options.users) for (const pat of u.pats) this.tokens.addPat(u.email, pat);
     this.api = createWorkspaceApi(this.options, this.tokens, () => this.workspaceUrl);
-    this.front = createPostgresFront(this.tokens, this.options.upstream, { passwordRoles: this.options.passwordRoles });
+    this.front = createPostgresFront(this.tokens, this.options.upstream, { passwordRoles: this.options.passwordRoles, wakeDelayMs: this.options.scaleToZero?.wakeDelayMs });
   }
 
   async start(): Promise<this> {
@@ -63,6 +63,15 @@ export class LakebaseEmulator {
 
   get logins(): { accepted: number; refused: number } {
     return { ...this.front.logins };
+  }
+
+  /** Scale to zero: suspend the compute now; the next connection wakes it after scaleToZero.wakeDelayMs. */
+  suspendCompute(): void {
+    this.front.suspend();
+  }
+
+  get compute(): PostgresFront['compute'] {
+    return { ...this.front.compute };
   }
 
   failNext(path: string, failure: InjectedFailure): void {

@@ -35,6 +35,12 @@ export const emulatorOptionsSchema = z.strictObject({
    * (and an OAuth identity cannot log in with a password), as Lakebase keeps the two kinds apart.
    */
   passwordRoles: z.array(z.strictObject({ role: z.string().min(1), password: z.string().min(1) })).default([]),
+  /**
+   * Scale to zero: the compute starts suspended; the first connection starts waking it, and until
+   * wakeDelayMs has passed every login is answered FATAL 57P03 (a pessimistic model of the few
+   * hundred milliseconds Lakebase documents). emulator.suspendCompute() suspends it again.
+   */
+  scaleToZero: z.strictObject({ wakeDelayMs: z.int().min(0).default(300) }).optional(),
   /** Endpoints accepted by POST /api/2.0/postgres/credentials. */
   endpoints: z.array(z.string().min(1)).default([]),
 });

@@ -8,6 +8,9 @@ export interface PostgresFront {
   logins: { accepted: number; refused: number };
   /** Ends every open session (the server's close() waits for them otherwise). */
   closeAll(): void;
+  /** Scale to zero: suspend the compute (ends open sessions); the next connection wakes it. */
+  suspend(): void;
+  readonly compute: { state: 'active' | 'suspended' | 'waking'; wakes: number; refusedWhileWaking: number };
 }
 
 interface Upstream {
@@ -83,6 +86,17 @@ function openUpstream(url: URL, parameters: Record<string, string>): Promise<Ups
  */
 export interface PostgresFrontOptions {
   passwordRoles?: ReadonlyArray<{ role: string; password: string }>;
+  /** Start suspended; a connection wakes the compute after this delay (scale to zero). */
+  wakeDelayMs?: number;
+}
+
+/** A FATAL ErrorResponse, as PostgreSQL sends while it cannot accept connections yet. */
+function fatal(code: string, message: string): Buffer {
+  const fields = Buffer.from(`SFATAL\0VFATAL\0C${code}\0M${message}\0\0`, 'utf8');
+  const head = Buffer.alloc(5);
+  head.write('E', 0);
+  head.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([head, fields]);
 }
 
 const sameSecret = (a: string, b: string) => {
@@ -96,10 +110,23 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
   const passwordRoles = new Map((opts.passwordRoles ?? []).map((r) => [r.role, r.password]));
   const logins = { accepted: 0, refused: 0 };
   const open = new Set<net.Socket>();
+  const compute: PostgresFront['compute'] = { state: opts.wakeDelayMs === undefined ? 'active' : 'suspended', wakes: 0, refusedWhileWaking: 0 };
+  let wakeTimer: NodeJS.Timeout | undefined;
   const server = net.createServer((socket) => {
     open.add(socket);
     socket.on('close', () => open.delete(socket));
     socket.on('error', () => socket.destroy());
+    if (compute.state !== 'active') {
+      if (compute.state === 'suspended') {
+        compute.state = 'waking';
+        compute.wakes++;
+        wakeTimer = setTimeout(() => (compute.state = 'active'), opts.wakeDelayMs ?? 0);
+        wakeTimer.unref();
+      }
+      compute.refusedWhileWaking++;
+      socket.end(fatal('57P03', 'the database system is starting up (compute waking from scale to zero)'));
+      return;
+    }
     const conn = new PostgresConnection(socket, {
       authMode: 'cleartextPassword',
       validateCredentials: (credentials) => {
@@ -132,5 +159,18 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
     });
     void conn;
   });
-  return { server, logins, closeAll: () => open.forEach((s) => s.destroy()) };
+  return {
+    server,
+    logins,
+    compute,
+    closeAll: () => {
+      clearTimeout(wakeTimer);
+      open.forEach((s) => s.destroy());
+    },
+    suspend: () => {
+      clearTimeout(wakeTimer);
+      compute.state = 'suspended';
+      open.forEach((s) => s.destroy());
+    },
+  };
 }
