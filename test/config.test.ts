@@ -63,7 +63,7 @@ describe('config validation', () => {
   test('missing host', () => {
     const raw = valid();
     delete (raw.profiles.analytics.environments.prod as Record<string, unknown>).host;
-    expectProblem(raw, /^profiles\.analytics\.environments\.prod\.host: expected a host name.*\(required\)$/);
+    expectProblem(raw, /^profiles\.analytics\.environments\.prod\.host: expected host, or project, branch and endpoint of a Lakebase Autoscaling compute$/);
   });
 
   test('unknown auth method', () => {

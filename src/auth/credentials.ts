@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { AuthConfig, Config } from '../config/schema';
+import type { AuthConfig, Config, CredentialConfig, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import { createDatabricksOAuth, fetchDatabaseCredential, type DatabricksOAuth } from './databricks';
+import { createDatabricksOAuth, fetchDatabaseCredential, fetchEndpointHost, type DatabricksOAuth } from './databricks';
 import { authError, classifyTokenEndpointError, LakebaseAuthError, type AuthContext } from './errors';
 import { DatabricksAuthResolutionError, resolveDatabricksAuth } from './unifiedAuth';
 import { createTokenCache, fingerprint, type CachedToken, type TokenCache } from './tokenCache';
@@ -21,6 +21,20 @@ export interface CredentialProvider {
   /** Distinguishes pools/cache entries of different people in login-idp profiles; '' otherwise. */
   identityKey(profile: string, session?: Session): string;
   readonly cache: TokenCache;
+  /** The Postgres host: `host` as configured, or looked up (once, then cached) for an Autoscaling project/branch/endpoint. */
+  host(profile: string, environment: string, session?: Session): Promise<string>;
+}
+
+/** projects/{p}/branches/{b}/endpoints/{e} of an Autoscaling environment, or undefined. */
+export function endpointName(env: EnvironmentConfig): string | undefined {
+  return env.project && env.branch && env.endpoint ? `projects/${env.project}/branches/${env.branch}/endpoints/${env.endpoint}` : undefined;
+}
+
+/** The credential exchange an environment asks for; an Autoscaling environment implies one for its endpoint. */
+export function credentialOf(env: EnvironmentConfig): CredentialConfig | undefined {
+  if (env.credential) return env.credential;
+  const endpoint = endpointName(env);
+  return endpoint ? { type: 'autoscaling', endpoint } : undefined;
 }
 
 export interface CredentialProviderOptions {
@@ -162,11 +176,11 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
   async function acquire(profile: string, environment: string, session?: Session): Promise<CachedToken> {
     const env = config.profiles[profile]?.environments[environment];
     if (!env) throw new Error(`unknown profile/environment ${profile}/${environment}`);
-    if (!env.credential) return oauthToken(profile, session);
+    const credential = credentialOf(env);
+    if (!credential) return oauthToken(profile, session);
     const auth = authOf(profile);
     // The schema allows credential only with methods that reach a workspace (not password).
     const host = 'workspaceHost' in auth ? auth.workspaceHost! : '';
-    const credential = env.credential;
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `db|${profile}|${environment}|${identityKey(profile, session)}`;
     return cache.get(key, async () => {
@@ -187,8 +201,38 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     });
   }
 
+  const hosts = new Map<string, Promise<string>>();
+  function host(profile: string, environment: string, session?: Session): Promise<string> {
+    const env = config.profiles[profile]?.environments[environment];
+    if (!env) return Promise.reject(new Error(`unknown profile/environment ${profile}/${environment}`));
+    if (env.host) return Promise.resolve(env.host);
+    const endpoint = endpointName(env)!;
+    let p = hosts.get(endpoint);
+    if (!p) {
+      p = (async () => {
+        const auth = authOf(profile);
+        const ws = 'workspaceHost' in auth ? auth.workspaceHost! : '';
+        const bearer = await oauthToken(profile, session);
+        try {
+          const h = await fetchEndpointHost(ws, bearer.token, endpoint);
+          log.info({ profile, environment, endpoint, host: h }, 'endpoint host looked up');
+          return h;
+        } catch (err) {
+          const status = (err as { status?: number }).status;
+          const detail = status === 404 ? `${(err as Error).message}: check project, branch and endpoint of environment ${environment}` : (err as Error).message;
+          throw new LakebaseAuthError('LakebaseAuthConfigError', `profiles.${profile}.environments.${environment}: ${detail}`, status === undefined || status >= 500);
+        }
+      })();
+      // A failed lookup is not cached: the next attempt asks again.
+      p.catch(() => hosts.delete(endpoint));
+      hosts.set(endpoint, p);
+    }
+    return p;
+  }
+
   return {
     cache,
+    host,
     acquire,
     identityKey,
     invalidate(profile, environment, session) {

@@ -97,7 +97,7 @@ export async function fetchDatabaseCredential(workspaceHost: string, bearer: str
   const [path, body] =
     credential.type === 'provisioned'
       ? ['/api/2.0/database/credentials', { instance_names: [credential.instanceName], request_id: requestId }]
-      : ['/api/2.0/postgres/credentials', { endpoint: credential.endpoint }];
+      : ['/api/2.0/postgres/credentials', { endpoint: credential.endpoint, ...(credential.ttlSeconds ? { ttl: `${credential.ttlSeconds}s` } : {}) }];
   let res: Response;
   try {
     res = await fetch(`${workspaceHost}${path}`, {
@@ -124,4 +124,28 @@ export async function fetchDatabaseCredential(workspaceHost: string, bearer: str
   if (!parsed.success) throw new CredentialApiError(`database credential API ${path} returned an unexpected body`, res.status);
   const when = 'expiration_time' in parsed.data ? parsed.data.expiration_time : (parsed.data as { expire_time?: string }).expire_time;
   return { token: parsed.data.token, expiresAt: when ? Date.parse(when) : Date.now() + 3600_000 };
+}
+
+const endpointAnswer = z.object({ status: z.object({ hosts: z.object({ host: z.string().min(1) }) }) });
+
+/**
+ * Get Endpoint (GET /api/2.0/postgres/projects/{p}/branches/{b}/endpoints/{e}): the Postgres host of
+ * a Lakebase Autoscaling compute, from status.hosts.host.
+ */
+export async function fetchEndpointHost(workspaceHost: string, bearer: string, endpoint: string): Promise<string> {
+  const path = `/api/2.0/postgres/${endpoint.split('/').map(encodeURIComponent).join('/')}`;
+  let res: Response;
+  try {
+    res = await fetch(`${workspaceHost}${path}`, { headers: { authorization: `Bearer ${bearer}` }, signal: AbortSignal.timeout(30_000) });
+  } catch (err) {
+    throw new CredentialApiError(`endpoint lookup ${path} failed: ${(err as Error).message}`, undefined);
+  }
+  const json: unknown = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const e = json as { error_code?: string; message?: string };
+    throw new CredentialApiError(`Postgres API ${path} answered HTTP ${res.status}: ${e.error_code ?? ''} ${e.message ?? ''}`.trim(), res.status, res, e.error_code, e.message);
+  }
+  const parsed = endpointAnswer.safeParse(json);
+  if (!parsed.success) throw new CredentialApiError(`Postgres API ${path} returned no status.hosts.host (is the endpoint still being created?)`, res.status);
+  return parsed.data.status.hosts.host;
 }

@@ -120,7 +120,12 @@ export const credentialSchema = z.discriminatedUnion(
   'type',
   [
     z.strictObject({ type: z.literal('provisioned'), instanceName: nonEmpty('the database instance name') }),
-    z.strictObject({ type: z.literal('autoscaling'), endpoint: nonEmpty('the endpoint resource name, e.g. projects/p/branches/b/endpoints/e') }),
+    z.strictObject({
+      type: z.literal('autoscaling'),
+      endpoint: nonEmpty('the endpoint resource name, e.g. projects/p/branches/b/endpoints/e'),
+      /** Requested credential lifetime; the API accepts 300–3600 seconds (Generate Database Credential). */
+      ttlSeconds: z.preprocess(fromNumericString, z.int({ error: 'expected 300–3600 seconds' }).min(300, 'expected 300–3600 seconds').max(3600, 'expected 300–3600 seconds')).optional(),
+    }),
   ],
   { error: (iss) => (iss.code === 'invalid_union' ? 'expected type: provisioned or type: autoscaling' : undefined) },
 );
@@ -132,8 +137,15 @@ export const sslSchema = z.strictObject({
   ...pemFields,
 });
 
+const resourceId = (what: string) => z.string({ error: `expected ${what}` }).regex(/^[a-z0-9][a-z0-9-]*$/i, `expected ${what} (letters, digits and -)`);
+
 export const environmentSchema = z.strictObject({
-  host: nonEmpty('a host name, e.g. instance-xxxx.database.cloud.databricks.com'),
+  /** The Postgres host; or leave it out and name an Autoscaling project/branch/endpoint to look it up. */
+  host: nonEmpty('a host name, e.g. instance-xxxx.database.cloud.databricks.com').optional(),
+  /** Lakebase Autoscaling: projects/{project}/branches/{branch}/endpoints/{endpoint}; the host comes from the Postgres API. */
+  project: resourceId('a Lakebase project id').optional(),
+  branch: resourceId('a branch id, e.g. production').optional(),
+  endpoint: resourceId('an endpoint id').optional(),
   port: port.default(5432),
   database: nonEmpty('a database name').default('databricks_postgres'),
   user: nonEmpty('the Postgres user (an email, or a service principal application id)'),
@@ -321,6 +333,16 @@ export const configSchema = z
       if (a.method === 'federation' && a.subjectToken.source === 'static' && !a.subjectToken.token === !a.subjectToken.tokenFile)
         ctx.addIssue({ code: 'custom', path: [...at, 'subjectToken'], message: 'expected exactly one of token or tokenFile' });
       for (const [envName, env] of Object.entries(profile.environments)) {
+        const ep = ['profiles', name, 'environments', envName];
+        const named = [env.project, env.branch, env.endpoint].filter(Boolean).length;
+        if (named > 0 && named < 3)
+          ctx.addIssue({ code: 'custom', path: ep, message: 'an Autoscaling environment names all of project, branch and endpoint' });
+        if (named === 3 && env.host) ctx.addIssue({ code: 'custom', path: [...ep, 'host'], message: 'give host or project/branch/endpoint, not both' });
+        if (named === 0 && !env.host) ctx.addIssue({ code: 'custom', path: [...ep, 'host'], message: 'expected host, or project, branch and endpoint of a Lakebase Autoscaling compute' });
+        if (named === 3 && a.method === 'password')
+          ctx.addIssue({ code: 'custom', path: [...ep, 'project'], message: 'looking up the host needs a Databricks token: use host with a password role' });
+        if (named === 3 && a.method === 'pat' && !a.workspaceHost)
+          ctx.addIssue({ code: 'custom', path: [...at, 'workspaceHost'], message: `environment "${envName}" looks its host up through the Postgres API: set workspaceHost` });
         // method: databricks finds its host at run time (env or ~/.databrickscfg), so it is not checked here.
         if (env.credential && a.method === 'password')
           ctx.addIssue({ code: 'custom', path: ['profiles', name, 'environments', envName, 'credential'], message: 'a password role logs in with its own password: remove credential, or use an OAuth method' });

@@ -2,7 +2,7 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import pg from 'pg';
-import type { CredentialProvider, Session } from '../auth/credentials';
+import { endpointName, type CredentialProvider, type Session } from '../auth/credentials';
 import type { Config } from '../config/schema';
 import { classifySqlError, describeTlsProblem } from './errors';
 import { quoteLiteral } from './identifiers';
@@ -26,7 +26,7 @@ export interface ConnectionReport {
   steps: CheckStep[];
 }
 
-const STEPS = ['config', 'dns', 'tcp', 'tls', 'token', 'login', 'version', 'schema', 'permissions', 'extensions'] as const;
+const STEPS = ['config', 'endpoint', 'dns', 'tcp', 'tls', 'token', 'login', 'version', 'schema', 'permissions', 'extensions'] as const;
 
 class StepFailure extends Error {
   constructor(message: string, readonly fix?: string) {
@@ -104,9 +104,22 @@ export async function diagnoseConnection(opts: {
     await run('config', async () => {
       if (!auth) throw new StepFailure(`no profile "${profile}"`, `define profiles.${profile}; defined: ${Object.keys(config.profiles).join(', ') || '(none)'}`);
       if (!env) throw new StepFailure(`profile "${profile}" has no environment "${environment}"`, `defined environments: ${Object.keys(config.profiles[profile]!.environments).join(', ')}`);
-      return `${auth.method} auth; ${env.user}@${env.host}:${env.port}/${env.database}; ssl ${env.ssl.mode}${env.defaultSchema ? `; schema ${env.defaultSchema}` : ''}`;
+      return `${auth.method} auth; ${env.user}@${env.host ?? endpointName(env)}:${env.port}/${env.database}; ssl ${env.ssl.mode}${env.defaultSchema ? `; schema ${env.defaultSchema}` : ''}`;
     });
-    const e = env!;
+    // Autoscaling environments only: the host comes from the Postgres API (Get Endpoint).
+    let host = env?.host ?? '';
+    const endpoint = env ? endpointName(env) : undefined;
+    if (endpoint) {
+      await run('endpoint', async () => {
+        try {
+          host = await credentials.host(profile, environment, session);
+        } catch (err) {
+          throw new StepFailure((err as Error).message, 'check project, branch and endpoint (Lakebase console → Connect) and that this identity may read the project');
+        }
+        return `${endpoint} → host ${host}`;
+      });
+    }
+    const e = { ...env!, host };
     let address = e.host;
     await run('dns', async () => {
       if (net.isIP(e.host)) return `${e.host} is an IP address`;

@@ -31,6 +31,8 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
   const pools = new Map<string, pg.Pool>();
   // The newest session per pool: a refreshed IdP token replaces the old one for future logins.
   const sessions = new Map<string, Session | undefined>();
+  // Hosts of Autoscaling environments, looked up by connect() before the pool is made.
+  const hosts = new Map<string, string>();
 
   function environment(profile: string, env: string): EnvironmentConfig {
     const e = config.profiles[profile]?.environments[env];
@@ -44,8 +46,10 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
     const existing = pools.get(id);
     if (existing) return existing;
     const e = environment(profile, env);
+    const host = e.host ?? hosts.get(`${profile}/${env}`);
+    if (!host) throw new Error(`${profile}/${env}: the endpoint host is not looked up yet (use connect())`);
     const pool = new pg.Pool({
-      host: e.host,
+      host,
       port: e.port,
       database: e.database,
       user: e.user,
@@ -83,8 +87,9 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
   };
 
   async function connect(profile: string, env: string, session?: Session): Promise<pg.PoolClient> {
-    const pool = get(profile, env, session);
     const id = `${profile}/${env}`;
+    if (!environment(profile, env).host && !hosts.has(id)) hosts.set(id, await credentials.host(profile, env, session));
+    const pool = get(profile, env, session);
     const wake = {
       maxWaitMs: environment(profile, env).computeWakeTimeoutMs,
       onWaiting: (attempt: number, err: unknown) =>

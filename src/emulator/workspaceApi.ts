@@ -122,8 +122,33 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
     }
     if (typeof body.endpoint !== 'string' || !opts.endpoints.includes(body.endpoint))
       return { status: 404, body: { error_code: 'NOT_FOUND', message: `Endpoint ${JSON.stringify(body.endpoint)} not found.` } };
-    const t = store.issue(identity, 'database-credential', ttl);
+    // Generate Database Credential: ttl must be 300–3600 seconds (API reference); "<n>s" as protobuf durations are written.
+    let lifetime = ttl;
+    if (body.ttl !== undefined) {
+      const m = typeof body.ttl === 'string' ? /^(\d+(?:\.\d+)?)s$/.exec(body.ttl) : null;
+      const secs = m ? Number(m[1]) : NaN;
+      if (!(secs >= 300 && secs <= 3600))
+        return { status: 400, body: { error_code: 'INVALID_PARAMETER_VALUE', message: `ttl ${JSON.stringify(body.ttl)} must be at least 300 seconds (5 minutes) and at most 3600 seconds (1 hour).` } };
+      lifetime = secs;
+    }
+    const t = store.issue(identity, 'database-credential', lifetime);
     return { status: 200, body: { token: t.token, expire_time: new Date(t.expiresAt).toISOString() } };
+  }
+
+  /** Get Endpoint (Postgres API): the connection host is in status.hosts.host. */
+  function endpoint(name: string, authorization: string | undefined): Reply {
+    if (!bearerIdentity(authorization)) return { status: 401, body: { error_code: 'UNAUTHENTICATED', message: 'Invalid access token.' } };
+    if (!opts.endpoints.includes(name)) return { status: 404, body: { error_code: 'NOT_FOUND', message: `Endpoint ${name} not found.` } };
+    const [, project, , branch, , id] = name.split('/');
+    return {
+      status: 200,
+      body: {
+        name,
+        parent: `projects/${project}/branches/${branch}`,
+        endpoint_id: id,
+        status: { endpoint_type: 'ENDPOINT_TYPE_READ_WRITE', current_state: 'ACTIVE', hosts: { host: opts.postgres.host } },
+      },
+    };
   }
 
   function metadata(base: string): Reply {
@@ -165,6 +190,8 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
       }
       return credential(path, body, req.headers.authorization);
     }
+    const ep = /^\/api\/2\.0\/postgres\/(projects\/[^/]+\/branches\/[^/]+\/endpoints\/[^/]+)$/.exec(path);
+    if (req.method === 'GET' && ep) return endpoint(decodeURIComponent(ep[1]!), req.headers.authorization);
     return { status: 404, body: { error_code: 'ENDPOINT_NOT_FOUND', message: `No API found for '${req.method} ${path}'` } };
   }
 
