@@ -10,7 +10,7 @@ import {
 import { TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
 import type { JobParamValue } from './activities/types';
 import { loadSealingKeys, seal } from './auth/sealed';
-import { pipelineInEnvironment } from './config/pipelines';
+import { pipelineInEnvironment } from './config/lookup';
 import type { Config, TemporalConfig } from './config/schema';
 import { dataConverterFor, temporalConnectionOptions } from './temporalConnection';
 import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress } from './workflows';
