@@ -33,6 +33,9 @@ export async function renameSwapBlockers(c: pg.ClientBase, target: string): Prom
     `WITH t AS (SELECT oid, relkind, relowner, relrowsecurity, relreplident FROM pg_class WHERE oid = $1::regclass)
      SELECT format('%s depends on it', pg_describe_object(d.classid, d.objid, d.objsubid)) AS reason
        FROM pg_depend d, t WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid AND d.deptype = 'n'
+        -- its own constraints (rebuilt on the new table) are no obstacle; a foreign key to itself is
+        AND NOT (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = t.oid AND confrelid <> t.oid))
+        AND NOT (d.classid = 'pg_statistic_ext'::regclass AND d.objid IN (SELECT oid FROM pg_statistic_ext WHERE stxrelid = t.oid))
      UNION ALL SELECT 'it is not a plain table' FROM t WHERE relkind <> 'r'
      UNION ALL SELECT 'it is owned by ' || pg_get_userbyid(relowner) || ', not by the worker''s user' FROM t WHERE relowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
      UNION ALL SELECT 'row level security is enabled' FROM t WHERE relrowsecurity

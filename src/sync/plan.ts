@@ -95,9 +95,9 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       return { start, resumed, initialLoad, partitions };
     });
     const left = claimed.partitions.filter((x) => !x.done);
-    const estimates = partitioned
-      ? await Promise.all(left.map((x) => estimateRows(s, p, plan, { after: x.cursor, lower: x.lower, upper: x.upper })))
-      : [await estimateRows(s, p, plan, { after: claimed.start })];
+    const slices = partitioned ? left.map((x) => ({ after: x.cursor, lower: x.lower, upper: x.upper })) : [{ after: claimed.start }];
+    let estimatedRows = 0;
+    for (const sl of slices) estimatedRows += await estimateRows(s, p, plan, sl);
     return {
       pipeline,
       mode: p.mode,
@@ -108,7 +108,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       target: { profile: p.target.profile, environment: p.target.environment, table: p.target.table! },
       startCursor: claimed.start,
       resumed: claimed.resumed,
-      estimatedRows: estimates.reduce((a, b) => a + b, 0),
+      estimatedRows,
       initialLoad: claimed.initialLoad,
       ...(partitioned && {
         partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
