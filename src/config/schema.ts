@@ -162,7 +162,8 @@ export const pipelineSchema = z
     source: endpointSchema,
     target: endpointSchema,
     mode: z.enum(['full-refresh', 'append', 'upsert'], { error: 'expected one of full-refresh, append, upsert' }).default('upsert'),
-    key: z.array(nonEmpty('a column name')).min(1, 'expected at least one key column, e.g. key: [id]'),
+    /** Key columns; a keyless table works with full-refresh (page ranges) and append with a cursor. */
+    key: z.array(nonEmpty('a column name')).min(1, 'expected at least one key column, e.g. key: [id]').optional(),
     /** Monotonic column (e.g. updated_at) for incremental runs; rows are taken after the last committed (cursor, key). */
     cursor: nonEmpty('a column name').optional(),
     /** upsert: rows whose value here is not NULL are deleted from the target instead of written. */
@@ -186,7 +187,14 @@ export const pipelineSchema = z
     }
     if (p.softDeleteColumn && p.mode !== 'upsert')
       ctx.addIssue({ code: 'custom', path: ['softDeleteColumn'], message: 'soft deletes need mode: upsert' });
-  });
+    if (!p.key && p.mode === 'upsert')
+      ctx.addIssue({ code: 'custom', path: ['key'], message: 'mode upsert merges on a key: expected at least one key column, e.g. key: [id] (full-refresh, and append with a cursor, work without one)' });
+    if (!p.key && p.mode === 'append' && !p.cursor)
+      ctx.addIssue({ code: 'custom', path: ['cursor'], message: 'append without a key needs a cursor (a column that only grows, e.g. created_at) to tell new rows from copied ones' });
+    if (!p.key && p.mode === 'full-refresh' && p.source.query)
+      ctx.addIssue({ code: 'custom', path: ['key'], message: 'a full refresh from a source query needs a key to split it into chunks (page ranges need a table)' });
+  })
+  .transform((p) => ({ ...p, key: p.key ?? [] }));
 
 export const syncGroupSchema = z.strictObject({
   pipelines: z.array(nonEmpty('a pipeline name')).min(1, 'expected at least one pipeline'),

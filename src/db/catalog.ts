@@ -68,3 +68,13 @@ export async function splitPoints(c: pg.ClientBase, p: PipelineConfig, plan: Col
 export async function countRows(c: pg.ClientBase, table: string): Promise<number> {
   return Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoteTable(table)}`)).rows[0]!.n);
 }
+
+/** A table's heap size in pages now, and rows per page from its statistics (when it has any). */
+export async function tablePages(c: pg.ClientBase, table: string): Promise<{ kind: string; pages: number; rowsPerPage: number | null }> {
+  const { rows } = await c.query<{ kind: string; pages: string; reltuples: number; relpages: number }>(
+    `SELECT relkind AS kind, pg_relation_size(oid) / current_setting('block_size')::int AS pages, reltuples, relpages FROM pg_class WHERE oid = $1::regclass`,
+    [quoteTable(table)],
+  );
+  const r = rows[0]!;
+  return { kind: r.kind, pages: Number(r.pages), rowsPerPage: r.relpages > 0 && r.reltuples > 0 ? r.reltuples / r.relpages : null };
+}

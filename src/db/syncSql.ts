@@ -93,13 +93,19 @@ export interface Slice {
   upper?: string | null;
 }
 
-function where(plan: ColumnPlan, slice: Slice): string {
+function conditions(plan: ColumnPlan, slice: Slice): string[] {
+  const out: string[] = [];
+  if (plan.sourceOrder.length === 0) return out;
   const first = `src.${quoteIdent(plan.sourceOrder[0]!)}`;
-  const conditions: string[] = [];
-  if (slice.after) conditions.push(`${orderTuple(plan)} > ${tuple(slice.after.map((x) => (x === null ? 'NULL' : cursorLiteral(x))))}`);
-  if (slice.lower != null) conditions.push(`${first} >= ${cursorLiteral(slice.lower)}`);
-  if (slice.upper != null) conditions.push(`${first} < ${cursorLiteral(slice.upper)}`);
-  return conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
+  if (slice.after) out.push(`${orderTuple(plan)} > ${tuple(slice.after.map((x) => (x === null ? 'NULL' : cursorLiteral(x))))}`);
+  if (slice.lower != null) out.push(`${first} >= ${cursorLiteral(slice.lower)}`);
+  if (slice.upper != null) out.push(`${first} < ${cursorLiteral(slice.upper)}`);
+  return out;
+}
+
+function where(plan: ColumnPlan, slice: Slice): string {
+  const c = conditions(plan, slice);
+  return c.length ? ` WHERE ${c.join(' AND ')}` : '';
 }
 
 /** Planner's estimate of the rows still to copy (cheap, for progress, ETA and partition count only). */
@@ -129,7 +135,25 @@ export function splitPointsSql(p: PipelineConfig, plan: ColumnPlan, after: Curso
  */
 export function copyOutSql(p: PipelineConfig, plan: ColumnPlan, slice: Slice, rows: number): string {
   const order = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}`).join(', ');
+  if (p.key.length === 0) {
+    // A cursor without a key is no unique order: the chunk ends after every row tied with its
+    // last one, so a cursor value is never split across chunks (a chunk may exceed `rows`).
+    const first = `src.${quoteIdent(plan.sourceOrder[0]!)}`;
+    const edge = `(SELECT ${first} FROM ${sourceRelation(p)}${where(plan, slice)} ORDER BY ${first} OFFSET ${Math.trunc(rows) - 1} LIMIT 1)`;
+    const c = [...conditions(plan, slice), `${first} <= COALESCE(${edge}, ${first})`];
+    return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)} WHERE ${c.join(' AND ')} ORDER BY ${order}) TO STDOUT`;
+  }
   return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}${where(plan, slice)} ORDER BY ${order} LIMIT ${Math.trunc(rows)}) TO STDOUT`;
+}
+
+/**
+ * A keyless table's rows on heap pages [from, to) (to null: to the end), read as a TID range
+ * scan without sorting. Page ranges are exact while the table is not rewritten, which is what a
+ * full refresh of a table without a key can rely on.
+ */
+export function copyPagesSql(p: PipelineConfig, plan: ColumnPlan, from: number, to: number | null): string {
+  const range = [`src.ctid >= '(${Math.trunc(from)},0)'::tid`, ...(to === null ? [] : [`src.ctid < '(${Math.trunc(to)},0)'::tid`])];
+  return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)} WHERE ${range.join(' AND ')}) TO STDOUT`;
 }
 
 export function copyInSql(table: string, columns: string[]): string {

@@ -6,7 +6,9 @@ import type { PipelineConfig } from '../config/schema';
 import { CopyMeter, copyRowTransform, type RecordTransform } from '../db/copyText';
 import { quoteTable } from '../db/identifiers';
 import { refreshTableName } from '../db/swap';
-import { copyInSql, copyOutSql, createStageSql, mergeSql, type ColumnPlan, type CursorValue, type Slice } from '../db/syncSql';
+import { estimateRows, tablePages } from '../db/catalog';
+import { copyInSql, copyOutSql, copyPagesSql, createStageSql, mergeSql, type ColumnPlan, type CursorValue } from '../db/syncSql';
+import type { PartitionState } from '../db/syncState';
 import { lockPartition, readState, sameCursor, writePartition, writeState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
 import { columnPlan, pipelineOf, rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
@@ -28,8 +30,22 @@ export interface ChunkInput {
 
 const STAGE = 'lbw_stage';
 
-/** Streams one slice of rows from the source into `into` (through the row transform, if any). */
-async function copyInto(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, slice: Slice, into: string, transform: RecordTransform | undefined, ctx: CallContext) {
+/**
+ * A keyless table's next page range: about batchRows rows' worth of pages from the cursor (the
+ * next page to copy), within the slice. Returns the COPY, the cursor after it and whether the slice ends there.
+ */
+async function nextPages(s: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, part: PartitionState | undefined) {
+  const { pages, rowsPerPage } = await tablePages(s, p.source.table!);
+  const perPage = rowsPerPage ?? (await estimateRows(s, p, plan, { after: null })) / Math.max(1, pages);
+  const from = Number(after?.[0] ?? part?.lower ?? 0);
+  const upper = part?.upper == null ? null : Number(part.upper);
+  const step = Math.max(1, Math.floor(p.batchRows / Math.max(1, perPage)));
+  const to = upper === null ? from + step : Math.min(from + step, upper);
+  return { sql: copyPagesSql(p, plan, from, to), cursor: [String(to)], done: to >= (upper ?? pages) };
+}
+
+/** Streams the rows of `copyOut` from the source into `into` (through the row transform, if any). */
+async function copyInto(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, copyOut: string, into: string, transform: RecordTransform | undefined, ctx: CallContext) {
   const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows, bytes }));
   const sink = t.query(copyFrom(copyInSql(into, plan.columns)));
   const stages: Transform[] = [meter];
@@ -37,12 +53,12 @@ async function copyInto(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, p
     const describe = (r: Record<string, CursorValue>) => p.key.map((k) => `${k}=${r[k]}`).join(', ');
     stages.push(copyRowTransform(plan.columns, plan.columns, transform, describe));
   }
-  await pipe(s.query(copyTo(copyOutSql(p, plan, slice, p.batchRows))), ...(stages as [Transform]), sink, { signal: ctx.signal });
+  await pipe(s.query(copyTo(copyOut)), ...(stages as [Transform]), sink, { signal: ctx.signal });
   return { meter, written: sink.rowCount };
 }
 
 /** Writes the copied rows: into the refresh table (full refresh), straight in (append, first load), or staged and merged (upsert). */
-async function load(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, slice: Slice, input: ChunkInput, transform: RecordTransform | undefined, ctx: CallContext) {
+async function load(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, slice: string, input: ChunkInput, transform: RecordTransform | undefined, ctx: CallContext) {
   const target = p.target.table!;
   if (p.mode === 'full-refresh') {
     const c = await copyInto(s, t, p, plan, slice, refreshTableName(target), transform, ctx);
@@ -94,16 +110,18 @@ export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudge
         return nothing(committed, part?.done ?? false, true);
       }
       const plan = await columnPlan(s, t, p, pipeline);
-      const { meter, rowsWritten, rowsUnchanged } = await load(s, t, p, plan, { after, lower: part?.lower, upper: part?.upper }, input, transform, ctx);
+      const pages = plan.sourceOrder.length === 0 ? await nextPages(s, p, plan, after, part) : undefined;
+      const copyOut = pages?.sql ?? copyOutSql(p, plan, { after, lower: part?.lower, upper: part?.upper }, p.batchRows);
+      const { meter, rowsWritten, rowsUnchanged } = await load(s, t, p, plan, copyOut, input, transform, ctx);
       const last = meter.lastRow();
-      if (meter.rows === 0 || !last) {
+      if (!pages && (meter.rows === 0 || !last)) {
         // A slice that ran dry is recorded as done; a whole table just ends (nothing to commit).
         if (part) await writePartition(t, p.stateSchema, pipeline, { ...part, done: true });
         else tx.rollbackOnly();
         return nothing(after, true, false);
       }
-      const cursor = plan.order.map((c) => last[plan.columns.indexOf(c)] ?? null);
-      const done = meter.rows < p.batchRows;
+      const cursor = pages ? pages.cursor : plan.order.map((c) => last![plan.columns.indexOf(c)] ?? null);
+      const done = pages ? pages.done : meter.rows < p.batchRows;
       if (part)
         await writePartition(t, p.stateSchema, pipeline, {
           ...part, cursor, done, rowsCopied: part.rowsCopied + meter.rows, rowsWritten: part.rowsWritten + rowsWritten, chunks: part.chunks + 1,

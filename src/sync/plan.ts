@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { PipelineConfig } from '../config/schema';
-import { checkSelect, columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tableColumns } from '../db/catalog';
+import { checkSelect, columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tableColumns, tablePages } from '../db/catalog';
 import { createRefreshTable } from '../db/swap';
 import type { ColumnPlan } from '../db/syncSql';
 import { ensureStateTable, readPartitions, readState, replacePartitions, writeState, type PartitionState } from '../db/syncState';
@@ -48,16 +48,29 @@ async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig
   return plan;
 }
 
+const partitionState = (partition: number, lower: string | null, upper: string | null, cursor: CursorValue[] | null): PartitionState => ({
+  partition, lower, upper, cursor, done: false, rowsCopied: 0, rowsWritten: 0, chunks: 0,
+});
+
+/** A keyless table (full refresh) is sliced by heap pages; the last slice is open-ended for pages added meanwhile. */
+async function pageSlices(s: pg.ClientBase, p: PipelineConfig, pipeline: string, estimated: number): Promise<PartitionState[]> {
+  const { kind, pages } = await tablePages(s, p.source.table!);
+  if (kind !== 'r' && kind !== 'm')
+    throw configError(`pipelines.${pipeline}: without a key, a full refresh reads page ranges of a plain table, and ${p.source.table} is not one; set key`);
+  const parts = Math.max(1, Math.min(partitionCount(estimated, p.batchRows, p.parallelism), pages));
+  const step = Math.ceil(pages / parts);
+  return Array.from({ length: parts }, (_, i) => partitionState(i, String(i * step), i === parts - 1 ? null : String((i + 1) * step), null));
+}
+
 /** Slices of the rows after `start`, bounded on the first order column by sampled split points. */
-async function slice(s: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, start: CursorValue[] | null, estimated: number): Promise<PartitionState[]> {
+async function slice(s: pg.ClientBase, p: PipelineConfig, pipeline: string, plan: ColumnPlan, start: CursorValue[] | null, estimated: number): Promise<PartitionState[]> {
+  if (plan.sourceOrder.length === 0) return pageSlices(s, p, pipeline, estimated);
   const parts = partitionCount(estimated, p.batchRows, p.parallelism);
   const samplePercent = Math.min(100, (100 * SAMPLE_ROWS) / Math.max(1, estimated));
   const points = await splitPoints(s, p, plan, start, parts, samplePercent);
   const bounds = [null, ...points, null];
   // Every slice starts after the run's start cursor: a split point may equal its first value.
-  return bounds.slice(0, -1).map((lower, i) => ({
-    partition: i, lower, upper: bounds[i + 1] ?? null, cursor: start, done: false, rowsCopied: 0, rowsWritten: 0, chunks: 0,
-  }));
+  return bounds.slice(0, -1).map((lower, i) => partitionState(i, lower, bounds[i + 1] ?? null, start));
 }
 
 /**
@@ -74,7 +87,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
     const claimed = await withTransaction(t, async () => {
       const st = await readState(t, p.stateSchema, pipeline, 'update');
       const existing = partitioned ? await readPartitions(t, p.stateSchema, pipeline) : [];
-      const single = (): PartitionState[] => [{ partition: 0, lower: null, upper: null, cursor: st.cursor, done: false, rowsCopied: 0, rowsWritten: 0, chunks: 0 }];
+      const single = (): PartitionState[] => [partitionState(0, null, null, st.cursor)];
       if (continuing) {
         // A whole-table run of an older workflow that continued as new here goes on as one slice.
         if (partitioned && existing.length === 0) await replacePartitions(t, p.stateSchema, pipeline, single());
@@ -86,7 +99,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       let partitions = existing;
       if (partitioned && !(unfinished && existing.length)) {
         // A whole-table run left unfinished by an older worker continues as one slice from its cursor.
-        partitions = unfinished ? single() : await slice(s, p, plan, start, await estimateRows(s, p, plan, { after: start }));
+        partitions = unfinished ? single() : await slice(s, p, pipeline, plan, start, await estimateRows(s, p, plan, { after: start }));
         await replacePartitions(t, p.stateSchema, pipeline, partitions);
       }
       if (p.mode === 'full-refresh' && !unfinished) await createRefreshTable(t, p.target.table!);
