@@ -159,6 +159,7 @@ export const pipelineSchema = z
     transform: transformSchema.default({ columns: {}, rename: {}, exclude: [] }),
     /** Rows per chunk: one activity, one COPY, one target transaction. */
     batchRows: positiveInt('a chunk size (integer 1–10000000)', 10_000_000).default(100_000),
+    parallelism: positiveInt('an integer 1–64', 64).default(4),
     /** Schema in the target database for the sync state table. */
     stateSchema: nonEmpty('a schema name').default('lakebase_worker'),
   })
