@@ -22,6 +22,8 @@ export interface CaseResult {
   workerStartupRssMb?: number | null;
   command?: string;
   skipped?: string;
+  /** The case failed (its error, first line); the run went on. */
+  failed?: string;
   note?: string;
 }
 
@@ -47,12 +49,16 @@ export interface BenchResult {
     /** syncChunk-like activities (type name contains "chunk") per worker identity, from ActivityTaskStarted events. */
     chunkActivitiesByWorker: Record<string, number>;
     activityTypes: Record<string, number>;
+    /** Every chunk activity in history order, with the worker that ran it. */
+    chunkActivities: { type: string; identity: string }[];
     bothRanPartitions: boolean;
     seconds: number | null;
   } | null;
   cliStart: { runsSeconds: number[]; medianSeconds: number } | null;
   targets: { name: string; target: string; measured: string; met: boolean | null }[];
   note: string;
+  /** Cases that failed (id: first line of the error); their rows say FAILED. */
+  failures: string[];
   totalSeconds: number;
 }
 
@@ -74,8 +80,8 @@ export function markdown(r: BenchResult): string {
     '|---|---:|---:|---:|---:|---:|',
   );
   for (const c of r.cases) {
-    if (c.skipped) {
-      lines.push(`| ${cell(c.label)} | — | — | — | skipped: ${cell(c.skipped)} | — |`);
+    if (c.skipped || c.failed) {
+      lines.push(`| ${cell(c.label)} | — | — | — | ${c.failed ? `FAILED: ${cell(c.failed)}` : `skipped: ${cell(c.skipped!)}`} | — |`);
       continue;
     }
     const secs = c.workflowSeconds !== undefined && c.id === 'incremental' ? `${fmt(c.seconds)} (workflow ${fmt(c.workflowSeconds)})` : fmt(c.seconds);

@@ -37,6 +37,7 @@ const USAGE = `npm run bench -- [options]            (every option also reads an
   --remote-latency-ms <ms> proxy delay each way                         BENCH_REMOTE_LATENCY_MS (default 10)
   --changed-rows <n>       rows changed for the incremental sync        BENCH_CHANGED_ROWS  (default 1000)
   --pgcopydb-jobs <n>      pgcopydb --table-jobs/--index-jobs           BENCH_PGCOPYDB_JOBS (default 4)
+  --case-timeout <s>       a sync still running after this fails its case  BENCH_CASE_TIMEOUT (default 600)
   --only <groups>          comma list of ${GROUPS.join(', ')}
                            (default: all; merge needs upsert, incremental runs its own first load)
   --out <prefix>           results file prefix                          BENCH_OUT (default bench/results/latest → .json and .md)
@@ -49,6 +50,7 @@ interface Options {
   remoteLatencyMs: number;
   changedRows: number;
   pgcopydbJobs: number;
+  caseTimeoutSeconds: number;
   only: Set<Group>;
   out: string;
 }
@@ -62,6 +64,7 @@ function options(): Options {
       'remote-latency-ms': { type: 'string' },
       'changed-rows': { type: 'string' },
       'pgcopydb-jobs': { type: 'string' },
+      'case-timeout': { type: 'string' },
       only: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -91,6 +94,7 @@ function options(): Options {
     remoteLatencyMs: num('remote-latency-ms', values['remote-latency-ms'], 'BENCH_REMOTE_LATENCY_MS', 10, false),
     changedRows: num('changed-rows', values['changed-rows'], 'BENCH_CHANGED_ROWS', 1000),
     pgcopydbJobs: num('pgcopydb-jobs', values['pgcopydb-jobs'], 'BENCH_PGCOPYDB_JOBS', 4),
+    caseTimeoutSeconds: num('case-timeout', values['case-timeout'], 'BENCH_CASE_TIMEOUT', 600, false),
     only: only.size ? only : new Set(GROUPS),
     out: path.resolve(values.out ?? process.env.BENCH_OUT ?? path.join(ROOT, 'bench', 'results', 'latest')),
   };
@@ -136,10 +140,11 @@ async function main() {
   let proxy: ThrottleProxy | undefined;
   const cases: CaseResult[] = [];
   const pipeRuns: number[] = [];
+  const failures: string[] = [];
   let pipeCommand = '';
-  let remote: BenchResult['remote'] = null;
-  let twoWorkers: BenchResult['twoWorkers'] = null;
-  let cliStart: BenchResult['cliStart'] = null;
+  let remote = null as BenchResult['remote'];
+  let twoWorkers = null as BenchResult['twoWorkers'];
+  let cliStart = null as BenchResult['cliStart'];
   const defaultParallelism = pipelineSchema.parse({ source: { profile: 'p', environment: 'e', table: 't' }, target: { profile: 'p', environment: 'e', table: 't' }, key: ['k'] }).parallelism;
   const defaultBatchRows = pipelineSchema.parse({ source: { profile: 'p', environment: 'e', table: 't' }, target: { profile: 'p', environment: 'e', table: 't' }, key: ['k'] }).batchRows;
   let postgres = '';
@@ -187,15 +192,31 @@ async function main() {
     await pipeOnce();
     const pipeSeconds = () => pipeRuns.reduce((a, b) => a + b, 0) / pipeRuns.length;
     const pending: CaseResult[] = []; // ratios are filled in at the end, against the mean of the pipe runs
+    /**
+     * Runs one group of cases; a failure (a sync that fails, times out or copies wrongly) is recorded
+     * against `caseId` and the run goes on — a 2 M-row run is too dear to lose to one case.
+     */
+    const guarded = async (caseId: string, label: string, rows: number, fn: () => Promise<void>, into: CaseResult[] = pending) => {
+      try {
+        await fn();
+      } catch (err) {
+        const message = (err as Error).message.split('\n').map((l) => l.trim()).filter(Boolean).join(' ').slice(0, 300);
+        say(`${label}: FAILED — ${message}`);
+        failures.push(`${caseId}: ${message}`);
+        into.push({ id: caseId, label, group: into === pending ? 'ours' : 'remote', rows, seconds: null, rowsPerSecond: null, ratioToPipe: null, failed: message });
+      }
+    };
 
     // ── peers ───────────────────────────────────────────────────────────────────────────────
-    if (o.only.has('peers')) {
+    if (o.only.has('peers')) await guarded('pg_dump', '`pg_dump -t … | psql`', o.rows, async () => {
       await dst.query('DROP TABLE IF EXISTS pgbench_accounts');
       const d = await pgDumpPipe(srcUrl, dstUrl, 'public.pgbench_accounts');
       await verify('pgbench_accounts', 'pgbench_accounts');
       say(`pg_dump | psql: ${d.seconds.toFixed(2)} s`);
       pending.push({ id: 'pg_dump', label: '`pg_dump -t … | psql` (unindexed load, then the key)', group: 'peer', rows: o.rows, seconds: round(d.seconds), rowsPerSecond: null, ratioToPipe: null, command: d.command });
       await dst.query('DROP TABLE pgbench_accounts');
+    });
+    if (o.only.has('peers')) await guarded('pgcopydb', 'pgcopydb', o.rows, async () => {
       if (await which('pgcopydb')) {
         const c = await pgcopydbClone(srcUrl, dstUrl, 'public', 'pgbench_accounts', o.pgcopydbJobs);
         await verify('pgbench_accounts', 'pgbench_accounts');
@@ -206,7 +227,7 @@ async function main() {
         pending.push({ id: 'pgcopydb', label: 'pgcopydb', group: 'peer', rows: o.rows, seconds: null, rowsPerSecond: null, ratioToPipe: null, skipped: 'not installed (Debian package pgcopydb)' });
         say('pgcopydb: skipped (not installed; apt-get install pgcopydb)');
       }
-    }
+    });
 
     // ── our syncs: one config, one fresh worker process (or two) per case ───────────────────
     const srcEnv = new URL(srcUrl);
@@ -234,9 +255,11 @@ async function main() {
       upsert: { source: { ...S, table: 'public.pgbench_accounts' }, target: { ...D, table: 'public.upsert_accounts' }, key: ['aid'], mode: 'upsert' },
       upsert_cursor: { source: { ...S, table: 'public.pgbench_accounts' }, target: { ...D, table: 'public.upsert_cursor_accounts' }, key: ['aid'], cursor: 'aid', mode: 'upsert' },
       incremental: { source: { ...S, table: 'public.pgbench_accounts_inc' }, target: { ...D, table: 'public.inc_accounts' }, key: ['aid'], cursor: 'updated_at', mode: 'upsert' },
-      remote_p1: { source: { ...R, table: 'public.pgbench_accounts_remote' }, target: { ...D, table: 'public.remote_accounts' }, key: ['aid'], mode: 'full-refresh', parallelism: 1, batchRows: remoteBatch },
-      remote_p4: { source: { ...R, table: 'public.pgbench_accounts_remote' }, target: { ...D, table: 'public.remote_accounts' }, key: ['aid'], mode: 'full-refresh', parallelism: 4, batchRows: remoteBatch },
     };
+    if (proxy) {
+      pipelines.remote_p1 = { source: { ...R, table: 'public.pgbench_accounts_remote' }, target: { ...D, table: 'public.remote_accounts' }, key: ['aid'], mode: 'full-refresh', parallelism: 1, batchRows: remoteBatch };
+      pipelines.remote_p4 = { source: { ...R, table: 'public.pgbench_accounts_remote' }, target: { ...D, table: 'public.remote_accounts' }, key: ['aid'], mode: 'full-refresh', parallelism: 4, batchRows: remoteBatch };
+    }
     const configFor = (taskQueue: string) => ({
       temporal: { address: env.address, taskQueue },
       profiles: {
@@ -275,7 +298,14 @@ async function main() {
         }
         const t0 = performance.now();
         const handle = await startSync(client, { pipeline, taskQueue, config, workflowId: `bench:${pipeline}:${id}:${seq}` });
-        const result = await handle.result();
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${pipeline}: no result within ${o.caseTimeoutSeconds} s (--case-timeout); the workflow was terminated`)), o.caseTimeoutSeconds * 1000);
+        });
+        const result = await Promise.race([handle.result(), timedOut]).catch(async (err: unknown) => {
+          await handle.terminate('bench case timed out or failed').catch(() => undefined);
+          throw err;
+        }).finally(() => clearTimeout(timer));
         const seconds = (performance.now() - t0) / 1000;
         for (const w of mine) await w.stop();
         const h = await readSyncHistory(client as Client, handle.workflowId);
@@ -319,25 +349,18 @@ async function main() {
       return c;
     };
 
-    if (o.only.has('full')) {
-      await recreate(KEYED_DDL, 'full_accounts');
-      keep(await ours('full-refresh', `lakebase-worker full-refresh (default parallelism ${defaultParallelism})`, 'full', o.rows, ['pgbench_accounts', 'full_accounts'], { parallelism: defaultParallelism }));
-    }
-    if (o.only.has('parallelism')) {
-      for (const p of [1, 2, 4]) {
-        await recreate(KEYED_DDL, 'full_accounts');
-        keep(await ours(`full-refresh-p${p}`, `lakebase-worker full-refresh, parallelism ${p}`, `full_p${p}`, o.rows, ['pgbench_accounts', 'full_accounts'], { parallelism: p }));
-      }
-    }
-    if (o.only.has('upsert') || o.only.has('merge')) {
-      await recreate(KEYED_DDL, 'upsert_accounts');
-      keep(await ours('upsert-first-load', 'lakebase-worker upsert, first load into an empty keyed target', 'upsert', o.rows, ['pgbench_accounts', 'upsert_accounts']));
-    }
-    if (o.only.has('upsert')) {
-      await recreate(KEYED_DDL, 'upsert_cursor_accounts');
-      keep(await ours('upsert-first-load-cursor', 'lakebase-worker upsert, first load, `cursor: aid`', 'upsert_cursor', o.rows, ['pgbench_accounts', 'upsert_cursor_accounts']));
-    }
-    if (o.only.has('workers')) {
+    /** One sync of `pipeline` into an emptied `target` (made by `ddl`), checked against `source`. */
+    const oursCase = (caseId: string, label: string, pipeline: string, target: string, extra: Partial<CaseResult> = {}, source = 'pgbench_accounts', ddl = KEYED_DDL) =>
+      guarded(caseId, label, o.rows, async () => {
+        await recreate(ddl, target);
+        keep(await ours(caseId, label, pipeline, o.rows, [source, target], extra));
+      });
+    if (o.only.has('full')) await oursCase('full-refresh', `lakebase-worker full-refresh (default parallelism ${defaultParallelism})`, 'full', 'full_accounts', { parallelism: defaultParallelism });
+    if (o.only.has('parallelism'))
+      for (const p of [1, 2, 4]) await oursCase(`full-refresh-p${p}`, `lakebase-worker full-refresh, parallelism ${p}`, `full_p${p}`, 'full_accounts', { parallelism: p });
+    if (o.only.has('upsert') || o.only.has('merge')) await oursCase('upsert-first-load', 'lakebase-worker upsert, first load into an empty keyed target', 'upsert', 'upsert_accounts');
+    if (o.only.has('upsert')) await oursCase('upsert-first-load-cursor', 'lakebase-worker upsert, first load, `cursor: aid`', 'upsert_cursor', 'upsert_cursor_accounts');
+    if (o.only.has('workers')) await guarded('two-workers', 'lakebase-worker full-refresh, two workers on one task queue', o.rows, async () => {
       await recreate(KEYED_DDL, 'shared_accounts');
       const r = await sync('shared', 2);
       await verify('pgbench_accounts', 'shared_accounts');
@@ -348,7 +371,7 @@ async function main() {
         if (/chunk/i.test(a.type)) byWorker[a.identity] = (byWorker[a.identity] ?? 0) + 1;
       }
       const both = r.workers.every((w) => (byWorker[w.identity] ?? 0) > 0);
-      twoWorkers = { workers: r.workers.map((w) => w.identity), chunkActivitiesByWorker: byWorker, activityTypes: types, bothRanPartitions: both, seconds: round(r.seconds) };
+      twoWorkers = { workers: r.workers.map((w) => w.identity), chunkActivitiesByWorker: byWorker, activityTypes: types, chunkActivities: r.activities.filter((a) => /chunk/i.test(a.type)), bothRanPartitions: both, seconds: round(r.seconds) };
       say(`two workers, one full-refresh: ${r.seconds.toFixed(2)} s; chunk activities per worker ${JSON.stringify(byWorker)} → ${both ? 'both ran partitions' : 'NOT both'}`);
       pending.push({
         id: 'two-workers',
@@ -364,14 +387,17 @@ async function main() {
         workerPeakRssMb: Math.max(...r.workers.map((w) => w.peakRssMb() ?? 0)),
         note: `chunk activities per worker: ${Object.values(byWorker).join(' + ')}`,
       });
-    }
-    if (o.only.has('merge')) {
+    });
+    const merged = 'lakebase-worker upsert re-sync of the populated target, 10% of rows changed';
+    if (o.only.has('merge') && !pending.some((c) => c.id === 'upsert-first-load' && !c.failed)) {
+      pending.push({ id: 'merge-resync', label: merged, group: 'ours', rows: o.rows, seconds: null, rowsPerSecond: null, ratioToPipe: null, skipped: 'the first load it re-syncs failed' });
+    } else if (o.only.has('merge')) await guarded('merge-resync', merged, o.rows, async () => {
       // 10% of the rows change; the re-sync re-reads everything and writes what differs.
       const changed = await src.query(`UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 10 = 0`);
       await src.query('VACUUM ANALYZE pgbench_accounts');
-      keep(await ours('merge-resync', 'lakebase-worker upsert re-sync of the populated target, 10% of rows changed', 'upsert', o.rows, ['pgbench_accounts', 'upsert_accounts'], { note: `${changed.rowCount} rows changed` }));
-    }
-    if (o.only.has('incremental')) {
+      keep(await ours('merge-resync', merged, 'upsert', o.rows, ['pgbench_accounts', 'upsert_accounts'], { note: `${changed.rowCount} rows changed` }));
+    });
+    if (o.only.has('incremental')) await guarded('incremental', `lakebase-worker incremental upsert of ${o.changedRows.toLocaleString('en')} changed rows`, o.changedRows, async () => {
       await recreate(INC_DDL, 'inc_accounts');
       keep(await ours('incremental-first-load', 'lakebase-worker upsert, first load, `cursor: updated_at` (set-up of the next case)', 'incremental', o.rows, ['pgbench_accounts_inc', 'inc_accounts']));
       const step = Math.floor(o.rows / o.changedRows);
@@ -380,10 +406,11 @@ async function main() {
         note: `in a ${o.rows.toLocaleString('en')}-row table; the figure that counts is the workflow's own duration (history start → close)`,
       });
       keep(c);
-    }
-    if (o.only.has('remote') && proxy) {
+    });
+    const remoteProxy = proxy;
+    if (o.only.has('remote') && remoteProxy) await guarded('remote', 'remote: lakebase-worker full-refresh', o.remoteRows, async () => {
       const viaProxy = new URL(srcUrl);
-      viaProxy.port = String(proxy.port);
+      viaProxy.port = String(remoteProxy.port);
       await recreate(KEYED_DDL, 'remote_pipe_accounts');
       const p = await rawPipe(viaProxy.toString(), dstUrl, 'pgbench_accounts_remote', 'remote_pipe_accounts');
       await verify('pgbench_accounts_remote', 'remote_pipe_accounts');
@@ -407,7 +434,7 @@ async function main() {
       remote = { pipeSeconds: round(p.seconds), p1RowsPerSecond: p1, p4RowsPerSecond: p4, speedup: p1 && p4 ? round(p4 / p1, 2) : null };
       say(`remote: parallelism 4 / parallelism 1 = ${remote.speedup}× rows/s`);
       cases.push(...remoteCases);
-    }
+    }, cases);
     if (o.only.has('cli')) {
       const runs: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -488,6 +515,7 @@ async function main() {
       'Ours: wall time from the workflow start request (client API, in-process; no CLI start-up) to its result, through a real Temporal dev server; ' +
       'each case gets a fresh worker process (`lakebase-worker worker`), whose VmHWM is its peak RSS. Every copy is checked against its source (count and hash) before it counts. ' +
       'Full-refresh cases start from an empty keyed target. The remote cases go through bench/throttle-proxy.ts (latency each way, a token bucket per connection and direction); their ratio is to the pipe through the same proxy.',
+    failures,
     totalSeconds: Math.round((Date.now() - started) / 1000),
   };
   await mkdir(path.dirname(o.out), { recursive: true });
@@ -495,10 +523,14 @@ async function main() {
   await writeFile(`${o.out}.md`, markdown(result));
   console.log(`\n${markdown(result)}`);
   console.log(`written ${path.relative(process.cwd(), o.out)}.json and .md (${result.totalSeconds} s)`);
+  if (failures.length) {
+    console.error(`${failures.length} case(s) failed:\n  ${failures.join('\n  ')}`);
+    process.exitCode = 1;
+  }
 }
 
 main().then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (err: unknown) => {
     console.error(err);
     process.exit(1);
