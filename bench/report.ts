@@ -40,6 +40,8 @@ export interface BenchResult {
     batchRows: number;
     defaultParallelism: number;
     pgcopydbJobs: number;
+    /** Whether a CHECKPOINT ran before each timed case, or why not. */
+    checkpoints: string;
   };
   pipe: { seconds: number[]; meanSeconds: number; rowsPerSecond: number; command: string };
   cases: CaseResult[];

@@ -148,6 +148,7 @@ async function main() {
   const defaultParallelism = pipelineSchema.parse({ source: { profile: 'p', environment: 'e', table: 't' }, target: { profile: 'p', environment: 'e', table: 't' }, key: ['k'] }).parallelism;
   const defaultBatchRows = pipelineSchema.parse({ source: { profile: 'p', environment: 'e', table: 't' }, target: { profile: 'p', environment: 'e', table: 't' }, key: ['k'] }).batchRows;
   let postgres = '';
+  let checkpoints = 'before each timed case';
 
   try {
     postgres = (await src.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v;
@@ -184,9 +185,22 @@ async function main() {
       await dst.query(ddl(table));
     };
 
+    /**
+     * A CHECKPOINT before each timed case, so no case pays for flushing the previous one's writes
+     * (a 2 M-row load writes about half of the default max_wal_size). Needs superuser or pg_checkpoint.
+     */
+    const settle = async () => {
+      if (checkpoints !== 'before each timed case') return;
+      await src.query('CHECKPOINT').catch((err: Error) => {
+        checkpoints = `not possible (${err.message}); cases may pay for each other's writes`;
+        say(`CHECKPOINT: ${checkpoints}`);
+      });
+    };
+
     // ── the yardstick ───────────────────────────────────────────────────────────────────────
     const pipeOnce = async () => {
       await recreate(KEYED_DDL, 'pipe_accounts');
+      await settle();
       const t = await rawPipe(srcUrl, dstUrl, 'pgbench_accounts', 'pipe_accounts');
       await verify('pgbench_accounts', 'pipe_accounts');
       pipeRuns.push(t.seconds);
@@ -214,6 +228,7 @@ async function main() {
     // ── peers ───────────────────────────────────────────────────────────────────────────────
     if (o.only.has('peers')) await guarded('pg_dump', '`pg_dump -t … | psql`', o.rows, async () => {
       await dst.query('DROP TABLE IF EXISTS pgbench_accounts');
+      await settle();
       const d = await pgDumpPipe(srcUrl, dstUrl, 'public.pgbench_accounts');
       await verify('pgbench_accounts', 'pgbench_accounts');
       say(`pg_dump | psql: ${d.seconds.toFixed(2)} s`);
@@ -222,6 +237,7 @@ async function main() {
     });
     if (o.only.has('peers')) await guarded('pgcopydb', 'pgcopydb', o.rows, async () => {
       if (await which('pgcopydb')) {
+        await settle();
         const c = await pgcopydbClone(srcUrl, dstUrl, 'public', 'pgbench_accounts', o.pgcopydbJobs);
         await verify('pgbench_accounts', 'pgbench_accounts');
         say(`pgcopydb: ${c.seconds.toFixed(2)} s`);
@@ -300,6 +316,7 @@ async function main() {
           mine.push(w);
           workers.push(w);
         }
+        await settle();
         const t0 = performance.now();
         const handle = await startSync(client, { pipeline, taskQueue, config, workflowId: `bench:${pipeline}:${id}:${seq}` });
         let timer: NodeJS.Timeout | undefined;
@@ -418,6 +435,7 @@ async function main() {
       const viaProxy = new URL(srcUrl);
       viaProxy.port = String(remoteProxy.port);
       await recreate(KEYED_DDL, 'remote_pipe_accounts');
+      await settle();
       const p = await rawPipe(viaProxy.toString(), dstUrl, 'pgbench_accounts_remote', 'remote_pipe_accounts');
       await verify('pgbench_accounts_remote', 'remote_pipe_accounts');
       say(`remote pipe (through the proxy): ${p.seconds.toFixed(2)} s`);
@@ -499,6 +517,7 @@ async function main() {
       batchRows: defaultBatchRows,
       defaultParallelism,
       pgcopydbJobs: o.pgcopydbJobs,
+      checkpoints,
     },
     pipe: { seconds: pipeRuns.map((s) => round(s)), meanSeconds: round(pipeRuns.reduce((a, b) => a + b, 0) / pipeRuns.length), rowsPerSecond: Math.round(o.rows / (pipeRuns.reduce((a, b) => a + b, 0) / pipeRuns.length)), command: pipeCommand },
     cases,

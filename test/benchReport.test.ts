@@ -7,7 +7,7 @@ const result: BenchResult = {
   engine: { commit: '0123456789abcdef', branch: 'x', dirty: false },
   machine: { cpus: 2, cpuModel: 'AMD EPYC', memoryGb: 24, node: 'v20.20.2', os: 'Linux', loadAverageAtStart: [1, 1, 1], loadAverageAtEnd: [1, 1, 1] },
   postgres: 'PostgreSQL 15.20 on x86_64',
-  settings: { rows: 200000, remoteRows: 200000, changedRows: 1000, remote: { bytesPerSecondPerConnection: 2e6, latencyMsEachWay: 10 }, batchRows: 100000, defaultParallelism: 4, pgcopydbJobs: 4 },
+  settings: { rows: 200000, remoteRows: 200000, changedRows: 1000, remote: { bytesPerSecondPerConnection: 2e6, latencyMsEachWay: 10 }, batchRows: 100000, defaultParallelism: 4, pgcopydbJobs: 4, checkpoints: 'before each timed case' },
   pipe: { seconds: [0.8, 0.6], meanSeconds: 0.7, rowsPerSecond: 285714, command: 'psql | psql' },
   cases: [
     { id: 'pipe', label: 'raw pipe `psql | psql`', group: 'yardstick', rows: 200000, seconds: 0.7, rowsPerSecond: 285714, ratioToPipe: 1 },
