@@ -6,10 +6,30 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FaultResult } from '../test/faults/helpers';
 import { findTemporalCli } from '../src/provision/temporal';
+import { provisionPostgres, type ProvisionedPostgres } from '../src/provision/postgres';
 
 async function main(): Promise<number> {
   const cli = await findTemporalCli((m) => console.log(m));
   if (cli) process.env.TEMPORAL_CLI = cli;
+  // The same PostgreSQL choice as `npm test` (see scripts/run-tests.ts); the suite starts its own
+  // restartable embedded server besides, and fails (not hangs) if that one cannot start.
+  let server: ProvisionedPostgres;
+  try {
+    server = await provisionPostgres((m) => console.log(m));
+  } catch (err) {
+    console.error(`No PostgreSQL for the fault suite: ${(err as Error).message}`);
+    console.log('0 passed, 1 failed');
+    return 1;
+  }
+  process.env.DATABASE_URL = server.url;
+  try {
+    return await runSuite();
+  } finally {
+    await server.stop();
+  }
+}
+
+async function runSuite(): Promise<number> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-faults-'));
   const results = path.join(dir, 'results.jsonl');
   const tap = path.join(dir, 'report.tap');
@@ -21,6 +41,7 @@ async function main(): Promise<number> {
       { stdio: 'inherit', env: { ...process.env, FAULT_RESULTS: results } },
     );
     child.on('exit', (c) => resolve(c ?? 1));
+    child.on('error', () => resolve(1));
   });
   const rows = (await readFile(results, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as FaultResult);
   const report = await readFile(tap, 'utf8').catch(() => '');

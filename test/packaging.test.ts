@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { loadConfigFile, loadDocument } from '../src/config/load';
 import { emulatorOptionsSchema } from '../src/emulator/options';
+import { missingTool } from './helpers/tools';
 
 const run = promisify(execFile);
 const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
@@ -73,7 +74,7 @@ describe('shipped files', () => {
     assert.equal(loadDocument('examples/emulator.yaml', emulatorOptionsSchema, {}).servicePrincipals[0]!.clientSecret, 'change-me');
   });
 
-  test('docker-compose.yml passes `docker-compose config -q` (with the .env.example variables set)', async () => {
+  test('docker-compose.yml passes `docker-compose config -q` (with the .env.example variables set)', { skip: missingTool('docker-compose') }, async () => {
     const { stderr } = await run('docker-compose', ['config', '-q'], { env: { ...process.env, LAKEBASE_SECRET_KEYS: 'k', LAKEBASE_CODEC_TOKEN: 't' } });
     assert.equal(stderr.trim(), '');
     const missing = await run('docker-compose', ['config', '-q'], { env: { PATH: process.env.PATH } }).then(() => '', (e: { stderr: string }) => e.stderr);

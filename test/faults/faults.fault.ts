@@ -35,7 +35,13 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
   let config: Config;
 
   before(async () => {
-    [env, db, other] = await Promise.all([startTemporal(), createTestDatabase('faults'), provisionPostgres(() => undefined, { forceEmbedded: true })]);
+    // allSettled: whatever did start is assigned, so after() stops it even when another part
+    // failed (a dev server left running would keep this file's process, and the suite, alive).
+    const [e, d, o] = await Promise.allSettled([startTemporal(), createTestDatabase('faults'), provisionPostgres(() => undefined, { forceEmbedded: true })]);
+    if (e.status === 'fulfilled') env = e.value;
+    if (d.status === 'fulfilled') db = d.value;
+    if (o.status === 'fulfilled') other = o.value;
+    for (const r of [e, d, o]) if (r.status === 'rejected') throw r.reason;
     const fill = `CREATE TABLE src (id int PRIMARY KEY, payload text, n int); INSERT INTO src SELECT g, md5(g::text), g FROM generate_series(1, ${ROWS}) g;`;
     await db.client.query(fill);
     // Targets without a key: a chunk applied twice would show as duplicates.
