@@ -66,6 +66,7 @@ describe('sync engine v2 against real PostgreSQL', () => {
       up: p('up', { mode: 'upsert' }),
       skew: p('up_skew', { mode: 'upsert', cursor: 'grp' }),
       budget: p('small_budget', { mode: 'upsert', parallelism: 8, batchRows: 500 }),
+      busy: p('up_busy', { mode: 'upsert' }),
       heap: { ...p('heap_copy', { mode: 'full-refresh' }), source: { profile: 'local', environment: 'test', table: 'heap' }, key: undefined },
       log: { ...p('log_copy', { mode: 'append', cursor: 'updated_at', batchRows: 250 }), source: { profile: 'local', environment: 'test', table: 'log' }, key: undefined },
     });
@@ -137,16 +138,39 @@ describe('sync engine v2 against real PostgreSQL', () => {
     assert.equal((await db.client.query('SELECT count(*)::int AS n FROM viewed_names')).rows[0].n, 10000);
   });
 
-  test('upsert: a first load goes straight in; a re-sync writes only the 10% of rows that differ', async () => {
+  test('upsert: a first load fills a new table renamed in with the key; a re-sync writes only the 10% of rows that differ', async () => {
     const first = await run('up', 'run-up-1');
     assert.equal(first.plan.initialLoad, true);
+    assert.equal(first.finish.swap?.method, 'rename', first.finish.swap?.reason);
     assert.deepEqual(await checksum('up'), await checksum('src'));
+    assert.equal((await db.client.query(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'up' AND indexdef LIKE '%UNIQUE%'`)).rows[0].n, 1, 'the primary key is back');
     await db.client.query(`UPDATE src SET name = name || '!' WHERE id % 10 = 0`);
     const again = await run('up', 'run-up-2');
     assert.equal(again.plan.initialLoad, false);
     assert.equal(again.chunks.reduce((n, c) => n + c.rowsWritten, 0), 1000);
     assert.equal(again.chunks.reduce((n, c) => n + (c.rowsUnchanged ?? 0), 0), 9000);
     assert.deepEqual(await checksum('up'), await checksum('src'));
+  });
+
+  test('upsert: a first load whose target is written meanwhile is merged on the key, keeping the other writer\'s rows', async () => {
+    await db.client.query(`CREATE TABLE up_busy (LIKE src INCLUDING ALL)`);
+    const e2 = engine;
+    const runId = 'run-busy';
+    const pipeline = 'busy';
+    const plan = await e2.plan(ctx, { pipeline, runId, partitioned: true });
+    assert.equal(plan.initialLoad, true);
+    await db.client.query(`INSERT INTO up_busy VALUES (5, 0, 'written by someone else', 0, now()), (-5, 0, 'theirs only', 0, now())`);
+    for (const part of plan.partitions!)
+      for (let after = part.cursor; ; ) {
+        const c = await e2.chunk(ctx, { pipeline, runId, after, partition: part.partition, initialLoad: true });
+        after = c.cursor;
+        if (c.done) break;
+      }
+    const finish = await e2.finish(ctx, { pipeline, runId });
+    assert.equal(finish.swap?.method, 'merge');
+    const { rows } = await db.client.query(`SELECT id, name FROM up_busy WHERE id IN (-5, 5) ORDER BY id`);
+    assert.deepEqual(rows, [{ id: -5, name: 'theirs only' }, { id: 5, name: 'n5' }]);
+    assert.equal((await db.client.query('SELECT count(*)::int AS n FROM up_busy')).rows[0].n, 10001);
   });
 
   test('a chunk retried after its commit is recognised per partition; its neighbours are untouched', async () => {

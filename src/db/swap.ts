@@ -61,7 +61,7 @@ interface Definition {
   /** Index-backed constraints (primary key, unique, exclusion) and foreign keys, in that order. */
   constraints: { name: string; type: string; def: string }[];
   /** Indexes that back no constraint: their CREATE INDEX statement, and the two names in it. */
-  indexes: { name: string; def: string; qualifiedTable: string }[];
+  indexes: { name: string; def: string; quotedName: string; qualifiedTable: string }[];
   grants: { grantee: string | null; privilege: string; grantable: boolean }[];
 }
 
@@ -76,8 +76,10 @@ async function definition(c: pg.ClientBase, target: string): Promise<Definition>
       WHERE conrelid = $1::regclass AND contype IN ('p', 'u', 'x', 'f') ORDER BY contype = 'f', contype <> 'p', conname`,
     [oid],
   );
-  const indexes = await c.query<{ name: string; def: string; qualified_table: string }>(
-    `SELECT ic.relname AS name, pg_get_indexdef(i.indexrelid) AS def, quote_ident(n.nspname) || '.' || quote_ident(tc.relname) AS qualified_table
+  // PostgreSQL's own quoting, to recognise the names in pg_get_indexdef's text.
+  const indexes = await c.query<{ name: string; def: string; quoted_name: string; qualified_table: string }>(
+    `SELECT ic.relname AS name, pg_get_indexdef(i.indexrelid) AS def, quote_ident(ic.relname) AS quoted_name,
+            quote_ident(n.nspname) || '.' || quote_ident(tc.relname) AS qualified_table
        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace n ON n.oid = tc.relnamespace
       WHERE i.indrelid = $1::regclass AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid)
       ORDER BY ic.relname`,
@@ -94,7 +96,7 @@ async function definition(c: pg.ClientBase, target: string): Promise<Definition>
     schema: h.schema,
     comment: h.comment,
     constraints: constraints.rows,
-    indexes: indexes.rows.map((r) => ({ name: r.name, def: r.def, qualifiedTable: r.qualified_table })),
+    indexes: indexes.rows.map((r) => ({ name: r.name, def: r.def, quotedName: r.quoted_name, qualifiedTable: r.qualified_table })),
     grants: grants.rows,
   };
 }
@@ -122,7 +124,7 @@ export async function renameSwap(c: pg.ClientBase, target: string): Promise<{ sw
   }
   for (const ix of def.indexes) {
     const m = /^CREATE (UNIQUE )?INDEX (\S+|"(?:[^"]|"")+") ON (ONLY )?(.+?) USING /.exec(ix.def);
-    if (!m || m[2] !== quoteIdent(ix.name) || m[4] !== ix.qualifiedTable) return { swapped: false, blockers: [`index ${ix.name} has a definition the worker cannot rebuild: ${ix.def}`] };
+    if (!m || m[2] !== ix.quotedName || m[4] !== ix.qualifiedTable) return { swapped: false, blockers: [`index ${ix.name} has a definition the worker cannot rebuild: ${ix.def}`] };
     const name = temp(n++);
     await c.query(`CREATE ${m[1] ?? ''}INDEX ${quoteIdent(name)} ON ${refresh} ${ix.def.slice(m[0].length - 'USING '.length)}`);
     renames.push({ from: name, to: ix.name });
@@ -152,6 +154,11 @@ export async function truncateSwap(c: pg.ClientBase, target: string, columns: st
   const rows = (await c.query(`INSERT INTO ${quoteTable(target)} (${cols}) OVERRIDING SYSTEM VALUE SELECT ${cols} FROM ${refresh}`)).rowCount ?? 0;
   await c.query(`DROP TABLE ${refresh}`);
   return rows;
+}
+
+/** Readers go on, writers wait until the transaction ends (a first load checks the target stays empty). */
+export async function blockWriters(c: pg.ClientBase, table: string): Promise<void> {
+  await c.query(`LOCK TABLE ${quoteTable(table)} IN EXCLUSIVE MODE`);
 }
 
 export async function dropRefreshTable(c: pg.ClientBase, target: string): Promise<void> {

@@ -58,9 +58,9 @@ async function copyInto(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, p
 }
 
 /** Writes the copied rows: into the refresh table (full refresh), straight in (append, first load), or staged and merged (upsert). */
-async function load(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, slice: string, input: ChunkInput, transform: RecordTransform | undefined, ctx: CallContext) {
+async function load(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, slice: string, input: ChunkInput, loading: boolean, transform: RecordTransform | undefined, ctx: CallContext) {
   const target = p.target.table!;
-  if (p.mode === 'full-refresh') {
+  if (p.mode === 'full-refresh' || loading) {
     const c = await copyInto(s, t, p, plan, slice, refreshTableName(target), transform, ctx);
     return { meter: c.meter, rowsWritten: c.written, rowsUnchanged: 0 };
   }
@@ -112,7 +112,9 @@ export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudge
       const plan = await columnPlan(s, t, p, pipeline);
       const pages = plan.sourceOrder.length === 0 ? await nextPages(s, p, plan, after, part) : undefined;
       const copyOut = pages?.sql ?? copyOutSql(p, plan, { after, lower: part?.lower, upper: part?.upper }, p.batchRows);
-      const { meter, rowsWritten, rowsUnchanged } = await load(s, t, p, plan, copyOut, input, transform, ctx);
+      // A partitioned first load of an upsert fills the run's new table (phase 'loading'), like a full refresh.
+      const loading = part !== undefined && p.mode === 'upsert' && state.phase === 'loading' && input.initialLoad !== false;
+      const { meter, rowsWritten, rowsUnchanged } = await load(s, t, p, plan, copyOut, input, loading, transform, ctx);
       const last = meter.lastRow();
       if (!pages && (meter.rows === 0 || !last)) {
         // A slice that ran dry is recorded as done; a whole table just ends (nothing to commit).

@@ -1,12 +1,13 @@
 import type pg from 'pg';
 import type { PipelineConfig } from '../config/schema';
-import { countRows, generatedColumns, tableColumns } from '../db/catalog';
-import { renameSwap, renameSwapBlockers, truncateSwap } from '../db/swap';
+import { countRows, generatedColumns, isEmpty, tableColumns } from '../db/catalog';
+import { blockWriters, dropRefreshTable, refreshTableName, renameSwap, renameSwapBlockers, truncateSwap } from '../db/swap';
+import { mergeSql } from '../db/syncSql';
 import { deletePartitions, readPartitions, readState, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
 import { incremental, pipelineOf, withConnection, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError } from './errors';
-import type { CursorValue, FinishResult } from './types';
+import type { CursorValue, FinishResult, SwapReport } from './types';
 
 export interface FinishInput {
   pipeline: string;
@@ -20,7 +21,26 @@ function runCursor(partitions: PartitionState[], start: CursorValue[] | null): C
   return last ? last.cursor : start;
 }
 
-async function swapIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps): Promise<FinishResult['swap'] & { rows: number | null }> {
+const writableColumns = async (t: pg.ClientBase, table: string) => {
+  const generated = await generatedColumns(t, table);
+  return (await tableColumns(t, table)).filter((c) => !generated.includes(c));
+};
+
+/**
+ * An upsert's first load into the run's new table: put in place like a full refresh while the
+ * target is still empty, or merged into it on the key when someone wrote to it meanwhile.
+ */
+async function firstLoadIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps): Promise<SwapReport> {
+  const target = p.target.table!;
+  await blockWriters(t, target);
+  if (await isEmpty(t, target)) return swapIn(t, p, deps);
+  for (const sql of mergeSql({ target, stage: refreshTableName(target), columns: await writableColumns(t, target), key: p.key, mode: 'upsert' })) await t.query(sql);
+  await dropRefreshTable(t, target);
+  deps.log?.('first load merged into a target written meanwhile', { target });
+  return { method: 'merge', reason: 'the target was written to during the first load: the loaded rows were merged on the key' };
+}
+
+async function swapIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps): Promise<SwapReport & { rows: number | null }> {
   const target = p.target.table!;
   const blockers = await renameSwapBlockers(t, target);
   if (blockers.length === 0) {
@@ -33,9 +53,7 @@ async function swapIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps)
   }
   const reason = `kept the target table (${blockers.slice(0, 3).join('; ')}${blockers.length > 3 ? '; …' : ''}), replaced its rows`;
   deps.log?.('full refresh swapped in by TRUNCATE + INSERT', { target, reason });
-  const generated = await generatedColumns(t, target);
-  const columns = (await tableColumns(t, target)).filter((c) => !generated.includes(c));
-  return { method: 'truncate-insert', reason, rows: await truncateSwap(t, target, columns) };
+  return { method: 'truncate-insert', reason, rows: await truncateSwap(t, target, await writableColumns(t, target)) };
 }
 
 /**
@@ -62,6 +80,9 @@ export async function finishSync(deps: SyncEngineDeps, ctx: CallContext, input: 
         const { rows, ...swap } = await swapIn(t, p, deps);
         // A rename swap copies nothing; a partitioned load knows its rows, a whole-table one counts them.
         result = { ...result, rowsInTarget: rows ?? (partitions.length ? loaded : await countRows(t, p.target.table!)), swap };
+      } else if (p.mode === 'upsert' && state.phase === 'loading') {
+        const { method, reason } = await firstLoadIn(t, p, deps);
+        result = { ...result, swap: { method, reason } };
       }
       await deletePartitions(t, p.stateSchema, pipeline);
       await writeState(t, p.stateSchema, {

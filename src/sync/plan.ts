@@ -91,19 +91,25 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       if (continuing) {
         // A whole-table run of an older workflow that continued as new here goes on as one slice.
         if (partitioned && existing.length === 0) await replacePartitions(t, p.stateSchema, pipeline, single());
-        return { start: st.cursor, resumed: true, initialLoad: false, partitions: partitioned && existing.length === 0 ? single() : existing };
+        const loading = !!partitioned && p.mode === 'upsert' && st.phase === 'loading';
+        return { start: st.cursor, resumed: true, initialLoad: loading, partitions: partitioned && existing.length === 0 ? single() : existing };
       }
       const unfinished = st.phase !== 'idle';
       const start = unfinished || incremental(p) ? st.cursor : null;
-      const initialLoad = p.mode === 'upsert' && !p.softDeleteColumn && start === null && (await isEmpty(t, p.target.table!));
+      const firstLoad = async () => p.mode === 'upsert' && !p.softDeleteColumn && start === null && (await isEmpty(t, p.target.table!));
+      // A partitioned upsert into an empty target loads like a full refresh: into a new table
+      // without indexes, put in place (or merged, if someone wrote meanwhile) when the run ends.
+      const bulkLoad = !!partitioned && p.mode === 'upsert' && (unfinished ? st.phase === 'loading' : await firstLoad());
+      const initialLoad = partitioned ? bulkLoad : await firstLoad();
       let partitions = existing;
       if (partitioned && !(unfinished && existing.length)) {
         // A whole-table run left unfinished by an older worker continues as one slice from its cursor.
         partitions = unfinished ? single() : await slice(s, p, pipeline, plan, start, await estimateRows(s, p, plan, { after: start }));
         await replacePartitions(t, p.stateSchema, pipeline, partitions);
       }
-      if (p.mode === 'full-refresh' && !unfinished) await createRefreshTable(t, p.target.table!);
-      await writeState(t, p.stateSchema, { ...st, cursor: start, phase: p.mode === 'full-refresh' ? 'loading' : 'running', runId });
+      const loadsNewTable = p.mode === 'full-refresh' || bulkLoad;
+      if (loadsNewTable && !unfinished) await createRefreshTable(t, p.target.table!);
+      await writeState(t, p.stateSchema, { ...st, cursor: start, phase: loadsNewTable ? 'loading' : 'running', runId });
       const resumed = unfinished && (st.cursor !== null || existing.some((x) => x.rowsCopied > 0));
       return { start, resumed, initialLoad, partitions };
     });

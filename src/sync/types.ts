@@ -48,10 +48,15 @@ export interface ChunkResult {
   alreadyCommitted: boolean;
 }
 
+export interface SwapReport {
+  method: 'rename' | 'truncate-insert' | 'merge';
+  reason: string;
+}
+
 export interface FinishResult {
   rowsInTarget: number | null;
   /** The last row the run committed, in order (what an incremental run starts after next time). */
   cursor?: CursorValue[] | null;
-  /** Full refresh: how the loaded table replaced the target, and why that way. */
-  swap?: { method: 'rename' | 'truncate-insert'; reason: string };
+  /** Full refresh, or an upsert's first load: how the loaded table replaced (or was merged into) the target, and why that way. */
+  swap?: SwapReport;
 }

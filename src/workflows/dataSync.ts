@@ -15,7 +15,7 @@ import {
 } from '@temporalio/workflow';
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { Activities } from '../activities';
-import type { ChunkResult, CursorValue, JobAuth, LakebaseTokenInfo, SyncPlan } from '../activities/types';
+import type { ChunkResult, CursorValue, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan } from '../activities/types';
 import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
 
 export { NON_RETRYABLE };
@@ -62,8 +62,8 @@ export interface SyncProgress {
   partitions?: { total: number; done: number; running: number };
   /** Copied rows that were identical in the target (merges), so not written. */
   rowsUnchanged?: number;
-  /** Full refresh: how the loaded table replaced the target. */
-  swap?: { method: 'rename' | 'truncate-insert'; reason: string };
+  /** Full refresh (or an upsert's first load): how the loaded table replaced the target. */
+  swap?: SwapReport;
   /** Non-secret metadata of the tokens this sync logs in with. */
   tokens: LakebaseTokenInfo[];
   startedAt: number;
