@@ -107,9 +107,11 @@ describe('sync engine v2 against real PostgreSQL', () => {
 
   const checksum = (table: string) => relationChecksum(db.client, table, COLS, ['id']);
 
-  test('partition count: one per chunk of rows, at most twice the parallelism, one without parallelism', () => {
+  test('partition count: one per chunk (or per 25,000 rows), at most twice the parallelism, one without parallelism', () => {
     assert.equal(partitionCount(2_000_000, 100_000, 4), 8);
-    assert.equal(partitionCount(150_000, 100_000, 4), 2);
+    assert.equal(partitionCount(150_000, 100_000, 4), 6);
+    assert.equal(partitionCount(150_000, 100_000, 2), 4);
+    assert.equal(partitionCount(5_000, 700, 4), 8);
     assert.equal(partitionCount(10, 100_000, 4), 1);
     assert.equal(partitionCount(2_000_000, 100_000, 1), 1);
   });

@@ -24,10 +24,17 @@ export interface PlanInput {
 /** Rows sampled to place partition bounds: enough for even slices, cheap on any table. */
 const SAMPLE_ROWS = 50_000;
 
-/** How many slices: one per chunk's worth of rows, at most twice the parallelism (slack for uneven slices). */
+/** Below this many rows a slice costs more in round trips than it gains in parallel. */
+const MIN_SLICE_ROWS = 25_000;
+
+/**
+ * How many slices: at most twice the parallelism (slack for uneven slices), fewer when the rows
+ * would make slices smaller than a chunk or MIN_SLICE_ROWS — so even a table of a few chunks
+ * spreads over every connection (what a remote Lakebase, limited per connection, needs).
+ */
 export function partitionCount(estimatedRows: number, batchRows: number, parallelism: number): number {
   if (parallelism <= 1) return 1;
-  return Math.max(1, Math.min(parallelism * 2, Math.ceil(estimatedRows / batchRows)));
+  return Math.max(1, Math.min(parallelism * 2, Math.ceil(estimatedRows / Math.min(batchRows, MIN_SLICE_ROWS))));
 }
 
 async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<ColumnPlan> {
