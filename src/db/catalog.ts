@@ -18,6 +18,14 @@ export async function checkSelect(c: pg.ClientBase, p: PipelineConfig, plan: Col
 }
 
 export async function columnHasNull(c: pg.ClientBase, p: PipelineConfig, sourceColumn: string): Promise<boolean> {
+  if (p.source.table) {
+    // A NOT NULL column needs no scan (the planner does not use the constraint to skip one).
+    const declared = await c.query<{ notnull: boolean }>(
+      `SELECT attnotnull AS notnull FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped`,
+      [quoteTable(p.source.table), sourceColumn],
+    );
+    if (declared.rows[0]?.notnull) return false;
+  }
   const { rows } = await c.query<{ has_null: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM ${sourceRelation(p)} WHERE src.${quoteIdent(sourceColumn)} IS NULL) AS has_null`,
   );
