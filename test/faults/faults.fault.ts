@@ -76,7 +76,7 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
           },
         },
         other: {
-          auth: { method: 'pat', token: decodeURIComponent(u.password) },
+          auth: { method: 'pat', token: decodeURIComponent(u.password) || 'trust-auth-ignores-this' },
           environments: { test: { host: u.hostname, port: Number(u.port), database: 'postgres', user: 'postgres', ssl: { mode: 'disable' }, idleTimeoutMs: 1000 } },
         },
       },
