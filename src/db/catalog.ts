@@ -68,6 +68,8 @@ export async function estimateRows(c: pg.ClientBase, p: PipelineConfig, plan: Co
 /** Distinct, ordered split points of the first order column (see splitPointsSql). */
 export async function splitPoints(c: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, parts: number, samplePercent: number): Promise<string[]> {
   if (parts < 2) return [];
+  // TABLESAMPLE needs a table or materialized view; a view (like a query) is read whole.
+  if (p.source.table && !['r', 'm', 'p'].includes((await tablePages(c, p.source.table)).kind)) samplePercent = 100;
   const { rows } = await c.query<{ points: (string | null)[] | null }>(splitPointsSql(p, plan, after, parts, samplePercent));
   const points = (rows[0]?.points ?? []).filter((x): x is string => x !== null);
   return points.filter((x, i) => i === 0 || x !== points[i - 1]);
