@@ -2,4 +2,4 @@
 'use strict';
 // Runs the TypeScript sources directly through tsx: no build step between `npm ci` and use.
 require('tsx/cjs');
-require('../src/cli.ts');
+require('../src/cli/main.ts');

@@ -4,7 +4,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFile
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
 import { cacheDir } from './provision/temporal';
-import { dataConverterFor, temporalConnectionOptions } from './temporalConnection';
+import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
+import type { Server } from 'node:http';
+import { ConfigError } from './config/load';
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
 import { createActivities, type ActivityDeps, type JobFunction, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
@@ -190,12 +192,36 @@ export async function runWorker(
   logger: Logger,
   extensions: { rowTransforms?: Record<string, RowTransform>; jobFunctions?: Record<string, JobFunction> } = {},
 ): Promise<void> {
+  if (Object.keys(config.profiles).length === 0) {
+    throw new ConfigError(['profiles: none configured, so the worker has no database to work on; add one (see examples/lakebase.yaml)']);
+  }
   installRuntimeLogger(logger, config.worker.sdkMetricsAddress);
-  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  // The ops server binds before anything polls: a port taken (a second worker on this host) is an
+  // error at start, not a crash after this worker has taken tasks.
+  const metrics = createMetrics();
+  let lw: LakebaseWorker | undefined;
+  const ops = config.worker.opsPort ? await listenOps(config.worker.opsPort, metrics, () => lw?.ready() ?? Promise.resolve({ ok: false, detail: 'starting' })) : undefined;
+  if (ops) logger.info({ port: config.worker.opsPort }, 'metrics on /metrics, health on /healthz and /readyz');
+  let connection: NativeConnection;
   try {
-    const w = await createLakebaseWorker({ config, logger, connection, ...extensions });
-    const ops = config.worker.opsPort ? createOpsServer({ metrics: w.metrics, ready: () => w.ready() }) : undefined;
-    ops?.listen(config.worker.opsPort, () => logger.info({ port: config.worker.opsPort }, 'metrics on /metrics, health on /healthz and /readyz'));
+    connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch(async (err: unknown) => {
+      throw await explainTemporalConnectError(config.temporal.address, err);
+    });
+  } catch (err) {
+    ops?.close();
+    throw err;
+  }
+  try {
+    await registerSearchAttributes(connection.operatorService, config.temporal.namespace).then(
+      (added) => added.length && logger.info({ added }, 'registered search attributes on the namespace'),
+      (err: Error) =>
+        logger.warn(
+          { namespace: config.temporal.namespace, reason: err.message },
+          'cannot register search attributes on this namespace (syncs and jobs start without them; register them with `lakebase-worker setup` or in Temporal Cloud)',
+        ),
+    );
+    const w = await createLakebaseWorker({ config, logger, connection, metrics, ...extensions });
+    lw = w;
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address }, 'worker started');
     try {
       await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
@@ -204,6 +230,22 @@ export async function runWorker(
     }
     logger.info('worker stopped');
   } finally {
+    ops?.close();
     await connection.close();
   }
+}
+
+/** Starts the metrics/health server and resolves once it listens; a taken port rejects with what to do. */
+function listenOps(port: number, metrics: Metrics, ready: () => Promise<Readiness>): Promise<Server> {
+  const server = createOpsServer({ metrics, ready });
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new ConfigError([`worker.opsPort: port ${port} is already in use (another worker on this host?); set worker.opsPort to a free port, or to 0 to switch the metrics and health server off`])
+          : new Error(`worker.opsPort: cannot listen on port ${port}: ${err.message}`, { cause: err }),
+      ),
+    );
+    server.listen(port, () => resolve(server));
+  });
 }
