@@ -195,13 +195,13 @@ export async function runWorker(
   if (Object.keys(config.profiles).length === 0) {
     throw new ConfigError(['profiles: none configured, so the worker has no database to work on; add one (see examples/lakebase.yaml)']);
   }
-  installRuntimeLogger(logger, config.worker.sdkMetricsAddress);
   // The ops server binds before anything polls: a port taken (a second worker on this host) is an
   // error at start, not a crash after this worker has taken tasks.
   const metrics = createMetrics();
   let lw: LakebaseWorker | undefined;
   const ops = config.worker.opsPort ? await listenOps(config.worker.opsPort, metrics, () => lw?.ready() ?? Promise.resolve({ ok: false, detail: 'starting' })) : undefined;
   if (ops) logger.info({ port: config.worker.opsPort }, 'metrics on /metrics, health on /healthz and /readyz');
+  installRuntimeLogger(logger, config.worker.sdkMetricsAddress);
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch(async (err: unknown) => {
