@@ -14,7 +14,7 @@ import {
 import { TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
 import type { JobParamValue } from './activities/types';
 import { loadSealingKeys, seal } from './auth/sealed';
-import { pipelineInEnvironment } from './config/pipelines';
+import { pipelineInEnvironment } from './config/lookup';
 import type { Config, TemporalConfig } from './config/schema';
 import type { ConnectionReport } from './db/diagnose';
 import { dataConverterFor, explainTemporalConnectError, temporalConnectionOptions } from './temporalConnection';

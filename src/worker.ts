@@ -43,7 +43,8 @@ const WORKFLOWS_DIR = path.join(__dirname, 'workflows');
 /** Identifies the workflow code: its sources, the types they import, and the SDK version. */
 function bundleHash(): string {
   const h = createHash('sha256');
-  const files = [...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)), path.join(__dirname, 'activities', 'types.ts')].sort();
+  // .ts from the sources, .js from dist/ (the compiled CLI).
+  const files = [...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)), path.join(__dirname, 'activities', `types${path.extname(__filename)}`)].sort();
   for (const f of files) h.update(f).update(readFileSync(f));
   h.update((require('@temporalio/workflow/package.json') as { version: string }).version);
   return h.digest('hex').slice(0, 16);

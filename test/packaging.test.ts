@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +34,16 @@ describe('CLI', () => {
       assert.equal(r.code, 0, `${args.join(' ')} --help: ${r.stderr}`);
       assert.match(r.stdout, /Usage: lakebase-worker/);
     }
+  });
+
+  test('a built checkout runs the compiled CLI; LAKEBASE_WORKER_FROM_SOURCE runs the sources', async (t) => {
+    if (!existsSync(path.join(__dirname, '..', 'dist', '.built'))) return t.skip('dist/ is not built here (npm ci builds it through the prepare script)');
+    const fresh = await cli(['--help'], { LAKEBASE_WORKER_TRACE_ENTRY: '1' });
+    assert.equal(fresh.code, 0);
+    assert.match(fresh.stderr, /running dist\/cli\/main/);
+    const forced = await cli(['--help'], { LAKEBASE_WORKER_TRACE_ENTRY: '1', LAKEBASE_WORKER_FROM_SOURCE: '1' });
+    assert.match(forced.stderr, /running src\/cli\/main/);
+    assert.equal(forced.stdout, fresh.stdout, 'both entries define the same commands');
   });
 
   test('an invalid config file exits 1 with the path of the problem', async () => {

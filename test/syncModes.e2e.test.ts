@@ -42,6 +42,7 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
       CREATE TABLE dst_append (LIKE src INCLUDING ALL);
       CREATE TABLE dst_upsert (LIKE src INCLUDING ALL);
       CREATE TABLE dst_can (LIKE src INCLUDING ALL);
+      CREATE TABLE dst_can_parallel (LIKE src INCLUDING ALL);
       CREATE TABLE dst_sched (LIKE src INCLUDING ALL);
       CREATE TABLE dst_group_a (LIKE src INCLUDING ALL);
       CREATE TABLE dst_group_b (LIKE src INCLUDING ALL);
@@ -62,7 +63,8 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
         full: p('dst_full', { mode: 'full-refresh', batchRows: 1000 }),
         append: p('dst_append', { mode: 'append' }),
         upsert: p('dst_upsert', { mode: 'upsert', cursor: 'updated_at', softDeleteColumn: 'deleted_at' }),
-        can: p('dst_can', { batchRows: 1500 }),
+        can: p('dst_can', { batchRows: 1500, parallelism: 1 }),
+        'can-parallel': p('dst_can_parallel', { batchRows: 1500 }),
         sched: p('dst_sched'),
         'group-a': p('dst_group_a'),
         'group-b': p('dst_group_b'),
@@ -152,6 +154,14 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
     const result = await withWorker((q) => sync(q, 'can', { chunksPerRun: 3 }));
     assert.ok(result.run >= 4, `ran ${result.run} runs`);
     assert.deepEqual(await checksum('dst_can'), await checksum('src'));
+    assert.equal(result.rowsCopied, await db.client.query('SELECT count(*)::int AS n FROM src').then((r) => r.rows[0].n));
+  });
+
+  test('continue-as-new of a parallel run: chunks in flight finish first, every partition resumes from its own cursor', async () => {
+    const result = await withWorker((q) => sync(q, 'can-parallel', { chunksPerRun: 3 }));
+    assert.ok(result.run >= 2, `ran ${result.run} runs`);
+    assert.ok(result.partitions && result.partitions.total > 1 && result.partitions.done === result.partitions.total, JSON.stringify(result.partitions));
+    assert.deepEqual(await checksum('dst_can_parallel'), await checksum('src'));
     assert.equal(result.rowsCopied, await db.client.query('SELECT count(*)::int AS n FROM src').then((r) => r.rows[0].n));
   });
 

@@ -63,6 +63,8 @@ export function loadExtensions(file: string | undefined): { rowTransforms?: Reco
   if (!file) return {};
   let mod: { default?: unknown; rowTransforms?: unknown; jobFunctions?: unknown };
   try {
+    // The compiled CLI has no TypeScript loader until a .ts module asks for one.
+    if (/\.[cm]?ts$/.test(file)) require('tsx/cjs');
     mod = require(path.resolve(file)) as typeof mod;
   } catch (err) {
     throw new ConfigError([`--transforms: cannot load ${file}: ${(err as Error).message.split('\n')[0]}`]);
