@@ -18,7 +18,7 @@ import { pipelineInEnvironment } from './config/lookup';
 import type { Config, TemporalConfig } from './config/schema';
 import type { ConnectionReport } from './db/diagnose';
 import { dataConverterFor, explainTemporalConnectError, temporalConnectionOptions } from './temporalConnection';
-export { registerSearchAttributes } from './temporalConnection';
+import { registerSearchAttributes } from './temporalConnection';
 import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress } from './workflows';
 import { progressQuery, reloginUpdate } from './workflows/dataSync';
 import { approveUpdate, jobProgressQuery, rejectSignal } from './workflows/operationalJob';
@@ -316,4 +316,9 @@ export async function testConnectionViaWorker(
     if (details) return details;
     throw err;
   })) as ConnectionReport;
+}
+
+/** `setup`: registers our search attributes on the client's namespace; returns the names added. */
+export function setupSearchAttributes(client: Client): Promise<string[]> {
+  return registerSearchAttributes(client.connection.operatorService, client.options.namespace);
 }

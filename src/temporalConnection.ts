@@ -35,10 +35,13 @@ export function temporalConnectionOptions(t: TemporalConfig): TemporalConnection
 
 /** The payload codec chain: AES-256-GCM when `temporal.encryptPayloads` is on. */
 export function dataConverterFor(t: TemporalConfig, env: NodeJS.ProcessEnv = process.env): DataConverter | undefined {
-  // Failure details are payloads and get encrypted; failure messages stay readable (they hold
-  // statement names and SQLSTATEs, scrubbed of secrets by src/redact.ts, never rows).
-  return t.encryptPayloads ? { payloadCodecs: [new EncryptionCodec(loadSealingKeys(env))] } : undefined;
+  // Failure messages and stack traces are encrypted too (they may quote row values); the worker's
+  // workflow bundle carries the same converter (see workflowBundle in src/worker.ts).
+  return t.encryptPayloads ? { payloadCodecs: [new EncryptionCodec(loadSealingKeys(env))], failureConverterPath: FAILURE_CONVERTER_PATH } : undefined;
 }
+
+/** The failure converter that encodes messages and stacks (src/codec/failureConverter.ts). */
+export const FAILURE_CONVERTER_PATH = require.resolve('./codec/failureConverter');
 
 /** Thrown when no Temporal server answers at the configured address. */
 export class TemporalUnreachableError extends Error {

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFile
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
 import { cacheDir } from './provision/temporal';
-import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
+import { dataConverterFor, explainTemporalConnectError, FAILURE_CONVERTER_PATH, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
 import type { Server } from 'node:http';
 import { ConfigError } from './config/load';
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
@@ -50,36 +50,49 @@ function bundleHash(): string {
   return h.digest('hex').slice(0, 16);
 }
 
-/** Bundles the workflow code into `file` (webpack). The CLI's `bundle` command runs this in its own process. */
-export async function writeWorkflowBundle(file: string): Promise<void> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quietBundlerLogger });
+/**
+ * Bundles the workflow code into `file` (webpack). The CLI's `bundle` command runs this in its own
+ * process. `encodeFailures` bakes in the failure converter that encrypts messages and stacks (for
+ * `temporal.encryptPayloads`); workflow-side failures are encoded inside the bundle.
+ */
+export async function writeWorkflowBundle(file: string, encodeFailures = false): Promise<void> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./workflows'),
+    logger: quietBundlerLogger,
+    ...(encodeFailures && { failureConverterPath: FAILURE_CONVERTER_PATH }),
+  });
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(`${file}.${process.pid}.tmp`, code);
   renameSync(`${file}.${process.pid}.tmp`, file);
 }
 
-/** Where this code version's bundle lives in the cache. */
-export function cachedBundlePath(): string {
-  return path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}.js`);
+/** Where this code version's bundle lives in the cache (one file per failure-converter variant). */
+export function cachedBundlePath(encodeFailures = false): string {
+  const variant = encodeFailures ? `-encoded-failures-${createHash('sha256').update(readFileSync(FAILURE_CONVERTER_PATH)).digest('hex').slice(0, 8)}` : '';
+  return path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}${variant}.js`);
 }
 
-let bundle: Promise<WorkflowBundlePath> | undefined;
+const bundles = new Map<boolean, Promise<WorkflowBundlePath>>();
 /**
  * Workflow code, bundled once per code version into the cache directory. Bundling runs in a child
  * process: webpack's memory (~100 MB) then never enters the long-lived worker.
  */
-export function workflowBundle(): Promise<WorkflowBundlePath> {
-  bundle ??= (async () => {
-    const file = cachedBundlePath();
-    if (!existsSync(file)) {
-      const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
-      const built = await new Promise<boolean>((resolve) => {
-        execFile(process.execPath, [cli, 'bundle', '--out', file], (err) => resolve(!err));
-      });
-      if (!built) await writeWorkflowBundle(file); // e.g. no permission to spawn: do it here
-    }
-    return { codePath: file };
-  })();
+export function workflowBundle(encodeFailures = false): Promise<WorkflowBundlePath> {
+  let bundle = bundles.get(encodeFailures);
+  if (!bundle) {
+    bundle = (async () => {
+      const file = cachedBundlePath(encodeFailures);
+      if (!existsSync(file)) {
+        const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
+        const built = await new Promise<boolean>((resolve) => {
+          execFile(process.execPath, [cli, 'bundle', '--out', file, ...(encodeFailures ? ['--encode-failures'] : [])], (err) => resolve(!err));
+        });
+        if (!built) await writeWorkflowBundle(file, encodeFailures); // e.g. no permission to spawn: do it here
+      }
+      return { codePath: file };
+    })();
+    bundles.set(encodeFailures, bundle);
+  }
   return bundle;
 }
 const quietBundlerLogger: TemporalLogger = {
@@ -149,7 +162,7 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
     connection: opts.connection,
     namespace: config.temporal.namespace,
     taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(Boolean(config.temporal.encryptPayloads)),
     dataConverter: dataConverterFor(config.temporal),
     activities,
     shutdownGraceTime: opts.shutdownGraceTime ?? config.worker.shutdownGraceTime,
@@ -196,13 +209,13 @@ export async function runWorker(
   if (Object.keys(config.profiles).length === 0) {
     throw new ConfigError(['profiles: none configured, so the worker has no database to work on; add one (see examples/lakebase.yaml)']);
   }
-  installRuntimeLogger(logger, config.worker.sdkMetricsAddress);
   // The ops server binds before anything polls: a port taken (a second worker on this host) is an
   // error at start, not a crash after this worker has taken tasks.
   const metrics = createMetrics();
   let lw: LakebaseWorker | undefined;
   const ops = config.worker.opsPort ? await listenOps(config.worker.opsPort, metrics, () => lw?.ready() ?? Promise.resolve({ ok: false, detail: 'starting' })) : undefined;
   if (ops) logger.info({ port: config.worker.opsPort }, 'metrics on /metrics, health on /healthz and /readyz');
+  installRuntimeLogger(logger, config.worker.sdkMetricsAddress);
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch(async (err: unknown) => {

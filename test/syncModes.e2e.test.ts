@@ -169,7 +169,7 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
     const taskQueue = uniqueQueue('kill');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-kill-'));
     const file = path.join(dir, 'lakebase.yaml');
-    await writeFile(file, YAML.stringify({ ...rawConfig, temporal: { address: env.address, taskQueue } }));
+    await writeFile(file, YAML.stringify({ ...rawConfig, temporal: { address: env.address, taskQueue }, worker: { opsPort: 0 } }));
     const child: ChildProcess = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'lakebase-worker.js'), 'worker', '--config', file], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, LOG_LEVEL: 'warn' },

@@ -1,6 +1,6 @@
 // `setup`, `status`, `list`, `test-connection`: looking at and preparing what runs.
 import type { Command } from 'commander';
-import { listRuns, registerSearchAttributes, runStatus, testConnectionViaWorker } from '../client';
+import { listRuns, runStatus, setupSearchAttributes, testConnectionViaWorker } from '../client';
 import { createCredentialProvider } from '../auth/credentials';
 import { diagnoseConnection, formatReport, type ConnectionReport } from '../db/diagnose';
 import { createLogger } from '../logger';
@@ -54,7 +54,7 @@ export function registerAdmin(program: Command): void {
     (opts: ConfigOption) => {
       const config = loadConfig(opts);
       return withClient(config, async (client) => {
-        const added = await registerSearchAttributes(client.connection.operatorService, config.temporal.namespace);
+        const added = await setupSearchAttributes(client);
         print(added.length ? `registered ${added.join(', ')}` : 'search attributes already registered');
       });
     },

@@ -23,7 +23,8 @@ registerAdmin(program);
 
 installWarningPrinter();
 program.parseAsync().catch((err: unknown) => {
-  console.error(formatError(err));
   if (process.env.LAKEBASE_DEBUG) console.error(err);
-  process.exitCode = 1;
+  // Exit once the message is out: a Temporal Runtime or a half-open connection must not keep a
+  // failed command alive (the Runtime even holds on through SIGTERM).
+  process.stderr.write(`${formatError(err)}\n`, () => process.exit(1));
 });

@@ -20,9 +20,12 @@ export function registerWorker(program: Command): void {
   program
     .command('bundle')
     .description('bundle the workflow code (the worker does this itself, once per code version, into its cache)')
-    .option('-o, --out <file>', 'where to write the bundle (default: the cache the worker reads, e.g. when building an image)')
-    .action(async (opts: { out?: string }) => {
-      await writeWorkflowBundle(opts.out ?? cachedBundlePath());
+    .option('-o, --out <file>', 'where to write the bundle (default: both variants into the cache the worker reads, e.g. when building an image)')
+    .option('--encode-failures', 'with --out: the variant for temporal.encryptPayloads (failure messages and stacks encrypted)')
+    .action(async (opts: { out?: string; encodeFailures?: boolean }) => {
+      if (opts.out) return writeWorkflowBundle(opts.out, opts.encodeFailures ?? false);
+      await writeWorkflowBundle(cachedBundlePath(false), false);
+      await writeWorkflowBundle(cachedBundlePath(true), true);
     });
 
   program

@@ -67,9 +67,24 @@ export async function ensureStateTable(c: pg.ClientBase, schema: string): Promis
     } catch (err) {
       // Two syncs creating it at the same moment: the loser sees a duplicate; the table is there.
       const code = (err as { code?: string }).code;
+      if (code === '42501') throw withStateSchemaHint(err, c, schema);
       if (code !== '23505' && code !== '42P06' && code !== '42P07') throw err;
     }
   }
+}
+
+/**
+ * "permission denied for database" from planSync says nothing about why a sync creates anything:
+ * the hint (shown with the SQLSTATE by describeSqlError) names stateSchema and the GRANT.
+ */
+function withStateSchemaHint(err: unknown, c: pg.ClientBase, schema: string): unknown {
+  const { user = '<user>', database = '<database>' } = c as { user?: string; database?: string };
+  const e = err as { hint?: string };
+  e.hint =
+    `the worker keeps its sync state in schema "${schema}" of the target database (pipeline setting stateSchema); ` +
+    `GRANT CREATE ON DATABASE "${database}" TO "${user}", or create the schema and GRANT USAGE, CREATE ON SCHEMA "${schema}" TO "${user}", ` +
+    'or set stateSchema to a schema this user may create tables in';
+  return err;
 }
 
 interface Row {

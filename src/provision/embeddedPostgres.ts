@@ -61,7 +61,9 @@ async function reachableNativeDir(source: string, account: { uid: number; gid: n
     await hydrateSymlinks(staging);
     await chmod(staging, 0o755);
     await rename(staging, target).catch(async (err: NodeJS.ErrnoException) => {
-      if (!(await trustedCopy(target))) throw err;
+      // Another process won the race (fine), or something else sits there (not ours to run).
+      if (!(await trustedCopy(target)))
+        throw new EmbeddedPostgresError(`cannot prepare the PostgreSQL binaries in ${target}: something else is there (${err.code ?? err.message}) that is not a root-owned, write-protected copy; remove it and try again`);
     });
   } finally {
     await rm(staging, { recursive: true, force: true });
@@ -133,7 +135,8 @@ export class EmbeddedCluster {
   }
 
   get url(): string {
-    return `postgres://postgres@127.0.0.1:${this.options.port}/postgres`;
+    // Trust auth ignores the password; callers that pass it on as a token (the fault suite) need one.
+    return `postgres://postgres:postgres@127.0.0.1:${this.options.port}/postgres`;
   }
 
   async init(): Promise<void> {
