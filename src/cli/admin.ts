@@ -1,8 +1,7 @@
 // `setup`, `status`, `list`, `test-connection`: looking at and preparing what runs.
 import type { Command } from 'commander';
-import { listRuns, runStatus, setupSearchAttributes, testConnectionViaWorker } from '../client';
-import { createCredentialProvider } from '../auth/credentials';
-import { diagnoseConnection, formatReport, type ConnectionReport } from '../db/diagnose';
+import type { ConnectionReport } from '../db/diagnose';
+import { clientApi, credentials, diagnose } from './lazy';
 import { createLogger } from '../logger';
 import { formatRunList, formatRunStatus, print } from './output';
 import { idpTokenFrom, loadConfig, positive, withClient, withConfigOption, type ConfigOption } from './shared';
@@ -21,12 +20,12 @@ export function registerAdmin(program: Command): void {
     const idpToken = idpTokenFrom(opts);
     let report: ConnectionReport;
     if (opts.viaWorker) {
-      report = await withClient(config, (client) => testConnectionViaWorker(client, { profile: opts.profile, environment: opts.env, taskQueue: config.temporal.taskQueue, idpToken }));
+      report = await withClient(config, (client) => clientApi().testConnectionViaWorker(client, { profile: opts.profile, environment: opts.env, taskQueue: config.temporal.taskQueue, idpToken }));
     } else {
       const logger = createLogger({ level: 'warn' });
-      report = await diagnoseConnection({ config, credentials: createCredentialProvider({ config, logger }), profile: opts.profile, environment: opts.env, session: idpToken ? { idpToken } : undefined });
+      report = await diagnose().diagnoseConnection({ config, credentials: credentials().createCredentialProvider({ config, logger }), profile: opts.profile, environment: opts.env, session: idpToken ? { idpToken } : undefined });
     }
-    print(formatReport(report));
+    print(diagnose().formatReport(report));
     process.exitCode = report.ok ? 0 : 1;
   });
 
@@ -35,7 +34,7 @@ export function registerAdmin(program: Command): void {
       .command('status')
       .description('show the state and progress of a sync or job workflow')
       .argument('<workflowId>', 'workflow id, e.g. sync:orders-to-reporting:2026-11-24T10:00:00.000Z'),
-  ).action((workflowId: string, opts: ConfigOption) => withClient(loadConfig(opts), async (client) => formatRunStatus(await runStatus(client, workflowId)).forEach((l) => print(l))));
+  ).action((workflowId: string, opts: ConfigOption) => withClient(loadConfig(opts), async (client) => formatRunStatus(await clientApi().runStatus(client, workflowId)).forEach((l) => print(l))));
 
   withConfigOption(
     program
@@ -47,14 +46,14 @@ export function registerAdmin(program: Command): void {
       .option('--status <status>', 'Running, Completed, Failed, …')
       .option('-n, --limit <n>', 'at most this many', positive, 20),
   ).action((opts: ConfigOption & { pipeline?: string; job?: string; env?: string; status?: string; limit: number }) =>
-    withClient(loadConfig(opts), async (client) => formatRunList(await listRuns(client, { ...opts, environment: opts.env })).forEach((l) => print(l))),
+    withClient(loadConfig(opts), async (client) => formatRunList(await clientApi().listRuns(client, { ...opts, environment: opts.env })).forEach((l) => print(l))),
   );
 
   withConfigOption(program.command('setup').description("register lakebase-worker's search attributes on the Temporal namespace (once per cluster)")).action(
     (opts: ConfigOption) => {
       const config = loadConfig(opts);
       return withClient(config, async (client) => {
-        const added = await setupSearchAttributes(client);
+        const added = await clientApi().setupSearchAttributes(client);
         print(added.length ? `registered ${added.join(', ')}` : 'search attributes already registered');
       });
     },

@@ -1,11 +1,10 @@
 // Everything the CLI prints about results and errors, in one place.
-import { ApplicationFailure, TemporalFailure, WorkflowFailedError } from '@temporalio/client';
 import type { ScheduleSummary } from '@temporalio/client';
 import { ConfigError } from '../config/load';
 import { JobParamError } from '../config/jobParams';
 import type { RunStatus } from '../client';
 import { formatProgress } from '../progress';
-import { TemporalUnreachableError } from '../temporalConnection';
+import { temporalClient, temporalConnection } from './lazy';
 import type { JobProgress, SyncProgress } from '../workflows';
 
 export const print = (line = ''): void => console.log(line);
@@ -19,6 +18,9 @@ function firstLine(text: string): string {
 
 /** The messages of an error and its causes, outermost first, repeats and empty wrappers dropped. */
 export function causeChain(err: unknown): string[] {
+  // Loaded here, not with the CLI: only a command that failed needs them.
+  const { ApplicationFailure } = temporalClient();
+  const { TemporalUnreachableError } = temporalConnection();
   const out: string[] = [];
   for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 10; depth++) {
     if (!(e instanceof Error)) {
@@ -40,6 +42,7 @@ export function causeChain(err: unknown): string[] {
 /** One or two readable lines for any error a command ends with; never a stack trace. */
 export function formatError(err: unknown): string {
   if (err instanceof ConfigError || err instanceof JobParamError) return err.message;
+  const { TemporalFailure, WorkflowFailedError } = temporalClient();
   const chain = causeChain(err);
   if (err instanceof WorkflowFailedError) {
     const inner = chain.slice(1);

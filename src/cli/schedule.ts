@@ -1,17 +1,15 @@
 // `schedule create | list | describe | pause | unpause | trigger | delete | backfill`
-import { ScheduleOverlapPolicy } from '@temporalio/client';
+import type { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
-import { backfillSchedule, createSyncSchedule, describeSchedule, listSchedules, scheduleAction, type ScheduleAction } from '../client';
+import type { ScheduleAction } from '../client';
+import { clientApi, temporalClient } from './lazy';
 import { ConfigError } from '../config/load';
 import { formatScheduleList, print } from './output';
 import { loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
-const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
-  skip: ScheduleOverlapPolicy.SKIP,
-  'buffer-one': ScheduleOverlapPolicy.BUFFER_ONE,
-  'cancel-other': ScheduleOverlapPolicy.CANCEL_OTHER,
-  'allow-all': ScheduleOverlapPolicy.ALLOW_ALL,
-};
+const OVERLAP_NAMES = { skip: 'SKIP', 'buffer-one': 'BUFFER_ONE', 'cancel-other': 'CANCEL_OTHER', 'allow-all': 'ALLOW_ALL' } as const;
+const overlapPolicy = (name: string): ScheduleOverlapPolicy | undefined =>
+  name in OVERLAP_NAMES ? temporalClient().ScheduleOverlapPolicy[OVERLAP_NAMES[name as keyof typeof OVERLAP_NAMES]] : undefined;
 
 const ACTIONS: [ScheduleAction, string][] = [
   ['describe', 'show a schedule: spec, policies, next and recent runs'],
@@ -37,24 +35,25 @@ export function registerSchedule(program: Command): void {
   ).action((opts: ConfigOption & { pipeline: string; cron?: string; every?: string; overlap: string; catchupWindow: string; paused?: boolean }) => {
     const config = loadConfig(opts);
     requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
-    const overlap = OVERLAP[opts.overlap];
-    if (!overlap) throw new ConfigError([`--overlap: expected one of ${Object.keys(OVERLAP).join(', ')}, got "${opts.overlap}"`]);
+    const overlap = overlapPolicy(opts.overlap);
+    if (!overlap) throw new ConfigError([`--overlap: expected one of ${Object.keys(OVERLAP_NAMES).join(', ')}, got "${opts.overlap}"`]);
     return withClient(config, async (client) => {
+      const { createSyncSchedule, describeSchedule } = clientApi();
       const h = await createSyncSchedule(client, { ...opts, overlap, taskQueue: config.temporal.taskQueue, config });
       print(describeSchedule(await h.describe()));
     });
   });
 
   withConfigOption(schedule.command('list').description('list schedules')).action((opts: ConfigOption) =>
-    withClient(loadConfig(opts), async (client) => formatScheduleList(await listSchedules(client)).forEach((l) => print(l))),
+    withClient(loadConfig(opts), async (client) => formatScheduleList(await clientApi().listSchedules(client)).forEach((l) => print(l))),
   );
 
   for (const [action, description] of ACTIONS) {
     withConfigOption(schedule.command(action).description(description).argument('<scheduleId>', 'e.g. sync:orders-to-reporting')).action(
       (id: string, opts: ConfigOption) =>
         withClient(loadConfig(opts), async (client) => {
-          const after = await scheduleAction(client, id, action);
-          print(after ? describeSchedule(after) : `${id}: deleted`);
+          const after = await clientApi().scheduleAction(client, id, action);
+          print(after ? clientApi().describeSchedule(after) : `${id}: deleted`);
         }),
     );
   }
@@ -70,6 +69,6 @@ export function registerSchedule(program: Command): void {
     const [start, end] = [new Date(opts.from), new Date(opts.to)];
     if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start)
       throw new ConfigError([`--from/--to: expected two ISO times with --from before --to, got "${opts.from}" and "${opts.to}"`]);
-    return withClient(loadConfig(opts), async (client) => print(describeSchedule(await backfillSchedule(client, id, start, end))));
+    return withClient(loadConfig(opts), async (client) => print(clientApi().describeSchedule(await clientApi().backfillSchedule(client, id, start, end))));
   });
 }

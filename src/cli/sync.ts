@@ -1,6 +1,6 @@
 // `sync start | relogin | group`
 import type { Command } from 'commander';
-import { relogin, startSync, startSyncGroup, syncProgress, workflowDuration } from '../client';
+import { clientApi } from './lazy';
 import { followProgress } from '../progress';
 import { formatSyncResult, print } from './output';
 import { idpTokenFrom, loadConfig, readSecretFile, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
@@ -21,6 +21,7 @@ export function registerSync(program: Command): void {
       const config = loadConfig(opts);
       requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
       const idpToken = idpTokenFrom(opts);
+      const { startSync, syncProgress, workflowDuration } = clientApi();
       await withClient(config, async (client) => {
         const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env });
         print(`started ${handle.workflowId}`);
@@ -39,7 +40,7 @@ export function registerSync(program: Command): void {
       .requiredOption('--idp-token-file <file>', 'file holding the fresh IdP token (JWT)'),
   ).action(async (workflowId: string, opts: ConfigOption & { idpTokenFile: string }) => {
     const idpToken = readSecretFile(opts.idpTokenFile, '--idp-token-file');
-    const ack = await withClient(loadConfig(opts), (client) => relogin(client, workflowId, idpToken));
+    const ack = await withClient(loadConfig(opts), (client) => clientApi().relogin(client, workflowId, idpToken));
     print(ack.accepted ? `${workflowId}: fresh IdP token accepted` : `${workflowId}: token not accepted`);
   });
 
@@ -54,7 +55,7 @@ export function registerSync(program: Command): void {
       const config = loadConfig(opts);
       requireNamed(config.syncGroups, opts.group, '--group', 'sync group');
       await withClient(config, async (client) => {
-        const handle = await startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
+        const handle = await clientApi().startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
         print(`started ${handle.workflowId}`);
         if (opts.wait) print(JSON.stringify(await handle.result(), null, 2));
       });

@@ -1,11 +1,8 @@
 // `worker`, `bundle`, `codec-server`: the long-running processes of a deployment.
 import type { Command } from 'commander';
-import { loadSealingKeys } from '../auth/sealed';
-import { EncryptionCodec } from '../codec/encryption';
-import { createCodecServer } from '../codec/server';
 import { ConfigError } from '../config/load';
 import { createLogger } from '../logger';
-import { cachedBundlePath, runWorker, writeWorkflowBundle } from '../worker';
+import { codec, workerApi } from './lazy';
 import { print } from './output';
 import { loadConfig, loadExtensions, positive, readSecretFile, untilSignal, withConfigOption, type ConfigOption } from './shared';
 
@@ -14,7 +11,7 @@ export function registerWorker(program: Command): void {
     .option('-t, --transforms <module>', 'JS/TS module exporting `rowTransforms` (or a default export) and `jobFunctions`')
     .action(async (opts: ConfigOption & { transforms?: string }) => {
       const config = loadConfig(opts);
-      await runWorker(config, createLogger(), loadExtensions(opts.transforms));
+      await workerApi().runWorker(config, createLogger(), loadExtensions(opts.transforms));
     });
 
   program
@@ -23,6 +20,7 @@ export function registerWorker(program: Command): void {
     .option('-o, --out <file>', 'where to write the bundle (default: both variants into the cache the worker reads, e.g. when building an image)')
     .option('--encode-failures', 'with --out: the variant for temporal.encryptPayloads (failure messages and stacks encrypted)')
     .action(async (opts: { out?: string; encodeFailures?: boolean }) => {
+      const { cachedBundlePath, writeWorkflowBundle } = workerApi();
       if (opts.out) return writeWorkflowBundle(opts.out, opts.encodeFailures ?? false);
       await writeWorkflowBundle(cachedBundlePath(false), false);
       await writeWorkflowBundle(cachedBundlePath(true), true);
@@ -37,6 +35,7 @@ export function registerWorker(program: Command): void {
     .action(async (opts: { port: number; uiOrigin: string[]; tokenFile?: string }) => {
       const token = opts.tokenFile ? readSecretFile(opts.tokenFile, '--token-file') : process.env.LAKEBASE_CODEC_TOKEN;
       if (!token) throw new ConfigError(['--token-file: the codec server needs a bearer token (--token-file or LAKEBASE_CODEC_TOKEN); it never runs open']);
+      const { createCodecServer, EncryptionCodec, loadSealingKeys } = codec();
       const server = createCodecServer({ codec: new EncryptionCodec(loadSealingKeys()), origins: opts.uiOrigin, token });
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) =>
