@@ -10,6 +10,7 @@ import type { SealingKey } from '../auth/sealed';
 import type { Metrics } from '../metrics';
 import { activityContext } from './context';
 import { configFailure, toActivityFailure } from './failures';
+import { NON_RETRYABLE_FAILURES } from '../workflows/failureTypes';
 import { sessionOf } from './sync';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { JobPlan, JobUnit, PlanJobInput, RunJobUnitInput, StepOutput } from './types';
@@ -85,7 +86,7 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       bound = bindJobParams(name, job, params);
     } catch (err) {
       if (err instanceof JobParamError)
-        throw ApplicationFailure.create({ type: 'LakebaseJobParamError', nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
+        throw ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.jobParam, nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
       throw err;
     }
     const env = environmentFor(job, environment);

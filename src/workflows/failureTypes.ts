@@ -10,9 +10,12 @@ export const NON_RETRYABLE_FAILURES = {
   syncConflict: 'LakebaseSyncConflict',
   initialLoadConflict: 'LakebaseInitialLoadConflict',
   tokenInvalid: 'LakebaseTokenInvalid',
+  staticTokenExpired: 'LakebaseStaticTokenExpired',
   idpTokenMissing: 'LakebaseIdpTokenMissing',
   authConfig: 'LakebaseAuthConfigError',
   tls: 'LakebaseTlsError',
+  jobParam: 'LakebaseJobParamError',
+  jobNotApproved: 'LakebaseJobNotApproved',
 } as const;
 
 /** Worth another attempt (with backoff), or handled by the workflow itself. */
