@@ -2,7 +2,8 @@
 'use strict';
 // Runs the compiled CLI (dist/, built by `npm ci` through the prepare script) when it is at least
 // as new as every source file; otherwise the TypeScript sources through tsx, so an edited checkout
-// never runs stale code. LAKEBASE_WORKER_FROM_SOURCE=1 forces the sources.
+// never runs stale code. LAKEBASE_WORKER_FROM_SOURCE=1 forces the sources, =0 the compiled code when
+// it exists (a compiled worker's bundling child must bundle the code its parent runs).
 const { readdirSync, statSync } = require('node:fs');
 const path = require('node:path');
 
@@ -21,6 +22,7 @@ function newestSource(dir) {
 function compiledIsFresh() {
   if (process.env.LAKEBASE_WORKER_FROM_SOURCE === '1') return false;
   try {
+    if (process.env.LAKEBASE_WORKER_FROM_SOURCE === '0') return statSync(path.join(ROOT, 'dist', `${ENTRY}.js`)).isFile();
     return statSync(path.join(ROOT, 'dist', '.built')).mtimeMs >= newestSource(path.join(ROOT, 'src'));
   } catch {
     return false;

@@ -85,7 +85,10 @@ export function workflowBundle(encodeFailures = false): Promise<WorkflowBundlePa
       if (!existsSync(file)) {
         const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
         const built = await new Promise<boolean>((resolve) => {
-          execFile(process.execPath, [cli, 'bundle', '--out', file, ...(encodeFailures ? ['--encode-failures'] : [])], (err) => resolve(!err));
+          // The child bundles the same code this process runs (the cache key is computed from it): the
+          // sources when we run from them, dist/ when we run compiled, whatever changed since.
+          const env = { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: path.extname(__filename) === '.ts' ? '1' : '0' };
+          execFile(process.execPath, [cli, 'bundle', '--out', file, ...(encodeFailures ? ['--encode-failures'] : [])], { env }, (err) => resolve(!err));
         });
         if (!built) await writeWorkflowBundle(file, encodeFailures); // e.g. no permission to spawn: do it here
       }
