@@ -1,12 +1,18 @@
 // `npm test`: makes sure the real components are there (Temporal CLI, PostgreSQL), runs every
 // test file on node's test runner, and ends with one plain "N passed, N failed" line.
+//
+// PostgreSQL, as the demo finds it: DATABASE_URL (must answer), else the local server
+// (postgres@127.0.0.1:5432, trust auth), else an embedded PostgreSQL started here for the run and
+// removed after it. The chosen server reaches the test files as DATABASE_URL.
+// To act out a machine without PostgreSQL while one runs (it may be shared), point the local
+// probe at a closed port:
+//   env -u DATABASE_URL LAKEBASE_LOCAL_POSTGRES_URL=postgres://postgres@127.0.0.1:1/postgres npm test
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { findTemporalCli } from '../src/provision/temporal';
-import { LOCAL_POSTGRES_URL } from '../src/provision/postgres';
+import { provisionPostgres, type ProvisionedPostgres } from '../src/provision/postgres';
 
 async function testFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
@@ -20,17 +26,24 @@ async function main(): Promise<number> {
   const started = Date.now();
   const cli = await findTemporalCli((m) => console.log(m));
   if (cli) process.env.TEMPORAL_CLI = cli;
-  const url = process.env.DATABASE_URL ?? LOCAL_POSTGRES_URL;
-  const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  let server: ProvisionedPostgres;
   try {
-    await probe.connect();
-    await probe.end();
+    server = await provisionPostgres((m) => console.log(m));
   } catch (err) {
-    console.error(`PostgreSQL is not reachable at ${url.replace(/:[^:@/]+@/, ':***@')} (${(err as Error).message}).`);
-    console.error('Start it (pg_ctlcluster … main start) or set DATABASE_URL to a server where this user may create databases.');
+    console.error(`No PostgreSQL for the tests: ${(err as Error).message}`);
+    console.log('0 passed, 1 failed');
     return 1;
   }
+  console.log(`PostgreSQL for the tests: ${server.origin} (${server.url.replace(/:[^:@/]+@/, ':***@')})`);
+  process.env.DATABASE_URL = server.url;
+  try {
+    return await runFiles(started);
+  } finally {
+    await server.stop();
+  }
+}
 
+async function runFiles(started: number): Promise<number> {
   const only = process.argv.slice(2);
   const files = only.length ? only : await testFiles('test');
   const tap = path.join(await mkdtemp(path.join(os.tmpdir(), 'lbw-tests-')), 'report.tap');
@@ -43,6 +56,10 @@ async function main(): Promise<number> {
       { stdio: 'inherit' },
     );
     child.on('exit', (c) => resolve(c ?? 1));
+    child.on('error', (err) => {
+      console.error(`cannot run the test runner: ${err.message}`);
+      resolve(1);
+    });
   });
   const report = await readFile(tap, 'utf8').catch(() => '');
   const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(report)?.[1] ?? 0);

@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 import {
+  ApplicationFailure,
   Client,
   Connection,
+  ScheduleOverlapPolicy,
+  WorkflowFailedError,
+  type ScheduleDescription,
   WorkflowIdReusePolicy,
   type WorkflowHandle,
   type Workflow,
@@ -10,18 +14,38 @@ import {
 import { TypedSearchAttributes, type SearchAttributePair } from '@temporalio/common';
 import type { JobParamValue } from './activities/types';
 import { loadSealingKeys, seal } from './auth/sealed';
-import { pipelineInEnvironment } from './config/pipelines';
+import { pipelineInEnvironment } from './config/lookup';
 import type { Config, TemporalConfig } from './config/schema';
-import { dataConverterFor, temporalConnectionOptions } from './temporalConnection';
+import type { ConnectionReport } from './db/diagnose';
+import { dataConverterFor, explainTemporalConnectError, temporalConnectionOptions } from './temporalConnection';
+import { registerSearchAttributes } from './temporalConnection';
 import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress } from './workflows';
 import { progressQuery, reloginUpdate } from './workflows/dataSync';
-import { approveUpdate, jobProgressQuery } from './workflows/operationalJob';
+import { approveUpdate, jobProgressQuery, rejectSignal } from './workflows/operationalJob';
 import { LakebaseEnvironment, LakebaseJob, LakebasePipeline, LakebaseProfile, LakebaseRowsWritten } from './workflows/searchAttributes';
 
-export async function connectClient(temporal: TemporalConfig): Promise<Client> {
-  const connection = await Connection.connect(temporalConnectionOptions(temporal));
-  return new Client({ connection, namespace: temporal.namespace, dataConverter: dataConverterFor(temporal) });
+export { createSyncSchedule, describeSchedule, listSchedules } from './schedules';
+
+/** Connects to the configured Temporal; an unreachable server is an error naming the address and what to do. */
+export async function connectClient(t: TemporalConfig): Promise<Client> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ ...temporalConnectionOptions(t), connectTimeout: 5_000 });
+  } catch (err) {
+    throw await explainTemporalConnectError(t.address, err);
+  }
+  return new Client({ connection, namespace: t.namespace, dataConverter: dataConverterFor(t) });
 }
+
+/** Every message of an error and its causes, for matching server answers the SDK wraps (it puts them in `cause`). */
+function messageChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) parts.push(e.message, String((e as { details?: unknown }).details ?? ''));
+  return parts.join(' | ');
+}
+
+/** The server's answers to a start naming search attributes the namespace does not have (wordings of several server versions). */
+export const UNREGISTERED_SEARCH_ATTRIBUTE = /no mapping defined for search attribute|search attribute .* is not defined|not a valid search attribute/i;
 
 /** `sync:<pipeline>:<time>` — an id that says what runs (design.md §7). */
 export function syncWorkflowId(pipeline: string, at = new Date()): string {
@@ -41,8 +65,10 @@ async function startIndexed<T extends Workflow>(
   try {
     return await client.workflow.start<T>(type, { ...options, typedSearchAttributes: new TypedSearchAttributes(attributes) } as WorkflowStartOptions<T>);
   } catch (err) {
-    if (!/search attribute .* is not defined|not a valid search attribute/i.test((err as Error).message)) throw err;
-    process.emitWarning('Lakebase search attributes are not registered on this Temporal namespace; run `lakebase-worker setup` so the UI can filter on them.');
+    if (!UNREGISTERED_SEARCH_ATTRIBUTE.test(messageChain(err))) throw err;
+    process.emitWarning(
+      `Lakebase search attributes are not registered on this Temporal namespace (${options.workflowId}: started without them); run \`lakebase-worker setup\` or start a worker (it registers them where the namespace allows) so the UI can filter on them.`,
+    );
     return client.workflow.start<T>(type, options as WorkflowStartOptions<T>);
   }
 }
@@ -181,4 +207,118 @@ export async function jobProgress(client: Client, workflowId: string): Promise<J
 
 export async function approveJob(client: Client, workflowId: string, by: string): Promise<{ approved: boolean }> {
   return client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, { args: [{ by }] });
+}
+
+/** Rejects a job waiting for approval (it fails, writing nothing). */
+export async function rejectJob(client: Client, workflowId: string, by: string, reason?: string): Promise<void> {
+  await client.workflow.getHandle(workflowId).signal(rejectSignal, { by, reason });
+}
+
+/** Requests cancellation of a running sync or job. */
+export async function cancelWorkflow(client: Client, workflowId: string): Promise<void> {
+  await client.workflow.getHandle(workflowId).cancel();
+}
+
+/** How long a closed workflow ran, from the server's own start and close times (not the caller's clock). */
+export async function workflowDuration(client: Client, workflowId: string): Promise<number | undefined> {
+  const d = await client.workflow.getHandle(workflowId).describe();
+  return d.closeTime ? (d.closeTime.getTime() - d.startTime.getTime()) / 1000 : undefined;
+}
+
+export interface RunStatus {
+  workflowId: string;
+  status: string;
+  type: string;
+  tags: [string, string][];
+  sync?: SyncProgress;
+  job?: JobProgress;
+}
+
+/** State, search attributes and progress of one sync or job workflow. */
+export async function runStatus(client: Client, workflowId: string): Promise<RunStatus> {
+  const desc = await client.workflow.getHandle(workflowId).describe();
+  const attrs = desc.typedSearchAttributes;
+  const tags = [LakebasePipeline, LakebaseJob, LakebaseProfile, LakebaseEnvironment, LakebaseRowsWritten]
+    .map((k) => [k.name, attrs.get(k)] as const)
+    .filter((e): e is readonly [string, string | number] => e[1] !== undefined)
+    .map(([k, v]): [string, string] => [k, String(v)]);
+  return {
+    workflowId,
+    status: desc.status.name,
+    type: desc.type,
+    tags,
+    ...(desc.type === 'dataSync' && { sync: await syncProgress(client, workflowId) }),
+    ...(desc.type === 'operationalJob' && { job: await jobProgress(client, workflowId) }),
+  };
+}
+
+export interface RunFilter {
+  pipeline?: string;
+  job?: string;
+  environment?: string;
+  status?: string;
+  limit: number;
+}
+
+/** Syncs and jobs, newest first: a visibility query on our search attributes. */
+export async function listRuns(client: Client, f: RunFilter): Promise<{ startTime: Date; status: string; workflowId: string; rowsWritten?: number }[]> {
+  const q = (k: string, v: string) => `${k} = '${v.replace(/'/g, "''")}'`;
+  const where = [
+    f.pipeline && q('LakebasePipeline', f.pipeline),
+    f.job && q('LakebaseJob', f.job),
+    f.environment && q('LakebaseEnvironment', f.environment),
+    f.status && q('ExecutionStatus', f.status),
+    !f.pipeline && !f.job && `WorkflowType IN ('dataSync', 'operationalJob', 'syncGroup')`,
+  ].filter(Boolean);
+  const out = [];
+  for await (const w of client.workflow.list({ query: where.join(' AND ') })) {
+    out.push({ startTime: w.startTime, status: w.status.name, workflowId: w.workflowId, rowsWritten: w.typedSearchAttributes.get(LakebaseRowsWritten) });
+    if (out.length >= f.limit) break;
+  }
+  return out;
+}
+
+export type ScheduleAction = 'describe' | 'pause' | 'unpause' | 'trigger' | 'delete';
+
+/** One action on a schedule; returns its description afterwards (undefined once deleted). */
+export async function scheduleAction(client: Client, scheduleId: string, action: ScheduleAction): Promise<ScheduleDescription | undefined> {
+  const h = client.schedule.getHandle(scheduleId);
+  if (action === 'pause') await h.pause('paused from the CLI');
+  if (action === 'unpause') await h.unpause('unpaused from the CLI');
+  if (action === 'trigger') await h.trigger();
+  if (action === 'delete') {
+    await h.delete();
+    return undefined;
+  }
+  return h.describe();
+}
+
+/** Runs a schedule for a past time range; every missed run is buffered (overlap policy applies). */
+export async function backfillSchedule(client: Client, scheduleId: string, start: Date, end: Date): Promise<ScheduleDescription> {
+  const h = client.schedule.getHandle(scheduleId);
+  await h.backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
+  return h.describe();
+}
+
+/** Runs the `testConnection` workflow on a worker and returns its report (a failed check is a report too). */
+export async function testConnectionViaWorker(
+  client: Client,
+  opts: { profile: string; environment: string; taskQueue: string; idpToken?: string },
+): Promise<ConnectionReport> {
+  const h = await client.workflow.start('testConnection', {
+    taskQueue: opts.taskQueue,
+    workflowId: `test-connection:${opts.profile}:${opts.environment}:${new Date().toISOString()}`,
+    args: [{ profile: opts.profile, environment: opts.environment, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }) }],
+    staticSummary: `Test connection **${opts.profile}/${opts.environment}**`,
+  });
+  return (await h.result().catch((err: unknown) => {
+    const details = err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure ? err.cause.details?.[0] : undefined;
+    if (details) return details;
+    throw err;
+  })) as ConnectionReport;
+}
+
+/** `setup`: registers our search attributes on the client's namespace; returns the names added. */
+export function setupSearchAttributes(client: Client): Promise<string[]> {
+  return registerSearchAttributes(client.connection.operatorService, client.options.namespace);
 }

@@ -2,9 +2,12 @@ import type { SyncProgress } from './workflows';
 
 /** One line describing a sync's progress; with `width`, a bar for terminals. */
 export function formatProgress(p: SyncProgress, width?: number): string {
-  const total = Math.max(p.estimatedRows, p.rowsCopied);
+  // Before the plan there is no total: "0% 0/0 rows" would read as an empty table.
+  if (p.mode === 'planning' && !p.done) return `${p.pipeline}: planning (reading columns, cursor and row estimate)…${p.waitingForRelogin ? ' — waiting for re-login' : ''}`;
+  // Once done, the planner's estimate (table statistics) gives way to what was actually copied.
+  const total = p.done ? p.rowsCopied : Math.max(p.estimatedRows, p.rowsCopied);
   const fraction = p.done ? 1 : total > 0 ? Math.min(1, p.rowsCopied / total) : 0;
-  const eta = p.etaSeconds === null ? '' : p.etaSeconds < 90 ? ` ETA ${Math.round(p.etaSeconds)}s` : ` ETA ${Math.round(p.etaSeconds / 60)}m`;
+  const eta = p.etaSeconds === null || p.done ? '' : p.etaSeconds < 90 ? ` ETA ${Math.round(p.etaSeconds)}s` : ` ETA ${Math.round(p.etaSeconds / 60)}m`;
   const stats =
     `${p.rowsCopied.toLocaleString('en')}/${total.toLocaleString('en')} rows, ${p.rowsWritten.toLocaleString('en')} written, ` +
     `chunk ${p.chunks}, ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s${eta}` +

@@ -1,5 +1,8 @@
+import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { DataConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { LAKEBASE_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 import { loadSealingKeys } from './auth/sealed';
 import { EncryptionCodec } from './codec/encryption';
 import { readPem } from './config/pem';
@@ -32,7 +35,70 @@ export function temporalConnectionOptions(t: TemporalConfig): TemporalConnection
 
 /** The payload codec chain: AES-256-GCM when `temporal.encryptPayloads` is on. */
 export function dataConverterFor(t: TemporalConfig, env: NodeJS.ProcessEnv = process.env): DataConverter | undefined {
-  // Failure details are payloads and get encrypted; failure messages stay readable (they hold
-  // statement names and SQLSTATEs, scrubbed of secrets by src/redact.ts, never rows).
-  return t.encryptPayloads ? { payloadCodecs: [new EncryptionCodec(loadSealingKeys(env))] } : undefined;
+  // Failure messages and stack traces are encrypted too (they may quote row values); the worker's
+  // workflow bundle carries the same converter (see workflowBundle in src/worker.ts).
+  return t.encryptPayloads ? { payloadCodecs: [new EncryptionCodec(loadSealingKeys(env))], failureConverterPath: FAILURE_CONVERTER_PATH } : undefined;
 }
+
+/** The failure converter that encodes messages and stacks (src/codec/failureConverter.ts). */
+export const FAILURE_CONVERTER_PATH = require.resolve('./codec/failureConverter');
+
+/** Thrown when no Temporal server answers at the configured address. */
+export class TemporalUnreachableError extends Error {
+  override readonly name = 'TemporalUnreachableError';
+  constructor(readonly address: string, reason: string, options?: { cause?: unknown }) {
+    super(
+      `cannot reach Temporal at ${address} (${reason}). Start one (\`temporal server start-dev\`, or \`npm run demo\` for a local stack) or set temporal.address in the configuration`,
+      options,
+    );
+  }
+}
+
+/** What a plain TCP connect to host:port says: the SDKs only report "deadline" or a Rust debug string. */
+function tcpProbe(address: string): Promise<string | undefined> {
+  const at = address.lastIndexOf(':');
+  const host = at > 0 ? address.slice(0, at).replace(/^\[|\]$/g, '') : address;
+  const port = at > 0 ? Number(address.slice(at + 1)) : 7233;
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: 3_000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve('no answer within 3 s');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'ECONNREFUSED' ? 'connection refused: nothing listens there' : err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN' ? `host ${host} not found` : err.code ?? err.message),
+    );
+  });
+}
+
+/** Turns a failed Temporal connect (client or worker) into a TemporalUnreachableError when the address does not answer, else keeps the SDK error. */
+export async function explainTemporalConnectError(address: string, err: unknown): Promise<Error> {
+  const reason = await tcpProbe(address);
+  if (reason) return new TemporalUnreachableError(address, reason, { cause: err });
+  const e = err instanceof Error ? err : new Error(String(err));
+  return new Error(`connecting to Temporal at ${address} failed: ${e.message.split('\n')[0]} (the port answers: check TLS / API key settings under temporal:)`, { cause: err });
+}
+
+type OperatorApi = Pick<temporal.api.operatorservice.v1.OperatorService, 'listSearchAttributes' | 'addSearchAttributes'>;
+
+/**
+ * Registers our search attributes on a namespace through the operator API (dev server,
+ * self-hosted). Returns the names it added; throws where the namespace does not allow it
+ * (e.g. Temporal Cloud answers PERMISSION_DENIED or UNIMPLEMENTED).
+ */
+export async function registerSearchAttributes(operator: OperatorApi, namespace: string): Promise<string[]> {
+  const { customAttributes } = await operator.listSearchAttributes({ namespace });
+  const missing = LAKEBASE_SEARCH_ATTRIBUTES.filter((k) => !(customAttributes ?? {})[k.name]);
+  if (missing.length === 0) return [];
+  const { IndexedValueType } = temporal.api.enums.v1;
+  await operator.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(missing.map((k) => [k.name, k.type === 'INT' ? IndexedValueType.INDEXED_VALUE_TYPE_INT : IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+  });
+  return missing.map((k) => k.name);
+}
+

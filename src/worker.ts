@@ -4,7 +4,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFile
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
 import { cacheDir } from './provision/temporal';
-import { dataConverterFor, temporalConnectionOptions } from './temporalConnection';
+import { dataConverterFor, explainTemporalConnectError, FAILURE_CONVERTER_PATH, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
+import type { Server } from 'node:http';
+import { ConfigError } from './config/load';
 import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
 import { createActivities, type ActivityDeps, type JobFunction, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
@@ -41,42 +43,59 @@ const WORKFLOWS_DIR = path.join(__dirname, 'workflows');
 /** Identifies the workflow code: its sources, the types they import, and the SDK version. */
 function bundleHash(): string {
   const h = createHash('sha256');
-  const files = [...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)), path.join(__dirname, 'activities', 'types.ts')].sort();
+  // .ts from the sources, .js from dist/ (the compiled CLI).
+  const files = [...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)), path.join(__dirname, 'activities', `types${path.extname(__filename)}`)].sort();
   for (const f of files) h.update(f).update(readFileSync(f));
   h.update((require('@temporalio/workflow/package.json') as { version: string }).version);
   return h.digest('hex').slice(0, 16);
 }
 
-/** Bundles the workflow code into `file` (webpack). The CLI's `bundle` command runs this in its own process. */
-export async function writeWorkflowBundle(file: string): Promise<void> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quietBundlerLogger });
+/**
+ * Bundles the workflow code into `file` (webpack). The CLI's `bundle` command runs this in its own
+ * process. `encodeFailures` bakes in the failure converter that encrypts messages and stacks (for
+ * `temporal.encryptPayloads`); workflow-side failures are encoded inside the bundle.
+ */
+export async function writeWorkflowBundle(file: string, encodeFailures = false): Promise<void> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./workflows'),
+    logger: quietBundlerLogger,
+    ...(encodeFailures && { failureConverterPath: FAILURE_CONVERTER_PATH }),
+  });
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(`${file}.${process.pid}.tmp`, code);
   renameSync(`${file}.${process.pid}.tmp`, file);
 }
 
-/** Where this code version's bundle lives in the cache. */
-export function cachedBundlePath(): string {
-  return path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}.js`);
+/** Where this code version's bundle lives in the cache (one file per failure-converter variant). */
+export function cachedBundlePath(encodeFailures = false): string {
+  const variant = encodeFailures ? `-encoded-failures-${createHash('sha256').update(readFileSync(FAILURE_CONVERTER_PATH)).digest('hex').slice(0, 8)}` : '';
+  return path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}${variant}.js`);
 }
 
-let bundle: Promise<WorkflowBundlePath> | undefined;
+const bundles = new Map<boolean, Promise<WorkflowBundlePath>>();
 /**
  * Workflow code, bundled once per code version into the cache directory. Bundling runs in a child
  * process: webpack's memory (~100 MB) then never enters the long-lived worker.
  */
-export function workflowBundle(): Promise<WorkflowBundlePath> {
-  bundle ??= (async () => {
-    const file = cachedBundlePath();
-    if (!existsSync(file)) {
-      const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
-      const built = await new Promise<boolean>((resolve) => {
-        execFile(process.execPath, [cli, 'bundle', '--out', file], (err) => resolve(!err));
-      });
-      if (!built) await writeWorkflowBundle(file); // e.g. no permission to spawn: do it here
-    }
-    return { codePath: file };
-  })();
+export function workflowBundle(encodeFailures = false): Promise<WorkflowBundlePath> {
+  let bundle = bundles.get(encodeFailures);
+  if (!bundle) {
+    bundle = (async () => {
+      const file = cachedBundlePath(encodeFailures);
+      if (!existsSync(file)) {
+        const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
+        const built = await new Promise<boolean>((resolve) => {
+          // The child bundles the same code this process runs (the cache key is computed from it): the
+          // sources when we run from them, dist/ when we run compiled, whatever changed since.
+          const env = { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: path.extname(__filename) === '.ts' ? '1' : '0' };
+          execFile(process.execPath, [cli, 'bundle', '--out', file, ...(encodeFailures ? ['--encode-failures'] : [])], { env }, (err) => resolve(!err));
+        });
+        if (!built) await writeWorkflowBundle(file, encodeFailures); // e.g. no permission to spawn: do it here
+      }
+      return { codePath: file };
+    })();
+    bundles.set(encodeFailures, bundle);
+  }
   return bundle;
 }
 const quietBundlerLogger: TemporalLogger = {
@@ -146,7 +165,7 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
     connection: opts.connection,
     namespace: config.temporal.namespace,
     taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(Boolean(config.temporal.encryptPayloads)),
     dataConverter: dataConverterFor(config.temporal),
     activities,
     shutdownGraceTime: opts.shutdownGraceTime ?? config.worker.shutdownGraceTime,
@@ -190,12 +209,36 @@ export async function runWorker(
   logger: Logger,
   extensions: { rowTransforms?: Record<string, RowTransform>; jobFunctions?: Record<string, JobFunction> } = {},
 ): Promise<void> {
+  if (Object.keys(config.profiles).length === 0) {
+    throw new ConfigError(['profiles: none configured, so the worker has no database to work on; add one (see examples/lakebase.yaml)']);
+  }
+  // The ops server binds before anything polls: a port taken (a second worker on this host) is an
+  // error at start, not a crash after this worker has taken tasks.
+  const metrics = createMetrics();
+  let lw: LakebaseWorker | undefined;
+  const ops = config.worker.opsPort ? await listenOps(config.worker.opsPort, metrics, () => lw?.ready() ?? Promise.resolve({ ok: false, detail: 'starting' })) : undefined;
+  if (ops) logger.info({ port: config.worker.opsPort }, 'metrics on /metrics, health on /healthz and /readyz');
   installRuntimeLogger(logger, config.worker.sdkMetricsAddress);
-  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  let connection: NativeConnection;
   try {
-    const w = await createLakebaseWorker({ config, logger, connection, ...extensions });
-    const ops = config.worker.opsPort ? createOpsServer({ metrics: w.metrics, ready: () => w.ready() }) : undefined;
-    ops?.listen(config.worker.opsPort, () => logger.info({ port: config.worker.opsPort }, 'metrics on /metrics, health on /healthz and /readyz'));
+    connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch(async (err: unknown) => {
+      throw await explainTemporalConnectError(config.temporal.address, err);
+    });
+  } catch (err) {
+    ops?.close();
+    throw err;
+  }
+  try {
+    await registerSearchAttributes(connection.operatorService, config.temporal.namespace).then(
+      (added) => added.length && logger.info({ added }, 'registered search attributes on the namespace'),
+      (err: Error) =>
+        logger.warn(
+          { namespace: config.temporal.namespace, reason: err.message },
+          'cannot register search attributes on this namespace (syncs and jobs start without them; register them with `lakebase-worker setup` or in Temporal Cloud)',
+        ),
+    );
+    const w = await createLakebaseWorker({ config, logger, connection, metrics, ...extensions });
+    lw = w;
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address }, 'worker started');
     try {
       await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
@@ -204,6 +247,22 @@ export async function runWorker(
     }
     logger.info('worker stopped');
   } finally {
+    ops?.close();
     await connection.close();
   }
+}
+
+/** Starts the metrics/health server and resolves once it listens; a taken port rejects with what to do. */
+function listenOps(port: number, metrics: Metrics, ready: () => Promise<Readiness>): Promise<Server> {
+  const server = createOpsServer({ metrics, ready });
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new ConfigError([`worker.opsPort: port ${port} is already in use (another worker on this host?); set worker.opsPort to a free port, or to 0 to switch the metrics and health server off`])
+          : new Error(`worker.opsPort: cannot listen on port ${port}: ${err.message}`, { cause: err }),
+      ),
+    );
+    server.listen(port, () => resolve(server));
+  });
 }

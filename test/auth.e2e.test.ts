@@ -360,6 +360,52 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
     await assertSynced('relogin');
   });
 
+  test('TOKEN_EXPIRED with a static token: the sync fails at once with the fix, it does not wait for a re-login', async () => {
+    const expired = await idpToken('alice-short');
+    await new Promise((r) => setTimeout(r, 2_100));
+    const config = await makeConfig({ staticIdpToken: expired });
+    await runWithWorker(config, async (q) => {
+      const t0 = Date.now();
+      const err = await (await start(q, 'fed-static')).result().then(() => assert.fail('should fail'), (e: unknown) => e);
+      assert.ok(Date.now() - t0 < 30_000, 'failed at once');
+      assert.ok(err instanceof WorkflowFailedError);
+      const app = (err.cause as ActivityFailure).cause;
+      assert.ok(app instanceof ApplicationFailure);
+      assert.equal(app.type, 'LakebaseStaticTokenExpired');
+      assert.match(app.message, /^Failed to process token: TOKEN_EXPIRED \[profile fedStatic, method federation, static token from subjectToken\.token\]/);
+      assert.match(app.message, /a static token never renews itself.*subjectToken\.token/);
+    });
+  });
+
+  test('a static tokenFile whose token expired is re-read with backoff: a rotation during the pauses gets through, none fails with TOKEN_EXPIRED', async () => {
+    const file = path.join(tokenDir, 'rotating.jwt');
+    const raw = {
+      profiles: {
+        fileStatic: {
+          auth: { method: 'federation', workspaceHost: emu.workspaceUrl, subjectToken: { source: 'static', tokenFile: file } },
+          environments: { test: { host: emu.postgres.host, port: emu.postgres.port, database: db.name, user: 'alice@example.com', ssl: { mode: 'disable' } } },
+        },
+      },
+    };
+    const provider = () => createCredentialProvider({ config: parseConfig(raw), logger: capture.logger, tokenFileRereadDelaysMs: [300, 300, 300] });
+    const expired = await idpToken('alice-short');
+    await new Promise((r) => setTimeout(r, 2_100));
+    await writeFile(file, expired);
+    const rotated = idpToken('alice-app').then((fresh) => new Promise((r) => setTimeout(r, 400)).then(() => writeFile(file, fresh)));
+    const token = await provider().acquire('fileStatic', 'test');
+    await rotated;
+    assert.equal(token.identity, 'alice@example.com');
+
+    await writeFile(file, expired);
+    const t0 = Date.now();
+    await assert.rejects(provider().acquire('fileStatic', 'test'), (err: Error & { type?: string }) => {
+      assert.equal(err.type, 'LakebaseStaticTokenExpired');
+      assert.match(err.message, /TOKEN_EXPIRED .*static token from tokenFile .*rotating\.jwt \(re-read 3 times\)/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 >= 900, 're-read three times with pauses first');
+  });
+
   test('no token, secret or IdP JWT appears in worker logs or workflow history', async () => {
     assert.ok(handles.length >= 10, 'scans the histories of the runs above');
     const histories = (await Promise.all(handles.map(historyText))).join('\n');

@@ -14,11 +14,12 @@ import { diagnoseConnection, formatReport } from '../src/db/diagnose';
 import { createPoolRegistry } from '../src/db/pools';
 import { createLogger } from '../src/logger';
 import { startTlsPostgres, type TlsPostgres } from './helpers/tlsPostgres';
+import { missingTool } from './helpers/tools';
 
 const run = promisify(execFile);
 const logger = createLogger({ level: 'silent' });
 
-describe('SSL modes, client certificates and Test Connection against a real TLS-only PostgreSQL', () => {
+describe('SSL modes, client certificates and Test Connection against a real TLS-only PostgreSQL', { skip: missingTool('openssl') }, () => {
   let server: TlsPostgres;
   let config: Config;
   let rawConfig: Record<string, unknown>;

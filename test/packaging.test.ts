@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { loadConfigFile, loadDocument } from '../src/config/load';
 import { emulatorOptionsSchema } from '../src/emulator/options';
+import { missingTool } from './helpers/tools';
 
 const run = promisify(execFile);
 const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
@@ -33,6 +34,16 @@ describe('CLI', () => {
       assert.equal(r.code, 0, `${args.join(' ')} --help: ${r.stderr}`);
       assert.match(r.stdout, /Usage: lakebase-worker/);
     }
+  });
+
+  test('a built checkout runs the compiled CLI; LAKEBASE_WORKER_FROM_SOURCE runs the sources', async (t) => {
+    if (!existsSync(path.join(__dirname, '..', 'dist', '.built'))) return t.skip('dist/ is not built here (npm ci builds it through the prepare script)');
+    const fresh = await cli(['--help'], { LAKEBASE_WORKER_TRACE_ENTRY: '1' });
+    assert.equal(fresh.code, 0);
+    assert.match(fresh.stderr, /running dist\/cli\/main/);
+    const forced = await cli(['--help'], { LAKEBASE_WORKER_TRACE_ENTRY: '1', LAKEBASE_WORKER_FROM_SOURCE: '1' });
+    assert.match(forced.stderr, /running src\/cli\/main/);
+    assert.equal(forced.stdout, fresh.stdout, 'both entries define the same commands');
   });
 
   test('an invalid config file exits 1 with the path of the problem', async () => {
@@ -73,7 +84,7 @@ describe('shipped files', () => {
     assert.equal(loadDocument('examples/emulator.yaml', emulatorOptionsSchema, {}).servicePrincipals[0]!.clientSecret, 'change-me');
   });
 
-  test('docker-compose.yml passes `docker-compose config -q` (with the .env.example variables set)', async () => {
+  test('docker-compose.yml passes `docker-compose config -q` (with the .env.example variables set)', { skip: missingTool('docker-compose') }, async () => {
     const { stderr } = await run('docker-compose', ['config', '-q'], { env: { ...process.env, LAKEBASE_SECRET_KEYS: 'k', LAKEBASE_CODEC_TOKEN: 't' } });
     assert.equal(stderr.trim(), '');
     const missing = await run('docker-compose', ['config', '-q'], { env: { PATH: process.env.PATH } }).then(() => '', (e: { stderr: string }) => e.stderr);

@@ -12,6 +12,7 @@ import { startJob } from '../src/client';
 import { EncryptionCodec } from '../src/codec/encryption';
 import { createCodecServer } from '../src/codec/server';
 import { parseConfig } from '../src/config/load';
+import type { Config } from '../src/config/schema';
 import { createOpsServer } from '../src/ops';
 import { redactSecrets } from '../src/redact';
 import { findTemporalCli, temporalExecutable } from '../src/provision/temporal';
@@ -80,6 +81,7 @@ describe('encrypted history, codec server for the UI, metrics and health (real d
   let stop: () => Promise<void>;
   let ops: ReturnType<typeof createOpsServer>;
   let opsUrl: string;
+  let securityConfig: Config;
   const capture = capturingLogger();
 
   before(async () => {
@@ -97,14 +99,16 @@ describe('encrypted history, codec server for the UI, metrics and health (real d
     codec = createCodecServer({ codec: new EncryptionCodec(keys), origins: [ui], token: codecToken });
     await new Promise<void>((r) => codec.listen(Number(codecUrl.split(':').pop()), '127.0.0.1', r));
     db = await createTestDatabase('sec');
-    await db.client.query('CREATE TABLE notes (note text)');
-    const config = testConfig(db, {}, 'sec', {
+    await db.client.query('CREATE TABLE notes (note text); CREATE TABLE people (email text PRIMARY KEY)');
+    const config = (securityConfig = testConfig(db, {}, 'sec', {
       temporal: { address: env.address, taskQueue: 'sec', encryptPayloads: true },
       jobs: {
         note: { profile: 'local', environment: 'test', params: { note: { type: 'text' } }, steps: [{ name: 'write', kind: 'write', sql: 'INSERT INTO notes VALUES (:note)' }] },
         leaky: { profile: 'local', environment: 'test', steps: [{ name: 'boom', kind: 'sql', sql: `SELECT 'postgres://svc:hunter2-secret@db.example.com/x'::int` }] },
+        // A unique violation: PostgreSQL's detail quotes the row value ("Key (email)=(…) already exists").
+        rowleak: { profile: 'local', environment: 'test', params: { email: { type: 'text' } }, steps: [{ name: 'twice', kind: 'write', sql: 'INSERT INTO people VALUES (:email), (:email)' }] },
       },
-    });
+    }));
     client = new Client({ connection: env.connection, dataConverter: dataConverterFor(config.temporal) });
     const { worker: w, stop: stopWorker } = await runWorkerInBackground({ config, logger: capture.logger, connection: env.nativeConnection, taskQueue: 'sec' });
     stop = stopWorker;
@@ -134,14 +138,42 @@ describe('encrypted history, codec server for the UI, metrics and health (real d
     assert.equal((await db.client.query('SELECT note FROM notes')).rows[0].note, CONFIDENTIAL);
   });
 
-  test('a failure quoting a connection string keeps the password out of history and logs', async () => {
+  async function rawHistory(job: string): Promise<{ id: string; text: string }> {
     const cli = (await findTemporalCli())!;
-    const list = await run(cli, ['workflow', 'list', '--address', env.address, '--query', `LakebaseJob = 'leaky'`, '--output', 'json']);
+    const list = await run(cli, ['workflow', 'list', '--address', env.address, '--query', `LakebaseJob = '${job}'`, '--output', 'json']);
     const id = (JSON.parse(list.stdout) as { execution: { workflowId: string } }[])[0]!.execution.workflowId;
     const { stdout } = await run(cli, ['workflow', 'show', '--address', env.address, '--workflow-id', id, '--output', 'json'], { maxBuffer: 1 << 24 });
-    assert.match(stdout, /postgres:\/\/svc:\*\*\*@db\.example\.com/);
-    assert.ok(!stdout.includes('hunter2-secret'));
+    return { id, text: stdout };
+  }
+
+  /** The failure as a key holder reads it: through a client with the codec. */
+  async function decodedFailure(id: string): Promise<string> {
+    const err = await client.workflow.getHandle(id).result().then(() => assert.fail('the job should have failed'), (e: unknown) => e);
+    const messages: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = e.cause) messages.push(e.message, e.stack ?? '');
+    return messages.join('\n');
+  }
+
+  test('a failure quoting a connection string keeps the password out of history and logs', async () => {
+    const { id, text } = await rawHistory('leaky');
+    assert.ok(!text.includes('hunter2-secret'));
+    assert.ok(!text.includes('db.example.com'), 'with encryption on, the failure message itself is encrypted');
     assert.ok(!capture.text().includes('hunter2-secret'));
+    const decoded = await decodedFailure(id);
+    assert.match(decoded, /postgres:\/\/svc:\*\*\*@db\.example\.com/, 'decoded, it reads as before, password scrubbed');
+    assert.ok(!decoded.includes('hunter2-secret'));
+  });
+
+  test('a database error quoting a row value is not in plaintext history: message and stack are encrypted; key holders read them', async () => {
+    const email = `row-value-${randomBytes(4).toString('hex')}@example.com`;
+    await (await startJob(client, { job: 'rowleak', params: { email }, taskQueue: 'sec', config: securityConfig })).result().catch(() => undefined);
+    const { id, text } = await rawHistory('rowleak');
+    assert.match(text, /"failure"/, 'the run failed');
+    assert.ok(!text.includes(email) && !text.includes(Buffer.from(email).toString('base64').slice(0, 16)), 'the row value is not in the raw history');
+    assert.ok(!text.includes('duplicate key value'), 'nor is the message around it');
+    assert.match(text, /Encoded failure/, 'the SDK marks the message as moved into the encrypted payload');
+    const decoded = await decodedFailure(id);
+    assert.match(decoded, new RegExp(`duplicate key value violates unique constraint.*SQLSTATE 23505.*Key \\(email\\)=\\(${email.replace(/\./g, '\\.')}\\) already exists`, 's'));
   });
 
   test('the codec server refuses callers without the token and decodes for those with it', async () => {

@@ -42,6 +42,7 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
       CREATE TABLE dst_append (LIKE src INCLUDING ALL);
       CREATE TABLE dst_upsert (LIKE src INCLUDING ALL);
       CREATE TABLE dst_can (LIKE src INCLUDING ALL);
+      CREATE TABLE dst_can_parallel (LIKE src INCLUDING ALL);
       CREATE TABLE dst_sched (LIKE src INCLUDING ALL);
       CREATE TABLE dst_group_a (LIKE src INCLUDING ALL);
       CREATE TABLE dst_group_b (LIKE src INCLUDING ALL);
@@ -62,7 +63,8 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
         full: p('dst_full', { mode: 'full-refresh', batchRows: 1000 }),
         append: p('dst_append', { mode: 'append' }),
         upsert: p('dst_upsert', { mode: 'upsert', cursor: 'updated_at', softDeleteColumn: 'deleted_at' }),
-        can: p('dst_can', { batchRows: 1500 }),
+        can: p('dst_can', { batchRows: 1500, parallelism: 1 }),
+        'can-parallel': p('dst_can_parallel', { batchRows: 1500 }),
         sched: p('dst_sched'),
         'group-a': p('dst_group_a'),
         'group-b': p('dst_group_b'),
@@ -155,11 +157,19 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
     assert.equal(result.rowsCopied, await db.client.query('SELECT count(*)::int AS n FROM src').then((r) => r.rows[0].n));
   });
 
+  test('continue-as-new of a parallel run: chunks in flight finish first, every partition resumes from its own cursor', async () => {
+    const result = await withWorker((q) => sync(q, 'can-parallel', { chunksPerRun: 3 }));
+    assert.ok(result.run >= 2, `ran ${result.run} runs`);
+    assert.ok(result.partitions && result.partitions.total > 1 && result.partitions.done === result.partitions.total, JSON.stringify(result.partitions));
+    assert.deepEqual(await checksum('dst_can_parallel'), await checksum('src'));
+    assert.equal(result.rowsCopied, await db.client.query('SELECT count(*)::int AS n FROM src').then((r) => r.rows[0].n));
+  });
+
   test('a worker killed (SIGKILL) mid-sync: another worker finishes it; nothing lost, nothing duplicated', async () => {
     const taskQueue = uniqueQueue('kill');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-kill-'));
     const file = path.join(dir, 'lakebase.yaml');
-    await writeFile(file, YAML.stringify({ ...rawConfig, temporal: { address: env.address, taskQueue } }));
+    await writeFile(file, YAML.stringify({ ...rawConfig, temporal: { address: env.address, taskQueue }, worker: { opsPort: 0 } }));
     const child: ChildProcess = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'lakebase-worker.js'), 'worker', '--config', file], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: { ...process.env, LOG_LEVEL: 'warn' },

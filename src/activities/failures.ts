@@ -6,9 +6,9 @@ import { classifySqlError, describeSqlError } from '../db/errors';
 import { redactSecrets } from '../redact';
 import { IdentifierError } from '../db/identifiers';
 import { PipelineShapeError } from '../db/syncSql';
-
-/** Failure types that mean "fix the config or the SQL": never retried. */
-export const CONFIG_FAILURE_TYPES = ['LakebaseConfigError'] as const;
+import { UnknownNameError } from '../config/lookup';
+import { SyncError } from '../sync/errors';
+import { NON_RETRYABLE_FAILURES } from '../workflows/failureTypes';
 
 /** Turns anything a SQL activity throws into a typed ApplicationFailure (the one place that does); secrets are scrubbed. */
 export function toActivityFailure(err: unknown, statement: string): ApplicationFailure {
@@ -36,8 +36,9 @@ function classify(err: unknown, statement: string): ApplicationFailure {
   if (err instanceof SealingError) {
     return ApplicationFailure.create({ message: err.message, type: 'LakebaseAuthConfigError', nonRetryable: true });
   }
-  if (err instanceof PipelineShapeError || err instanceof IdentifierError) {
-    return ApplicationFailure.create({ message: err.message, type: 'LakebaseConfigError', nonRetryable: true });
+  if (err instanceof SyncError) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
+  if (err instanceof PipelineShapeError || err instanceof IdentifierError || err instanceof UnknownNameError) {
+    return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.config, nonRetryable: true });
   }
   const cls = classifySqlError(err);
   return ApplicationFailure.create({
@@ -49,5 +50,5 @@ function classify(err: unknown, statement: string): ApplicationFailure {
 }
 
 export function configFailure(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ message, type: 'LakebaseConfigError', nonRetryable: true });
+  return ApplicationFailure.create({ message, type: NON_RETRYABLE_FAILURES.config, nonRetryable: true });
 }

@@ -1,14 +1,16 @@
 import type pg from 'pg';
 import { bindJobParams, JobParamError } from '../config/jobParams';
 import type { Config, JobConfig, JobStepConfig } from '../config/schema';
-import { quoteTable } from '../db/identifiers';
+import { lookupEnvironment, lookupJob } from '../config/lookup';
+import { cancelBackend, explainStatement, materialize, queryText } from '../db/jobSql';
+import { withTransaction } from '../db/transaction';
 import { compileNamedParams } from '../db/namedParams';
 import type { PoolRegistry } from '../db/pools';
 import type { SealingKey } from '../auth/sealed';
 import type { Metrics } from '../metrics';
-import { RAW_TEXT } from '../db/rawText';
 import { activityContext } from './context';
 import { configFailure, toActivityFailure } from './failures';
+import { NON_RETRYABLE_FAILURES } from '../workflows/failureTypes';
 import { sessionOf } from './sync';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { JobPlan, JobUnit, PlanJobInput, RunJobUnitInput, StepOutput } from './types';
@@ -48,15 +50,20 @@ function bind(sql: string, params: Record<string, string | null>, outputs: Recor
 
 export function createJobActivities({ config, pools, sealingKeys, jobFunctions = {}, metrics }: JobDeps) {
   function jobOf(name: string): JobConfig {
-    const j = config.jobs[name];
-    if (!j) throw configFailure(`unknown job "${name}"; configured jobs: ${Object.keys(config.jobs).join(', ') || '(none)'}`);
-    return j;
+    try {
+      return lookupJob(config, name);
+    } catch (err) {
+      throw toActivityFailure(err, `job ${name}`);
+    }
   }
 
   function environmentFor(job: JobConfig, override?: string): string {
     const env = override ?? job.environment;
-    if (!config.profiles[job.profile]?.environments[env])
-      throw configFailure(`--env: profile "${job.profile}" has no environment "${env}"; defined: ${Object.keys(config.profiles[job.profile]?.environments ?? {}).join(', ')}`);
+    try {
+      lookupEnvironment(config, job.profile, env);
+    } catch (err) {
+      throw configFailure(`--env: ${(err as Error).message}`);
+    }
     return env;
   }
 
@@ -79,7 +86,7 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       bound = bindJobParams(name, job, params);
     } catch (err) {
       if (err instanceof JobParamError)
-        throw ApplicationFailure.create({ type: 'LakebaseJobParamError', nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
+        throw ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.jobParam, nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
       throw err;
     }
     const env = environmentFor(job, environment);
@@ -88,19 +95,23 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     if (!dryRun) return plan;
     const client = await pools.connect(job.profile, env, sessionOf(auth, sealingKeys));
     try {
-      plan.explain = [];
-      await client.query('BEGIN READ ONLY');
-      for (const s of job.steps.filter((x) => (x.kind === 'read' || x.kind === 'write') && x.sql)) {
-        // Outputs of earlier steps do not exist yet in a dry run: they are bound as NULL.
-        const { text, names } = compileNamedParams(s.sql!);
-        const values = names.map((n) => (n.includes('.') ? null : (bound[n] ?? null)));
-        const res = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN ${text}`, values });
-        plan.explain.push({ step: s.name, plan: res.rows.map((r) => r['QUERY PLAN']).join('\n') });
-      }
-      await client.query('ROLLBACK');
+      const explain: { step: string; plan: string }[] = [];
+      await withTransaction(
+        client,
+        async (tx) => {
+          tx.rollbackOnly();
+          for (const s of job.steps.filter((x) => (x.kind === 'read' || x.kind === 'write') && x.sql)) {
+            // Outputs of earlier steps do not exist yet in a dry run: they are bound as NULL.
+            const { text, names } = compileNamedParams(s.sql!);
+            const values = names.map((n) => (n.includes('.') ? null : (bound[n] ?? null)));
+            explain.push({ step: s.name, plan: await explainStatement(client, text, values) });
+          }
+        },
+        'BEGIN READ ONLY',
+      );
+      plan.explain = explain;
       client.release();
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
       client.release(true);
       throw toActivityFailure(err, `dry run of job ${name}`);
     }
@@ -113,18 +124,16 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       const result = await fn({
         params: input.params,
         outputs,
-        query: async (sql, values) => (await client.query({ text: sql, values, types: RAW_TEXT })).rows as Record<string, unknown>[],
+        query: async (sql, values) => (await queryText<Record<string, unknown>>(client, sql, values)).rows,
       });
       if (result) outputs[s.name] = result;
       return { name: s.name, kind: s.kind, rowCount: result ? 1 : 0, rows: result ? [result] : undefined };
     }
     const { text, values } = bind(s.sql!, input.params, outputs, s.name);
     if (s.kind === 'read' && s.into) {
-      await client.query(`DROP TABLE IF EXISTS ${quoteTable(s.into)}`);
-      const res = await client.query({ text: `CREATE TABLE ${quoteTable(s.into)} AS ${text}`, values });
-      return { name: s.name, kind: s.kind, rowCount: res.rowCount ?? 0 };
+      return { name: s.name, kind: s.kind, rowCount: await materialize(client, s.into, text, values) };
     }
-    const res = await client.query<Record<string, string | null>>({ text, values, types: RAW_TEXT });
+    const res = await queryText(client, text, values);
     if (s.kind === 'read') {
       if (res.rows[0]) outputs[s.name] = res.rows[0];
       return { name: s.name, kind: s.kind, rowCount: res.rowCount ?? res.rows.length, rows: res.rows.slice(0, INLINE_ROWS), truncated: res.rows.length > INLINE_ROWS };
@@ -148,27 +157,25 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     const beat = setInterval(() => ctx?.heartbeat(), 1_000);
     // Cancel the running statement server-side (a dropped socket would leave it running until it next writes).
     const backendPid = (client as unknown as { processID: number }).processID;
-    const onCancel = () =>
-      void pools
-        .get(job.profile, input.environment, sessionOf(input.auth, sealingKeys))
-        .query('SELECT pg_cancel_backend($1)', [backendPid])
-        .catch(() => undefined);
+    const onCancel = () => void cancelBackend(pools.get(job.profile, input.environment, sessionOf(input.auth, sealingKeys)), backendPid).catch(() => undefined);
     ctx?.cancellationSignal.addEventListener('abort', onCancel);
     let current = steps[0]!.name;
     try {
       const outputs = { ...input.outputs };
       const results: StepOutput[] = [];
-      if (input.transaction) await client.query('BEGIN');
-      for (const s of steps) {
-        current = s.name;
-        results.push(await runStep(client, input.job, s, input, outputs));
-      }
-      if (input.transaction) await client.query('COMMIT');
+      const all = async () => {
+        for (const s of steps) {
+          current = s.name;
+          results.push(await runStep(client, input.job, s, input, outputs));
+        }
+      };
+      // A transaction group commits all or nothing; single steps autocommit.
+      if (input.transaction) await withTransaction(client, all);
+      else await all();
       client.release();
       metrics?.jobSteps.inc({ job: input.job, outcome: 'ok' }, results.length);
       return results;
     } catch (err) {
-      if (input.transaction) await client.query('ROLLBACK').catch(() => undefined);
       client.release(true);
       metrics?.jobSteps.inc({ job: input.job, outcome: 'failed' });
       // Reported as a cancellation (not a failure), so the workflow ends CANCELLED.

@@ -1,6 +1,7 @@
 import type { CredentialProvider } from '../auth/credentials';
 import type { SealingKey } from '../auth/sealed';
-import { configFailure, toActivityFailure } from './failures';
+import { lookupEnvironment } from '../config/lookup';
+import { toActivityFailure } from './failures';
 import { sessionOf } from './sync';
 import type { AcquireTokenInput, LakebaseTokenInfo } from './types';
 import type { Config } from '../config/schema';
@@ -17,10 +18,8 @@ export function createTokenActivities({ config, credentials, sealingKeys }: Toke
    * only. SQL activities on this worker then log in without a token request of their own.
    */
   async function acquireLakebaseToken({ profile, environment, auth }: AcquireTokenInput): Promise<LakebaseTokenInfo> {
-    if (!config.profiles[profile]?.environments[environment]) {
-      throw configFailure(`unknown profile/environment "${profile}/${environment}"`);
-    }
     try {
+      lookupEnvironment(config, profile, environment);
       const t = await credentials.acquire(profile, environment, sessionOf(auth, sealingKeys));
       return {
         profile,

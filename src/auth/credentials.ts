@@ -45,6 +45,8 @@ export interface CredentialProviderOptions {
   metrics?: Metrics;
   /** Where method: databricks looks for DATABRICKS_* (and HOME); process.env by default. */
   env?: NodeJS.ProcessEnv;
+  /** Waits before re-reading a federation tokenFile whose token came back TOKEN_EXPIRED (a rotation may be under way). */
+  tokenFileRereadDelaysMs?: number[];
 }
 
 /** An auth config with method: databricks already resolved to the PAT or M2M it found. */
@@ -63,6 +65,8 @@ export function concreteAuth(profile: string, auth: AuthConfig, env: NodeJS.Proc
     throw err;
   }
 }
+
+const TOKEN_FILE_REREAD_DELAYS_MS = [1_000, 2_000, 4_000];
 
 /** A PAT has no expiry we can see; re-read it this often so a rotated tokenFile is picked up. */
 const PAT_REREAD_MS = 10 * 60_000;
@@ -136,6 +140,33 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     }
   }
 
+  /**
+   * Token exchange for a federation profile. A static token that comes back TOKEN_EXPIRED can never
+   * be renewed by a re-login: inline, it fails at once (LakebaseStaticTokenExpired, with the fix);
+   * from a tokenFile, the file is re-read a few times with backoff first, as a rotated workload
+   * token would be.
+   */
+  async function exchangeSubjectToken(profile: string, auth: Extract<AuthConfig, { method: 'federation' }>, ctx: AuthContext, session?: Session) {
+    const isStatic = !session?.idpToken && auth.subjectToken.source === 'static';
+    const delays = isStatic && auth.subjectToken.source === 'static' && auth.subjectToken.tokenFile ? (opts.tokenFileRereadDelaysMs ?? TOKEN_FILE_REREAD_DELAYS_MS) : [];
+    for (let attempt = 0; ; attempt++) {
+      const subject = await subjectToken(profile, auth, ctx, session);
+      try {
+        const t = await oauth.exchangeToken({ workspaceHost: auth.workspaceHost, accountId: auth.accountId, clientId: auth.clientId, subjectToken: subject });
+        return { ...t, subject };
+      } catch (err) {
+        if (!isStatic || classifyTokenEndpointError(err, ctx).type !== 'LakebaseTokenExpired') throw err;
+        const wait = delays[attempt];
+        if (wait === undefined) {
+          const from = auth.subjectToken.source === 'static' && auth.subjectToken.tokenFile ? `tokenFile ${auth.subjectToken.tokenFile} (re-read ${delays.length} times)` : 'subjectToken.token';
+          throw authError('LakebaseStaticTokenExpired', ctx, from);
+        }
+        log.warn({ profile, waitMs: wait }, 'subject token from tokenFile expired; re-reading the file after a pause');
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
   /** The OAuth token (or PAT) for a profile: the Bearer for Databricks APIs and the default Postgres password. */
   async function oauthToken(profile: string, session?: Session): Promise<CachedToken> {
     const auth = authOf(profile);
@@ -159,8 +190,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
           log.info({ profile, method: 'm2m', fingerprint: fingerprint(t.token), expiresAt: new Date(t.expiresAt).toISOString() }, 'token acquired');
           return { ...t, identity: auth.clientId };
         }
-        const subject = await subjectToken(profile, auth, ctx, session);
-        const t = await oauth.exchangeToken({ workspaceHost: auth.workspaceHost, accountId: auth.accountId, clientId: auth.clientId, subjectToken: subject });
+        const { subject, ...t } = await exchangeSubjectToken(profile, auth, ctx, session);
         const identity = auth.clientId ?? jwtPerson(subject) ?? 'federated';
         log.info({ profile, method: 'federation', identity, fingerprint: fingerprint(t.token), expiresAt: new Date(t.expiresAt).toISOString() }, 'token acquired');
         return { ...t, identity };

@@ -5,6 +5,7 @@
 
 export type AuthFailureType =
   | 'LakebaseTokenExpired'
+  | 'LakebaseStaticTokenExpired'
   | 'LakebaseTokenInvalid'
   | 'LakebaseIdpTokenMissing'
   | 'LakebaseAuthConfigError'
@@ -21,6 +22,11 @@ export const RESOLUTION: Record<Exclude<AuthFailureType, 'LakebaseTokenEndpointU
     'For login-idp: log in again and send the fresh IdP token to the waiting workflow ' +
     '(`lakebase-worker sync relogin <workflowId> --idp-token-file <file>`), or start the job again. ' +
     'For a static token: obtain a new federated JWT from your identity provider.',
+  LakebaseStaticTokenExpired:
+    'The static subject token of this profile has expired, and a static token never renews itself, so the run fails ' +
+    'at once instead of waiting for a re-login. Put a fresh federated JWT from your identity provider into ' +
+    'subjectToken.token, or use subjectToken.tokenFile with a file your platform keeps fresh (the worker re-reads it ' +
+    'a few times with backoff before giving up), then start the run again.',
   LakebaseTokenInvalid:
     'Make sure the aud and iss configured in the Databricks federation policy are the same aud and iss your IdP uses ' +
     'when issuing tokens, and that the policy points to a valid JWKS URI. By default Databricks uses the URI from ' +
@@ -95,11 +101,12 @@ export function httpErrorShape(err: unknown): HttpErrorShape {
 
 export function authError(type: Exclude<AuthFailureType, 'LakebaseTokenEndpointUnavailable'>, ctx: AuthContext, detail?: string): LakebaseAuthError {
   const head =
-    type === 'LakebaseTokenExpired' ? TOKEN_EXPIRED_MESSAGE
+    type === 'LakebaseTokenExpired' || type === 'LakebaseStaticTokenExpired' ? TOKEN_EXPIRED_MESSAGE
     : type === 'LakebaseTokenInvalid' ? TOKEN_INVALID_MESSAGE
     : type === 'LakebaseIdpTokenMissing' ? IDP_TOKEN_MISSING_MESSAGE
     : `profile "${ctx.profile}": the Databricks token endpoint rejected the client credentials${detail ? ` (${detail})` : ''}`;
-  const message = `${head} [profile ${ctx.profile}, method ${ctx.method}]. Resolution: ${RESOLUTION[type]}`;
+  const source = type === 'LakebaseStaticTokenExpired' && detail ? `, static token from ${detail}` : '';
+  const message = `${head} [profile ${ctx.profile}, method ${ctx.method}${source}]. Resolution: ${RESOLUTION[type]}`;
   if (type === 'LakebaseTokenExpired') return new LakebaseAuthError(type, message, ctx.canMint, undefined, !ctx.canMint);
   return new LakebaseAuthError(type, message, false);
 }

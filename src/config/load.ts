@@ -122,5 +122,11 @@ function readText(file: string): string {
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  return parseConfigText(readText(file), path.resolve(file), env);
+  const where = path.resolve(file);
+  const doc = parseDocument(readText(file), where);
+  // Every section has defaults, so an empty file would "work" and do nothing: say what is missing.
+  if (doc === null || doc === undefined || (typeof doc === 'object' && !Array.isArray(doc) && Object.keys(doc).length === 0)) {
+    throw new ConfigError(['(file): the file is empty; it needs at least one profile (profiles:) and the pipelines or jobs to run on it — see examples/lakebase.yaml'], where);
+  }
+  return parseConfig(doc, env, where);
 }

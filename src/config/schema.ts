@@ -139,7 +139,14 @@ export const sslSchema = z.strictObject({
 
 const resourceId = (what: string) => z.string({ error: `expected ${what}` }).regex(/^[a-z0-9][a-z0-9-]*$/i, `expected ${what} (letters, digits and -)`);
 
-export const environmentSchema = z.strictObject({
+// `poolMax` was the name of maxConnections before sync engine v2; old configs keep working.
+const renamePoolMax = (v: unknown) => {
+  if (!v || typeof v !== 'object' || !('poolMax' in v)) return v;
+  const { poolMax, ...rest } = v as Record<string, unknown>;
+  return 'maxConnections' in rest ? v : { ...rest, maxConnections: poolMax };
+};
+
+export const environmentSchema = z.preprocess(renamePoolMax, z.strictObject({
   /** The Postgres host; or leave it out and name an Autoscaling project/branch/endpoint to look it up. */
   host: nonEmpty('a host name, e.g. instance-xxxx.database.cloud.databricks.com').optional(),
   /** Lakebase Autoscaling: projects/{project}/branches/{branch}/endpoints/{endpoint}; the host comes from the Postgres API. */
@@ -152,7 +159,11 @@ export const environmentSchema = z.strictObject({
   defaultSchema: nonEmpty('a schema name').optional(),
   ssl: sslSchema.default({ mode: 'require' }),
   statementTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(300_000),
-  poolMax: positiveInt('a pool size (integer 1–1000)', 1000).default(10),
+  /**
+   * Connections this worker opens to this environment at most (pool size and the budget parallel
+   * sync chunks share). Lakebase's built-in pooler does not take OAuth roles, so the worker is the pooler.
+   */
+  maxConnections: positiveInt('a connection count (integer 1–1000)', 1000).default(10),
   /** Close pooled connections idle this long (Lakebase closes idle sessions itself, too). */
   idleTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(30_000),
   /**
@@ -167,7 +178,7 @@ export const environmentSchema = z.strictObject({
    */
   computeWakeTimeoutMs: positiveInt('a timeout in milliseconds (integer 1–600000)', 600_000).default(30_000),
   credential: credentialSchema.optional(),
-});
+}));
 
 export const profileSchema = z.strictObject({
   /** Without auth, a profile uses Databricks unified auth (DATABRICKS_* variables, ~/.databrickscfg). */
@@ -200,7 +211,8 @@ export const pipelineSchema = z
     source: endpointSchema,
     target: endpointSchema,
     mode: z.enum(['full-refresh', 'append', 'upsert'], { error: 'expected one of full-refresh, append, upsert' }).default('upsert'),
-    key: z.array(nonEmpty('a column name')).min(1, 'expected at least one key column, e.g. key: [id]'),
+    /** Key columns; a keyless table works with full-refresh (page ranges) and append with a cursor. */
+    key: z.array(nonEmpty('a column name')).min(1, 'expected at least one key column, e.g. key: [id]').optional(),
     /** Monotonic column (e.g. updated_at) for incremental runs; rows are taken after the last committed (cursor, key). */
     cursor: nonEmpty('a column name').optional(),
     /** upsert: rows whose value here is not NULL are deleted from the target instead of written. */
@@ -208,6 +220,8 @@ export const pipelineSchema = z
     transform: transformSchema.default({ columns: {}, rename: {}, exclude: [] }),
     /** Rows per chunk: one activity, one COPY, one target transaction. */
     batchRows: positiveInt('a chunk size (integer 1–10000000)', 10_000_000).default(100_000),
+    /** Partition chunks of this table in flight at once, across every worker on the task queue. */
+    parallelism: positiveInt('an integer 1–64', 64).default(4),
     /** Schema in the target database for the sync state table. */
     stateSchema: nonEmpty('a schema name').default('lakebase_worker'),
   })
@@ -222,7 +236,14 @@ export const pipelineSchema = z
     }
     if (p.softDeleteColumn && p.mode !== 'upsert')
       ctx.addIssue({ code: 'custom', path: ['softDeleteColumn'], message: 'soft deletes need mode: upsert' });
-  });
+    if (!p.key && p.mode === 'upsert')
+      ctx.addIssue({ code: 'custom', path: ['key'], message: 'mode upsert merges on a key: expected at least one key column, e.g. key: [id] (full-refresh, and append with a cursor, work without one)' });
+    if (!p.key && p.mode === 'append' && !p.cursor)
+      ctx.addIssue({ code: 'custom', path: ['cursor'], message: 'append without a key needs a cursor (a column that only grows, e.g. created_at) to tell new rows from copied ones' });
+    if (!p.key && p.mode === 'full-refresh' && p.source.query)
+      ctx.addIssue({ code: 'custom', path: ['key'], message: 'a full refresh from a source query needs a key to split it into chunks (page ranges need a table)' });
+  })
+  .transform((p) => ({ ...p, key: p.key ?? [] }));
 
 export const syncGroupSchema = z.strictObject({
   pipelines: z.array(nonEmpty('a pipeline name')).min(1, 'expected at least one pipeline'),
@@ -397,5 +418,6 @@ export type TemporalConfig = z.infer<typeof temporalSchema>;
 export type Profile = z.infer<typeof profileSchema>;
 export type EnvironmentConfig = z.infer<typeof environmentSchema>;
 export type PipelineConfig = z.infer<typeof pipelineSchema>;
+export type SyncGroupConfig = z.infer<typeof syncGroupSchema>;
 export type AuthConfig = z.infer<typeof authSchema>;
 export type CredentialConfig = z.infer<typeof credentialSchema>;

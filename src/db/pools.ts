@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { CredentialProvider, Session } from '../auth/credentials';
+import { lookupEnvironment } from '../config/lookup';
 import type { Config, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
 import { connectWhileWaking } from './computeWake';
@@ -35,9 +36,7 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
   const hosts = new Map<string, string>();
 
   function environment(profile: string, env: string): EnvironmentConfig {
-    const e = config.profiles[profile]?.environments[env];
-    if (!e) throw new Error(`unknown profile/environment ${profile}/${env}`);
-    return e;
+    return lookupEnvironment(config, profile, env);
   }
 
   function get(profile: string, env: string, session?: Session): pg.Pool {
@@ -56,7 +55,7 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
       // Lakebase checks the token only at login, so every new connection asks the cache.
       password: async () => (await credentials.acquire(profile, env, sessions.get(id))).token,
       ssl: tlsOptionsFor(e.ssl),
-      max: e.poolMax,
+      max: e.maxConnections,
       statement_timeout: e.statementTimeoutMs,
       idleTimeoutMillis: e.idleTimeoutMs,
       // Retire connections before Lakebase's documented 3-day maximum connection life.

@@ -1,5 +1,5 @@
 import type { PipelineConfig } from '../config/schema';
-import { IdentifierError, parseQualifiedName, quoteIdent, quoteQualified, quoteTable } from './identifiers';
+import { IdentifierError, quoteIdent, quoteTable } from './identifiers';
 
 /** How a pipeline's source columns map to target columns; built from the source's real column list. */
 export interface ColumnPlan {
@@ -83,25 +83,77 @@ function orderTuple(plan: ColumnPlan): string {
   return tuple(plan.sourceOrder.map((c) => `src.${quoteIdent(c)}`));
 }
 
-/** WHERE clause selecting rows after `after` in order. */
-function range(plan: ColumnPlan, after: CursorValue[] | null): string {
-  if (!after) return '';
-  return ` WHERE ${orderTuple(plan)} > ${tuple(after.map((x) => (x === null ? 'NULL' : cursorLiteral(x))))}`;
+/**
+ * Which rows a chunk reads: after `after` in order and, for a partition, with the first order
+ * column in [lower, upper). Bounds on one column keep every range an index range scan.
+ */
+export interface Slice {
+  after: CursorValue[] | null;
+  lower?: string | null;
+  upper?: string | null;
 }
 
-/** Planner's estimate of the rows still to copy (cheap, for progress and ETA only). */
-export function estimateSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null): string {
-  return `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${sourceRelation(p)}${range(plan, after)}`;
+function conditions(plan: ColumnPlan, slice: Slice): string[] {
+  const out: string[] = [];
+  if (plan.sourceOrder.length === 0) return out;
+  const first = `src.${quoteIdent(plan.sourceOrder[0]!)}`;
+  if (slice.after) out.push(`${orderTuple(plan)} > ${tuple(slice.after.map((x) => (x === null ? 'NULL' : cursorLiteral(x))))}`);
+  if (slice.lower != null) out.push(`${first} >= ${cursorLiteral(slice.lower)}`);
+  if (slice.upper != null) out.push(`${first} < ${cursorLiteral(slice.upper)}`);
+  return out;
+}
+
+function where(plan: ColumnPlan, slice: Slice): string {
+  const c = conditions(plan, slice);
+  return c.length ? ` WHERE ${c.join(' AND ')}` : '';
+}
+
+/** Planner's estimate of the rows still to copy (cheap, for progress, ETA and partition count only). */
+export function estimateSql(p: PipelineConfig, plan: ColumnPlan, slice: Slice): string {
+  return `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${sourceRelation(p)}${where(plan, slice)}`;
 }
 
 /**
- * COPY of one chunk: the next `rows` rows after `after` in order. The stream's last row carries
+ * Values of the first order column that split the rows after `after` into equal parts, read from
+ * a page sample of a table (TABLESAMPLE needs no statistics, so a freshly loaded table splits
+ * well too) or from the whole result of a source query.
+ */
+export function splitPointsSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, parts: number, samplePercent: number): string {
+  const first = `src.${quoteIdent(plan.sourceOrder[0]!)}`;
+  const fractions = Array.from({ length: parts - 1 }, (_, i) => ((i + 1) / parts).toFixed(6)).join(', ');
+  const sample = p.source.table && samplePercent < 100 ? ` TABLESAMPLE SYSTEM (${samplePercent.toFixed(4)})` : '';
+  return (
+    `SELECT (percentile_disc(ARRAY[${fractions}]::float8[]) WITHIN GROUP (ORDER BY ${first}))::text[] AS points ` +
+    `FROM ${sourceRelation(p)}${sample}${where(plan, { after })}`
+  );
+}
+
+/**
+ * COPY of one chunk: the next `rows` rows of the slice in order. The stream's last row carries
  * the chunk's cursor, so no separate boundary query is needed. Literals are inlined (COPY takes
  * no bind parameters).
  */
-export function copyOutSql(p: PipelineConfig, plan: ColumnPlan, after: CursorValue[] | null, rows: number): string {
+export function copyOutSql(p: PipelineConfig, plan: ColumnPlan, slice: Slice, rows: number): string {
   const order = plan.sourceOrder.map((c) => `src.${quoteIdent(c)}`).join(', ');
-  return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}${range(plan, after)} ORDER BY ${order} LIMIT ${Math.trunc(rows)}) TO STDOUT`;
+  if (p.key.length === 0) {
+    // A cursor without a key is no unique order: the chunk ends after every row tied with its
+    // last one, so a cursor value is never split across chunks (a chunk may exceed `rows`).
+    const first = `src.${quoteIdent(plan.sourceOrder[0]!)}`;
+    const edge = `(SELECT ${first} FROM ${sourceRelation(p)}${where(plan, slice)} ORDER BY ${first} OFFSET ${Math.trunc(rows) - 1} LIMIT 1)`;
+    const c = [...conditions(plan, slice), `${first} <= COALESCE(${edge}, ${first})`];
+    return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)} WHERE ${c.join(' AND ')} ORDER BY ${order}) TO STDOUT`;
+  }
+  return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}${where(plan, slice)} ORDER BY ${order} LIMIT ${Math.trunc(rows)}) TO STDOUT`;
+}
+
+/**
+ * A keyless table's rows on heap pages [from, to) (to null: to the end), read as a TID range
+ * scan without sorting. Page ranges are exact while the table is not rewritten, which is what a
+ * full refresh of a table without a key can rely on.
+ */
+export function copyPagesSql(p: PipelineConfig, plan: ColumnPlan, from: number, to: number | null): string {
+  const range = [`src.ctid >= '(${Math.trunc(from)},0)'::tid`, ...(to === null ? [] : [`src.ctid < '(${Math.trunc(to)},0)'::tid`])];
+  return `COPY (SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)} WHERE ${range.join(' AND ')}) TO STDOUT`;
 }
 
 export function copyInSql(table: string, columns: string[]): string {
@@ -145,10 +197,4 @@ export function mergeSql(opts: { target: string; stage: string; columns: string[
     .join(', ')})`;
   statements.push(`${insert} ${conflict} DO UPDATE SET ${set} WHERE ${changed}`);
   return statements;
-}
-
-/** The persistent table a full refresh loads into before swapping: `<target>__lbw_refresh` next to the target. */
-export function refreshTableName(target: string): string {
-  const q = parseQualifiedName(target);
-  return quoteQualified({ schema: q.schema, name: `${q.name}__lbw_refresh` });
 }

@@ -18,12 +18,30 @@ export interface SyncState {
   runId: string | null;
 }
 
-const table = (schema: string) => `${quoteIdent(schema, 'stateSchema')}.sync_state`;
+/**
+ * One slice of a partitioned run: rows whose first order column lies in [lower, upper), after
+ * `cursor` in order. Each partition advances its own cursor, exactly once, like a whole table did.
+ */
+export interface PartitionState {
+  partition: number;
+  /** Inclusive lower bound on the first order column; null: none (the run's start cursor applies). */
+  lower: string | null;
+  /** Exclusive upper bound on the first order column; null: none. */
+  upper: string | null;
+  cursor: CursorValue[] | null;
+  done: boolean;
+  rowsCopied: number;
+  rowsWritten: number;
+  chunks: number;
+}
+
+const stateTable = (schema: string) => `${quoteIdent(schema, 'stateSchema')}.sync_state`;
+const partitionTable = (schema: string) => `${quoteIdent(schema, 'stateSchema')}.sync_partition`;
 
 export async function ensureStateTable(c: pg.ClientBase, schema: string): Promise<void> {
   for (const sql of [
     `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema, 'stateSchema')}`,
-    `CREATE TABLE IF NOT EXISTS ${table(schema)} (
+    `CREATE TABLE IF NOT EXISTS ${stateTable(schema)} (
        pipeline text PRIMARY KEY,
        cursor text[],
        phase text NOT NULL DEFAULT 'idle' CHECK (phase IN ('idle', 'running', 'loading')),
@@ -31,15 +49,42 @@ export async function ensureStateTable(c: pg.ClientBase, schema: string): Promis
        chunks bigint NOT NULL DEFAULT 0,
        run_id text,
        updated_at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE TABLE IF NOT EXISTS ${partitionTable(schema)} (
+       pipeline text NOT NULL,
+       partition int NOT NULL,
+       lower_bound text,
+       upper_bound text,
+       cursor text[],
+       done boolean NOT NULL DEFAULT false,
+       rows_copied bigint NOT NULL DEFAULT 0,
+       rows_written bigint NOT NULL DEFAULT 0,
+       chunks bigint NOT NULL DEFAULT 0,
+       updated_at timestamptz NOT NULL DEFAULT now(),
+       PRIMARY KEY (pipeline, partition))`,
   ]) {
     try {
       await c.query(sql);
     } catch (err) {
       // Two syncs creating it at the same moment: the loser sees a duplicate; the table is there.
       const code = (err as { code?: string }).code;
+      if (code === '42501') throw withStateSchemaHint(err, c, schema);
       if (code !== '23505' && code !== '42P06' && code !== '42P07') throw err;
     }
   }
+}
+
+/**
+ * "permission denied for database" from planSync says nothing about why a sync creates anything:
+ * the hint (shown with the SQLSTATE by describeSqlError) names stateSchema and the GRANT.
+ */
+function withStateSchemaHint(err: unknown, c: pg.ClientBase, schema: string): unknown {
+  const { user = '<user>', database = '<database>' } = c as { user?: string; database?: string };
+  const e = err as { hint?: string };
+  e.hint =
+    `the worker keeps its sync state in schema "${schema}" of the target database (pipeline setting stateSchema); ` +
+    `GRANT CREATE ON DATABASE "${database}" TO "${user}", or create the schema and GRANT USAGE, CREATE ON SCHEMA "${schema}" TO "${user}", ` +
+    'or set stateSchema to a schema this user may create tables in';
+  return err;
 }
 
 interface Row {
@@ -51,10 +96,16 @@ interface Row {
   run_id: string | null;
 }
 
-export async function readState(c: pg.ClientBase, schema: string, pipeline: string, forUpdate = false): Promise<SyncState> {
-  await c.query(`INSERT INTO ${table(schema)} (pipeline) VALUES ($1) ON CONFLICT (pipeline) DO NOTHING`, [pipeline]);
+/**
+ * The pipeline's state row, created when missing. `lock`: 'update' for whoever changes the run
+ * (plan, finish, a whole-table chunk); 'share' for partition chunks, which run side by side and
+ * only need the owner to stay put until they commit.
+ */
+export async function readState(c: pg.ClientBase, schema: string, pipeline: string, lock: 'update' | 'share' | 'none' = 'none'): Promise<SyncState> {
+  await c.query(`INSERT INTO ${stateTable(schema)} (pipeline) VALUES ($1) ON CONFLICT (pipeline) DO NOTHING`, [pipeline]);
+  const suffix = lock === 'update' ? ' FOR UPDATE' : lock === 'share' ? ' FOR SHARE' : '';
   const { rows } = await c.query<Row>(
-    `SELECT pipeline, cursor, phase, rows_written, chunks, run_id FROM ${table(schema)} WHERE pipeline = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    `SELECT pipeline, cursor, phase, rows_written, chunks, run_id FROM ${stateTable(schema)} WHERE pipeline = $1${suffix}`,
     [pipeline],
   );
   const r = rows[0]!;
@@ -63,9 +114,68 @@ export async function readState(c: pg.ClientBase, schema: string, pipeline: stri
 
 export async function writeState(c: pg.ClientBase, schema: string, s: SyncState): Promise<void> {
   await c.query(
-    `UPDATE ${table(schema)} SET cursor = $2, phase = $3, rows_written = $4, chunks = $5, run_id = $6, updated_at = now() WHERE pipeline = $1`,
+    `UPDATE ${stateTable(schema)} SET cursor = $2, phase = $3, rows_written = $4, chunks = $5, run_id = $6, updated_at = now() WHERE pipeline = $1`,
     [s.pipeline, s.cursor, s.phase, s.rowsWritten, s.chunks, s.runId],
   );
+}
+
+interface PartitionRow {
+  partition: number;
+  lower_bound: string | null;
+  upper_bound: string | null;
+  cursor: CursorValue[] | null;
+  done: boolean;
+  rows_copied: string;
+  rows_written: string;
+  chunks: string;
+}
+
+const toPartition = (r: PartitionRow): PartitionState => ({
+  partition: r.partition,
+  lower: r.lower_bound,
+  upper: r.upper_bound,
+  cursor: r.cursor,
+  done: r.done,
+  rowsCopied: Number(r.rows_copied),
+  rowsWritten: Number(r.rows_written),
+  chunks: Number(r.chunks),
+});
+
+const PARTITION_COLUMNS = 'partition, lower_bound, upper_bound, cursor, done, rows_copied, rows_written, chunks';
+
+export async function readPartitions(c: pg.ClientBase, schema: string, pipeline: string): Promise<PartitionState[]> {
+  const { rows } = await c.query<PartitionRow>(`SELECT ${PARTITION_COLUMNS} FROM ${partitionTable(schema)} WHERE pipeline = $1 ORDER BY partition`, [pipeline]);
+  return rows.map(toPartition);
+}
+
+/** One partition, locked until the transaction ends (a chunk of it commits its rows and cursor together). */
+export async function lockPartition(c: pg.ClientBase, schema: string, pipeline: string, partition: number): Promise<PartitionState | undefined> {
+  const { rows } = await c.query<PartitionRow>(
+    `SELECT ${PARTITION_COLUMNS} FROM ${partitionTable(schema)} WHERE pipeline = $1 AND partition = $2 FOR UPDATE`,
+    [pipeline, partition],
+  );
+  return rows[0] && toPartition(rows[0]);
+}
+
+export async function replacePartitions(c: pg.ClientBase, schema: string, pipeline: string, partitions: PartitionState[]): Promise<void> {
+  await deletePartitions(c, schema, pipeline);
+  for (const p of partitions)
+    await c.query(
+      `INSERT INTO ${partitionTable(schema)} (pipeline, ${PARTITION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [pipeline, p.partition, p.lower, p.upper, p.cursor, p.done, p.rowsCopied, p.rowsWritten, p.chunks],
+    );
+}
+
+export async function writePartition(c: pg.ClientBase, schema: string, pipeline: string, p: PartitionState): Promise<void> {
+  await c.query(
+    `UPDATE ${partitionTable(schema)} SET cursor = $3, done = $4, rows_copied = $5, rows_written = $6, chunks = $7, updated_at = now()
+      WHERE pipeline = $1 AND partition = $2`,
+    [pipeline, p.partition, p.cursor, p.done, p.rowsCopied, p.rowsWritten, p.chunks],
+  );
+}
+
+export async function deletePartitions(c: pg.ClientBase, schema: string, pipeline: string): Promise<void> {
+  await c.query(`DELETE FROM ${partitionTable(schema)} WHERE pipeline = $1`, [pipeline]);
 }
 
 export function sameCursor(a: CursorValue[] | null, b: CursorValue[] | null): boolean {

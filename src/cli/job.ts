@@ -1,0 +1,68 @@
+// `job run | approve | reject | cancel`
+import type { Command } from 'commander';
+import os from 'node:os';
+import { clientApi, temporalClient } from './lazy';
+import { bindJobParams, parseParamArgs } from '../config/jobParams';
+import { ConfigError } from '../config/load';
+import { formatJobResult, print } from './output';
+import { collect, idpTokenFrom, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+
+export function registerJob(program: Command): void {
+  const job = program.command('job').description('triggered operational jobs (parameterised SQL steps)');
+
+  withConfigOption(
+    job
+      .command('run')
+      .description('run a job; the same job and parameters cannot run twice at once')
+      .requiredOption('-j, --job <name>', 'job name from the configuration')
+      .option('-p, --param <name=value>', 'a parameter (repeatable)', collect, [] as string[])
+      .option('-e, --env <environment>', "override the job's environment, e.g. staging")
+      .option('--dry-run', 'validate parameters and print the plan with EXPLAIN for read/write steps; write nothing')
+      .option('--idp-token-file <file>', 'login-idp profiles: the IdP token of the user the job runs for')
+      .option('-w, --wait', 'wait for the job and print its result'),
+  ).action((opts: ConfigOption & { job: string; param: string[]; env?: string; dryRun?: boolean; idpTokenFile?: string; wait?: boolean }) => {
+    // Fail fast, before connecting, with the same rules the worker applies.
+    const config = loadConfig(opts);
+    const j = requireNamed(config.jobs, opts.job, '--job', 'job');
+    const params = parseParamArgs(opts.param);
+    bindJobParams(opts.job, j, params);
+    const idpToken = idpTokenFrom(opts);
+    return withClient(config, async (client) => {
+      const handle = await clientApi().startJob(client, { job: opts.job, params, environment: opts.env, dryRun: opts.dryRun, taskQueue: config.temporal.taskQueue, config, idpToken }).catch((err: unknown) => {
+        if (err instanceof temporalClient().WorkflowExecutionAlreadyStartedError)
+          throw new ConfigError([`job "${opts.job}" with these parameters is already running as ${err.workflowId}; wait for it or cancel it (job cancel ${err.workflowId})`]);
+        throw err;
+      });
+      print(`started ${handle.workflowId}`);
+      if (opts.wait || opts.dryRun) formatJobResult(opts.job, await handle.result()).forEach((l) => print(l));
+    });
+  });
+
+  const decisions: ['approve' | 'reject' | 'cancel', string][] = [
+    ['approve', 'approve a job waiting before its write steps'],
+    ['reject', 'reject a job waiting for approval (it fails, writing nothing)'],
+    ['cancel', 'cancel a running job; the running step is rolled back'],
+  ];
+  for (const [name, description] of decisions) {
+    withConfigOption(
+      job
+        .command(name)
+        .description(description)
+        .argument('<workflowId>', 'e.g. job:refresh-aggregates:prod:1a2b3c4d5e6f')
+        .option('--by <who>', 'who decides (recorded in the workflow)', os.userInfo().username)
+        .option('--reason <text>', 'why (reject)'),
+    ).action((id: string, opts: ConfigOption & { by: string; reason?: string }) =>
+      withClient(loadConfig(opts), async (client) => {
+        if (name === 'approve') print((await clientApi().approveJob(client, id, opts.by)).approved ? `${id}: approved by ${opts.by}` : `${id}: not approved`);
+        if (name === 'reject') {
+          await clientApi().rejectJob(client, id, opts.by, opts.reason);
+          print(`${id}: rejected`);
+        }
+        if (name === 'cancel') {
+          await clientApi().cancelWorkflow(client, id);
+          print(`${id}: cancellation requested`);
+        }
+      }),
+    );
+  }
+}

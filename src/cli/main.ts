@@ -1,0 +1,30 @@
+// The `lakebase-worker` command: registers the command modules and prints how a command failed.
+// Nothing imports this file; bin/lakebase-worker.js loads it.
+import { Command } from 'commander';
+import { registerAdmin } from './admin';
+import { registerEmulator } from './emulator';
+import { registerJob } from './job';
+import { formatError, installWarningPrinter } from './output';
+import { registerSchedule } from './schedule';
+import { registerSync } from './sync';
+import { registerWorker } from './worker';
+
+const program = new Command()
+  .name('lakebase-worker')
+  .description('Temporal worker for data-sync workflows and operational SQL jobs on Databricks Lakebase')
+  .showHelpAfterError();
+
+registerWorker(program);
+registerSync(program);
+registerSchedule(program);
+registerEmulator(program);
+registerJob(program);
+registerAdmin(program);
+
+installWarningPrinter();
+program.parseAsync().catch((err: unknown) => {
+  if (process.env.LAKEBASE_DEBUG) console.error(err);
+  // Exit once the message is out: a Temporal Runtime or a half-open connection must not keep a
+  // failed command alive (the Runtime even holds on through SIGTERM).
+  process.stderr.write(`${formatError(err)}\n`, () => process.exit(1));
+});

@@ -1,0 +1,63 @@
+// `sync start | relogin | group`
+import type { Command } from 'commander';
+import { clientApi } from './lazy';
+import { followProgress } from '../progress';
+import { formatSyncResult, print } from './output';
+import { idpTokenFrom, loadConfig, readSecretFile, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+
+export function registerSync(program: Command): void {
+  const sync = program.command('sync').description('data-sync workflows');
+
+  withConfigOption(
+    sync
+      .command('start')
+      .description('start a sync of one pipeline')
+      .requiredOption('-p, --pipeline <name>', 'pipeline name from the configuration'),
+  )
+    .option('-w, --wait', 'wait for the sync to finish and print its result')
+    .option('--idp-token-file <file>', 'login-idp profiles: file holding the IdP token (JWT) of the user the sync runs for')
+    .option('-e, --env <environment>', 'run both sides against this environment of their profiles (e.g. staging)')
+    .action(async (opts: ConfigOption & { pipeline: string; wait?: boolean; idpTokenFile?: string; env?: string }) => {
+      const config = loadConfig(opts);
+      requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
+      const idpToken = idpTokenFrom(opts);
+      const { startSync, syncProgress, workflowDuration } = clientApi();
+      await withClient(config, async (client) => {
+        const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env });
+        print(`started ${handle.workflowId}`);
+        if (!opts.wait) return;
+        const stop = followProgress(() => syncProgress(client, handle.workflowId));
+        const result = await handle.result().finally(stop);
+        print(formatSyncResult(result, await workflowDuration(client, handle.workflowId).catch(() => undefined)));
+      });
+    });
+
+  withConfigOption(
+    sync
+      .command('relogin')
+      .description('send a fresh IdP token to a sync waiting for re-login (after TOKEN_EXPIRED)')
+      .argument('<workflowId>', 'the waiting sync')
+      .requiredOption('--idp-token-file <file>', 'file holding the fresh IdP token (JWT)'),
+  ).action(async (workflowId: string, opts: ConfigOption & { idpTokenFile: string }) => {
+    const idpToken = readSecretFile(opts.idpTokenFile, '--idp-token-file');
+    const ack = await withClient(loadConfig(opts), (client) => clientApi().relogin(client, workflowId, idpToken));
+    print(ack.accepted ? `${workflowId}: fresh IdP token accepted` : `${workflowId}: token not accepted`);
+  });
+
+  withConfigOption(
+    sync
+      .command('group')
+      .description('sync every pipeline of a sync group (one child workflow per table, bounded parallelism)')
+      .requiredOption('-g, --group <name>', 'sync group name from the configuration'),
+  )
+    .option('-w, --wait', 'wait for every table and print the report')
+    .action(async (opts: ConfigOption & { group: string; wait?: boolean }) => {
+      const config = loadConfig(opts);
+      requireNamed(config.syncGroups, opts.group, '--group', 'sync group');
+      await withClient(config, async (client) => {
+        const handle = await clientApi().startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
+        print(`started ${handle.workflowId}`);
+        if (opts.wait) print(JSON.stringify(await handle.result(), null, 2));
+      });
+    });
+}

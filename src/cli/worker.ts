@@ -1,0 +1,50 @@
+// `worker`, `bundle`, `codec-server`: the long-running processes of a deployment.
+import type { Command } from 'commander';
+import { ConfigError } from '../config/load';
+import { createLogger } from '../logger';
+import { codec, workerApi } from './lazy';
+import { print } from './output';
+import { loadConfig, loadExtensions, positive, readSecretFile, untilSignal, withConfigOption, type ConfigOption } from './shared';
+
+export function registerWorker(program: Command): void {
+  withConfigOption(program.command('worker').description('run a worker: executes syncs and jobs from the configured task queue'))
+    .option('-t, --transforms <module>', 'JS/TS module exporting `rowTransforms` (or a default export) and `jobFunctions`')
+    .action(async (opts: ConfigOption & { transforms?: string }) => {
+      const config = loadConfig(opts);
+      await workerApi().runWorker(config, createLogger(), loadExtensions(opts.transforms));
+    });
+
+  program
+    .command('bundle')
+    .description('bundle the workflow code (the worker does this itself, once per code version, into its cache)')
+    .option('-o, --out <file>', 'where to write the bundle (default: both variants into the cache the worker reads, e.g. when building an image)')
+    .option('--encode-failures', 'with --out: the variant for temporal.encryptPayloads (failure messages and stacks encrypted)')
+    .action(async (opts: { out?: string; encodeFailures?: boolean }) => {
+      const { cachedBundlePath, writeWorkflowBundle } = workerApi();
+      if (opts.out) return writeWorkflowBundle(opts.out, opts.encodeFailures ?? false);
+      await writeWorkflowBundle(cachedBundlePath(false), false);
+      await writeWorkflowBundle(cachedBundlePath(true), true);
+    });
+
+  program
+    .command('codec-server')
+    .description('serve /encode and /decode for the Temporal UI and CLI (payload encryption keys from LAKEBASE_SECRET_KEYS)')
+    .option('--port <n>', 'port', positive, 8888)
+    .option('--ui-origin <url...>', 'browser origin(s) of the Temporal UI allowed to call it', ['http://localhost:8233'])
+    .option('--token-file <file>', 'file holding the bearer token callers must send (else $LAKEBASE_CODEC_TOKEN)')
+    .action(async (opts: { port: number; uiOrigin: string[]; tokenFile?: string }) => {
+      const token = opts.tokenFile ? readSecretFile(opts.tokenFile, '--token-file') : process.env.LAKEBASE_CODEC_TOKEN;
+      if (!token) throw new ConfigError(['--token-file: the codec server needs a bearer token (--token-file or LAKEBASE_CODEC_TOKEN); it never runs open']);
+      const { createCodecServer, EncryptionCodec, loadSealingKeys } = codec();
+      const server = createCodecServer({ codec: new EncryptionCodec(loadSealingKeys()), origins: opts.uiOrigin, token });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) =>
+          reject(err.code === 'EADDRINUSE' ? new ConfigError([`--port: port ${opts.port} is already in use; pick another with --port`]) : err),
+        );
+        server.listen(opts.port, resolve);
+      });
+      print(`codec server on http://localhost:${opts.port} (/encode, /decode) for ${opts.uiOrigin.join(', ')}`);
+      await untilSignal();
+      server.close();
+    });
+}

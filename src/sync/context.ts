@@ -1,0 +1,84 @@
+import type pg from 'pg';
+import { lookupEnvironment, resolvePipeline } from '../config/lookup';
+import type { Config, PipelineConfig } from '../config/schema';
+import { generatedColumns, sourceColumns } from '../db/catalog';
+import type { RecordTransform } from '../db/copyText';
+import { planColumns, type ColumnPlan } from '../db/syncSql';
+import { configError } from './errors';
+import { ConnectionBudget } from './gates';
+
+/** Opens a connection to one environment of a profile, as the caller's identity. */
+export type Connector = (profile: string, environment: string) => Promise<pg.PoolClient>;
+
+export interface SyncEngineDeps {
+  config: Config;
+  /** Named TypeScript row transforms registered with the worker. */
+  rowTransforms?: Record<string, RecordTransform>;
+  /** Shared by every sync on this worker; built from the environments' maxConnections when left out. */
+  budget?: ConnectionBudget;
+  log?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** What each engine call needs besides its input: a way to connect, and ways to report. */
+export interface CallContext {
+  connect: Connector;
+  /** Rows and bytes streamed so far in this call (heartbeats). */
+  onProgress?: (progress: { rows: number; bytes: number }) => void;
+  signal?: AbortSignal;
+}
+
+export const environmentKey = (side: { profile: string; environment: string }) => `${side.profile}/${side.environment}`;
+
+export function connectionBudget(config: Config): ConnectionBudget {
+  return new ConnectionBudget((key) => {
+    const [profile, environment] = key.split('/') as [string, string];
+    return lookupEnvironment(config, profile, environment).maxConnections;
+  });
+}
+
+/** A connection for the duration of `fn`; one that failed is discarded rather than reused. */
+export async function withConnection<R>(connect: Connector, side: { profile: string; environment: string }, fn: (c: pg.PoolClient) => Promise<R>): Promise<R> {
+  const client = await connect(side.profile, side.environment);
+  try {
+    const result = await fn(client);
+    client.release();
+    return result;
+  } catch (err) {
+    client.release(true);
+    throw err;
+  }
+}
+
+/** Source and target connections together, within the worker's connection budget. */
+export function withBoth<R>(budget: ConnectionBudget, ctx: CallContext, p: PipelineConfig, fn: (source: pg.PoolClient, target: pg.PoolClient) => Promise<R>): Promise<R> {
+  return budget.run([environmentKey(p.source), environmentKey(p.target)], () =>
+    withConnection(ctx.connect, p.target, (t) => withConnection(ctx.connect, p.source, (s) => fn(s, t))),
+  );
+}
+
+export function pipelineOf(config: Config, name: string, environment?: string): PipelineConfig {
+  return resolvePipeline(config, name, environment);
+}
+
+export function rowTransformOf(deps: SyncEngineDeps, p: PipelineConfig, pipeline: string): RecordTransform | undefined {
+  const name = p.transform.rowTransform;
+  if (!name) return undefined;
+  const fn = deps.rowTransforms?.[name];
+  if (!fn)
+    throw configError(
+      `pipelines.${pipeline}.transform.rowTransform: no row transform "${name}" is registered with this worker; registered: ${Object.keys(deps.rowTransforms ?? {}).join(', ') || '(none)'}`,
+    );
+  return fn;
+}
+
+/** The column plan from the source's real columns, leaving out columns the target generates itself. */
+export async function columnPlan(source: pg.ClientBase, target: pg.ClientBase, p: PipelineConfig, name: string): Promise<ColumnPlan> {
+  const generated = await generatedColumns(target, p.target.table!);
+  const plan = planColumns(p, await sourceColumns(source, p), name);
+  if (generated.length === 0) return plan;
+  const keep = plan.columns.map((col) => !generated.includes(col));
+  return { ...plan, select: plan.select.filter((_, i) => keep[i]), columns: plan.columns.filter((_, i) => keep[i]) };
+}
+
+/** Whether a finished run keeps its cursor for the next one (incremental) or starts over. */
+export const incremental = (p: PipelineConfig) => p.mode === 'append' || (p.mode === 'upsert' && p.cursor !== undefined);

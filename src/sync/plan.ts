@@ -1,0 +1,145 @@
+import type pg from 'pg';
+import type { PipelineConfig } from '../config/schema';
+import { checkSelect, columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tableColumns, tablePages } from '../db/catalog';
+import { createRefreshTable } from '../db/swap';
+import type { ColumnPlan } from '../db/syncSql';
+import { ensureStateTable, readPartitions, readState, replacePartitions, writeState, type PartitionState } from '../db/syncState';
+import { withTransaction } from '../db/transaction';
+import { columnPlan, incremental, pipelineOf, rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { configError } from './errors';
+import type { ConnectionBudget } from './gates';
+import type { CursorValue, SyncPlan } from './types';
+
+export interface PlanInput {
+  pipeline: string;
+  environment?: string;
+  /** Owner of the sync state while this run lasts (the workflow id: stable across continue-as-new). */
+  runId: string;
+  /** After continue-as-new: describe the plan without touching the state. */
+  continuing?: boolean;
+  /** Split the run into partitions (sync engine v2); whole-table runs of older workflows leave it out. */
+  partitioned?: boolean;
+}
+
+/** Rows sampled to place partition bounds: enough for even slices, cheap on any table. */
+const SAMPLE_ROWS = 50_000;
+
+/** Below this many rows a slice costs more in round trips than it gains in parallel. */
+const MIN_SLICE_ROWS = 25_000;
+
+/**
+ * How many slices: at most twice the parallelism (slack for uneven slices), fewer when the rows
+ * would make slices smaller than a chunk or MIN_SLICE_ROWS — so even a table of a few chunks
+ * spreads over every connection (what a remote Lakebase, limited per connection, needs).
+ */
+export function partitionCount(estimatedRows: number, batchRows: number, parallelism: number): number {
+  if (parallelism <= 1) return 1;
+  return Math.max(1, Math.min(parallelism * 2, Math.ceil(estimatedRows / Math.min(batchRows, MIN_SLICE_ROWS))));
+}
+
+async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<ColumnPlan> {
+  const plan = await columnPlan(s, t, p, pipeline);
+  await checkSelect(s, p, plan);
+  if (p.cursor && (await columnHasNull(s, p, plan.sourceOrder[0]!)))
+    throw configError(`pipelines.${pipeline}.cursor: column "${p.cursor}" has NULL values; rows with a NULL cursor would never sync. Use a NOT NULL column (e.g. coalesce it in a source query).`);
+  const targetColumns = await tableColumns(t, p.target.table!);
+  const missing = plan.columns.filter((col) => !targetColumns.includes(col));
+  if (p.mode === 'upsert' && !(await hasUniqueKey(t, p.target.table!, p.key)))
+    throw configError(
+      `pipelines.${pipeline}: mode upsert merges on key (${p.key.join(', ')}), but ${p.target.table} has no primary key or unique index on exactly those columns; add one (ALTER TABLE … ADD PRIMARY KEY (${p.key.join(', ')})) or use mode append`,
+    );
+  if (missing.length)
+    throw configError(
+      `pipelines.${pipeline}.target: table ${p.target.table} has no column ${missing.map((m) => `"${m}"`).join(', ')} for what the source provides; add ${missing.length > 1 ? 'them' : 'it'} to the target, or exclude/rename ${missing.length > 1 ? 'them' : 'it'} under transform`,
+    );
+  return plan;
+}
+
+const partitionState = (partition: number, lower: string | null, upper: string | null, cursor: CursorValue[] | null): PartitionState => ({
+  partition, lower, upper, cursor, done: false, rowsCopied: 0, rowsWritten: 0, chunks: 0,
+});
+
+/** A keyless table (full refresh) is sliced by heap pages; the last slice is open-ended for pages added meanwhile. */
+async function pageSlices(s: pg.ClientBase, p: PipelineConfig, pipeline: string, estimated: number): Promise<PartitionState[]> {
+  const { kind, pages } = await tablePages(s, p.source.table!);
+  if (kind !== 'r' && kind !== 'm')
+    throw configError(`pipelines.${pipeline}: without a key, a full refresh reads page ranges of a plain table, and ${p.source.table} is not one; set key`);
+  const parts = Math.max(1, Math.min(partitionCount(estimated, p.batchRows, p.parallelism), pages));
+  const step = Math.ceil(pages / parts);
+  return Array.from({ length: parts }, (_, i) => partitionState(i, String(i * step), i === parts - 1 ? null : String((i + 1) * step), null));
+}
+
+/** Slices of the rows after `start`, bounded on the first order column by sampled split points. */
+async function slice(s: pg.ClientBase, p: PipelineConfig, pipeline: string, plan: ColumnPlan, start: CursorValue[] | null, estimated: number): Promise<PartitionState[]> {
+  if (plan.sourceOrder.length === 0) return pageSlices(s, p, pipeline, estimated);
+  const parts = partitionCount(estimated, p.batchRows, p.parallelism);
+  const samplePercent = Math.min(100, (100 * SAMPLE_ROWS) / Math.max(1, estimated));
+  const points = await splitPoints(s, p, plan, start, parts, samplePercent);
+  const bounds = [null, ...points, null];
+  // Every slice starts after the run's start cursor: a split point may equal its first value.
+  return bounds.slice(0, -1).map((lower, i) => partitionState(i, lower, bounds[i + 1] ?? null, start));
+}
+
+/**
+ * Checks the pipeline against both tables, claims the sync state for this run, and (partitioned)
+ * splits the rows into slices with their own cursors; an unfinished run's slices are resumed.
+ */
+export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, input: PlanInput): Promise<SyncPlan> {
+  const { pipeline, runId, continuing, partitioned } = input;
+  const p = pipelineOf(deps.config, pipeline, input.environment);
+  rowTransformOf(deps, p, pipeline);
+  return withBoth(deps.budget, ctx, p, async (s, t) => {
+    const plan = await checkShapes(s, t, p, pipeline);
+    await ensureStateTable(t, p.stateSchema);
+    const claimed = await withTransaction(t, async () => {
+      const st = await readState(t, p.stateSchema, pipeline, 'update');
+      const existing = partitioned ? await readPartitions(t, p.stateSchema, pipeline) : [];
+      const single = (): PartitionState[] => [partitionState(0, null, null, st.cursor)];
+      if (continuing) {
+        // A whole-table run of an older workflow that continued as new here goes on as one slice.
+        if (partitioned && existing.length === 0) await replacePartitions(t, p.stateSchema, pipeline, single());
+        const loading = !!partitioned && p.mode === 'upsert' && st.phase === 'loading';
+        return { start: st.cursor, resumed: true, initialLoad: loading, partitions: partitioned && existing.length === 0 ? single() : existing };
+      }
+      const unfinished = st.phase !== 'idle';
+      const start = unfinished || incremental(p) ? st.cursor : null;
+      const firstLoad = async () => p.mode === 'upsert' && !p.softDeleteColumn && start === null && (await isEmpty(t, p.target.table!));
+      // A partitioned upsert into an empty target loads like a full refresh: into a new table
+      // without indexes, put in place (or merged, if someone wrote meanwhile) when the run ends.
+      const bulkLoad = !!partitioned && p.mode === 'upsert' && (unfinished ? st.phase === 'loading' : await firstLoad());
+      const initialLoad = partitioned ? bulkLoad : await firstLoad();
+      let partitions = existing;
+      if (partitioned && !(unfinished && existing.length)) {
+        // A whole-table run left unfinished by an older worker continues as one slice from its cursor.
+        partitions = unfinished ? single() : await slice(s, p, pipeline, plan, start, await estimateRows(s, p, plan, { after: start }));
+        await replacePartitions(t, p.stateSchema, pipeline, partitions);
+      }
+      const loadsNewTable = p.mode === 'full-refresh' || bulkLoad;
+      if (loadsNewTable && !unfinished) await createRefreshTable(t, p.target.table!);
+      await writeState(t, p.stateSchema, { ...st, cursor: start, phase: loadsNewTable ? 'loading' : 'running', runId });
+      const resumed = unfinished && (st.cursor !== null || existing.some((x) => x.rowsCopied > 0));
+      return { start, resumed, initialLoad, partitions };
+    });
+    const left = claimed.partitions.filter((x) => !x.done);
+    const slices = partitioned ? left.map((x) => ({ after: x.cursor, lower: x.lower, upper: x.upper })) : [{ after: claimed.start }];
+    let estimatedRows = 0;
+    for (const sl of slices) estimatedRows += await estimateRows(s, p, plan, sl);
+    return {
+      pipeline,
+      mode: p.mode,
+      chunkRows: p.batchRows,
+      order: plan.order,
+      rowTransform: p.transform.rowTransform,
+      source: { profile: p.source.profile, environment: p.source.environment, relation: p.source.table ?? 'query' },
+      target: { profile: p.target.profile, environment: p.target.environment, table: p.target.table! },
+      startCursor: claimed.start,
+      resumed: claimed.resumed,
+      estimatedRows,
+      initialLoad: claimed.initialLoad,
+      ...(partitioned && {
+        partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
+        parallelism: p.parallelism,
+      }),
+    };
+  });
+}

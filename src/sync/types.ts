@@ -1,0 +1,62 @@
+// Values the sync engine hands to its callers (activities, and through them workflows). No runtime
+// imports: workflow code loads these types too.
+
+/** Order values of a row in PostgreSQL text form (exact for every type). */
+export type CursorValue = string | null;
+
+/** A partition as the workflow sees it: which ones are left, and where each stands. */
+export interface PartitionPlan {
+  partition: number;
+  cursor: CursorValue[] | null;
+  done: boolean;
+}
+
+export interface SyncPlan {
+  pipeline: string;
+  mode: 'full-refresh' | 'append' | 'upsert';
+  chunkRows: number;
+  /** Target columns ordering the chunks (cursor first, then key). */
+  order: string[];
+  rowTransform?: string;
+  source: { profile: string; environment: string; relation: string };
+  target: { profile: string; environment: string; table: string };
+  /** Where this run starts: after this cursor (null = from the beginning). */
+  startCursor: CursorValue[] | null;
+  /** True when a previous run's uncommitted remainder is being picked up. */
+  resumed: boolean;
+  /** Planner's estimate of the rows left to copy (for progress only). */
+  estimatedRows: number;
+  /** The target was empty at the start: chunks COPY straight into it (keys only grow), skipping the merge. */
+  initialLoad: boolean;
+  /** Partitioned runs only: the slices of the table, each with its own cursor, and how many run at once. */
+  partitions?: PartitionPlan[];
+  parallelism?: number;
+}
+
+export interface ChunkResult {
+  /** Cursor committed with this chunk (or found already committed). */
+  cursor: CursorValue[] | null;
+  rowsCopied: number;
+  /** Rows inserted, changed or deleted in the target (unchanged rows are not written). */
+  rowsWritten: number;
+  /** Merges only: copied rows identical to the target's, left untouched. */
+  rowsUnchanged?: number;
+  bytes: number;
+  /** No rows remain after `cursor` (in the partition, for a partition chunk). */
+  done: boolean;
+  /** An earlier attempt had committed this chunk already; nothing was copied. */
+  alreadyCommitted: boolean;
+}
+
+export interface SwapReport {
+  method: 'rename' | 'truncate-insert' | 'merge';
+  reason: string;
+}
+
+export interface FinishResult {
+  rowsInTarget: number | null;
+  /** The last row the run committed, in order (what an incremental run starts after next time). */
+  cursor?: CursorValue[] | null;
+  /** Full refresh, or an upsert's first load: how the loaded table replaced (or was merged into) the target, and why that way. */
+  swap?: SwapReport;
+}

@@ -1,0 +1,34 @@
+// Failure type names shared by activities, the sync engine and workflows. Import-free on purpose:
+// workflow code loads this file, and it must not pull in the db or auth layers.
+
+/** Fix the config, the SQL or the data: retrying cannot help. */
+export const NON_RETRYABLE_FAILURES = {
+  sql: 'LakebaseSqlError',
+  data: 'LakebaseDataError',
+  constraint: 'LakebaseConstraintError',
+  config: 'LakebaseConfigError',
+  syncConflict: 'LakebaseSyncConflict',
+  initialLoadConflict: 'LakebaseInitialLoadConflict',
+  tokenInvalid: 'LakebaseTokenInvalid',
+  staticTokenExpired: 'LakebaseStaticTokenExpired',
+  idpTokenMissing: 'LakebaseIdpTokenMissing',
+  authConfig: 'LakebaseAuthConfigError',
+  tls: 'LakebaseTlsError',
+  jobParam: 'LakebaseJobParamError',
+  jobNotApproved: 'LakebaseJobNotApproved',
+} as const;
+
+/** Worth another attempt (with backoff), or handled by the workflow itself. */
+export const RETRYABLE_FAILURES = {
+  transient: 'LakebaseTransientError',
+  loginFailed: 'LakebaseLoginFailed',
+  unknown: 'LakebaseUnknownError',
+  tokenExpired: 'LakebaseTokenExpired',
+  tokenEndpointUnavailable: 'LakebaseTokenEndpointUnavailable',
+} as const;
+
+export type NonRetryableFailureType = (typeof NON_RETRYABLE_FAILURES)[keyof typeof NON_RETRYABLE_FAILURES];
+export type FailureType = NonRetryableFailureType | (typeof RETRYABLE_FAILURES)[keyof typeof RETRYABLE_FAILURES];
+
+/** The workflows' nonRetryableErrorTypes list. */
+export const NON_RETRYABLE: string[] = Object.values(NON_RETRYABLE_FAILURES);

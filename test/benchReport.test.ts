@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { markdown, type BenchResult } from '../bench/report';
+
+const result: BenchResult = {
+  measuredAt: '2026-11-25T08:00:00.000Z',
+  engine: { commit: '0123456789abcdef', branch: 'x', dirty: false },
+  machine: { cpus: 2, cpuModel: 'AMD EPYC', memoryGb: 24, node: 'v20.20.2', os: 'Linux', loadAverageAtStart: [1, 1, 1], loadAverageAtEnd: [1, 1, 1] },
+  postgres: 'PostgreSQL 15.20 on x86_64',
+  settings: { rows: 200000, remoteRows: 200000, changedRows: 1000, remote: { bytesPerSecondPerConnection: 2e6, latencyMsEachWay: 10 }, batchRows: 100000, defaultParallelism: 4, pgcopydbJobs: 4, checkpoints: 'before each timed case' },
+  pipe: { seconds: [0.8, 0.6], meanSeconds: 0.7, rowsPerSecond: 285714, command: 'psql | psql' },
+  cases: [
+    { id: 'pipe', label: 'raw pipe `psql | psql`', group: 'yardstick', rows: 200000, seconds: 0.7, rowsPerSecond: 285714, ratioToPipe: 1 },
+    { id: 'pgcopydb', label: 'pgcopydb', group: 'peer', rows: 200000, seconds: null, rowsPerSecond: null, ratioToPipe: null, skipped: 'not installed' },
+    { id: 'full-refresh', label: 'full-refresh', group: 'ours', rows: 200000, seconds: 1.4, rowsPerSecond: 142857, ratioToPipe: 0.5, workerPeakRssMb: 231 },
+    { id: 'incremental', label: 'incremental', group: 'ours', rows: 1000, seconds: 0.43, workflowSeconds: 0.42, rowsPerSecond: 2326, ratioToPipe: null, workerPeakRssMb: 219 },
+  ],
+  remote: { pipeSeconds: 12.4, p1RowsPerSecond: 15000, p4RowsPerSecond: 50000, speedup: 3.33 },
+  twoWorkers: { workers: ['1@h', '2@h'], chunkActivitiesByWorker: { '1@h': 2, '2@h': 1 }, activityTypes: { syncChunk: 3 }, chunkActivities: [], bothRanPartitions: true, seconds: 1.9 },
+  cliStart: { runsSeconds: [0.3, 0.2, 0.4, 0.3, 0.3], medianSeconds: 0.3 },
+  targets: [{ name: 'full-refresh', target: 'ratio ≥ 1', measured: '0.50', met: false }],
+  note: '',
+  failures: [],
+  totalSeconds: 100,
+};
+
+describe('bench report (README table)', () => {
+  const md = markdown(result);
+  const rows = md.split('\n').filter((l) => l.startsWith('| '));
+
+  test('every table row has as many cells as its header (a | inside a label is escaped)', () => {
+    const cells = (l: string) => l.replace(/\\\|/g, '').split('|').length;
+    const header = cells(rows[0]!);
+    for (const l of rows.slice(0, 5)) assert.equal(cells(l), header, l);
+    assert.match(md, /`psql \\\| psql`/);
+  });
+
+  test('skipped tools say why; the incremental sync shows its workflow time; ratios and RSS are printed', () => {
+    assert.match(md, /\| pgcopydb \| — \| — \| — \| skipped: not installed \| — \|/);
+    assert.match(md, /\| incremental \| 1,000 \| 0\.43 \(workflow 0\.42\) \|/);
+    assert.match(md, /\| full-refresh \| 200,000 \| 1\.40 \| 142,857 \| 0\.50 \| 231 MB \|/);
+    assert.match(md, /parallelism 4 moved 3\.33× the rows\/s of parallelism 1/);
+    assert.match(md, /1: 2, 2: 1 — both ran partitions/);
+    assert.match(md, /\| full-refresh \| ratio ≥ 1 \| 0\.50 \| no \|/);
+  });
+});
