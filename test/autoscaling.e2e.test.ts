@@ -74,6 +74,18 @@ describe('Lakebase Autoscaling environments: project/branch/endpoint, host looku
     assert.match(((await res.json()) as { message: string }).message, /at least 300 seconds .* at most 3600 seconds/);
   });
 
+  test('a Postgres API answering 503 to the lookup is retryable and not cached; the next attempt gets the host', async () => {
+    const cfg = config({ project: 'shop', branch: 'production', endpoint: 'primary' });
+    const credentials = createCredentialProvider({ config: cfg, logger });
+    emu.failNext(`/api/2.0/postgres/${ENDPOINT}`, { status: 503, count: 1 });
+    await assert.rejects(credentials.host('lb', 'main'), (err: Error & { type?: string; retryable?: boolean }) => {
+      assert.equal(err.type, 'LakebaseTokenEndpointUnavailable');
+      assert.equal(err.retryable, true);
+      return true;
+    });
+    assert.equal(await credentials.host('lb', 'main'), emu.postgres.host);
+  });
+
   test('config: host or all of project/branch/endpoint', () => {
     for (const [env, re] of [
       [{ project: 'shop' }, /an Autoscaling environment names all of project, branch and endpoint/],

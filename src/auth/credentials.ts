@@ -250,7 +250,9 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
         } catch (err) {
           const status = (err as { status?: number }).status;
           const detail = status === 404 ? `${(err as Error).message}: check project, branch and endpoint of environment ${environment}` : (err as Error).message;
-          throw new LakebaseAuthError('LakebaseAuthConfigError', `profiles.${profile}.environments.${environment}: ${detail}`, status === undefined || status >= 500);
+          // No answer, 429 or 5xx: worth retrying (the workflows treat LakebaseAuthConfigError as final).
+          const transient = status === undefined || status === 429 || status >= 500;
+          throw new LakebaseAuthError(transient ? 'LakebaseTokenEndpointUnavailable' : 'LakebaseAuthConfigError', `profiles.${profile}.environments.${environment}: ${detail}`, transient);
         }
       })();
       // A failed lookup is not cached: the next attempt asks again.

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RETRYABLE_FAILURES } from '../workflows/failureTypes';
 
 /**
  * Scale to zero (docs: Lakebase "Scale to zero"): a suspended compute wakes on the next connection,
@@ -19,7 +20,7 @@ export function isComputeWaking(err: unknown): boolean {
 
 export class LakebaseComputeWaking extends Error {
   override name = 'LakebaseComputeWaking';
-  readonly type = 'LakebaseComputeWaking';
+  readonly type = RETRYABLE_FAILURES.computeWaking;
   readonly retryable = true;
   readonly fix: string;
   constructor(where: string, waitedMs: number, attempts: number, last: string) {

@@ -25,6 +25,8 @@ export const RETRYABLE_FAILURES = {
   unknown: 'LakebaseUnknownError',
   tokenExpired: 'LakebaseTokenExpired',
   tokenEndpointUnavailable: 'LakebaseTokenEndpointUnavailable',
+  /** A scale-to-zero compute still waking after computeWakeTimeoutMs (src/db/computeWake.ts). */
+  computeWaking: 'LakebaseComputeWaking',
 } as const;
 
 export type NonRetryableFailureType = (typeof NON_RETRYABLE_FAILURES)[keyof typeof NON_RETRYABLE_FAILURES];
