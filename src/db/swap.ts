@@ -67,7 +67,7 @@ interface Definition {
 
 async function definition(c: pg.ClientBase, target: string): Promise<Definition> {
   const oid = quoteTable(target);
-  const head = await c.query<{ oid: number; schema: string; comment: string | null; qualified: string }>(
+  const head = await c.query<{ oid: number; schema: string; comment: string | null }>(
     `SELECT c.oid, n.nspname AS schema, obj_description(c.oid, 'pg_class') AS comment FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`,
     [oid],
   );

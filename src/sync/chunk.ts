@@ -2,6 +2,7 @@ import type { Transform } from 'node:stream';
 import { pipeline as pipe } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { CopyMeter, copyRowTransform, type RecordTransform } from '../db/copyText';
 import { quoteTable } from '../db/identifiers';
@@ -11,7 +12,7 @@ import { copyInSql, copyOutSql, copyPagesSql, createStageSql, mergeSql, type Col
 import type { PartitionState } from '../db/syncState';
 import { lockPartition, readState, sameCursor, writePartition, writeState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
-import { columnPlan, pipelineOf, rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { columnPlan, rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError, initialLoadConflict } from './errors';
 import type { ConnectionBudget } from './gates';
 import type { ChunkResult } from './types';
@@ -93,7 +94,7 @@ const nothing = (cursor: CursorValue[] | null, done: boolean, alreadyCommitted: 
  */
 export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, input: ChunkInput): Promise<ChunkResult> {
   const { pipeline, runId, after, partition } = input;
-  const p = pipelineOf(deps.config, pipeline, input.environment);
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
   const transform = rowTransformOf(deps, p, pipeline);
   return withBoth(deps.budget, ctx, p, (s, t) =>
     withTransaction(t, async (tx) => {

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { lookupEnvironment, resolvePipeline } from '../config/lookup';
+import { lookupEnvironment } from '../config/lookup';
 import type { Config, PipelineConfig } from '../config/schema';
 import { generatedColumns, sourceColumns } from '../db/catalog';
 import type { RecordTransform } from '../db/copyText';
@@ -54,10 +54,6 @@ export function withBoth<R>(budget: ConnectionBudget, ctx: CallContext, p: Pipel
   return budget.run([environmentKey(p.source), environmentKey(p.target)], () =>
     withConnection(ctx.connect, p.target, (t) => withConnection(ctx.connect, p.source, (s) => fn(s, t))),
   );
-}
-
-export function pipelineOf(config: Config, name: string, environment?: string): PipelineConfig {
-  return resolvePipeline(config, name, environment);
 }
 
 export function rowTransformOf(deps: SyncEngineDeps, p: PipelineConfig, pipeline: string): RecordTransform | undefined {

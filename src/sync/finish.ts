@@ -1,11 +1,12 @@
 import type pg from 'pg';
+import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { countRows, generatedColumns, isEmpty, tableColumns } from '../db/catalog';
 import { blockWriters, dropRefreshTable, refreshTableName, renameSwap, renameSwapBlockers, truncateSwap } from '../db/swap';
 import { mergeSql } from '../db/syncSql';
 import { deletePartitions, readPartitions, readState, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
-import { incremental, pipelineOf, withConnection, type CallContext, type SyncEngineDeps } from './context';
+import { incremental, withConnection, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError } from './errors';
 import type { CursorValue, FinishResult, SwapReport } from './types';
 
@@ -62,7 +63,7 @@ async function swapIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps)
  */
 export async function finishSync(deps: SyncEngineDeps, ctx: CallContext, input: FinishInput): Promise<FinishResult> {
   const { pipeline, runId } = input;
-  const p = pipelineOf(deps.config, pipeline, input.environment);
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
   return withConnection(ctx.connect, p.target, (t) =>
     withTransaction(t, async (tx) => {
       const state = await readState(t, p.stateSchema, pipeline, 'update');

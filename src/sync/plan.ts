@@ -1,11 +1,12 @@
 import type pg from 'pg';
+import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { checkSelect, columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tableColumns, tablePages } from '../db/catalog';
 import { createRefreshTable } from '../db/swap';
 import type { ColumnPlan } from '../db/syncSql';
 import { ensureStateTable, readPartitions, readState, replacePartitions, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
-import { columnPlan, incremental, pipelineOf, rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { columnPlan, incremental, rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { configError } from './errors';
 import type { ConnectionBudget } from './gates';
 import type { CursorValue, SyncPlan } from './types';
@@ -86,7 +87,7 @@ async function slice(s: pg.ClientBase, p: PipelineConfig, pipeline: string, plan
  */
 export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, input: PlanInput): Promise<SyncPlan> {
   const { pipeline, runId, continuing, partitioned } = input;
-  const p = pipelineOf(deps.config, pipeline, input.environment);
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
   rowTransformOf(deps, p, pipeline);
   return withBoth(deps.budget, ctx, p, async (s, t) => {
     const plan = await checkShapes(s, t, p, pipeline);
