@@ -78,3 +78,7 @@ export async function columnPlan(source: pg.ClientBase, target: pg.ClientBase, p
 
 /** Whether a finished run keeps its cursor for the next one (incremental) or starts over. */
 export const incremental = (p: PipelineConfig) => p.mode === 'append' || (p.mode === 'upsert' && p.cursor !== undefined);
+
+/** How a merge treats softDeleteColumn: a source marker whose rows are deleted, or (deletes: soft) the target's own marker, cleared when a key comes back. */
+export const softDeletes = (p: PipelineConfig): { softDeleteColumn?: string; deleteMarker?: string } =>
+  p.deletes === 'soft' ? { deleteMarker: p.softDeleteColumn } : { softDeleteColumn: p.softDeleteColumn };

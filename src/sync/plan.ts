@@ -6,7 +6,7 @@ import { createRefreshTable } from '../db/swap';
 import type { ColumnPlan } from '../db/syncSql';
 import { ensureStateTable, readPartitions, readState, replacePartitions, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
-import { columnPlan, incremental, rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { columnPlan, incremental, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { configError } from './errors';
 import type { ConnectionBudget } from './gates';
 import type { CursorValue, SyncPlan } from './types';
@@ -104,7 +104,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       }
       const unfinished = st.phase !== 'idle';
       const start = unfinished || incremental(p) ? st.cursor : null;
-      const firstLoad = async () => p.mode === 'upsert' && !p.softDeleteColumn && start === null && (await isEmpty(t, p.target.table!));
+      const firstLoad = async () => p.mode === 'upsert' && !softDeletes(p).softDeleteColumn && start === null && (await isEmpty(t, p.target.table!));
       // A partitioned upsert into an empty target loads like a full refresh: into a new table
       // without indexes, put in place (or merged, if someone wrote meanwhile) when the run ends.
       const bulkLoad = !!partitioned && p.mode === 'upsert' && (unfinished ? st.phase === 'loading' : await firstLoad());
@@ -141,6 +141,9 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
         partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
         parallelism: p.parallelism,
       }),
+      // Only when set, so plans (and histories) of pipelines without them look as they did.
+      ...(p.deletes !== 'ignore' && { deletes: p.deletes }),
+      ...(p.verify !== 'none' && { verify: p.verify }),
     };
   });
 }
