@@ -19,7 +19,8 @@ import type { Config, TemporalConfig } from './config/schema';
 import type { ConnectionReport } from './db/diagnose';
 import { dataConverterFor, explainTemporalConnectError, temporalConnectionOptions } from './temporalConnection';
 import { registerSearchAttributes } from './temporalConnection';
-import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress } from './workflows';
+import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress, VerifySyncInput } from './workflows';
+import type { VerifyReport } from './activities/types';
 import { progressQuery, reloginUpdate } from './workflows/dataSync';
 import { approveUpdate, jobProgressQuery, rejectSignal } from './workflows/operationalJob';
 import { LakebaseEnvironment, LakebaseJob, LakebasePipeline, LakebaseProfile, LakebaseRowsWritten } from './workflows/searchAttributes';
@@ -114,6 +115,42 @@ export async function startSync(client: Client, opts: StartSyncOptions): Promise
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
       staticSummary: opts.summary ?? (p ? `Sync **${opts.pipeline}** (${p.mode}) ${p.source.table ?? 'query'} → ${p.target.table} on ${p.target.profile}/${p.target.environment}` : `Sync pipeline **${opts.pipeline}**`),
       staticDetails: details,
+    },
+    attributes,
+  );
+}
+
+export interface StartVerifyOptions {
+  pipeline: string;
+  taskQueue: string;
+  config?: Config;
+  environment?: string;
+  mode?: 'counts' | 'checksums';
+  idpToken?: string;
+}
+
+/** `verify:<pipeline>:<time>`: the compare a sync with `verify` runs after itself, on its own. */
+export async function startVerify(client: Client, opts: StartVerifyOptions): Promise<WorkflowHandle<(i: VerifySyncInput) => Promise<VerifyReport>>> {
+  const configured = opts.config?.pipelines[opts.pipeline];
+  const p = configured && pipelineInEnvironment(configured, opts.environment);
+  const attributes: SearchAttributePair[] = [{ key: LakebasePipeline, value: opts.pipeline }];
+  if (p) attributes.push({ key: LakebaseProfile, value: p.target.profile }, { key: LakebaseEnvironment, value: p.target.environment });
+  const name = opts.environment ? `${opts.pipeline}@${opts.environment}` : opts.pipeline;
+  return startIndexed<(i: VerifySyncInput) => Promise<VerifyReport>>(
+    client,
+    'verifySync',
+    {
+      taskQueue: opts.taskQueue,
+      workflowId: `verify:${name}:${new Date().toISOString()}`,
+      args: [
+        {
+          pipeline: opts.pipeline,
+          environment: opts.environment,
+          ...(opts.mode && { mode: opts.mode }),
+          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
+        },
+      ],
+      staticSummary: p ? `Verify **${opts.pipeline}**: ${p.source.table ?? 'query'} against ${p.target.table} on ${p.target.profile}/${p.target.environment}` : `Verify pipeline **${opts.pipeline}**`,
     },
     attributes,
   );

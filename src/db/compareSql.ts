@@ -49,10 +49,15 @@ function rangeCondition(shape: CompareShape, r: KeyRange): string {
   return parts.length ? `(${parts.join(' AND ')})` : 'true';
 }
 
-function where(shape: CompareShape, side: CompareSide, ranges: KeyRange[]): string {
+function conditions(shape: CompareShape, side: CompareSide, ranges: KeyRange[]): string[] {
   const c: string[] = [];
   if (shape.bucketColumn !== null && ranges.length) c.push(ranges.length === 1 ? rangeCondition(shape, ranges[0]!) : `(${ranges.map((r) => rangeCondition(shape, r)).join(' OR ')})`);
   if (side.exclude) c.push(`NOT (${side.exclude})`);
+  return c;
+}
+
+function where(shape: CompareShape, side: CompareSide, ranges: KeyRange[], more: string[] = []): string {
+  const c = [...conditions(shape, side, ranges), ...more];
   return c.length ? ` WHERE ${c.join(' AND ')}` : '';
 }
 
@@ -122,7 +127,7 @@ const keyMatch = (shape: CompareShape, a: string, b: string) => shape.key.map((k
 
 /** Target rows of `ranges` whose key the source no longer has (the leaf table holds the source's keys of those ranges). */
 function goneFromSource(shape: CompareShape, ranges: KeyRange[]): string {
-  return `${where(shape, shape.target, ranges)} AND NOT EXISTS (SELECT 1 FROM ${LEAF_TABLE} s WHERE ${keyMatch(shape, 's', 'v')})`;
+  return where(shape, shape.target, ranges, [`NOT EXISTS (SELECT 1 FROM ${LEAF_TABLE} s WHERE ${keyMatch(shape, 's', 'v')})`]);
 }
 
 export function deleteGoneSql(shape: CompareShape, table: string, ranges: KeyRange[]): string {

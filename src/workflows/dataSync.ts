@@ -15,15 +15,20 @@ import {
 } from '@temporalio/workflow';
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { Activities } from '../activities';
-import type { ChunkResult, CursorValue, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan } from '../activities/types';
+import type { ChunkResult, CursorValue, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan, VerifyReport } from '../activities/types';
 import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
+import { bucketActivities, inLanes, runVerify, type VerifyProgress } from './verify';
 
 export { NON_RETRYABLE };
 
 /** Runs started from here on split the table into partitions that sync in parallel (sync engine v2). */
 export const PARTITIONED_SYNC_PATCH = 'sync-engine-v2-partitions';
+/** Runs of pipelines with `deletes` look for target rows whose key left the source before finishing. */
+export const DELETES_PATCH = 'sync-deletes';
+/** Runs of pipelines with `verify` compare source and target after finishing. */
+export const VERIFY_PATCH = 'sync-verify';
 
-const { planSync, finishSync, acquireLakebaseToken } = proxyActivities<Activities>({
+const { planSync, finishSync, planDeletes, acquireLakebaseToken } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 });
@@ -64,6 +69,10 @@ export interface SyncProgress {
   rowsUnchanged?: number;
   /** Full refresh (or an upsert's first load): how the loaded table replaced the target. */
   swap?: SwapReport;
+  /** deletes: hard/soft — buckets of the key space compared after the chunks, and target rows deleted (or marked). */
+  deletes?: { buckets: number; done: number; rowsDeleted: number };
+  /** verify: the compare after the run; `report` once it passed. */
+  verify?: VerifyProgress & { report?: VerifyReport };
   /** Non-secret metadata of the tokens this sync logs in with. */
   tokens: LakebaseTokenInfo[];
   startedAt: number;
@@ -131,10 +140,14 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     const total = Math.max(progress.estimatedRows, progress.rowsCopied);
     const chunkOf = progress.mode === 'planning' ? '' : ` of ~${Math.max(1, Math.ceil(total / Math.max(1, plan?.chunkRows ?? 1)))}`;
     const parts = progress.partitions ? `, partitions ${progress.partitions.done}/${progress.partitions.total} done (${progress.partitions.running} running)` : '';
+    const d = progress.deletes;
+    const deletes = d ? `, deletes: bucket ${d.done}/${d.buckets}, ${d.rowsDeleted.toLocaleString('en')} removed` : '';
+    const v = progress.verify;
+    const verify = v ? `, verify (${v.mode}): bucket ${v.bucketsDone}/${v.buckets}, ${v.mismatches} difference(s)` : '';
     return (
       `${pipeline} (${progress.mode}): chunk ${progress.chunks}${chunkOf}${parts}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
       `${progress.rowsWritten.toLocaleString('en')} written, ${Math.round(progress.rowsPerSecond).toLocaleString('en')} rows/s` +
-      `${formatEta(progress.etaSeconds)}${progress.done ? ' — done' : ''}`
+      `${formatEta(progress.etaSeconds)}${deletes}${verify}${progress.done ? ' — done' : ''}`
     );
   };
 
@@ -280,9 +293,48 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
       if (continueNow(chunksThisRun)) await continueAsNew<typeof dataSync>({ ...input, auth, resume: progress });
     }
   }
+  const heartbeatTimeout = input.heartbeatTimeout ?? '1 minute';
+  // An upsert's first load puts exactly the source's rows in place: nothing to delete.
+  if (plan.deletes && plan.deletes !== 'ignore' && !plan.initialLoad && patched(DELETES_PATCH)) {
+    const found = await withRelogin(() => planDeletes({ pipeline, environment, runId, auth }));
+    const deletes = (progress.deletes = {
+      buckets: found.buckets.length,
+      done: found.buckets.filter((b) => b.done).length,
+      rowsDeleted: found.buckets.reduce((n, b) => n + b.rowsDeleted, 0),
+    });
+    setCurrentDetails(describe());
+    const { deleteBucket } = bucketActivities(heartbeatTimeout);
+    await inLanes(
+      found.buckets.filter((b) => !b.done),
+      plan.parallelism ?? 1,
+      async (b) => {
+        const r = await withRelogin(() => deleteBucket({ pipeline, environment, runId, auth, bucket: b.bucket, leafRows: found.leafRows }));
+        deletes.done += 1;
+        deletes.rowsDeleted += r.rowsDeleted;
+        progress.rowsWritten += r.rowsDeleted;
+        setCurrentDetails(describe());
+      },
+    );
+  }
   const finished = await withRelogin(() => finishSync({ pipeline, environment, runId, auth }));
   if (finished.swap) progress.swap = finished.swap;
   if (partitioned && finished.cursor !== undefined) progress.cursor = finished.cursor;
+  if (plan.verify && plan.verify !== 'none' && patched(VERIFY_PATCH)) {
+    setCurrentDetails(describe());
+    const report = await runVerify({
+      pipeline,
+      environment,
+      auth,
+      mode: plan.verify,
+      heartbeatTimeout,
+      call: withRelogin,
+      onProgress: (v) => {
+        progress.verify = { ...v };
+        setCurrentDetails(describe());
+      },
+    });
+    progress.verify = { ...progress.verify!, report };
+  }
   progress.done = true;
   progress.etaSeconds = 0;
   setCurrentDetails(describe());

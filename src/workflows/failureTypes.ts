@@ -16,6 +16,8 @@ export const NON_RETRYABLE_FAILURES = {
   tls: 'LakebaseTlsError',
   jobParam: 'LakebaseJobParamError',
   jobNotApproved: 'LakebaseJobNotApproved',
+  /** verify found rows that differ between source and target (named in the message and details). */
+  verifyFailed: 'LakebaseVerifyFailed',
 } as const;
 
 /** Worth another attempt (with backoff), or handled by the workflow itself. */
