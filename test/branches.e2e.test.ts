@@ -11,6 +11,7 @@ import { createLogger } from '../src/logger';
 import type { JobProgress } from '../src/workflows';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { missingTool } from './helpers/tools';
 
 const SECRET_A = `dose${randomBytes(16).toString('hex')}`;
 const SECRET_B = `dose${randomBytes(16).toString('hex')}`;
@@ -26,7 +27,10 @@ async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
   return app;
 }
 
-describe('job run --branch: a job tried on a Lakebase branch (emulator branches, real Temporal dev server, real PostgreSQL)', () => {
+// The emulator copies a branch's databases with pg_dump | psql (PostgreSQL's client tools).
+const noCopyTools = missingTool('pg_dump', 'postgresql-client') || missingTool('psql', 'postgresql-client');
+
+describe('job run --branch: a job tried on a Lakebase branch (emulator branches, real Temporal dev server, real PostgreSQL)', { skip: noCopyTools }, () => {
   let env: TestWorkflowEnvironment;
   let db: TestDatabase;
   let emu: LakebaseEmulator;
