@@ -10,6 +10,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -28,17 +29,28 @@ export const DELETES_PATCH = 'sync-deletes';
 /** Runs of pipelines with `verify` compare source and target after finishing. */
 export const VERIFY_PATCH = 'sync-verify';
 
-const { planSync, finishSync, planDeletes, acquireLakebaseToken } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
-});
+/**
+ * Runs started from here on wait for a waking scale-to-zero compute in the workflow rather than in
+ * the server's activity retry, so the UI's current details can say so (LakebaseComputeWaking).
+ */
+export const COMPUTE_WAKING_PATCH = 'sync-compute-waking-in-current-details';
+/** Workflow-level tries of a step that met a still-waking compute (each try already waited computeWakeTimeoutMs). */
+const COMPUTE_WAKE_TRIES = 5;
+
+const nonRetryable = (wakeVisible: boolean) => (wakeVisible ? [...NON_RETRYABLE, RETRYABLE_FAILURES.computeWaking] : NON_RETRYABLE);
+
+const stepActivities = (wakeVisible: boolean) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: nonRetryable(wakeVisible) },
+  });
 
 // A chunk streams up to batchRows rows; it heartbeats while it does, so a dead worker is noticed quickly.
-const chunkActivities = (heartbeatTimeout: string) =>
+const chunkActivities = (heartbeatTimeout: string, wakeVisible: boolean) =>
   proxyActivities<Activities>({
     startToCloseTimeout: '2 hours',
     heartbeatTimeout,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryable(wakeVisible) },
   });
 
 export interface SyncProgress {
@@ -73,6 +85,8 @@ export interface SyncProgress {
   deletes?: { buckets: number; done: number; rowsDeleted: number };
   /** verify: the compare after the run; `report` once it passed. */
   verify?: VerifyProgress & { report?: VerifyReport };
+  /** While a step waits for a scale-to-zero compute to wake: which try, and what the login met. */
+  computeWaking?: { tries: number; message: string };
   /** Non-secret metadata of the tokens this sync logs in with. */
   tokens: LakebaseTokenInfo[];
   startedAt: number;
@@ -155,13 +169,29 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   // with the new one instead of each waiting for a token of their own.
   let authGeneration = 0;
 
-  /** Runs a step; a TOKEN_EXPIRED that only a person can fix pauses the sync until they log in again. */
+  const wakeVisible = patched(COMPUTE_WAKING_PATCH);
+  const { planSync, finishSync, planDeletes, acquireLakebaseToken } = stepActivities(wakeVisible);
+
+  /**
+   * Runs a step; a TOKEN_EXPIRED that only a person can fix pauses the sync until they log in again,
+   * and a compute still waking from scale-to-zero is waited for (a login failed, so nothing ran).
+   */
   async function withRelogin<T>(step: () => Promise<T>): Promise<T> {
-    for (;;) {
+    for (let wakeTries = 1; ; ) {
       const generation = authGeneration;
       try {
         return await step();
       } catch (err) {
+        if (wakeVisible && failureType(err) === RETRYABLE_FAILURES.computeWaking && wakeTries < COMPUTE_WAKE_TRIES) {
+          const message = err instanceof ActivityFailure ? (err.cause?.message ?? '') : '';
+          progress.computeWaking = { tries: wakeTries, message };
+          setCurrentDetails(`Waiting for the compute to wake (${RETRYABLE_FAILURES.computeWaking}, try ${wakeTries} of ${COMPUTE_WAKE_TRIES}) — ${describe()}\n\n${message}`);
+          await sleep(Math.min(5_000 * 2 ** (wakeTries - 1), 60_000));
+          wakeTries++;
+          progress.computeWaking = undefined;
+          setCurrentDetails(describe());
+          continue;
+        }
         if (failureType(err) !== RETRYABLE_FAILURES.tokenExpired) throw err;
         if (authGeneration !== generation) continue;
         progress.waitingForRelogin = true;
@@ -221,7 +251,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   );
   setCurrentDetails(describe());
 
-  const { syncChunk } = chunkActivities(input.heartbeatTimeout ?? '1 minute');
+  const { syncChunk } = chunkActivities(input.heartbeatTimeout ?? '1 minute', wakeVisible);
   const continueNow = (chunksThisRun: number) =>
     workflowInfo().continueAsNewSuggested || (input.chunksPerRun !== undefined && chunksThisRun >= input.chunksPerRun);
 
@@ -303,7 +333,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
       rowsDeleted: found.buckets.reduce((n, b) => n + b.rowsDeleted, 0),
     });
     setCurrentDetails(describe());
-    const { deleteBucket } = bucketActivities(heartbeatTimeout);
+    const { deleteBucket } = bucketActivities(heartbeatTimeout, nonRetryable(wakeVisible));
     await inLanes(
       found.buckets.filter((b) => !b.done),
       plan.parallelism ?? 1,
@@ -327,6 +357,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
       auth,
       mode: plan.verify,
       heartbeatTimeout,
+      nonRetryable: nonRetryable(wakeVisible),
       call: withRelogin,
       onProgress: (v) => {
         progress.verify = { ...v };

@@ -4,17 +4,18 @@ import type { JobAuth, VerifyBucketResult, VerifyPlan, VerifyReport } from '../a
 import { NON_RETRYABLE, NON_RETRYABLE_FAILURES } from './failureTypes';
 import { describeVerify } from './verifyReport';
 
-const { planVerify } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
-});
+const planActivities = (nonRetryableErrorTypes: string[]) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes },
+  });
 
 /** Bucket activities heartbeat on a timer, so a dead worker's bucket moves to another within the heartbeat timeout. */
-export const bucketActivities = (heartbeatTimeout: string) =>
+export const bucketActivities = (heartbeatTimeout: string, nonRetryableErrorTypes: string[] = NON_RETRYABLE) =>
   proxyActivities<Activities>({
     startToCloseTimeout: '2 hours',
     heartbeatTimeout,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes },
   });
 
 /**
@@ -56,6 +57,8 @@ export interface RunVerifyOptions {
   auth?: JobAuth;
   mode?: VerifyPlan['mode'];
   heartbeatTimeout: string;
+  /** Failure types the workflow handles itself (dataSync adds LakebaseComputeWaking); default NON_RETRYABLE. */
+  nonRetryable?: string[];
   /** Wraps each activity call (dataSync passes its re-login handling). */
   call?: <T>(step: () => Promise<T>) => Promise<T>;
   onProgress: (progress: VerifyProgress) => void;
@@ -70,10 +73,11 @@ export async function runVerify(opts: RunVerifyOptions): Promise<VerifyReport> {
   const { pipeline, environment, auth } = opts;
   const progress: VerifyProgress = { pipeline, mode: 'planning', buckets: 0, bucketsDone: 0, sourceRows: 0, targetRows: 0, mismatches: 0, tolerated: 0 };
   opts.onProgress(progress);
+  const { planVerify } = planActivities(opts.nonRetryable ?? NON_RETRYABLE);
   const plan = await call(() => planVerify({ pipeline, environment, auth, ...(opts.mode && { mode: opts.mode }) }));
   Object.assign(progress, { mode: plan.mode, buckets: plan.buckets.length });
   opts.onProgress(progress);
-  const { verifyBucket } = bucketActivities(opts.heartbeatTimeout);
+  const { verifyBucket } = bucketActivities(opts.heartbeatTimeout, opts.nonRetryable);
   const results: VerifyBucketResult[] = new Array(plan.buckets.length);
   await inLanes(
     plan.buckets.map((range, i) => ({ range, i })),
