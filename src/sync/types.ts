@@ -31,6 +31,26 @@ export interface SyncPlan {
   /** Partitioned runs only: the slices of the table, each with its own cursor, and how many run at once. */
   partitions?: PartitionPlan[];
   parallelism?: number;
+  /** What this run does to the target's shape; left out when nothing. */
+  targetShape?: TargetShapeReport;
+  /** A dry run's description: nothing was claimed or changed. */
+  dryRun?: DryRunReport;
+}
+
+export interface TargetShapeReport {
+  /** The target did not exist: the plan created it with these statements (a dry run: would). */
+  created?: string[];
+  /** Source columns changed since the last run, and what the run does about each (schemaChanges). */
+  changes?: string[];
+  /** evolve: statements the first chunk runs on the target. */
+  evolution?: string[];
+}
+
+export interface DryRunReport {
+  /** What the run would do, in order, one sentence each. */
+  actions: string[];
+  /** The DDL it would run on the target (CREATE …, ALTER TABLE …). */
+  statements: string[];
 }
 
 export interface ChunkResult {
