@@ -4,7 +4,7 @@ import type { ChunkInput } from '../sync/chunk';
 import type { FinishInput } from '../sync/finish';
 import type { PlanInput } from '../sync/plan';
 
-export type { CursorValue, PartitionPlan, SyncPlan, ChunkResult, FinishResult, SwapReport } from '../sync/types';
+export type { CursorValue, PartitionPlan, SyncPlan, ChunkResult, FinishResult, SwapReport, TargetShapeReport, DryRunReport } from '../sync/types';
 
 /** Carried by on-behalf-of (login-idp) jobs: the user's IdP token, sealed — never plaintext in history. */
 export interface JobAuth {

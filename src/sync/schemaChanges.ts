@@ -117,7 +117,7 @@ function refused(pipeline: string, policy: SchemaPolicy, d: SchemaDecision): Err
     typeChange && 'for a type change, change the target column to the new type (ALTER TABLE … ALTER COLUMN … TYPE …) or cast the column back under transform.columns',
     d.problems.some((p) => !p.includes('changed type')) && 'apply the change to the target yourself, exclude the column under transform, or set schemaChanges: evolve (or ignore) for this pipeline',
   ].filter(Boolean);
-  return schemaChangedError(`pipelines.${pipeline}: the source's columns changed (schemaChanges: ${policy}): ${d.problems.join('; ')}. To go on: ${fixes.join('; ')}`);
+  return schemaChangedError(`pipelines.${pipeline}: the source's columns and the target's differ (schemaChanges: ${policy}): ${d.problems.join('; ')}. To go on: ${fixes.join('; ')}`);
 }
 
 /** Source shape: exact types are looked up only for columns whose wire type the snapshot does not already know. */
