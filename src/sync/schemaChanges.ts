@@ -151,10 +151,12 @@ async function evolution(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, 
   return statements;
 }
 
-function finalPlan(base: ColumnPlan, d: SchemaDecision, pipeline: string): ColumnPlan {
-  const lost = base.order.filter((c) => d.leaveOut.includes(c));
+function finalPlan(base: ColumnPlan, d: SchemaDecision, p: PipelineConfig, pipeline: string): ColumnPlan {
+  const lost = [...base.order, ...(p.softDeleteColumn ? [p.softDeleteColumn] : [])].filter((c) => d.leaveOut.includes(c));
   if (lost.length)
-    throw configError(`pipelines.${pipeline}: ${lost.map((c) => `"${c}"`).join(', ')} orders the chunks (cursor or key) but is not written to the target; the target needs the column`);
+    throw configError(
+      `pipelines.${pipeline}: ${lost.map((c) => `"${c}"`).join(', ')} (cursor, key or softDeleteColumn) is not written to the target (generated there, or missing under schemaChanges: ignore); the target needs it as a plain column`,
+    );
   return adjustPlan(base, d.leaveOut, d.fillNull);
 }
 
@@ -185,7 +187,7 @@ export async function inspectSchema(s: pg.ClientBase, t: pg.ClientBase, p: Pipel
   if (decision.problems.length) throw refused(pipeline, p.schemaChanges, decision);
   const tables = [quoteTable(p.target.table!), ...(refreshTable ? [refreshTable] : [])];
   const ddl = await evolution(s, t, p, pipeline, wire, shape, decision, tables);
-  return { base, wire, snapshot, target, shape, decision, plan: finalPlan(base, decision, pipeline), evolution: ddl };
+  return { base, wire, snapshot, target, shape, decision, plan: finalPlan(base, decision, p, pipeline), evolution: ddl };
 }
 
 /** Snapshot columns for a target created from `shape`. */
@@ -227,5 +229,5 @@ export async function reconcileSchema(s: pg.ClientBase, t: pg.ClientBase, p: Pip
       await writeSnapshot(t, p.stateSchema, pipeline, decision.snapshot);
     }
   }
-  return finalPlan(base, decision, pipeline);
+  return finalPlan(base, decision, p, pipeline);
 }
