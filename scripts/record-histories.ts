@@ -25,6 +25,7 @@ async function main(release: string): Promise<void> {
       INSERT INTO src SELECT g, 'n' || g, '2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, 3000) g;
       CREATE TABLE dst_full (LIKE src INCLUDING ALL); CREATE TABLE dst_upsert (LIKE src INCLUDING ALL); CREATE TABLE dst_can (LIKE src INCLUDING ALL);
       CREATE TABLE dst_a (LIKE src INCLUDING ALL); CREATE TABLE dst_b (LIKE src INCLUDING ALL); CREATE TABLE audit (note text);
+      CREATE TABLE dst_checked (LIKE src INCLUDING ALL);
     `);
     const p = (table: string, more: Record<string, unknown> = {}) => ({
       source: { profile: 'local', environment: 'test', table: 'src' },
@@ -35,7 +36,15 @@ async function main(release: string): Promise<void> {
     });
     const config = testConfig(
       db,
-      { full: p('dst_full', { mode: 'full-refresh' }), fresh: p('dst_fresh'), upsert: p('dst_upsert', { cursor: 'updated_at' }), can: p('dst_can', { batchRows: 500 }), a: p('dst_a'), b: p('dst_b') },
+      {
+        full: p('dst_full', { mode: 'full-refresh' }),
+        fresh: p('dst_fresh'),
+        upsert: p('dst_upsert', { cursor: 'updated_at' }),
+        can: p('dst_can', { batchRows: 500 }),
+        a: p('dst_a'),
+        b: p('dst_b'),
+        checked: p('dst_checked', { cursor: 'updated_at', deletes: 'hard', verify: 'checksums', batchRows: 500 }),
+      },
       taskQueue,
       {
         syncGroups: { both: { pipelines: ['a', 'b'], parallelism: 2 } },
@@ -84,6 +93,15 @@ async function main(release: string): Promise<void> {
       await approveJob(c, job.workflowId, 'recorder');
       await job.result();
       await save('operationalJob-approved', c, job.workflowId);
+      // Delete detection and verify: a second run after rows left the source, then a verify on its own.
+      await (await startSync(c, { pipeline: 'checked', taskQueue })).result();
+      await db.client.query(`DELETE FROM src WHERE id % 100 = 1`);
+      const checked = await startSync(c, { pipeline: 'checked', taskQueue });
+      await checked.result();
+      await save('dataSync-deletes-verify', c, checked.workflowId);
+      const verify = await c.workflow.start('verifySync', { taskQueue, workflowId: `verify:checked:${Date.now()}`, args: [{ pipeline: 'checked' }] });
+      await verify.result();
+      await save('verifySync', c, verify.workflowId);
       const tc = await c.workflow.start('testConnection', { taskQueue, workflowId: `test-connection:${Date.now()}`, args: [{ profile: 'local', environment: 'test' }] });
       await tc.result();
       await save('testConnection', c, tc.workflowId);

@@ -15,11 +15,13 @@ import { TypedSearchAttributes, type SearchAttributePair } from '@temporalio/com
 import type { JobParamValue } from './activities/types';
 import { loadSealingKeys, seal } from './auth/sealed';
 import { pipelineInEnvironment } from './config/lookup';
+import { branchEnvironmentName, type RunBranchRequest } from './config/branches';
 import type { Config, TemporalConfig } from './config/schema';
 import type { ConnectionReport } from './db/diagnose';
 import { dataConverterFor, explainTemporalConnectError, temporalConnectionOptions } from './temporalConnection';
 import { registerSearchAttributes } from './temporalConnection';
-import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress } from './workflows';
+import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress, VerifySyncInput } from './workflows';
+import type { VerifyReport } from './activities/types';
 import { progressQuery, reloginUpdate } from './workflows/dataSync';
 import { approveUpdate, jobProgressQuery, rejectSignal } from './workflows/operationalJob';
 import { LakebaseEnvironment, LakebaseJob, LakebasePipeline, LakebaseProfile, LakebaseRowsWritten } from './workflows/searchAttributes';
@@ -131,6 +133,42 @@ export async function startSync(client: Client, opts: StartSyncOptions): Promise
   );
 }
 
+export interface StartVerifyOptions {
+  pipeline: string;
+  taskQueue: string;
+  config?: Config;
+  environment?: string;
+  mode?: 'counts' | 'checksums';
+  idpToken?: string;
+}
+
+/** `verify:<pipeline>:<time>`: the compare a sync with `verify` runs after itself, on its own. */
+export async function startVerify(client: Client, opts: StartVerifyOptions): Promise<WorkflowHandle<(i: VerifySyncInput) => Promise<VerifyReport>>> {
+  const configured = opts.config?.pipelines[opts.pipeline];
+  const p = configured && pipelineInEnvironment(configured, opts.environment);
+  const attributes: SearchAttributePair[] = [{ key: LakebasePipeline, value: opts.pipeline }];
+  if (p) attributes.push({ key: LakebaseProfile, value: p.target.profile }, { key: LakebaseEnvironment, value: p.target.environment });
+  const name = opts.environment ? `${opts.pipeline}@${opts.environment}` : opts.pipeline;
+  return startIndexed<(i: VerifySyncInput) => Promise<VerifyReport>>(
+    client,
+    'verifySync',
+    {
+      taskQueue: opts.taskQueue,
+      workflowId: `verify:${name}:${new Date().toISOString()}`,
+      args: [
+        {
+          pipeline: opts.pipeline,
+          environment: opts.environment,
+          ...(opts.mode && { mode: opts.mode }),
+          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
+        },
+      ],
+      staticSummary: p ? `Verify **${opts.pipeline}**: ${p.source.table ?? 'query'} against ${p.target.table} on ${p.target.profile}/${p.target.environment}` : `Verify pipeline **${opts.pipeline}**`,
+    },
+    attributes,
+  );
+}
+
 export async function syncProgress(client: Client, workflowId: string): Promise<SyncProgress> {
   return client.workflow.getHandle(workflowId).query(progressQuery);
 }
@@ -167,17 +205,23 @@ export interface StartJobOptions {
   environment?: string;
   dryRun?: boolean;
   idpToken?: string;
+  /** Run on a Lakebase branch of the environment (`--branch`), optionally created for the run and deleted after. */
+  branch?: RunBranchRequest;
 }
 
 export async function startJob(client: Client, opts: StartJobOptions): Promise<WorkflowHandle<(i: OperationalJobInput) => Promise<JobProgress>>> {
   const job = opts.config.jobs[opts.job];
   if (!job) throw new Error(`unknown job "${opts.job}"; configured jobs: ${Object.keys(opts.config.jobs).join(', ') || '(none)'}`);
   const environment = opts.environment ?? job.environment;
+  const b = opts.branch;
+  // A branch run is its own run: it may go on while the same job runs on the environment itself.
+  const where = b ? branchEnvironmentName(environment, b.name) : environment;
+  const branchText = b ? ` · branch **${b.name}**${b.create ? ' (created for the run' + (b.deleteAfter ? ', deleted after)' : ')') : ''}` : '';
   const paramText = Object.entries(opts.params).map(([k, v]) => `${k}=${v}`).join(', ');
   const details = [
     `**Job** \`${opts.job}\`${job.description ? ` — ${job.description}` : ''}`,
     '',
-    `profile **${job.profile}** · environment **${environment}**${opts.dryRun ? ' · **dry run**' : ''}${job.approval ? ' · approval required' : ''}`,
+    `profile **${job.profile}** · environment **${environment}**${branchText}${opts.dryRun ? ' · **dry run**' : ''}${job.approval ? ' · approval required' : ''}`,
     '',
     '| parameter | value |',
     '|---|---|',
@@ -190,18 +234,19 @@ export async function startJob(client: Client, opts: StartJobOptions): Promise<W
     'operationalJob',
     {
       taskQueue: opts.taskQueue,
-      workflowId: `${jobWorkflowId(opts.job, environment, opts.params)}${opts.dryRun ? `:dry-run:${Date.now()}` : ''}`,
+      workflowId: `${jobWorkflowId(opts.job, where, opts.params)}${opts.dryRun ? `:dry-run:${Date.now()}` : ''}`,
       args: [
         {
           job: opts.job,
           params: opts.params,
           environment: opts.environment,
           dryRun: opts.dryRun,
+          ...(b && { branch: b }),
           ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
         },
       ],
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-      staticSummary: `${opts.dryRun ? 'Dry run of job' : 'Job'} **${opts.job}**${paramText ? ` (${paramText})` : ''} on ${job.profile}/${environment}`,
+      staticSummary: `${opts.dryRun ? 'Dry run of job' : 'Job'} **${opts.job}**${paramText ? ` (${paramText})` : ''} on ${job.profile}/${where}`,
       staticDetails: details,
     },
     [

@@ -15,6 +15,12 @@ export function createMetrics() {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
+    verifyMismatches: new Counter({
+      name: 'lakebase_verify_mismatches_total',
+      help: 'Rows (or keyless ranges) found different between source and target by verify',
+      labelNames: ['pipeline'],
+      registers: [registry],
+    }),
     tokenRequests: new Counter({ name: 'lakebase_token_requests_total', help: 'Token requests to Databricks (cache misses and refreshes)', labelNames: ['profile'], registers: [registry] }),
     authFailures: new Counter({ name: 'lakebase_auth_failures_total', help: 'Failed token requests by failure type', labelNames: ['type'], registers: [registry] }),
     jobSteps: new Counter({ name: 'lakebase_job_steps_total', help: 'Job steps run, by outcome', labelNames: ['job', 'outcome'], registers: [registry] }),

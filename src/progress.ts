@@ -8,9 +8,11 @@ export function formatProgress(p: SyncProgress, width?: number): string {
   const total = p.done ? p.rowsCopied : Math.max(p.estimatedRows, p.rowsCopied);
   const fraction = p.done ? 1 : total > 0 ? Math.min(1, p.rowsCopied / total) : 0;
   const eta = p.etaSeconds === null || p.done ? '' : p.etaSeconds < 90 ? ` ETA ${Math.round(p.etaSeconds)}s` : ` ETA ${Math.round(p.etaSeconds / 60)}m`;
+  const deletes = p.deletes ? `, ${p.deletes.rowsDeleted.toLocaleString('en')} deleted` : '';
+  const verify = p.verify ? (p.verify.report ? `, verified (${p.verify.mode})` : `, verifying ${p.verify.bucketsDone}/${p.verify.buckets}`) : '';
   const stats =
-    `${p.rowsCopied.toLocaleString('en')}/${total.toLocaleString('en')} rows, ${p.rowsWritten.toLocaleString('en')} written, ` +
-    `chunk ${p.chunks}, ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s${eta}` +
+    `${p.rowsCopied.toLocaleString('en')}/${total.toLocaleString('en')} rows, ${p.rowsWritten.toLocaleString('en')} written${deletes}, ` +
+    `chunk ${p.chunks}, ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s${eta}${verify}` +
     (p.targetShape?.created ? ', target created' : p.targetShape?.changes?.length ? `, ${p.targetShape.changes.length} schema change(s)` : '') +
     (p.waitingForRelogin ? ' — waiting for re-login' : p.done ? ' — done' : '');
   if (width === undefined) return `${p.pipeline}: ${(fraction * 100).toFixed(0)}% ${stats}`;

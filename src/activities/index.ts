@@ -1,3 +1,4 @@
+import { createBranchActivities } from './branches';
 import { createJobActivities, type JobFunction } from './jobs';
 import { createSyncActivities, type SyncDeps } from './sync';
 import { createTestConnectionActivities } from './testConnection';
@@ -7,7 +8,7 @@ export type ActivityDeps = SyncDeps & { jobFunctions?: Record<string, JobFunctio
 
 /** All activities, built from the worker's dependencies (config, pools, credentials, transforms). */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createTokenActivities(deps), ...createSyncActivities(deps), ...createJobActivities(deps), ...createTestConnectionActivities(deps) };
+  return { ...createTokenActivities(deps), ...createSyncActivities(deps), ...createJobActivities(deps), ...createBranchActivities(deps), ...createTestConnectionActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { bindJobParams, JobParamError } from '../config/jobParams';
 import type { Config, JobConfig, JobStepConfig } from '../config/schema';
 import { lookupEnvironment, lookupJob } from '../config/lookup';
+import { ensureBranchEnvironment } from '../config/branches';
 import { cancelBackend, explainStatement, materialize, queryText } from '../db/jobSql';
 import { withTransaction } from '../db/transaction';
 import { compileNamedParams } from '../db/namedParams';
@@ -13,7 +14,7 @@ import { configFailure, toActivityFailure } from './failures';
 import { NON_RETRYABLE_FAILURES } from '../workflows/failureTypes';
 import { sessionOf } from './sync';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { JobPlan, JobUnit, PlanJobInput, RunJobUnitInput, StepOutput } from './types';
+import type { JobPlan, JobUnit, PlanJobInput, RunBranchTarget, RunJobUnitInput, StepOutput } from './types';
 
 /** A TypeScript job step registered with the worker: gets parameters, earlier outputs and a query function. */
 export type JobFunction = (ctx: {
@@ -67,6 +68,16 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     return env;
   }
 
+  /** The environment a step connects as: the configured one, or `<env>@<branch>` for a branch run. */
+  function connectAs(job: JobConfig, environment: string, branch?: RunBranchTarget): string {
+    if (!branch) return environment;
+    try {
+      return ensureBranchEnvironment(config, job.profile, environment, branch);
+    } catch (err) {
+      throw toActivityFailure(err, `branch ${branch.name}`);
+    }
+  }
+
   function units(job: JobConfig): JobUnit[] {
     const out: JobUnit[] = [];
     for (const s of job.steps) {
@@ -79,7 +90,7 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
   }
 
   /** Validates parameters and lays out the steps; a dry run also EXPLAINs read and write steps, writing nothing. */
-  async function planJob({ job: name, params, environment, dryRun, auth }: PlanJobInput): Promise<JobPlan> {
+  async function planJob({ job: name, params, environment, dryRun, auth, branch }: PlanJobInput): Promise<JobPlan> {
     const job = jobOf(name);
     let bound: Record<string, string | null>;
     try {
@@ -91,9 +102,9 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     }
     const env = environmentFor(job, environment);
     for (const s of job.steps) if (s.function && !jobFunctions[s.function]) throw configFailure(`jobs.${name}: step "${s.name}" uses function "${s.function}", which is not registered with this worker`);
-    const plan: JobPlan = { job: name, description: job.description, profile: job.profile, environment: env, params: bound, units: units(job), approval: job.approval };
+    const plan: JobPlan = { job: name, description: job.description, profile: job.profile, environment: env, params: bound, units: units(job), approval: job.approval, ...(branch && { branch: branch.name }) };
     if (!dryRun) return plan;
-    const client = await pools.connect(job.profile, env, sessionOf(auth, sealingKeys));
+    const client = await pools.connect(job.profile, connectAs(job, env, branch), sessionOf(auth, sealingKeys));
     try {
       const explain: { step: string; plan: string }[] = [];
       await withTransaction(
@@ -153,11 +164,12 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       return s;
     });
     const ctx = activityContext();
-    const client = await pools.connect(job.profile, input.environment, sessionOf(input.auth, sealingKeys));
+    const environment = connectAs(job, input.environment, input.branch);
+    const client = await pools.connect(job.profile, environment, sessionOf(input.auth, sealingKeys));
     const beat = setInterval(() => ctx?.heartbeat(), 1_000);
     // Cancel the running statement server-side (a dropped socket would leave it running until it next writes).
     const backendPid = (client as unknown as { processID: number }).processID;
-    const onCancel = () => void cancelBackend(pools.get(job.profile, input.environment, sessionOf(input.auth, sealingKeys)), backendPid).catch(() => undefined);
+    const onCancel = () => void cancelBackend(pools.get(job.profile, environment, sessionOf(input.auth, sealingKeys)), backendPid).catch(() => undefined);
     ctx?.cancellationSignal.addEventListener('abort', onCancel);
     let current = steps[0]!.name;
     try {

@@ -6,10 +6,23 @@ import type { Config } from '../config/schema';
 import type { RecordTransform } from '../db/copyText';
 import type { PoolRegistry } from '../db/pools';
 import type { Metrics } from '../metrics';
-import { createSyncEngine, type CallContext, type ConnectionBudget } from '../sync';
+import { createSyncEngine, type CallContext, type ConnectionBudget, type DeleteBucketInput, type DeletesInput, type VerifyBucketInput, type VerifyInput } from '../sync';
 import { activityContext } from './context';
 import { toActivityFailure } from './failures';
-import type { ChunkResult, FinishResult, FinishSyncInput, GroupPlan, JobAuth, PlanSyncInput, SyncChunkInput, SyncPlan } from './types';
+import type {
+  ChunkResult,
+  DeleteBucketResult,
+  DeletePlan,
+  FinishResult,
+  FinishSyncInput,
+  GroupPlan,
+  JobAuth,
+  PlanSyncInput,
+  SyncChunkInput,
+  SyncPlan,
+  VerifyBucketResult,
+  VerifyPlan,
+} from './types';
 
 /**
  * A named TypeScript row transform registered with the worker. It sees one row as PostgreSQL text
@@ -85,6 +98,63 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     }
   }
 
+  /**
+   * A bucket's digest queries stream nothing for a while: heartbeat on a timer, so a dead worker's
+   * bucket is retried elsewhere within the heartbeat timeout and a live one is not.
+   */
+  async function withHeartbeats<R>(details: Record<string, unknown>, fn: () => Promise<R>): Promise<R> {
+    const act = activityContext();
+    const timer = act && setInterval(() => act.heartbeat(details), 5_000);
+    try {
+      return await fn();
+    } finally {
+      if (timer) clearInterval(timer);
+    }
+  }
+
+  /** The run's delete-detection buckets (made once per run, kept in the state schema). */
+  async function planDeletes(input: DeletesInput & { auth?: JobAuth }): Promise<DeletePlan> {
+    try {
+      return await withHeartbeats({ phase: 'plan deletes' }, () => engine.planDeletes(callContext(input.auth), input));
+    } catch (err) {
+      throw toActivityFailure(err, `planDeletes(${input.pipeline})`);
+    }
+  }
+
+  /** One bucket of delete detection: its deletes (or marks) commit with the bucket's done flag. */
+  async function deleteBucket(input: DeleteBucketInput & { auth?: JobAuth }): Promise<DeleteBucketResult> {
+    const { pipeline, bucket } = input;
+    try {
+      const result = await withHeartbeats({ phase: 'deletes', bucket }, () => engine.deleteBucket(callContext(input.auth, { bucket }), input));
+      if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsDeleted);
+      return result;
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw new CancelledFailure(`deleteBucket(${pipeline}) cancelled; the bucket was rolled back`);
+      throw toActivityFailure(err, `deleteBucket(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`);
+    }
+  }
+
+  async function planVerify(input: VerifyInput & { mode?: VerifyPlan['mode']; auth?: JobAuth }): Promise<VerifyPlan> {
+    try {
+      return await withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input.auth), input));
+    } catch (err) {
+      throw toActivityFailure(err, `planVerify(${input.pipeline})`);
+    }
+  }
+
+  /** One bucket of a verify; reads only. Mismatches are counted in lakebase_verify_mismatches_total. */
+  async function verifyBucket(input: VerifyBucketInput & { auth?: JobAuth }): Promise<VerifyBucketResult> {
+    const { pipeline } = input;
+    try {
+      const result = await withHeartbeats({ phase: 'verify', range: input.range }, () => engine.verifyBucket(callContext(input.auth), input));
+      metrics?.verifyMismatches.inc({ pipeline }, result.mismatches);
+      return result;
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw new CancelledFailure(`verifyBucket(${pipeline}) cancelled`);
+      throw toActivityFailure(err, `verifyBucket(${pipeline})`);
+    }
+  }
+
   async function planGroup({ group }: { group: string }): Promise<GroupPlan> {
     try {
       const g = lookupGroup(config, group);
@@ -94,5 +164,5 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     }
   }
 
-  return { planSync, syncChunk, finishSync, planGroup };
+  return { planSync, syncChunk, finishSync, planDeletes, deleteBucket, planVerify, verifyBucket, planGroup };
 }

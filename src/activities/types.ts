@@ -4,7 +4,23 @@ import type { ChunkInput } from '../sync/chunk';
 import type { FinishInput } from '../sync/finish';
 import type { PlanInput } from '../sync/plan';
 
-export type { CursorValue, PartitionPlan, SyncPlan, ChunkResult, FinishResult, SwapReport, TargetShapeReport, DryRunReport } from '../sync/types';
+export type {
+  BucketRange,
+  ChunkResult,
+  CursorValue,
+  DeleteBucketResult,
+  DryRunReport,
+  DeletePlan,
+  FinishResult,
+  PartitionPlan,
+  SwapReport,
+  SyncPlan,
+  TargetShapeReport,
+  VerifyBucketResult,
+  VerifyDifference,
+  VerifyPlan,
+  VerifyReport,
+} from '../sync/types';
 
 /** Carried by on-behalf-of (login-idp) jobs: the user's IdP token, sealed — never plaintext in history. */
 export interface JobAuth {
@@ -65,6 +81,8 @@ export interface JobPlan {
   approval: boolean;
   /** Dry run: EXPLAIN output of each read/write step. */
   explain?: { step: string; plan: string }[];
+  /** A branch run: the branch the steps run on (environment stays the configured one). */
+  branch?: string;
 }
 
 export interface PlanJobInput {
@@ -72,6 +90,46 @@ export interface PlanJobInput {
   params: Record<string, JobParamValue>;
   environment?: string;
   dryRun?: boolean;
+  auth?: JobAuth;
+  /** A branch run: connect to this branch's endpoint instead of the environment's. */
+  branch?: RunBranchTarget;
+}
+
+export type { RunBranchRequest } from '../config/branches';
+import type { RunBranchRequest } from '../config/branches';
+
+/** The branch (and its read-write endpoint) a branch run's steps connect to. */
+export interface RunBranchTarget {
+  name: string;
+  endpoint: string;
+}
+
+export interface PrepareRunBranchInput {
+  job: string;
+  environment?: string;
+  branch: RunBranchRequest;
+  auth?: JobAuth;
+}
+
+/** What prepareRunBranch found or made: names only, safe for history. */
+export interface RunBranchInfo {
+  branch: string;
+  project: string;
+  /** projects/{p}/branches/{parent} it was made from (or, for an existing branch, the environment's branch). */
+  parent: string;
+  /** Id of the branch's read-write endpoint. */
+  endpoint: string;
+  /** Made for this run (and so deleted after it when asked). */
+  created: boolean;
+  /** Made by an earlier attempt whose answer was lost, and taken over. */
+  adopted?: boolean;
+  expireTime?: string;
+}
+
+export interface DeleteRunBranchInput {
+  job: string;
+  environment?: string;
+  branch: string;
   auth?: JobAuth;
 }
 
@@ -93,4 +151,5 @@ export interface RunJobUnitInput {
   /** First rows of earlier read steps, for :step.column placeholders. */
   outputs: Record<string, Record<string, string | null>>;
   auth?: JobAuth;
+  branch?: RunBranchTarget;
 }

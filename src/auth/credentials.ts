@@ -23,6 +23,8 @@ export interface CredentialProvider {
   readonly cache: TokenCache;
   /** The Postgres host: `host` as configured, or looked up (once, then cached) for an Autoscaling project/branch/endpoint. */
   host(profile: string, environment: string, session?: Session): Promise<string>;
+  /** The workspace URL and a bearer token for the profile's Databricks REST calls (the Postgres API of branch runs). */
+  workspace(profile: string, session?: Session): Promise<{ workspaceHost: string; bearer: string }>;
 }
 
 /** projects/{p}/branches/{b}/endpoints/{e} of an Autoscaling environment, or undefined. */
@@ -262,9 +264,17 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     return p;
   }
 
+  async function workspace(profile: string, session?: Session): Promise<{ workspaceHost: string; bearer: string }> {
+    const auth = authOf(profile);
+    const ws = 'workspaceHost' in auth ? auth.workspaceHost : undefined;
+    if (!ws) throw new LakebaseAuthError('LakebaseAuthConfigError', `profiles.${profile}.auth: calling the Lakebase Postgres API needs a workspace: set workspaceHost (method ${auth.method})`, false);
+    return { workspaceHost: ws, bearer: (await oauthToken(profile, session)).token };
+  }
+
   return {
     cache,
     host,
+    workspace,
     acquire,
     identityKey,
     invalidate(profile, environment, session) {

@@ -4,8 +4,16 @@ import os from 'node:os';
 import { clientApi, temporalClient } from './lazy';
 import { bindJobParams, parseParamArgs } from '../config/jobParams';
 import { ConfigError } from '../config/load';
+import { branchRequestProblems } from '../config/branches';
 import { formatJobResult, print } from './output';
 import { collect, idpTokenFrom, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+
+interface BranchOptions {
+  branch?: string;
+  createBranch?: boolean;
+  deleteBranchAfter?: boolean;
+  branchTtl?: string;
+}
 
 export function registerJob(program: Command): void {
   const job = program.command('job').description('triggered operational jobs (parameterised SQL steps)');
@@ -13,22 +21,30 @@ export function registerJob(program: Command): void {
   withConfigOption(
     job
       .command('run')
+      .alias('start')
       .description('run a job; the same job and parameters cannot run twice at once')
       .requiredOption('-j, --job <name>', 'job name from the configuration')
       .option('-p, --param <name=value>', 'a parameter (repeatable)', collect, [] as string[])
       .option('-e, --env <environment>', "override the job's environment, e.g. staging")
+      .option('--branch <name>', "run on this Lakebase Autoscaling branch of the environment's project instead of the environment's branch")
+      .option('--create-branch', "create --branch from the environment's branch (a copy of its data) for this run; fails if the name is taken")
+      .option('--delete-branch-after', 'delete the created branch when the run ends, also when a step fails or the job is cancelled')
+      .option('--branch-ttl <duration>', 'expiry of the created branch, e.g. 2h or 1d (default 7 days): a safety net if it is never deleted')
       .option('--dry-run', 'validate parameters and print the plan with EXPLAIN for read/write steps; write nothing')
       .option('--idp-token-file <file>', 'login-idp profiles: the IdP token of the user the job runs for')
       .option('-w, --wait', 'wait for the job and print its result'),
-  ).action((opts: ConfigOption & { job: string; param: string[]; env?: string; dryRun?: boolean; idpTokenFile?: string; wait?: boolean }) => {
+  ).action((opts: ConfigOption & { job: string; param: string[]; env?: string; dryRun?: boolean; idpTokenFile?: string; wait?: boolean } & BranchOptions) => {
     // Fail fast, before connecting, with the same rules the worker applies.
     const config = loadConfig(opts);
     const j = requireNamed(config.jobs, opts.job, '--job', 'job');
+    const branchProblems = branchRequestProblems(config, opts.job, opts.env, { name: opts.branch, create: opts.createBranch, deleteAfter: opts.deleteBranchAfter, ttl: opts.branchTtl });
+    if (branchProblems.length) throw new ConfigError(branchProblems);
+    const branch = opts.branch ? { name: opts.branch, create: opts.createBranch, deleteAfter: opts.deleteBranchAfter, ttl: opts.branchTtl } : undefined;
     const params = parseParamArgs(opts.param);
     bindJobParams(opts.job, j, params);
     const idpToken = idpTokenFrom(opts);
     return withClient(config, async (client) => {
-      const handle = await clientApi().startJob(client, { job: opts.job, params, environment: opts.env, dryRun: opts.dryRun, taskQueue: config.temporal.taskQueue, config, idpToken }).catch((err: unknown) => {
+      const handle = await clientApi().startJob(client, { job: opts.job, params, environment: opts.env, dryRun: opts.dryRun, taskQueue: config.temporal.taskQueue, config, idpToken, branch }).catch((err: unknown) => {
         if (err instanceof temporalClient().WorkflowExecutionAlreadyStartedError)
           throw new ConfigError([`job "${opts.job}" with these parameters is already running as ${err.workflowId}; wait for it or cancel it (job cancel ${err.workflowId})`]);
         throw err;

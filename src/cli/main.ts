@@ -7,6 +7,7 @@ import { registerJob } from './job';
 import { formatError, installWarningPrinter } from './output';
 import { registerSchedule } from './schedule';
 import { registerSync } from './sync';
+import { registerVerify } from './verify';
 import { registerWorker } from './worker';
 
 const program = new Command()
@@ -16,6 +17,7 @@ const program = new Command()
 
 registerWorker(program);
 registerSync(program);
+registerVerify(program);
 registerSchedule(program);
 registerEmulator(program);
 registerJob(program);

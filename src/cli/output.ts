@@ -76,6 +76,11 @@ export function formatJobResult(job: string, result: JobProgress): string[] {
   if (result.plan?.explain) for (const e of result.plan.explain) lines.push('', `-- ${e.step}`, e.plan);
   lines.push('', `${job}: ${result.status}; ${result.steps.length} steps, ${result.rowsWritten} rows written`);
   for (const st of result.steps) lines.push(`  ${st.name} (${st.kind}): ${st.rowCount} rows${st.rows?.length ? ` — ${JSON.stringify(st.rows.slice(0, 3))}` : ''}`);
+  const b = result.branch;
+  if (b) {
+    const fate = b.deleted ? 'deleted' : b.deleteError ? `NOT deleted (${b.deleteError})${b.expireTime ? `; it expires ${b.expireTime}` : ''}` : b.created ? `kept${b.expireTime ? ` until ${b.expireTime}` : ''}` : 'existing branch, kept';
+    lines.push(`  branch ${b.name}${b.created ? ' (created for this run)' : ''}: ${fate}`);
+  }
   return lines;
 }
 

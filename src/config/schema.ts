@@ -215,8 +215,15 @@ export const pipelineSchema = z
     key: z.array(nonEmpty('a column name')).min(1, 'expected at least one key column, e.g. key: [id]').optional(),
     /** Monotonic column (e.g. updated_at) for incremental runs; rows are taken after the last committed (cursor, key). */
     cursor: nonEmpty('a column name').optional(),
-    /** upsert: rows whose value here is not NULL are deleted from the target instead of written. */
+    /**
+     * upsert: rows whose value here is not NULL are deleted from the target instead of written. With
+     * `deletes: soft` it is instead a target-only column that marks rows whose key left the source.
+     */
     softDeleteColumn: nonEmpty('a column name').optional(),
+    /** upsert: what happens to target rows whose key is gone from the source (found by bucketed compare after the chunks). */
+    deletes: z.enum(['hard', 'soft', 'ignore'], { error: 'expected one of hard, soft, ignore' }).default('ignore'),
+    /** After every sync: compare source and target by key-range buckets (row counts, or counts and row checksums). */
+    verify: z.enum(['none', 'counts', 'checksums'], { error: 'expected one of none, counts, checksums' }).default('none'),
     transform: transformSchema.default({ columns: {}, rename: {}, exclude: [] }),
     /** Rows per chunk: one activity, one COPY, one target transaction. */
     batchRows: positiveInt('a chunk size (integer 1–10000000)', 10_000_000).default(100_000),
@@ -242,6 +249,24 @@ export const pipelineSchema = z
     }
     if (p.softDeleteColumn && p.mode !== 'upsert')
       ctx.addIssue({ code: 'custom', path: ['softDeleteColumn'], message: 'soft deletes need mode: upsert' });
+    if (p.deletes !== 'ignore' && p.mode !== 'upsert')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deletes'],
+        message: `deletes: ${p.deletes} needs mode: upsert (a full refresh replaces the whole table; append never removes rows)`,
+      });
+    if (p.deletes === 'soft' && !p.softDeleteColumn)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['softDeleteColumn'],
+        message: 'deletes: soft marks rows in a target column: set softDeleteColumn to a nullable timestamptz or boolean column of the target (e.g. deleted_at)',
+      });
+    if (p.verify !== 'none' && p.transform.rowTransform)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['verify'],
+        message: `a row transform runs in the worker, so the source side of a verify cannot apply it: use verify: none with transform.rowTransform "${p.transform.rowTransform}" (SQL transforms under transform.columns verify fine)`,
+      });
     if (!p.key && p.mode === 'upsert')
       ctx.addIssue({ code: 'custom', path: ['key'], message: 'mode upsert merges on a key: expected at least one key column, e.g. key: [id] (full-refresh, and append with a cursor, work without one)' });
     if (!p.key && p.mode === 'append' && !p.cursor)

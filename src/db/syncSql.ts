@@ -64,8 +64,12 @@ export function planColumns(p: PipelineConfig, sourceColumns: string[], pipeline
       );
     return src;
   });
-  if (p.softDeleteColumn && !columns.includes(p.softDeleteColumn))
+  if (p.softDeleteColumn && p.deletes !== 'soft' && !columns.includes(p.softDeleteColumn))
     throw new PipelineShapeError(`pipelines.${pipelineName}.softDeleteColumn: "${p.softDeleteColumn}" is not among the copied columns`);
+  if (p.softDeleteColumn && p.deletes === 'soft' && columns.includes(p.softDeleteColumn))
+    throw new PipelineShapeError(
+      `pipelines.${pipelineName}.softDeleteColumn: with deletes: soft, "${p.softDeleteColumn}" marks target rows whose key left the source, so it must not be copied from the source too; exclude it under transform.exclude or name another target column`,
+    );
   return { select, columns, sourceOrder, order };
 }
 
@@ -184,8 +188,17 @@ export function createStageSql(stage: string, target: string, columns: string[])
  * as text: json and point have no equality); append: insert (the state table makes it exactly-once).
  * With a soft-delete column, rows whose marker is set are deleted from the target instead.
  */
-export function mergeSql(opts: { target: string; stage: string; columns: string[]; key: string[]; mode: 'append' | 'upsert'; softDeleteColumn?: string }): string[] {
-  const { target, stage, columns, key, mode, softDeleteColumn } = opts;
+export function mergeSql(opts: {
+  target: string;
+  stage: string;
+  columns: string[];
+  key: string[];
+  mode: 'append' | 'upsert';
+  softDeleteColumn?: string;
+  /** deletes: soft — the target column marking rows whose key left the source; a row that comes back is unmarked. */
+  deleteMarker?: string;
+}): string[] {
+  const { target, stage, columns, key, mode, softDeleteColumn, deleteMarker } = opts;
   const t = quoteTable(target);
   const cols = columns.map((c) => quoteIdent(c));
   const live = softDeleteColumn ? ` WHERE s.${quoteIdent(softDeleteColumn)} IS NULL` : '';
@@ -201,14 +214,15 @@ export function mergeSql(opts: { target: string; stage: string; columns: string[
   }
   const nonKey = columns.filter((c) => !key.includes(c));
   const conflict = `ON CONFLICT (${key.map((k) => quoteIdent(k)).join(', ')})`;
+  const unmark = deleteMarker ? `t.${quoteIdent(deleteMarker)} IS NOT NULL` : undefined;
   if (nonKey.length === 0) {
-    statements.push(`${insert} ${conflict} DO NOTHING`);
+    statements.push(unmark ? `${insert} ${conflict} DO UPDATE SET ${quoteIdent(deleteMarker!)} = NULL WHERE ${unmark}` : `${insert} ${conflict} DO NOTHING`);
     return statements;
   }
-  const set = nonKey.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ');
+  const set = [...nonKey.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`), ...(deleteMarker ? [`${quoteIdent(deleteMarker)} = NULL`] : [])].join(', ');
   const changed = `ROW(${nonKey.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}) IS DISTINCT FROM ROW(${nonKey
     .map((c) => `EXCLUDED.${quoteIdent(c)}::text`)
     .join(', ')})`;
-  statements.push(`${insert} ${conflict} DO UPDATE SET ${set} WHERE ${changed}`);
+  statements.push(`${insert} ${conflict} DO UPDATE SET ${set} WHERE ${unmark ? `${changed} OR ${unmark}` : changed}`);
   return statements;
 }

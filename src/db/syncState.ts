@@ -37,6 +37,7 @@ export interface PartitionState {
 
 const stateTable = (schema: string) => `${quoteIdent(schema, 'stateSchema')}.sync_state`;
 const partitionTable = (schema: string) => `${quoteIdent(schema, 'stateSchema')}.sync_partition`;
+const bucketTable = (schema: string) => `${quoteIdent(schema, 'stateSchema')}.sync_bucket`;
 
 export async function ensureStateTable(c: pg.ClientBase, schema: string): Promise<void> {
   for (const sql of [
@@ -61,6 +62,16 @@ export async function ensureStateTable(c: pg.ClientBase, schema: string): Promis
        chunks bigint NOT NULL DEFAULT 0,
        updated_at timestamptz NOT NULL DEFAULT now(),
        PRIMARY KEY (pipeline, partition))`,
+    `CREATE TABLE IF NOT EXISTS ${bucketTable(schema)} (
+       pipeline text NOT NULL,
+       bucket int NOT NULL,
+       run_id text NOT NULL,
+       lower_bound text,
+       upper_bound text,
+       done boolean NOT NULL DEFAULT false,
+       rows_deleted bigint NOT NULL DEFAULT 0,
+       updated_at timestamptz NOT NULL DEFAULT now(),
+       PRIMARY KEY (pipeline, bucket))`,
   ]) {
     try {
       await c.query(sql);
@@ -189,4 +200,57 @@ export async function deletePartitions(c: pg.ClientBase, schema: string, pipelin
 
 export function sameCursor(a: CursorValue[] | null, b: CursorValue[] | null): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * One key range of a run's delete detection: its deletes commit with `done`, so a retried or
+ * resumed bucket finds its work done and reports what it deleted then.
+ */
+export interface BucketState {
+  bucket: number;
+  lower: string | null;
+  upper: string | null;
+  done: boolean;
+  rowsDeleted: number;
+}
+
+interface BucketRow {
+  bucket: number;
+  lower_bound: string | null;
+  upper_bound: string | null;
+  done: boolean;
+  rows_deleted: string;
+}
+
+const toBucket = (r: BucketRow): BucketState => ({ bucket: r.bucket, lower: r.lower_bound, upper: r.upper_bound, done: r.done, rowsDeleted: Number(r.rows_deleted) });
+const BUCKET_COLUMNS = 'bucket, lower_bound, upper_bound, done, rows_deleted';
+
+/** The run's buckets (those of another run are not this run's work). */
+export async function readBuckets(c: pg.ClientBase, schema: string, pipeline: string, runId: string): Promise<BucketState[]> {
+  const { rows } = await c.query<BucketRow>(`SELECT ${BUCKET_COLUMNS} FROM ${bucketTable(schema)} WHERE pipeline = $1 AND run_id = $2 ORDER BY bucket`, [pipeline, runId]);
+  return rows.map(toBucket);
+}
+
+export async function replaceBuckets(c: pg.ClientBase, schema: string, pipeline: string, runId: string, buckets: BucketState[]): Promise<void> {
+  await deleteBuckets(c, schema, pipeline);
+  for (const b of buckets)
+    await c.query(`INSERT INTO ${bucketTable(schema)} (pipeline, run_id, ${BUCKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+      pipeline, runId, b.bucket, b.lower, b.upper, b.done, b.rowsDeleted,
+    ]);
+}
+
+export async function lockBucket(c: pg.ClientBase, schema: string, pipeline: string, runId: string, bucket: number): Promise<BucketState | undefined> {
+  const { rows } = await c.query<BucketRow>(
+    `SELECT ${BUCKET_COLUMNS} FROM ${bucketTable(schema)} WHERE pipeline = $1 AND run_id = $2 AND bucket = $3 FOR UPDATE`,
+    [pipeline, runId, bucket],
+  );
+  return rows[0] && toBucket(rows[0]);
+}
+
+export async function finishBucket(c: pg.ClientBase, schema: string, pipeline: string, bucket: number, rowsDeleted: number): Promise<void> {
+  await c.query(`UPDATE ${bucketTable(schema)} SET done = true, rows_deleted = $3, updated_at = now() WHERE pipeline = $1 AND bucket = $2`, [pipeline, bucket, rowsDeleted]);
+}
+
+export async function deleteBuckets(c: pg.ClientBase, schema: string, pipeline: string): Promise<void> {
+  await c.query(`DELETE FROM ${bucketTable(schema)} WHERE pipeline = $1`, [pipeline]);
 }

@@ -1,4 +1,5 @@
-import type { AddressInfo, Server } from 'node:net';
+import net, { type AddressInfo, type Server } from 'node:net';
+import { BranchStore } from './branches';
 import { emulatorOptionsSchema, type EmulatorOptions, type ResolvedEmulatorOptions } from './options';
 import { createPostgresFront, type PostgresFront } from './postgresFront';
 import { TokenStore } from './tokens';
@@ -23,14 +24,38 @@ export class LakebaseEmulator {
   readonly tokens = new TokenStore();
   private readonly api: WorkspaceApi;
   private readonly front: PostgresFront;
+  /** Projects, branches and endpoints (Postgres API); created branches are real copies (see branches.ts). */
+  readonly branches: BranchStore;
+  /** Listeners of created branches' endpoint hosts (127.0.0.N, same port as the front). */
+  private readonly branchListeners = new Map<string, Server>();
   private httpPort = 0;
   private pgPort = 0;
 
   constructor(options: EmulatorOptions = {}) {
     this.options = emulatorOptionsSchema.parse(options);
     for (const u of this.options.users) for (const pat of u.pats) this.tokens.addPat(u.email, pat);
-    this.api = createWorkspaceApi(this.options, this.tokens, () => this.workspaceUrl);
-    this.front = createPostgresFront(this.tokens, this.options.upstream, { passwordRoles: this.options.passwordRoles, wakeDelayMs: this.options.scaleToZero?.wakeDelayMs });
+    this.branches = new BranchStore({
+      endpoints: this.options.endpoints,
+      databases: this.options.databases,
+      upstream: this.options.upstream,
+      rootHost: this.options.postgres.host,
+      projectManagers: this.options.projectManagers,
+      listen: async (host) => {
+        const s = net.createServer((socket) => this.front.accept(socket));
+        await listen(s, host, this.pgPort);
+        this.branchListeners.set(host, s);
+      },
+      unlisten: (host) => {
+        this.branchListeners.get(host)?.close();
+        this.branchListeners.delete(host);
+      },
+    });
+    this.api = createWorkspaceApi(this.options, this.tokens, () => this.workspaceUrl, this.branches);
+    this.front = createPostgresFront(this.tokens, this.options.upstream, {
+      passwordRoles: this.options.passwordRoles,
+      wakeDelayMs: this.options.scaleToZero?.wakeDelayMs,
+      routeDatabase: (local, db) => this.branches.routeDatabase(local, db),
+    });
   }
 
   async start(): Promise<this> {
@@ -42,8 +67,9 @@ export class LakebaseEmulator {
   async stop(): Promise<void> {
     this.api.server.closeAllConnections();
     this.front.closeAll();
+    await this.branches.discard();
     await Promise.all(
-      [this.api.server, this.front.server].map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))),
+      [this.api.server, this.front.server, ...this.branchListeners.values()].map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))),
     );
   }
 

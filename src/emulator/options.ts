@@ -41,8 +41,15 @@ export const emulatorOptionsSchema = z.strictObject({
    * hundred milliseconds Lakebase documents). emulator.suspendCompute() suspends it again.
    */
   scaleToZero: z.strictObject({ wakeDelayMs: z.int().min(0).default(300) }).optional(),
-  /** Endpoints accepted by POST /api/2.0/postgres/credentials. */
-  endpoints: z.array(z.string().min(1)).default([]),
+  /**
+   * Root endpoints of Autoscaling projects, projects/{p}/branches/{b}/endpoints/{e}: Get Endpoint
+   * and POST /api/2.0/postgres/credentials accept them (and the endpoints of branches created later).
+   */
+  endpoints: z.array(z.string().regex(/^projects\/[^/]+\/branches\/[^/]+\/endpoints\/[^/]+$/, 'expected projects/{p}/branches/{b}/endpoints/{e}')).default([]),
+  /** Upstream databases a created branch copies from its parent (src/emulator/branches.ts). */
+  databases: z.array(z.string().min(1)).default([]),
+  /** If set, only these identities may create or delete branches (CAN MANAGE on the project); others get 403. */
+  projectManagers: z.array(z.string().min(1)).optional(),
 });
 
 export type EmulatorOptions = z.input<typeof emulatorOptionsSchema>;

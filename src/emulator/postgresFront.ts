@@ -5,6 +5,8 @@ import type { TokenStore } from './tokens';
 
 export interface PostgresFront {
   server: net.Server;
+  /** The connection handler, for more listeners (a branch endpoint's own host). */
+  accept(socket: net.Socket): void;
   logins: { accepted: number; refused: number };
   /** Ends every open session (the server's close() waits for them otherwise). */
   closeAll(): void;
@@ -88,6 +90,8 @@ export interface PostgresFrontOptions {
   passwordRoles?: ReadonlyArray<{ role: string; password: string }>;
   /** Start suspended; a connection wakes the compute after this delay (scale to zero). */
   wakeDelayMs?: number;
+  /** The upstream database for a login to `database` that arrived on `localAddress` (branch endpoints); undefined: it does not exist there. */
+  routeDatabase?: (localAddress: string, database: string) => string | undefined;
 }
 
 /** A FATAL ErrorResponse, as PostgreSQL sends while it cannot accept connections yet. */
@@ -112,7 +116,7 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
   const open = new Set<net.Socket>();
   const compute: PostgresFront['compute'] = { state: opts.wakeDelayMs === undefined ? 'active' : 'suspended', wakes: 0, refusedWhileWaking: 0 };
   let wakeTimer: NodeJS.Timeout | undefined;
-  const server = net.createServer((socket) => {
+  const accept = (socket: net.Socket) => {
     open.add(socket);
     socket.on('close', () => open.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -142,6 +146,14 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
         const { user: _user, ...parameters } = state.clientInfo!.parameters;
         parameters.database ??= state.clientInfo!.parameters.user;
         const client = conn.detach();
+        if (opts.routeDatabase) {
+          const routed = opts.routeDatabase(socket.localAddress ?? '', parameters.database);
+          if (routed === undefined) {
+            client.end(fatal('3D000', `database "${parameters.database}" does not exist on this branch`));
+            return;
+          }
+          parameters.database = routed;
+        }
         try {
           const up = await openUpstream(upstream, parameters);
           for (const s of up.statuses) client.write(s);
@@ -158,9 +170,11 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
       },
     });
     void conn;
-  });
+  };
+  const server = net.createServer(accept);
   return {
     server,
+    accept,
     logins,
     compute,
     closeAll: () => {

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { TOKEN_EXPIRED_MESSAGE, TOKEN_INVALID_MESSAGE } from '../auth/errors';
+import type { BranchStore } from './branches';
 import type { FederationPolicy, ResolvedEmulatorOptions } from './options';
 import type { TokenStore } from './tokens';
 
@@ -11,6 +12,8 @@ export interface InjectedFailure {
   body?: Record<string, unknown>;
   /** How many requests fail before the endpoint recovers. */
   count: number;
+  /** Handle the request first, then answer the failure: the work is done but its answer is lost. */
+  afterHandling?: boolean;
 }
 
 export interface WorkspaceApi {
@@ -35,7 +38,7 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenStore, baseUrl: () => string): WorkspaceApi {
+export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenStore, baseUrl: () => string, branches: BranchStore): WorkspaceApi {
   const counts = new Map<string, number>();
   const failures = new Map<string, InjectedFailure>();
   let tokenTtl = opts.tokenTtlSeconds;
@@ -120,7 +123,7 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
       const t = store.issue(identity, 'database-credential', ttl);
       return { status: 200, body: { token: t.token, expiration_time: new Date(t.expiresAt).toISOString() } };
     }
-    if (typeof body.endpoint !== 'string' || !opts.endpoints.includes(body.endpoint))
+    if (typeof body.endpoint !== 'string' || !branches.hasEndpoint(body.endpoint))
       return { status: 404, body: { error_code: 'NOT_FOUND', message: `Endpoint ${JSON.stringify(body.endpoint)} not found.` } };
     // Generate Database Credential: ttl must be 300–3600 seconds (API reference); "<n>s" as protobuf durations are written.
     let lifetime = ttl;
@@ -133,22 +136,6 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
     }
     const t = store.issue(identity, 'database-credential', lifetime);
     return { status: 200, body: { token: t.token, expire_time: new Date(t.expiresAt).toISOString() } };
-  }
-
-  /** Get Endpoint (Postgres API): the connection host is in status.hosts.host. */
-  function endpoint(name: string, authorization: string | undefined): Reply {
-    if (!bearerIdentity(authorization)) return { status: 401, body: { error_code: 'UNAUTHENTICATED', message: 'Invalid access token.' } };
-    if (!opts.endpoints.includes(name)) return { status: 404, body: { error_code: 'NOT_FOUND', message: `Endpoint ${name} not found.` } };
-    const [, project, , branch, , id] = name.split('/');
-    return {
-      status: 200,
-      body: {
-        name,
-        parent: `projects/${project}/branches/${branch}`,
-        endpoint_id: id,
-        status: { endpoint_type: 'ENDPOINT_TYPE_READ_WRITE', current_state: 'ACTIVE', hosts: { host: opts.postgres.host } },
-      },
-    };
   }
 
   function metadata(base: string): Reply {
@@ -166,7 +153,7 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
     };
   }
 
-  async function route(req: http.IncomingMessage, path: string): Promise<Reply> {
+  async function route(req: http.IncomingMessage, path: string, query: URLSearchParams): Promise<Reply> {
     const accountBase = `/oidc/accounts/${opts.accountId}`;
     const isMetadata = (p: string) => p.endsWith('/.well-known/oauth-authorization-server') || p.endsWith('/.well-known/openid-configuration');
     if (req.method === 'GET' && isMetadata(path)) {
@@ -190,13 +177,27 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
       }
       return credential(path, body, req.headers.authorization);
     }
-    const ep = /^\/api\/2\.0\/postgres\/(projects\/[^/]+\/branches\/[^/]+\/endpoints\/[^/]+)$/.exec(path);
-    if (req.method === 'GET' && ep) return endpoint(decodeURIComponent(ep[1]!), req.headers.authorization);
+    // Projects, branches, endpoints (Get Endpoint answers status.hosts.host) and their operations.
+    if (path.startsWith('/api/2.0/postgres/projects/')) {
+      const identity = bearerIdentity(req.headers.authorization);
+      if (!identity) return { status: 401, body: { error_code: 'UNAUTHENTICATED', message: 'Invalid access token.' } };
+      let body: Record<string, unknown> = {};
+      if (req.method === 'POST') {
+        try {
+          body = JSON.parse((await readBody(req)) || '{}') as Record<string, unknown>;
+        } catch {
+          return { status: 400, body: { error_code: 'MALFORMED_REQUEST', message: 'body is not JSON' } };
+        }
+      }
+      const r = branches.handle(req.method ?? 'GET', path, query, body, identity);
+      if (r) return r;
+    }
     return { status: 404, body: { error_code: 'ENDPOINT_NOT_FOUND', message: `No API found for '${req.method} ${path}'` } };
   }
 
   const server = http.createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
     counts.set(path, (counts.get(path) ?? 0) + 1);
     const send = (r: Reply) => {
       res.writeHead(r.status, { 'content-type': 'application/json', ...r.headers });
@@ -205,15 +206,20 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
     const failure = failures.get(path);
     if (failure && failure.count > 0) {
       failure.count--;
-      req.resume();
-      send({
+      const injected = () => ({
         status: failure.status,
         body: failure.body ?? { error: failure.status === 429 ? 'slow_down' : 'temporarily_unavailable', error_description: 'injected by the emulator' },
         headers: failure.retryAfter !== undefined ? { 'retry-after': String(failure.retryAfter) } : undefined,
       });
+      if (!failure.afterHandling) {
+        req.resume();
+        send(injected());
+        return;
+      }
+      route(req, path, url.searchParams).then(() => send(injected()), () => send(injected()));
       return;
     }
-    route(req, path).then(send, (err: Error) => send({ status: 500, body: { error: 'server_error', error_description: err.message } }));
+    route(req, path, url.searchParams).then(send, (err: Error) => send({ status: 500, body: { error: 'server_error', error_description: err.message } }));
   });
 
   return {

@@ -12,7 +12,7 @@ import { copyInSql, copyOutSql, copyPagesSql, createStageSql, mergeSql, type Col
 import type { PartitionState } from '../db/syncState';
 import { lockPartition, readState, sameCursor, writePartition, writeState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
-import { rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { columnPlan, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError, initialLoadConflict } from './errors';
 import type { ConnectionBudget } from './gates';
 import { reconcileSchema } from './schemaChanges';
@@ -80,7 +80,7 @@ async function load(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan:
   await t.query(createStageSql(STAGE, target, plan.columns));
   const c = await copyInto(s, t, p, plan, slice, STAGE, transform, ctx);
   let rowsWritten = 0;
-  for (const sql of mergeSql({ target, stage: STAGE, columns: plan.columns, key: p.key, mode: 'upsert', softDeleteColumn: p.softDeleteColumn }))
+  for (const sql of mergeSql({ target, stage: STAGE, columns: plan.columns, key: p.key, mode: 'upsert', ...softDeletes(p) }))
     rowsWritten += (await t.query(sql)).rowCount ?? 0;
   return { meter: c.meter, rowsWritten, rowsUnchanged: Math.max(0, c.meter.rows - rowsWritten) };
 }

@@ -2,13 +2,17 @@
 // activities adapt it (heartbeats, cancellation, typed failures), and tests drive it with pg alone.
 import { syncChunk, type ChunkInput } from './chunk';
 import { connectionBudget, type CallContext, type SyncEngineDeps } from './context';
+import { deleteBucket, planDeletes, type DeleteBucketInput, type DeletesInput } from './deletes';
 import { finishSync, type FinishInput } from './finish';
 import { planSync, type PlanInput } from './plan';
+import { planVerify, verifyBucket, type VerifyBucketInput, type VerifyInput } from './verify';
 
 export type { CallContext, Connector, SyncEngineDeps } from './context';
 export type { ChunkInput } from './chunk';
 export type { FinishInput } from './finish';
 export type { PlanInput } from './plan';
+export type { DeleteBucketInput, DeletesInput } from './deletes';
+export type { VerifyBucketInput, VerifyInput } from './verify';
 export { partitionCount } from './plan';
 export { SyncError } from './errors';
 export { ConnectionBudget } from './gates';
@@ -21,6 +25,10 @@ export function createSyncEngine(deps: SyncEngineDeps) {
     plan: (ctx: CallContext, input: PlanInput) => planSync(full, ctx, input),
     chunk: (ctx: CallContext, input: ChunkInput) => syncChunk(full, ctx, input),
     finish: (ctx: CallContext, input: FinishInput) => finishSync(full, ctx, input),
+    planDeletes: (ctx: CallContext, input: DeletesInput) => planDeletes(full, ctx, input),
+    deleteBucket: (ctx: CallContext, input: DeleteBucketInput) => deleteBucket(full, ctx, input),
+    planVerify: (ctx: CallContext, input: VerifyInput & { mode?: 'counts' | 'checksums' }) => planVerify(full, ctx, input),
+    verifyBucket: (ctx: CallContext, input: VerifyBucketInput) => verifyBucket(full, ctx, input),
   };
 }
 

@@ -8,7 +8,7 @@ import type { ColumnPlan } from '../db/syncSql';
 import { ensureStateTable, peekState, readPartitions, readState, replacePartitions, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
 import { targetColumns } from '../db/typeCatalog';
-import { incremental, rowTransformOf, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { columnPlan, incremental, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { runDdl, targetCreation, type DdlStatement } from './createTarget';
 import { configError } from './errors';
 import type { ConnectionBudget } from './gates';
@@ -169,7 +169,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       }
       const unfinished = st.phase !== 'idle';
       const start = unfinished || incremental(p) ? st.cursor : null;
-      const firstLoad = async () => p.mode === 'upsert' && !p.softDeleteColumn && start === null && (await isEmpty(t, p.target.table!));
+      const firstLoad = async () => p.mode === 'upsert' && !softDeletes(p).softDeleteColumn && start === null && (await isEmpty(t, p.target.table!));
       // A partitioned upsert into an empty target loads like a full refresh: into a new table
       // without indexes, put in place (or merged, if someone wrote meanwhile) when the run ends.
       const bulkLoad = !!partitioned && p.mode === 'upsert' && (unfinished ? st.phase === 'loading' : await firstLoad());
@@ -207,6 +207,9 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
         partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
         parallelism: p.parallelism,
       }),
+      // Only when set, so plans (and histories) of pipelines without them look as they did.
+      ...(p.deletes !== 'ignore' && { deletes: p.deletes }),
+      ...(p.verify !== 'none' && { verify: p.verify }),
     };
   });
 }

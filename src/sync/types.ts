@@ -1,5 +1,6 @@
 // Values the sync engine hands to its callers (activities, and through them workflows). No runtime
 // imports: workflow code loads these types too.
+import type { KeyRange } from '../db/compareSql';
 
 /** Order values of a row in PostgreSQL text form (exact for every type). */
 export type CursorValue = string | null;
@@ -31,6 +32,10 @@ export interface SyncPlan {
   /** Partitioned runs only: the slices of the table, each with its own cursor, and how many run at once. */
   partitions?: PartitionPlan[];
   parallelism?: number;
+  /** upsert: how target rows whose key left the source are treated after the chunks (absent in plans of older workers: ignore). */
+  deletes?: 'hard' | 'soft' | 'ignore';
+  /** Compare after the run (absent in plans of older workers: none). */
+  verify?: 'none' | 'counts' | 'checksums';
   /** What this run does to the target's shape; left out when nothing. */
   targetShape?: TargetShapeReport;
   /** A dry run's description: nothing was claimed or changed. */
@@ -51,6 +56,74 @@ export interface DryRunReport {
   actions: string[];
   /** The DDL it would run on the target (CREATE …, ALTER TABLE …). */
   statements: string[];
+}
+
+/** A run's delete detection: its key-range buckets and which are done. */
+export interface DeletePlan {
+  buckets: { bucket: number; done: boolean; rowsDeleted: number }[];
+  leafRows: number;
+  estimatedRows: number;
+}
+
+export interface DeleteBucketResult {
+  bucket: number;
+  /** Target rows deleted (or marked, deletes: soft) in this bucket. */
+  rowsDeleted: number;
+  /** Sub-ranges whose digests differed, so whose source keys were streamed to the target. */
+  rangesChecked: number;
+  keysCompared: number;
+  alreadyCommitted: boolean;
+}
+
+/** A range of the bucket column, [lower, upper); null ends are open. */
+export type BucketRange = KeyRange;
+
+export interface VerifyPlan {
+  pipeline: string;
+  mode: 'counts' | 'checksums';
+  buckets: BucketRange[];
+  leafRows: number;
+  /** Source rows after this cursor came after the last sync: not differences. */
+  runCursor: CursorValue[] | null;
+  /** Buckets compared at once (the pipeline's parallelism). */
+  parallelism: number;
+  /** Key columns the report names rows by (empty: ranges only). */
+  key: string[];
+  estimatedRows: number;
+}
+
+export interface VerifyDifference {
+  kind: 'missing' | 'extra' | 'differs';
+  /** Key values as text, in key column order. */
+  key: (string | null)[];
+}
+
+export interface VerifyBucketResult {
+  range: BucketRange;
+  sourceRows: number;
+  targetRows: number;
+  /** Rows (keyed) or sub-ranges (keyless) that differ. */
+  mismatches: number;
+  /** Differences explained by rows that came after the sync, or kept by deletes: ignore. */
+  tolerated: number;
+  /** The first differing rows by key. */
+  differences: VerifyDifference[];
+  /** Differing sub-ranges (first few), with their counts on each side. */
+  ranges: { range: BucketRange; sourceRows: number; targetRows: number }[];
+}
+
+export interface VerifyReport {
+  pipeline: string;
+  mode: 'counts' | 'checksums';
+  ok: boolean;
+  buckets: number;
+  sourceRows: number;
+  targetRows: number;
+  mismatches: number;
+  tolerated: number;
+  /** The first differing buckets and rows. */
+  differences: (VerifyDifference & { bucket: BucketRange })[];
+  ranges: { range: BucketRange; sourceRows: number; targetRows: number }[];
 }
 
 export interface ChunkResult {

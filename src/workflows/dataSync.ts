@@ -10,30 +10,47 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { Activities } from '../activities';
-import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan, TargetShapeReport } from '../activities/types';
+import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan, TargetShapeReport, VerifyReport } from '../activities/types';
 import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
+import { bucketActivities, inLanes, runVerify, type VerifyProgress } from './verify';
 
 export { NON_RETRYABLE };
 
 /** Runs started from here on split the table into partitions that sync in parallel (sync engine v2). */
 export const PARTITIONED_SYNC_PATCH = 'sync-engine-v2-partitions';
+/** Runs of pipelines with `deletes` look for target rows whose key left the source before finishing. */
+export const DELETES_PATCH = 'sync-deletes';
+/** Runs of pipelines with `verify` compare source and target after finishing. */
+export const VERIFY_PATCH = 'sync-verify';
 
-const { planSync, finishSync, acquireLakebaseToken } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
-});
+/**
+ * Runs started from here on wait for a waking scale-to-zero compute in the workflow rather than in
+ * the server's activity retry, so the UI's current details can say so (LakebaseComputeWaking).
+ */
+export const COMPUTE_WAKING_PATCH = 'sync-compute-waking-in-current-details';
+/** Workflow-level tries of a step that met a still-waking compute (each try already waited computeWakeTimeoutMs). */
+const COMPUTE_WAKE_TRIES = 5;
+
+const nonRetryable = (wakeVisible: boolean) => (wakeVisible ? [...NON_RETRYABLE, RETRYABLE_FAILURES.computeWaking] : NON_RETRYABLE);
+
+const stepActivities = (wakeVisible: boolean) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: nonRetryable(wakeVisible) },
+  });
 
 // A chunk streams up to batchRows rows; it heartbeats while it does, so a dead worker is noticed quickly.
-const chunkActivities = (heartbeatTimeout: string) =>
+const chunkActivities = (heartbeatTimeout: string, wakeVisible: boolean) =>
   proxyActivities<Activities>({
     startToCloseTimeout: '2 hours',
     heartbeatTimeout,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: nonRetryable(wakeVisible) },
   });
 
 export interface SyncProgress {
@@ -68,6 +85,12 @@ export interface SyncProgress {
   targetShape?: TargetShapeReport;
   /** A dry run (DataSyncInput.dryRun): what a run would do; nothing was changed. */
   dryRun?: DryRunReport;
+  /** deletes: hard/soft — buckets of the key space compared after the chunks, and target rows deleted (or marked). */
+  deletes?: { buckets: number; done: number; rowsDeleted: number };
+  /** verify: the compare after the run; `report` once it passed. */
+  verify?: VerifyProgress & { report?: VerifyReport };
+  /** While a step waits for a scale-to-zero compute to wake: which try, and what the login met. */
+  computeWaking?: { tries: number; message: string };
   /** Non-secret metadata of the tokens this sync logs in with. */
   tokens: LakebaseTokenInfo[];
   startedAt: number;
@@ -139,10 +162,14 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     const parts = progress.partitions ? `, partitions ${progress.partitions.done}/${progress.partitions.total} done (${progress.partitions.running} running)` : '';
     const shape = progress.targetShape;
     const shapeNote = shape?.created ? `, created target ${plan?.target.table ?? ''}` : shape?.changes?.length ? `, schema changes: ${shape.changes.join('; ')}` : '';
+    const d = progress.deletes;
+    const deletes = d ? `, deletes: bucket ${d.done}/${d.buckets}, ${d.rowsDeleted.toLocaleString('en')} removed` : '';
+    const v = progress.verify;
+    const verify = v ? `, verify (${v.mode}): bucket ${v.bucketsDone}/${v.buckets}, ${v.mismatches} difference(s)` : '';
     return (
       `${pipeline} (${progress.mode}${shapeNote}): chunk ${progress.chunks}${chunkOf}${parts}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
       `${progress.rowsWritten.toLocaleString('en')} written, ${Math.round(progress.rowsPerSecond).toLocaleString('en')} rows/s` +
-      `${formatEta(progress.etaSeconds)}${progress.done ? ' — done' : ''}`
+      `${formatEta(progress.etaSeconds)}${deletes}${verify}${progress.done ? ' — done' : ''}`
     );
   };
 
@@ -150,13 +177,29 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   // with the new one instead of each waiting for a token of their own.
   let authGeneration = 0;
 
-  /** Runs a step; a TOKEN_EXPIRED that only a person can fix pauses the sync until they log in again. */
+  const wakeVisible = patched(COMPUTE_WAKING_PATCH);
+  const { planSync, finishSync, planDeletes, acquireLakebaseToken } = stepActivities(wakeVisible);
+
+  /**
+   * Runs a step; a TOKEN_EXPIRED that only a person can fix pauses the sync until they log in again,
+   * and a compute still waking from scale-to-zero is waited for (a login failed, so nothing ran).
+   */
   async function withRelogin<T>(step: () => Promise<T>): Promise<T> {
-    for (;;) {
+    for (let wakeTries = 1; ; ) {
       const generation = authGeneration;
       try {
         return await step();
       } catch (err) {
+        if (wakeVisible && failureType(err) === RETRYABLE_FAILURES.computeWaking && wakeTries < COMPUTE_WAKE_TRIES) {
+          const message = err instanceof ActivityFailure ? (err.cause?.message ?? '') : '';
+          progress.computeWaking = { tries: wakeTries, message };
+          setCurrentDetails(`Waiting for the compute to wake (${RETRYABLE_FAILURES.computeWaking}, try ${wakeTries} of ${COMPUTE_WAKE_TRIES}) — ${describe()}\n\n${message}`);
+          await sleep(Math.min(5_000 * 2 ** (wakeTries - 1), 60_000));
+          wakeTries++;
+          progress.computeWaking = undefined;
+          setCurrentDetails(describe());
+          continue;
+        }
         if (failureType(err) !== RETRYABLE_FAILURES.tokenExpired) throw err;
         if (authGeneration !== generation) continue;
         progress.waitingForRelogin = true;
@@ -225,7 +268,7 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   );
   setCurrentDetails(describe());
 
-  const { syncChunk } = chunkActivities(input.heartbeatTimeout ?? '1 minute');
+  const { syncChunk } = chunkActivities(input.heartbeatTimeout ?? '1 minute', wakeVisible);
   const continueNow = (chunksThisRun: number) =>
     workflowInfo().continueAsNewSuggested || (input.chunksPerRun !== undefined && chunksThisRun >= input.chunksPerRun);
 
@@ -297,9 +340,49 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
       if (continueNow(chunksThisRun)) await continueAsNew<typeof dataSync>({ ...input, auth, resume: progress });
     }
   }
+  const heartbeatTimeout = input.heartbeatTimeout ?? '1 minute';
+  // An upsert's first load puts exactly the source's rows in place: nothing to delete.
+  if (plan.deletes && plan.deletes !== 'ignore' && !plan.initialLoad && patched(DELETES_PATCH)) {
+    const found = await withRelogin(() => planDeletes({ pipeline, environment, runId, auth }));
+    const deletes = (progress.deletes = {
+      buckets: found.buckets.length,
+      done: found.buckets.filter((b) => b.done).length,
+      rowsDeleted: found.buckets.reduce((n, b) => n + b.rowsDeleted, 0),
+    });
+    setCurrentDetails(describe());
+    const { deleteBucket } = bucketActivities(heartbeatTimeout, nonRetryable(wakeVisible));
+    await inLanes(
+      found.buckets.filter((b) => !b.done),
+      plan.parallelism ?? 1,
+      async (b) => {
+        const r = await withRelogin(() => deleteBucket({ pipeline, environment, runId, auth, bucket: b.bucket, leafRows: found.leafRows }));
+        deletes.done += 1;
+        deletes.rowsDeleted += r.rowsDeleted;
+        progress.rowsWritten += r.rowsDeleted;
+        setCurrentDetails(describe());
+      },
+    );
+  }
   const finished = await withRelogin(() => finishSync({ pipeline, environment, runId, auth }));
   if (finished.swap) progress.swap = finished.swap;
   if (partitioned && finished.cursor !== undefined) progress.cursor = finished.cursor;
+  if (plan.verify && plan.verify !== 'none' && patched(VERIFY_PATCH)) {
+    setCurrentDetails(describe());
+    const report = await runVerify({
+      pipeline,
+      environment,
+      auth,
+      mode: plan.verify,
+      heartbeatTimeout,
+      nonRetryable: nonRetryable(wakeVisible),
+      call: withRelogin,
+      onProgress: (v) => {
+        progress.verify = { ...v };
+        setCurrentDetails(describe());
+      },
+    });
+    progress.verify = { ...progress.verify!, report };
+  }
   progress.done = true;
   progress.etaSeconds = 0;
   setCurrentDetails(describe());

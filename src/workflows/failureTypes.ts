@@ -18,6 +18,14 @@ export const NON_RETRYABLE_FAILURES = {
   tls: 'LakebaseTlsError',
   jobParam: 'LakebaseJobParamError',
   jobNotApproved: 'LakebaseJobNotApproved',
+  /** verify found rows that differ between source and target (named in the message and details). */
+  verifyFailed: 'LakebaseVerifyFailed',
+  /** A branch run: the branch (or the parent it is made from) does not exist (src/activities/branches.ts). */
+  branchNotFound: 'LakebaseBranchNotFound',
+  /** A branch run asked to create a branch whose name is taken by one this run did not make. */
+  branchExists: 'LakebaseBranchExists',
+  /** Creating or deleting a branch needs CAN MANAGE on the project (HTTP 403). */
+  branchPermission: 'LakebaseBranchPermissionDenied',
 } as const;
 
 /** Worth another attempt (with backoff), or handled by the workflow itself. */

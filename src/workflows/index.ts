@@ -6,3 +6,5 @@ export { operationalJob, jobProgressQuery, approveUpdate, approveSignal, rejectS
 export type { OperationalJobInput, JobProgress } from './operationalJob';
 export { testConnection } from './testConnection';
 export type { TestConnectionInput } from './testConnection';
+export { verifySync, verifyProgressQuery } from './verify';
+export type { VerifySyncInput, VerifyProgress } from './verify';

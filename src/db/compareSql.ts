@@ -1,0 +1,161 @@
+// SQL text of the bucketed source/target compare behind delete detection and verify. Both sides
+// are read as relations `v` whose columns carry the target's names, so one text serves either.
+import { quoteIdent } from './identifiers';
+import { cursorLiteral, type CursorValue } from './syncSql';
+
+/** One side of a compare: a relation aliased `v` (columns named as in the target) and rows to leave out. */
+export interface CompareSide {
+  relation: string;
+  /** Rows that do not take part (e.g. soft-deleted ones), as a condition on `v`. */
+  exclude?: string;
+  /** The bucket column's type on this side, for the bounds array. */
+  bucketType: string;
+}
+
+export interface CompareShape {
+  source: CompareSide;
+  target: CompareSide;
+  /** Target name of the column buckets are ranges of (first key column, else the cursor); null: one bucket, the whole table. */
+  bucketColumn: string | null;
+  /** Target key columns; empty for a keyless pipeline (differences are then told per range, not per key). */
+  key: string[];
+  /** Columns whose text goes into each row's hash; empty: rows are only counted. */
+  hashColumns: string[];
+  /** Source rows ordered after this cursor (target names of the order columns) came after the sync: not counted as differences. */
+  late?: { columns: string[]; after: CursorValue[] };
+}
+
+/** A range of the bucket column, [lower, upper); null ends are open. */
+export interface KeyRange {
+  lower: string | null;
+  upper: string | null;
+}
+
+/** Session settings that make both servers print every type the same way, so row hashes compare. */
+export const CANONICAL_TEXT_SETTINGS = [
+  `SET LOCAL TimeZone = 'UTC'`,
+  `SET LOCAL DateStyle = 'ISO, MDY'`,
+  `SET LOCAL IntervalStyle = 'postgres'`,
+  `SET LOCAL extra_float_digits = 1`,
+  `SET LOCAL bytea_output = 'hex'`,
+];
+
+const col = (c: string) => `v.${quoteIdent(c)}`;
+const lit = (x: string) => cursorLiteral(x);
+
+function rangeCondition(shape: CompareShape, r: KeyRange): string {
+  const b = col(shape.bucketColumn!);
+  const parts = [...(r.lower === null ? [] : [`${b} >= ${lit(r.lower)}`]), ...(r.upper === null ? [] : [`${b} < ${lit(r.upper)}`])];
+  return parts.length ? `(${parts.join(' AND ')})` : 'true';
+}
+
+function conditions(shape: CompareShape, side: CompareSide, ranges: KeyRange[]): string[] {
+  const c: string[] = [];
+  if (shape.bucketColumn !== null && ranges.length) c.push(ranges.length === 1 ? rangeCondition(shape, ranges[0]!) : `(${ranges.map((r) => rangeCondition(shape, r)).join(' OR ')})`);
+  if (side.exclude) c.push(`NOT (${side.exclude})`);
+  return c;
+}
+
+function where(shape: CompareShape, side: CompareSide, ranges: KeyRange[], more: string[] = []): string {
+  const c = [...conditions(shape, side, ranges), ...more];
+  return c.length ? ` WHERE ${c.join(' AND ')}` : '';
+}
+
+/** A row's hash: 64 bits of its columns' text (equal rows hash equal on both servers under CANONICAL_TEXT_SETTINGS). */
+function rowHash(shape: CompareShape): string {
+  return shape.hashColumns.length ? `hashtextextended(ROW(${shape.hashColumns.map(col).join(', ')})::text, 0)` : '0::bigint';
+}
+
+/** Every `every`-th value of the bucket column within `range`, in order: lower bounds of sub-buckets of about `every` rows. */
+export function subBoundsSql(shape: CompareShape, range: KeyRange, every: number): string {
+  const b = col(shape.bucketColumn!);
+  return (
+    `SELECT x.b::text AS b FROM (SELECT ${b} AS b, row_number() OVER (ORDER BY ${b}) AS rn FROM ${shape.source.relation}` +
+    `${where(shape, shape.source, [range])}) x WHERE (x.rn - 1) % ${Math.max(1, Math.trunc(every))} = 0 AND x.rn > 1 ORDER BY x.rn`
+  );
+}
+
+/**
+ * Per sub-bucket (width_bucket over `bounds`: 0 below the first bound, i from bound i on) the row
+ * count and the sum of row hashes — an order-independent digest the other side must match.
+ */
+export function bucketDigestSql(shape: CompareShape, side: CompareSide, range: KeyRange, bounds: string[]): string {
+  const bucket = shape.bucketColumn !== null && bounds.length ? `width_bucket(${col(shape.bucketColumn)}, ARRAY[${bounds.map(lit).join(', ')}]::${side.bucketType}[])` : '0';
+  const hash = shape.hashColumns.length ? `COALESCE(sum(${rowHash(shape)}), 0)::text` : `'0'`;
+  return `SELECT ${bucket} AS b, count(*)::text AS n, ${hash} AS h FROM ${side.relation}${where(shape, side, [range])} GROUP BY 1`;
+}
+
+/** Split points of the bucket column over a sample (or all) of the source: bounds of top-level buckets. */
+export function bucketSplitSql(shape: CompareShape, sampledSource: string, parts: number): string {
+  const fractions = Array.from({ length: parts - 1 }, (_, i) => ((i + 1) / parts).toFixed(6)).join(', ');
+  return (
+    `SELECT (percentile_disc(ARRAY[${fractions}]::float8[]) WITHIN GROUP (ORDER BY ${col(shape.bucketColumn!)}))::text[] AS points ` +
+    `FROM ${sampledSource}${where(shape, shape.source, [])}`
+  );
+}
+
+export const LEAF_TABLE = 'lbw_compare';
+const HASH = '__lbw_hash';
+const LATE = '__lbw_late';
+const KIND = '__lbw_kind';
+const TOLERATED = '__lbw_tolerated';
+
+/** A session-local table on the target for the source side of differing sub-buckets: keys, row hash, and whether the row came after the sync. */
+export function leafTableSql(shape: CompareShape): string {
+  return (
+    `CREATE TEMP TABLE ${LEAF_TABLE} ON COMMIT DROP AS SELECT ${shape.key.map(col).join(', ')}, 0::bigint AS ${HASH}, false AS ${LATE} ` +
+    `FROM ${shape.target.relation} WITH NO DATA`
+  );
+}
+
+function lateCondition(shape: CompareShape): string {
+  const late = shape.late;
+  if (!late || late.after.some((x) => x === null)) return 'false';
+  const tuple = (xs: string[]) => (xs.length === 1 ? xs[0]! : `ROW(${xs.join(', ')})`);
+  return `${tuple(late.columns.map(col))} > ${tuple(late.after.map((x) => lit(x!)))}`;
+}
+
+export function leafCopyOutSql(shape: CompareShape, ranges: KeyRange[]): string {
+  return `COPY (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)}, ${lateCondition(shape)} FROM ${shape.source.relation}${where(shape, shape.source, ranges)}) TO STDOUT`;
+}
+
+export function leafCopyInSql(shape: CompareShape): string {
+  return `COPY ${LEAF_TABLE} (${[...shape.key.map((k) => quoteIdent(k)), HASH, LATE].join(', ')}) FROM STDIN`;
+}
+
+const keyMatch = (shape: CompareShape, a: string, b: string) => shape.key.map((k) => `${a}.${quoteIdent(k)} = ${b}.${quoteIdent(k)}`).join(' AND ');
+
+/** Target rows of `ranges` whose key the source no longer has (the leaf table holds the source's keys of those ranges). */
+function goneFromSource(shape: CompareShape, ranges: KeyRange[]): string {
+  return where(shape, shape.target, ranges, [`NOT EXISTS (SELECT 1 FROM ${LEAF_TABLE} s WHERE ${keyMatch(shape, 's', 'v')})`]);
+}
+
+export function deleteGoneSql(shape: CompareShape, table: string, ranges: KeyRange[]): string {
+  return `DELETE FROM ${table} AS v${goneFromSource(shape, ranges)}`;
+}
+
+/** deletes: soft — `value` is now() for a timestamp column, true for a boolean one. */
+export function markGoneSql(shape: CompareShape, table: string, ranges: KeyRange[], marker: string, value: string): string {
+  return `UPDATE ${table} AS v SET ${quoteIdent(marker)} = ${value}${goneFromSource(shape, ranges)}`;
+}
+
+/**
+ * Rows of `ranges` that differ: in the source only ('missing'), in the target only ('extra'), or
+ * with other values ('differs'); `tolerated` when the row came after the sync, or (extraOk) when
+ * the pipeline keeps rows deleted in the source. Ordered by key, so the first ones are named.
+ */
+export function leafDiffSql(shape: CompareShape, ranges: KeyRange[], extraOk: boolean): string {
+  const k0 = quoteIdent(shape.key[0]!);
+  const keys = shape.key.map((k) => quoteIdent(k));
+  const hashDiffers = shape.hashColumns.length ? ` OR s.${HASH} <> t.${HASH}` : '';
+  return (
+    `WITH t AS (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)} AS ${HASH} FROM ${shape.target.relation}${where(shape, shape.target, ranges)}), ` +
+    `d AS (SELECT ${keys.map((k) => `COALESCE(s.${k}, t.${k}) AS ${k}`).join(', ')}, ` +
+    `CASE WHEN t.${k0} IS NULL THEN 'missing' WHEN s.${k0} IS NULL THEN 'extra' ELSE 'differs' END AS ${KIND}, COALESCE(s.${LATE}, false) AS ${LATE} ` +
+    `FROM ${LEAF_TABLE} s FULL JOIN t ON ${keyMatch(shape, 's', 't')} WHERE s.${k0} IS NULL OR t.${k0} IS NULL${hashDiffers}), ` +
+    `c AS (SELECT d.*, (${LATE} AND ${KIND} <> 'extra') OR (${extraOk} AND ${KIND} = 'extra') AS ${TOLERATED} FROM d) ` +
+    `SELECT ${KIND} AS kind, ${TOLERATED} AS tolerated, ` +
+    `count(*) FILTER (WHERE NOT ${TOLERATED}) OVER ()::text AS mismatches, count(*) FILTER (WHERE ${TOLERATED}) OVER ()::text AS tolerated_rows, ` +
+    `json_build_array(${keys.map((k) => `${k}::text`).join(', ')})::text AS key FROM c ORDER BY ${TOLERATED}, ${keys.join(', ')} LIMIT 10`
+  );
+}

@@ -1,0 +1,161 @@
+// The bucketed compare of a pipeline's source and target, shared by delete detection and verify:
+// key ranges are digested (row count + sum of row hashes) on both sides, sub-ranges that differ
+// are the only ones whose rows move — streamed into a session table on the target, never held here.
+import { pipeline as pipe } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { PipelineConfig } from '../config/schema';
+import { estimateRows, tablePages } from '../db/catalog';
+import {
+  bucketDigestSql,
+  bucketSplitSql,
+  CANONICAL_TEXT_SETTINGS,
+  leafCopyInSql,
+  leafCopyOutSql,
+  leafTableSql,
+  subBoundsSql,
+  type CompareShape,
+  type KeyRange,
+} from '../db/compareSql';
+import { quoteIdent, quoteTable } from '../db/identifiers';
+import { CopyMeter } from '../db/copyText';
+import { cursorLiteral, sourceRelation, type CursorValue } from '../db/syncSql';
+import { withTransaction, type Transaction } from '../db/transaction';
+import { columnPlan, type CallContext } from './context';
+
+
+/** What a compare looks at: keys only (delete detection), row counts, or counts and row checksums. */
+export type ComparePurpose = 'deletes' | 'counts' | 'checksums';
+
+/** Sub-buckets per bucket: a differing bucket moves about 1/64 of its rows per differing sub-bucket. */
+const SUB_BUCKETS = 64;
+/** Top-level buckets are activities; more than this would only grow the workflow's history. */
+const MAX_BUCKETS = 256;
+const MIN_LEAF_ROWS = 200;
+const SAMPLE_ROWS = 50_000;
+
+async function typeOf(c: pg.ClientBase, relation: string, column: string): Promise<string> {
+  const res = await c.query(`SELECT v.${quoteIdent(column)} FROM ${relation} LIMIT 0`);
+  const field = res.fields[0]!;
+  return (await c.query<{ t: string }>(`SELECT format_type($1, NULL) AS t`, [field.dataTypeID])).rows[0]!.t;
+}
+
+/**
+ * The compare of a pipeline: its source as the target would see it (SQL transforms applied,
+ * target column names), rows left out on each side, and which source rows arrived after `runCursor`.
+ */
+export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, purpose: ComparePurpose, runCursor: CursorValue[] | null) {
+  const plan = await columnPlan(s, t, p, pipeline);
+  const source = `(SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}) AS v`;
+  const target = `${quoteTable(p.target.table!)} AS v`;
+  const bucketColumn = p.key[0] ?? p.cursor ?? null;
+  const exclude: string[] = [];
+  // A source marker column: marked rows are deleted from the target, so neither side counts them.
+  if (p.softDeleteColumn && p.deletes !== 'soft') exclude.push(`v.${quoteIdent(p.softDeleteColumn)} IS NOT NULL`);
+  // A keyless append cannot name rows that came after the sync: both sides stop at its cursor.
+  if (p.key.length === 0 && p.cursor && runCursor?.[0] != null) exclude.push(`v.${quoteIdent(p.cursor)} > ${cursorLiteral(runCursor[0])}`);
+  const targetExclude = [...exclude, ...(p.deletes === 'soft' && p.softDeleteColumn ? [`v.${quoteIdent(p.softDeleteColumn)} IS NOT NULL`] : [])];
+  const either = (xs: string[]) => (xs.length ? xs.map((x) => `(${x})`).join(' OR ') : undefined);
+  const shape: CompareShape = {
+    source: { relation: source, exclude: either(exclude), bucketType: bucketColumn ? await typeOf(s, source, bucketColumn) : '' },
+    target: { relation: target, exclude: either(targetExclude), bucketType: bucketColumn ? await typeOf(t, target, bucketColumn) : '' },
+    bucketColumn,
+    key: p.key,
+    hashColumns: purpose === 'deletes' ? p.key : purpose === 'checksums' ? plan.columns : [],
+    late: p.cursor && p.key.length && runCursor ? { columns: plan.order, after: runCursor } : undefined,
+  };
+  return { shape, plan };
+}
+
+/** A transaction on `c` whose values print the same on both servers (row hashes depend on it). */
+export function withCanonicalText<R>(c: pg.ClientBase, fn: (tx: Transaction) => Promise<R>, begin = 'BEGIN'): Promise<R> {
+  return withTransaction(
+    c,
+    async (tx) => {
+      for (const sql of CANONICAL_TEXT_SETTINGS) await c.query(sql);
+      return fn(tx);
+    },
+    begin,
+  );
+}
+
+/** Runs `fn` on the source in one read-only snapshot, so a bucket's digest and its rows agree. */
+export function sourceSnapshot<R>(s: pg.ClientBase, fn: () => Promise<R>): Promise<R> {
+  return withCanonicalText(
+    s,
+    (tx) => {
+      tx.rollbackOnly();
+      return fn();
+    },
+    'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  );
+}
+
+export interface BucketPlan {
+  buckets: KeyRange[];
+  /** Rows per sub-bucket: the most a differing sub-bucket moves. */
+  leafRows: number;
+  estimatedRows: number;
+}
+
+/** Top-level key ranges of about `bucketRows` rows each, from split points over a page sample of the source. */
+export async function planBuckets(s: pg.ClientBase, p: PipelineConfig, shape: CompareShape, plan: Awaited<ReturnType<typeof columnPlan>>, bucketRows: number): Promise<BucketPlan> {
+  const estimatedRows = await estimateRows(s, p, plan, { after: null });
+  const parts = shape.bucketColumn === null ? 1 : Math.max(1, Math.min(MAX_BUCKETS, Math.ceil(estimatedRows / Math.max(1, bucketRows))));
+  const leafRows = Math.max(MIN_LEAF_ROWS, Math.ceil(estimatedRows / parts / SUB_BUCKETS));
+  if (parts === 1) return { buckets: [{ lower: null, upper: null }], leafRows, estimatedRows };
+  const percent = Math.min(100, (100 * SAMPLE_ROWS) / Math.max(1, estimatedRows));
+  const sampled =
+    p.source.table && percent < 100 && ['r', 'm', 'p'].includes((await tablePages(s, p.source.table)).kind)
+      ? `(SELECT ${plan.select.join(', ')} FROM ${quoteTable(p.source.table)} AS src TABLESAMPLE SYSTEM (${percent.toFixed(4)})) AS v`
+      : shape.source.relation;
+  const { rows } = await s.query<{ points: (string | null)[] | null }>(bucketSplitSql(shape, sampled, parts));
+  const points = (rows[0]?.points ?? []).filter((x, i, all): x is string => x !== null && (i === 0 || x !== all[i - 1]));
+  const bounds = [null, ...points, null];
+  return { buckets: bounds.slice(0, -1).map((lower, i) => ({ lower, upper: bounds[i + 1] ?? null })), leafRows, estimatedRows };
+}
+
+export interface BucketDiff {
+  sourceRows: number;
+  targetRows: number;
+  /** Sub-ranges whose digests differ (the whole bucket for a table without a bucket column). */
+  differing: { range: KeyRange; sourceRows: number; targetRows: number }[];
+}
+
+type Digest = Map<number, { n: number; h: string }>;
+
+async function digest(c: pg.ClientBase, sql: string): Promise<Digest> {
+  const { rows } = await c.query<{ b: number; n: string; h: string }>(sql);
+  return new Map(rows.map((r) => [Number(r.b), { n: Number(r.n), h: r.h }]));
+}
+
+/**
+ * Digests one bucket on both sides by sub-buckets of about `leafRows` rows (bounds from the
+ * source) and returns the sub-ranges that differ. `s` must be inside sourceSnapshot, `t` inside a
+ * transaction with CANONICAL_TEXT_SETTINGS.
+ */
+export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number): Promise<BucketDiff> {
+  const raw = shape.bucketColumn === null ? [] : (await s.query<{ b: string }>(subBoundsSql(shape, range, leafRows))).rows.map((r) => r.b);
+  const bounds = raw.filter((x, i) => i === 0 || x !== raw[i - 1]);
+  const [src, tgt] = [await digest(s, bucketDigestSql(shape, shape.source, range, bounds)), await digest(t, bucketDigestSql(shape, shape.target, range, bounds))];
+  const sub = (b: number): KeyRange => ({ lower: b === 0 ? range.lower : bounds[b - 1]!, upper: b === bounds.length ? range.upper : bounds[b]! });
+  const differing: BucketDiff['differing'] = [];
+  let sourceRows = 0;
+  let targetRows = 0;
+  for (const b of [...new Set([...src.keys(), ...tgt.keys()])].sort((x, y) => x - y)) {
+    const a = src.get(b) ?? { n: 0, h: '0' };
+    const z = tgt.get(b) ?? { n: 0, h: '0' };
+    sourceRows += a.n;
+    targetRows += z.n;
+    if (a.n !== z.n || a.h !== z.h) differing.push({ range: sub(b), sourceRows: a.n, targetRows: z.n });
+  }
+  return { sourceRows, targetRows, differing };
+}
+
+/** Streams the source's keys (with row hashes) of `ranges` into the target's leaf table; memory stays at a COPY buffer. */
+export async function copyLeaves(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, ranges: KeyRange[], ctx: CallContext): Promise<number> {
+  await t.query(leafTableSql(shape));
+  const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows, bytes }));
+  await pipe(s.query(copyTo(leafCopyOutSql(shape, ranges))), meter, t.query(copyFrom(leafCopyInSql(shape))), { signal: ctx.signal });
+  return meter.rows;
+}

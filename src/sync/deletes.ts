@@ -1,0 +1,113 @@
+import type pg from 'pg';
+import { resolvePipeline } from '../config/lookup';
+import type { PipelineConfig } from '../config/schema';
+import { deleteGoneSql, markGoneSql } from '../db/compareSql';
+import { quoteIdent, quoteTable } from '../db/identifiers';
+import { finishBucket, lockBucket, readBuckets, readState, replaceBuckets } from '../db/syncState';
+import { compareShape, copyLeaves, diffBucket, planBuckets, sourceSnapshot, withCanonicalText } from './compare';
+import { withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { configError, conflictError } from './errors';
+import type { ConnectionBudget } from './gates';
+import type { DeleteBucketResult, DeletePlan } from './types';
+
+export interface DeletesInput {
+  pipeline: string;
+  environment?: string;
+  runId: string;
+}
+
+export interface DeleteBucketInput extends DeletesInput {
+  bucket: number;
+  /** From the plan: rows per sub-bucket. */
+  leafRows: number;
+}
+
+type Deps = SyncEngineDeps & { budget: ConnectionBudget };
+
+async function ownRun(t: pg.ClientBase, p: PipelineConfig, pipeline: string, runId: string): Promise<void> {
+  const state = await readState(t, p.stateSchema, pipeline, 'share');
+  if (state.runId !== runId)
+    throw conflictError(`pipeline "${pipeline}" is now owned by run ${state.runId ?? '(none)'}; this run (${runId}) stops looking for deletes so two runs never write at once`);
+}
+
+/** deletes: soft sets the marker to now() (a timestamp column) or true (a boolean one). */
+async function markerValue(t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<string> {
+  const column = p.softDeleteColumn!;
+  const { rows } = await t.query<{ t: string }>(
+    `SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped`,
+    [quoteTable(p.target.table!), column],
+  );
+  const type = rows[0]?.t;
+  if (type === 'boolean') return 'true';
+  if (type?.startsWith('timestamp') || type === 'date') return 'now()';
+  throw configError(
+    type === undefined
+      ? `pipelines.${pipeline}.softDeleteColumn: ${p.target.table} has no column "${column}" to mark deleted rows in; add it (ALTER TABLE ${p.target.table} ADD COLUMN ${quoteIdent(column)} timestamptz)`
+      : `pipelines.${pipeline}.softDeleteColumn: "${column}" is ${type}; deletes: soft marks rows with now() or true, so use a timestamptz or boolean column`,
+  );
+}
+
+/**
+ * Splits the key space into buckets for this run's delete detection (or returns the run's buckets
+ * when an earlier attempt made them), recorded in the state schema beside the partitions.
+ */
+export async function planDeletes(deps: Deps, ctx: CallContext, input: DeletesInput): Promise<DeletePlan> {
+  const { pipeline, runId } = input;
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
+  if (p.deletes === 'ignore') return { buckets: [], leafRows: 0, estimatedRows: 0 };
+  return withBoth(deps.budget, ctx, p, async (s, t) => {
+    if (p.deletes === 'soft') await markerValue(t, p, pipeline);
+    const { shape, plan } = await compareShape(s, t, p, pipeline, 'deletes', null);
+    const planned = await planBuckets(s, p, shape, plan, p.batchRows);
+    const existing = await withCanonicalText(t, async () => {
+      await ownRun(t, p, pipeline, runId);
+      const mine = await readBuckets(t, p.stateSchema, pipeline, runId);
+      if (mine.length) return mine;
+      const fresh = planned.buckets.map((r, bucket) => ({ bucket, lower: r.lower, upper: r.upper, done: false, rowsDeleted: 0 }));
+      await replaceBuckets(t, p.stateSchema, pipeline, runId, fresh);
+      return fresh;
+    });
+    return {
+      buckets: existing.map((b) => ({ bucket: b.bucket, done: b.done, rowsDeleted: b.rowsDeleted })),
+      leafRows: planned.leafRows,
+      estimatedRows: planned.estimatedRows,
+    };
+  });
+}
+
+/**
+ * One bucket: digests both sides, streams the source's keys of differing sub-ranges to the target
+ * and deletes (or marks) the target rows whose key is gone — committed with the bucket's `done`.
+ */
+export async function deleteBucket(deps: Deps, ctx: CallContext, input: DeleteBucketInput): Promise<DeleteBucketResult> {
+  const { pipeline, runId, bucket } = input;
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
+  return withBoth(deps.budget, ctx, p, (s, t) =>
+    withCanonicalText(t, async (tx) => {
+      await ownRun(t, p, pipeline, runId);
+      const b = await lockBucket(t, p.stateSchema, pipeline, runId, bucket);
+      if (!b) throw conflictError(`pipeline "${pipeline}" has no delete bucket ${bucket} in run ${runId}; it was re-planned by another run`);
+      if (b.done) {
+        tx.rollbackOnly();
+        return { bucket, rowsDeleted: b.rowsDeleted, rangesChecked: 0, keysCompared: 0, alreadyCommitted: true };
+      }
+      const { shape } = await compareShape(s, t, p, pipeline, 'deletes', null);
+      const range = { lower: b.lower, upper: b.upper };
+      let rowsDeleted = 0;
+      const diff = await sourceSnapshot(s, async () => {
+        const d = await diffBucket(s, t, shape, range, input.leafRows);
+        // Only ranges where the target has rows the source lacks can hold deletes.
+        const suspect = d.differing.filter((x) => x.targetRows > 0).map((x) => x.range);
+        const keys = suspect.length ? await copyLeaves(s, t, shape, suspect, ctx) : 0;
+        if (suspect.length) {
+          const table = quoteTable(p.target.table!);
+          const sql = p.deletes === 'soft' ? markGoneSql(shape, table, suspect, p.softDeleteColumn!, await markerValue(t, p, pipeline)) : deleteGoneSql(shape, table, suspect);
+          rowsDeleted = (await t.query(sql)).rowCount ?? 0;
+        }
+        return { ranges: suspect.length, keys };
+      });
+      await finishBucket(t, p.stateSchema, pipeline, bucket, rowsDeleted);
+      return { bucket, rowsDeleted, rangesChecked: diff.ranges, keysCompared: diff.keys, alreadyCommitted: false };
+    }),
+  );
+}

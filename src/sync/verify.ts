@@ -1,0 +1,87 @@
+import { resolvePipeline } from '../config/lookup';
+import { leafDiffSql } from '../db/compareSql';
+import { ensureStateTable, readState } from '../db/syncState';
+import { compareShape, copyLeaves, diffBucket, planBuckets, sourceSnapshot, withCanonicalText } from './compare';
+import { withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { configError, conflictError } from './errors';
+import type { ConnectionBudget } from './gates';
+import type { BucketRange, CursorValue, VerifyBucketResult, VerifyDifference, VerifyPlan } from './types';
+
+export interface VerifyInput {
+  pipeline: string;
+  environment?: string;
+}
+
+export interface VerifyBucketInput extends VerifyInput {
+  mode: VerifyPlan['mode'];
+  range: BucketRange;
+  leafRows: number;
+  runCursor: CursorValue[] | null;
+}
+
+type Deps = SyncEngineDeps & { budget: ConnectionBudget };
+
+/** Differing sub-ranges listed in a report; the rest are counted. */
+const RANGES_REPORTED = 5;
+
+/**
+ * Plans a compare of the pipeline's source and target: key-range buckets, and the cursor of the
+ * last finished sync (source rows after it are not differences yet). Refuses while a sync runs.
+ */
+export async function planVerify(deps: Deps, ctx: CallContext, input: VerifyInput & { mode?: VerifyPlan['mode'] }): Promise<VerifyPlan> {
+  const { pipeline } = input;
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
+  const mode = input.mode ?? (p.verify === 'counts' ? 'counts' : 'checksums');
+  if (p.transform.rowTransform)
+    throw configError(`pipelines.${pipeline}: the row transform "${p.transform.rowTransform}" runs in the worker, so the source side of a verify cannot apply it; verify needs SQL transforms only`);
+  return withBoth(deps.budget, ctx, p, async (s, t) => {
+    await ensureStateTable(t, p.stateSchema);
+    const state = await readState(t, p.stateSchema, pipeline);
+    if (state.phase !== 'idle')
+      throw conflictError(`pipeline "${pipeline}" is being synced (run ${state.runId ?? '?'}, ${state.phase}); verify it when that run has finished`);
+    const { shape, plan } = await compareShape(s, t, p, pipeline, mode, state.cursor);
+    const planned = await planBuckets(s, p, shape, plan, p.batchRows);
+    return { pipeline, mode, buckets: planned.buckets, leafRows: planned.leafRows, runCursor: state.cursor, parallelism: p.parallelism, key: p.key, estimatedRows: planned.estimatedRows };
+  });
+}
+
+interface LeafRow {
+  kind: VerifyDifference['kind'];
+  tolerated: boolean;
+  mismatches: string;
+  tolerated_rows: string;
+  key: string;
+}
+
+/**
+ * Compares one bucket: digests per sub-range on both sides; for differing sub-ranges of a keyed
+ * table, the source's keys and row hashes are streamed to the target and joined there, naming the
+ * first rows that are missing, extra or different. Reads only (the target transaction rolls back).
+ */
+export async function verifyBucket(deps: Deps, ctx: CallContext, input: VerifyBucketInput): Promise<VerifyBucketResult> {
+  const { pipeline, range } = input;
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
+  return withBoth(deps.budget, ctx, p, (s, t) =>
+    withCanonicalText(t, async (tx) => {
+      tx.rollbackOnly();
+      const { shape } = await compareShape(s, t, p, pipeline, input.mode, input.runCursor);
+      return sourceSnapshot(s, async () => {
+        const diff = await diffBucket(s, t, shape, range, input.leafRows);
+        const base = { range, sourceRows: diff.sourceRows, targetRows: diff.targetRows, ranges: diff.differing.slice(0, RANGES_REPORTED) };
+        if (diff.differing.length === 0) return { ...base, mismatches: 0, tolerated: 0, differences: [] };
+        if (shape.key.length === 0) return { ...base, mismatches: diff.differing.length, tolerated: 0, differences: [] };
+        const ranges = diff.differing.map((d) => d.range);
+        await copyLeaves(s, t, shape, ranges, ctx);
+        const extraOk = p.mode === 'append' || (p.mode === 'upsert' && p.deletes === 'ignore');
+        const { rows } = await t.query<LeafRow>(leafDiffSql(shape, ranges, extraOk));
+        const first = rows[0];
+        return {
+          ...base,
+          mismatches: Number(first?.mismatches ?? 0),
+          tolerated: Number(first?.tolerated_rows ?? 0),
+          differences: rows.filter((r) => !r.tolerated).map((r) => ({ kind: r.kind, key: JSON.parse(r.key) as (string | null)[] })),
+        };
+      });
+    }),
+  );
+}

@@ -1,0 +1,141 @@
+import { ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { JobAuth, VerifyBucketResult, VerifyPlan, VerifyReport } from '../activities/types';
+import { NON_RETRYABLE, NON_RETRYABLE_FAILURES } from './failureTypes';
+import { describeVerify } from './verifyReport';
+
+const planActivities = (nonRetryableErrorTypes: string[]) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: '10 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes },
+  });
+
+/** Bucket activities heartbeat on a timer, so a dead worker's bucket moves to another within the heartbeat timeout. */
+export const bucketActivities = (heartbeatTimeout: string, nonRetryableErrorTypes: string[] = NON_RETRYABLE) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout,
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes },
+  });
+
+/**
+ * Runs `work` over `items`, `lanes` at a time, in a deterministic order; after a failure no new
+ * item starts, the ones in flight finish, and the first failure is thrown.
+ */
+export async function inLanes<T>(items: T[], lanes: number, work: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  let failure: unknown;
+  await Promise.all(
+    Array.from({ length: Math.min(Math.max(1, lanes), queue.length) }, async () => {
+      for (let item = queue.shift(); item !== undefined && failure === undefined; item = queue.shift()) {
+        try {
+          await work(item);
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+    }),
+  );
+  if (failure !== undefined) throw failure;
+}
+
+export interface VerifyProgress {
+  pipeline: string;
+  mode: VerifyPlan['mode'] | 'planning';
+  buckets: number;
+  bucketsDone: number;
+  sourceRows: number;
+  targetRows: number;
+  mismatches: number;
+  /** Differences explained by rows after the last sync's cursor, or kept by deletes: ignore. */
+  tolerated: number;
+}
+
+export interface RunVerifyOptions {
+  pipeline: string;
+  environment?: string;
+  auth?: JobAuth;
+  mode?: VerifyPlan['mode'];
+  heartbeatTimeout: string;
+  /** Failure types the workflow handles itself (dataSync adds LakebaseComputeWaking); default NON_RETRYABLE. */
+  nonRetryable?: string[];
+  /** Wraps each activity call (dataSync passes its re-login handling). */
+  call?: <T>(step: () => Promise<T>) => Promise<T>;
+  onProgress: (progress: VerifyProgress) => void;
+}
+
+/** Differences named in a report (and its failure message). */
+const NAMED = 10;
+
+/** Plans a verify and compares its buckets (up to the pipeline's parallelism at once); fails as LakebaseVerifyFailed on a difference. */
+export async function runVerify(opts: RunVerifyOptions): Promise<VerifyReport> {
+  const call = opts.call ?? (<T>(step: () => Promise<T>) => step());
+  const { pipeline, environment, auth } = opts;
+  const progress: VerifyProgress = { pipeline, mode: 'planning', buckets: 0, bucketsDone: 0, sourceRows: 0, targetRows: 0, mismatches: 0, tolerated: 0 };
+  opts.onProgress(progress);
+  const { planVerify } = planActivities(opts.nonRetryable ?? NON_RETRYABLE);
+  const plan = await call(() => planVerify({ pipeline, environment, auth, ...(opts.mode && { mode: opts.mode }) }));
+  Object.assign(progress, { mode: plan.mode, buckets: plan.buckets.length });
+  opts.onProgress(progress);
+  const { verifyBucket } = bucketActivities(opts.heartbeatTimeout, opts.nonRetryable);
+  const results: VerifyBucketResult[] = new Array(plan.buckets.length);
+  await inLanes(
+    plan.buckets.map((range, i) => ({ range, i })),
+    plan.parallelism,
+    async ({ range, i }) => {
+      const r = await call(() => verifyBucket({ pipeline, environment, auth, mode: plan.mode, range, leafRows: plan.leafRows, runCursor: plan.runCursor }));
+      results[i] = r;
+      progress.bucketsDone += 1;
+      progress.sourceRows += r.sourceRows;
+      progress.targetRows += r.targetRows;
+      progress.mismatches += r.mismatches;
+      progress.tolerated += r.tolerated;
+      opts.onProgress(progress);
+    },
+  );
+  const failing = results.filter((r) => r.mismatches > 0);
+  const report: VerifyReport = {
+    pipeline,
+    mode: plan.mode,
+    ok: failing.length === 0,
+    buckets: plan.buckets.length,
+    sourceRows: progress.sourceRows,
+    targetRows: progress.targetRows,
+    mismatches: progress.mismatches,
+    tolerated: progress.tolerated,
+    differences: failing.flatMap((r) => r.differences.map((d) => ({ ...d, bucket: r.range }))).slice(0, NAMED),
+    ranges: failing.flatMap((r) => r.ranges).slice(0, NAMED),
+  };
+  if (!report.ok)
+    throw ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.verifyFailed, nonRetryable: true, message: describeVerify(report, plan.key), details: [report] });
+  return report;
+}
+
+export interface VerifySyncInput {
+  pipeline: string;
+  /** Compare this environment of the pipeline's profiles (e.g. staging) instead of the configured ones. */
+  environment?: string;
+  /** For login-idp profiles: the sealed IdP token of the user the verify runs for. */
+  auth?: JobAuth;
+  /** Defaults to the pipeline's verify setting (checksums when it is none). */
+  mode?: VerifyPlan['mode'];
+  heartbeatTimeout?: string;
+}
+
+export const verifyProgressQuery = defineQuery<VerifyProgress>('verifyProgress');
+
+/** `lakebase-worker verify`: the compare a sync runs after itself, on its own. */
+export async function verifySync(input: VerifySyncInput): Promise<VerifyReport> {
+  let current: VerifyProgress | undefined;
+  setHandler(verifyProgressQuery, () => current!);
+  return runVerify({
+    ...input,
+    heartbeatTimeout: input.heartbeatTimeout ?? '1 minute',
+    onProgress: (p) => {
+      current = p;
+      setCurrentDetails(
+        `verify ${p.pipeline} (${p.mode}): bucket ${p.bucketsDone}/${p.buckets}, ${p.sourceRows.toLocaleString('en')} source rows compared, ${p.mismatches} difference(s)`,
+      );
+    },
+  });
+}
