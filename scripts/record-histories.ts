@@ -38,6 +38,7 @@ async function main(release: string): Promise<void> {
       db,
       {
         full: p('dst_full', { mode: 'full-refresh' }),
+        fresh: p('dst_fresh'),
         upsert: p('dst_upsert', { cursor: 'updated_at' }),
         can: p('dst_can', { batchRows: 500 }),
         a: p('dst_a'),
@@ -67,6 +68,10 @@ async function main(release: string): Promise<void> {
         await h.result();
         await save(`dataSync-${pipeline}`, c, h.workflowId);
       }
+      // A dry run (sync start --dry-run) into a target that does not exist.
+      const dry = await startSync(c, { pipeline: 'fresh', taskQueue, dryRun: true });
+      await dry.result();
+      await save('dataSync-dry-run', c, dry.workflowId);
       // A chain of runs: every run but the last ends in continue-as-new.
       const can = await c.workflow.start('dataSync', { taskQueue, workflowId: `sync:can:${Date.now()}`, args: [{ pipeline: 'can', chunksPerRun: 2 }] });
       await can.result();

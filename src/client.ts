@@ -87,6 +87,8 @@ export interface StartSyncOptions {
   config?: Config;
   /** Run both sides against this environment (e.g. staging) instead of the configured ones. */
   environment?: string;
+  /** Only validate and describe what the sync would do (progress.dryRun); nothing is claimed or created. */
+  dryRun?: boolean;
 }
 
 export async function startSync(client: Client, opts: StartSyncOptions): Promise<WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>> {
@@ -111,10 +113,20 @@ export async function startSync(client: Client, opts: StartSyncOptions): Promise
     'dataSync',
     {
       taskQueue: opts.taskQueue,
-      workflowId: opts.workflowId ?? syncWorkflowId(opts.environment ? `${opts.pipeline}@${opts.environment}` : opts.pipeline),
-      args: [{ pipeline: opts.pipeline, environment: opts.environment, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }) }],
+      workflowId: opts.workflowId ?? (opts.dryRun ? 'dry-run:' : '') + syncWorkflowId(opts.environment ? `${opts.pipeline}@${opts.environment}` : opts.pipeline),
+      args: [
+        {
+          pipeline: opts.pipeline,
+          environment: opts.environment,
+          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
+          ...(opts.dryRun && { dryRun: true }),
+        },
+      ],
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-      staticSummary: opts.summary ?? (p ? `Sync **${opts.pipeline}** (${p.mode}) ${p.source.table ?? 'query'} → ${p.target.table} on ${p.target.profile}/${p.target.environment}` : `Sync pipeline **${opts.pipeline}**`),
+      staticSummary:
+        opts.summary ??
+        `${opts.dryRun ? 'Dry run of sync' : 'Sync'} ` +
+          (p ? `**${opts.pipeline}** (${p.mode}) ${p.source.table ?? 'query'} → ${p.target.table} on ${p.target.profile}/${p.target.environment}` : `pipeline **${opts.pipeline}**`),
       staticDetails: details,
     },
     attributes,

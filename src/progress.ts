@@ -13,6 +13,7 @@ export function formatProgress(p: SyncProgress, width?: number): string {
   const stats =
     `${p.rowsCopied.toLocaleString('en')}/${total.toLocaleString('en')} rows, ${p.rowsWritten.toLocaleString('en')} written${deletes}, ` +
     `chunk ${p.chunks}, ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s${eta}${verify}` +
+    (p.targetShape?.created ? ', target created' : p.targetShape?.changes?.length ? `, ${p.targetShape.changes.length} schema change(s)` : '') +
     (p.waitingForRelogin ? ' — waiting for re-login' : p.done ? ' — done' : '');
   if (width === undefined) return `${p.pipeline}: ${(fraction * 100).toFixed(0)}% ${stats}`;
   const barWidth = Math.max(10, Math.min(40, width - stats.length - 10));

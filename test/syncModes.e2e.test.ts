@@ -68,7 +68,7 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
         sched: p('dst_sched'),
         'group-a': p('dst_group_a'),
         'group-b': p('dst_group_b'),
-        broken: p('dst_broken'),
+        broken: p('dst_broken', { schemaChanges: 'freeze' }),
         big: {
           source: { profile: 'local', environment: 'test', table: 'big' },
           target: { profile: 'local', environment: 'test', table: 'dst_big' },
@@ -201,7 +201,7 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
       assert.ok(err instanceof WorkflowFailedError);
       assert.ok(err.cause instanceof ApplicationFailure);
       assert.equal(err.cause.type, 'LakebaseSyncGroupFailed');
-      assert.match(err.cause.message, /1 of 3 pipelines failed: broken \(LakebaseConfigError: pipelines\.broken\.target: table dst_broken has no column "name", "amount", "updated_at", "deleted_at"/);
+      assert.match(err.cause.message, /1 of 3 pipelines failed: broken \(LakebaseSchemaChanged: pipelines\.broken: the source's columns and the target's differ \(schemaChanges: freeze\): the target has no column "name" \(text\) that the source provides; the target has no column "amount"/);
       const report = err.cause.details?.[0] as SyncGroupResult;
       assert.deepEqual(report.succeeded.map((s) => s.pipeline).sort(), ['group-a', 'group-b']);
       assert.deepEqual(await checksum('dst_group_a'), await checksum('src'));

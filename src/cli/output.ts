@@ -63,6 +63,14 @@ export function formatSyncResult(p: SyncProgress, durationSeconds: number | unde
   return `${formatProgress(p)}${durationSeconds === undefined ? '' : `; the workflow took ${formatDuration(durationSeconds)}`}`;
 }
 
+/** `sync start --dry-run`: what the run would do, then the DDL it would run. */
+export function formatDryRun(p: SyncProgress): string[] {
+  const report = p.dryRun ?? { actions: [], statements: [] };
+  const lines = [`dry run of ${p.pipeline} (${p.mode}): nothing was changed`, ...report.actions.map((a) => `  - ${a}`)];
+  if (report.statements.length) lines.push('', ...report.statements.map((st) => `${st};`));
+  return lines;
+}
+
 export function formatJobResult(job: string, result: JobProgress): string[] {
   const lines: string[] = [];
   if (result.plan?.explain) for (const e of result.plan.explain) lines.push('', `-- ${e.step}`, e.plan);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { clientApi } from './lazy';
 import { followProgress } from '../progress';
-import { formatSyncResult, print } from './output';
+import { formatDryRun, formatSyncResult, print } from './output';
 import { idpTokenFrom, loadConfig, readSecretFile, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
 export function registerSync(program: Command): void {
@@ -17,14 +17,19 @@ export function registerSync(program: Command): void {
     .option('-w, --wait', 'wait for the sync to finish and print its result')
     .option('--idp-token-file <file>', 'login-idp profiles: file holding the IdP token (JWT) of the user the sync runs for')
     .option('-e, --env <environment>', 'run both sides against this environment of their profiles (e.g. staging)')
-    .action(async (opts: ConfigOption & { pipeline: string; wait?: boolean; idpTokenFile?: string; env?: string }) => {
+    .option('--dry-run', 'validate the pipeline on a worker and print what the sync would do, including CREATE/ALTER statements, changing nothing')
+    .action(async (opts: ConfigOption & { pipeline: string; wait?: boolean; idpTokenFile?: string; env?: string; dryRun?: boolean }) => {
       const config = loadConfig(opts);
       requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
       const idpToken = idpTokenFrom(opts);
       const { startSync, syncProgress, workflowDuration } = clientApi();
       await withClient(config, async (client) => {
-        const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env });
+        const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env, dryRun: opts.dryRun });
         print(`started ${handle.workflowId}`);
+        if (opts.dryRun) {
+          for (const line of formatDryRun(await handle.result())) print(line);
+          return;
+        }
         if (!opts.wait) return;
         const stop = followProgress(() => syncProgress(client, handle.workflowId));
         const result = await handle.result().finally(stop);

@@ -229,6 +229,12 @@ export const pipelineSchema = z
     batchRows: positiveInt('a chunk size (integer 1–10000000)', 10_000_000).default(100_000),
     /** Partition chunks of this table in flight at once, across every worker on the task queue. */
     parallelism: positiveInt('an integer 1–64', 64).default(4),
+    /**
+     * What a run does when the source's columns changed since the last run: evolve the target (add
+     * new columns as nullable; keep dropped ones, NULL from then on), freeze (fail with
+     * LakebaseSchemaChanged), or ignore (leave new columns out). A changed type always fails.
+     */
+    schemaChanges: z.enum(['evolve', 'freeze', 'ignore'], { error: 'expected one of evolve, freeze, ignore' }).default('evolve'),
     /** Schema in the target database for the sync state table. */
     stateSchema: nonEmpty('a schema name').default('lakebase_worker'),
   })

@@ -12,11 +12,6 @@ export async function sourceColumns(c: pg.ClientBase, p: PipelineConfig): Promis
   return res.fields.map((f) => f.name);
 }
 
-/** Compiles the select list (SQL transforms) without reading a row, so a typo fails before any state changes. */
-export async function checkSelect(c: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan): Promise<void> {
-  await c.query(`SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)} LIMIT 0`);
-}
-
 export async function columnHasNull(c: pg.ClientBase, p: PipelineConfig, sourceColumn: string): Promise<boolean> {
   if (p.source.table) {
     // A NOT NULL column needs no scan (the planner does not use the constraint to skip one).

@@ -73,6 +73,20 @@ export function planColumns(p: PipelineConfig, sourceColumns: string[], pipeline
   return { select, columns, sourceOrder, order };
 }
 
+/**
+ * The plan without `leaveOut` columns, plus `nullColumns` written as NULL (columns the source
+ * dropped that the target keeps; see src/sync/schemaChanges.ts).
+ */
+export function adjustPlan(plan: ColumnPlan, leaveOut: string[], nullColumns: string[]): ColumnPlan {
+  if (leaveOut.length === 0 && nullColumns.length === 0) return plan;
+  const keep = plan.columns.map((c) => !leaveOut.includes(c));
+  return {
+    ...plan,
+    select: [...plan.select.filter((_, i) => keep[i]), ...nullColumns.map((c) => `NULL AS ${quoteIdent(c)}`)],
+    columns: [...plan.columns.filter((_, i) => keep[i]), ...nullColumns],
+  };
+}
+
 /** A literal that PostgreSQL coerces to the compared column's type; E'' so backslashes are safe whatever the settings. */
 export function cursorLiteral(value: string): string {
   if (value.includes('\0')) throw new IdentifierError('cursor value contains a NUL byte');

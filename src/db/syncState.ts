@@ -124,6 +124,15 @@ export async function readState(c: pg.ClientBase, schema: string, pipeline: stri
   return { pipeline: r.pipeline, cursor: r.cursor, phase: r.phase, rowsWritten: Number(r.rows_written), chunks: Number(r.chunks), runId: r.run_id };
 }
 
+/** The pipeline's state without creating or locking anything (a dry run); null before its first run. */
+export async function peekState(c: pg.ClientBase, schema: string, pipeline: string): Promise<SyncState | null> {
+  const { rows: present } = await c.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [stateTable(schema)]);
+  if (!present[0]!.ok) return null;
+  const { rows } = await c.query<Row>(`SELECT pipeline, cursor, phase, rows_written, chunks, run_id FROM ${stateTable(schema)} WHERE pipeline = $1`, [pipeline]);
+  const r = rows[0];
+  return r ? { pipeline: r.pipeline, cursor: r.cursor, phase: r.phase, rowsWritten: Number(r.rows_written), chunks: Number(r.chunks), runId: r.run_id } : null;
+}
+
 export async function writeState(c: pg.ClientBase, schema: string, s: SyncState): Promise<void> {
   await c.query(
     `UPDATE ${stateTable(schema)} SET cursor = $2, phase = $3, rows_written = $4, chunks = $5, run_id = $6, updated_at = now() WHERE pipeline = $1`,

@@ -15,6 +15,7 @@ import { withTransaction } from '../db/transaction';
 import { columnPlan, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError, initialLoadConflict } from './errors';
 import type { ConnectionBudget } from './gates';
+import { reconcileSchema } from './schemaChanges';
 import type { ChunkResult } from './types';
 
 export interface ChunkInput {
@@ -110,11 +111,14 @@ export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudge
         tx.rollbackOnly();
         return nothing(committed, part?.done ?? false, true);
       }
-      const plan = await columnPlan(s, t, p, pipeline);
-      const pages = plan.sourceOrder.length === 0 ? await nextPages(s, p, plan, after, part) : undefined;
-      const copyOut = pages?.sql ?? copyOutSql(p, plan, { after, lower: part?.lower, upper: part?.upper }, p.batchRows);
       // A partitioned first load of an upsert fills the run's new table (phase 'loading'), like a full refresh.
       const loading = part !== undefined && p.mode === 'upsert' && state.phase === 'loading' && input.initialLoad !== false;
+      // Schema changes first, before any row is written (the ALTER's lock comes before the rows'); a
+      // full refresh or first load evolves its refresh table with the target, so either can end up in place.
+      const refresh = p.mode === 'full-refresh' || (p.mode === 'upsert' && state.phase === 'loading') ? refreshTableName(p.target.table!) : undefined;
+      const plan = await reconcileSchema(s, t, p, pipeline, refresh);
+      const pages = plan.sourceOrder.length === 0 ? await nextPages(s, p, plan, after, part) : undefined;
+      const copyOut = pages?.sql ?? copyOutSql(p, plan, { after, lower: part?.lower, upper: part?.upper }, p.batchRows);
       const { meter, rowsWritten, rowsUnchanged } = await load(s, t, p, plan, copyOut, input, loading, transform, ctx);
       const last = meter.lastRow();
       if (!pages && (meter.rows === 0 || !last)) {

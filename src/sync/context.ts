@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { lookupEnvironment } from '../config/lookup';
 import type { Config, PipelineConfig } from '../config/schema';
-import { generatedColumns, sourceColumns } from '../db/catalog';
+import { sourceColumns } from '../db/catalog';
 import type { RecordTransform } from '../db/copyText';
-import { planColumns, type ColumnPlan } from '../db/syncSql';
+import { adjustPlan, planColumns, type ColumnPlan } from '../db/syncSql';
+import { targetColumns } from '../db/typeCatalog';
 import { configError } from './errors';
 import { ConnectionBudget } from './gates';
 
@@ -67,13 +68,16 @@ export function rowTransformOf(deps: SyncEngineDeps, p: PipelineConfig, pipeline
   return fn;
 }
 
-/** The column plan from the source's real columns, leaving out columns the target generates itself. */
+/**
+ * The column plan from the source's real columns, limited to columns the target has and writes
+ * itself (not generated): what verify and delete detection compare. Chunks use reconcileSchema
+ * (src/sync/schemaChanges.ts), which also evolves the target.
+ */
 export async function columnPlan(source: pg.ClientBase, target: pg.ClientBase, p: PipelineConfig, name: string): Promise<ColumnPlan> {
-  const generated = await generatedColumns(target, p.target.table!);
+  const columns = (await targetColumns(target, p.target.table!)) ?? [];
+  const writable = new Set(columns.filter((c) => !c.generated).map((c) => c.name));
   const plan = planColumns(p, await sourceColumns(source, p), name);
-  if (generated.length === 0) return plan;
-  const keep = plan.columns.map((col) => !generated.includes(col));
-  return { ...plan, select: plan.select.filter((_, i) => keep[i]), columns: plan.columns.filter((_, i) => keep[i]) };
+  return adjustPlan(plan, plan.columns.filter((c) => !writable.has(c)), []);
 }
 
 /** Whether a finished run keeps its cursor for the next one (incremental) or starts over. */

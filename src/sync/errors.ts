@@ -20,3 +20,5 @@ export const configError = (message: string) => new SyncError(NON_RETRYABLE_FAIL
 export const conflictError = (message: string) => new SyncError(NON_RETRYABLE_FAILURES.syncConflict, message);
 /** A key already exists in a target loaded by plain COPY: the workflow redoes the chunk as a merge. */
 export const initialLoadConflict = (message: string) => new SyncError(NON_RETRYABLE_FAILURES.initialLoadConflict, message);
+/** A source column was added, dropped (schemaChanges: freeze) or changed its type: the target is left as it was. */
+export const schemaChangedError = (message: string) => new SyncError(NON_RETRYABLE_FAILURES.schemaChanged, message);

@@ -1,15 +1,19 @@
 import type pg from 'pg';
 import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
-import { checkSelect, columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tableColumns, tablePages } from '../db/catalog';
-import { createRefreshTable } from '../db/swap';
+import { columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tablePages } from '../db/catalog';
+import { ensureSnapshotTable, sameSnapshot, writeSnapshot } from '../db/schemaSnapshot';
+import { createRefreshTable, refreshTableName } from '../db/swap';
 import type { ColumnPlan } from '../db/syncSql';
-import { ensureStateTable, readPartitions, readState, replacePartitions, writeState, type PartitionState } from '../db/syncState';
+import { ensureStateTable, peekState, readPartitions, readState, replacePartitions, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
+import { targetColumns } from '../db/typeCatalog';
 import { columnPlan, incremental, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { runDdl, targetCreation, type DdlStatement } from './createTarget';
 import { configError } from './errors';
 import type { ConnectionBudget } from './gates';
-import type { CursorValue, SyncPlan } from './types';
+import { inspectSchema, snapshotOf, type SchemaInspection } from './schemaChanges';
+import type { CursorValue, SyncPlan, TargetShapeReport } from './types';
 
 export interface PlanInput {
   pipeline: string;
@@ -20,6 +24,8 @@ export interface PlanInput {
   continuing?: boolean;
   /** Split the run into partitions (sync engine v2); whole-table runs of older workflows leave it out. */
   partitioned?: boolean;
+  /** Validate and describe what a run would do (SyncPlan.dryRun) without claiming state or changing anything. */
+  dryRun?: boolean;
 }
 
 /** Rows sampled to place partition bounds: enough for even slices, cheap on any table. */
@@ -38,22 +44,34 @@ export function partitionCount(estimatedRows: number, batchRows: number, paralle
   return Math.max(1, Math.min(parallelism * 2, Math.ceil(estimatedRows / Math.min(batchRows, MIN_SLICE_ROWS))));
 }
 
-async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<ColumnPlan> {
-  const plan = await columnPlan(s, t, p, pipeline);
-  await checkSelect(s, p, plan);
+interface Shapes {
+  plan: ColumnPlan;
+  inspection: SchemaInspection;
+  /** The target is missing: what creates it. */
+  creation?: DdlStatement[];
+}
+
+/** Checks the pipeline against both sides (the target may be missing: then it says how to create it). */
+async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<Shapes> {
+  const inspection = await inspectSchema(s, t, p, pipeline);
+  const plan = inspection.plan;
   if (p.cursor && (await columnHasNull(s, p, plan.sourceOrder[0]!)))
     throw configError(`pipelines.${pipeline}.cursor: column "${p.cursor}" has NULL values; rows with a NULL cursor would never sync. Use a NOT NULL column (e.g. coalesce it in a source query).`);
-  const targetColumns = await tableColumns(t, p.target.table!);
-  const missing = plan.columns.filter((col) => !targetColumns.includes(col));
+  if (!inspection.target) return { plan, inspection, creation: await targetCreation(s, t, p, pipeline, inspection.shape.map((c) => c.source!)) };
   if (p.mode === 'upsert' && !(await hasUniqueKey(t, p.target.table!, p.key)))
     throw configError(
       `pipelines.${pipeline}: mode upsert merges on key (${p.key.join(', ')}), but ${p.target.table} has no primary key or unique index on exactly those columns; add one (ALTER TABLE … ADD PRIMARY KEY (${p.key.join(', ')})) or use mode append`,
     );
-  if (missing.length)
-    throw configError(
-      `pipelines.${pipeline}.target: table ${p.target.table} has no column ${missing.map((m) => `"${m}"`).join(', ')} for what the source provides; add ${missing.length > 1 ? 'them' : 'it'} to the target, or exclude/rename ${missing.length > 1 ? 'them' : 'it'} under transform`,
-    );
-  return plan;
+  return { plan, inspection };
+}
+
+/** What the plan does to the target's shape, for the UI (nothing: undefined). */
+function shapeReport(shapes: Shapes): TargetShapeReport | undefined {
+  const r: TargetShapeReport = {};
+  if (shapes.creation) r.created = shapes.creation.map((x) => x.sql);
+  if (shapes.inspection.decision?.notes.length) r.changes = shapes.inspection.decision.notes;
+  if (shapes.inspection.evolution.length) r.evolution = shapes.inspection.evolution.map((x) => x.sql);
+  return Object.keys(r).length ? r : undefined;
 }
 
 const partitionState = (partition: number, lower: string | null, upper: string | null, cursor: CursorValue[] | null): PartitionState => ({
@@ -81,6 +99,46 @@ async function slice(s: pg.ClientBase, p: PipelineConfig, pipeline: string, plan
   return bounds.slice(0, -1).map((lower, i) => partitionState(i, lower, bounds[i + 1] ?? null, start));
 }
 
+const count = (n: number) => n.toLocaleString('en');
+
+/** A dry run: everything planning checks, described instead of done (no state row, no table, no DDL). */
+async function dryRun(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, shapes: Shapes): Promise<SyncPlan> {
+  const target = p.target.table!;
+  const st = await peekState(t, p.stateSchema, pipeline);
+  const unfinished = !!st && st.phase !== 'idle';
+  const start = st && (unfinished || incremental(p)) ? st.cursor : null;
+  const { plan } = shapes;
+  const estimated = await estimateRows(s, p, plan, { after: start });
+  const empty = shapes.creation ? true : await isEmpty(t, target);
+  const actions: string[] = [`checked: source ${p.source.table ?? '(query)'} → target ${target}; ${plan.columns.length} columns copied`];
+  if (shapes.creation) actions.push(`target ${target} does not exist: the run creates it (statements below)`);
+  for (const note of shapes.inspection.decision?.notes ?? []) actions.push(note);
+  if (shapes.inspection.evolution.length) actions.push('the first chunk changes the target (statements below), in its own transaction');
+  if (unfinished) actions.push(`resumes the unfinished run ${st.runId ?? ''} (phase ${st.phase}) from its committed cursor`.replace('  ', ' '));
+  const rows = `~${count(estimated)} rows${start ? ` after cursor (${start.join(', ')})` : ''}`;
+  const chunks = `chunks of ${count(p.batchRows)} rows, up to ${p.parallelism} at a time`;
+  if (p.mode === 'full-refresh') actions.push(`full refresh: copies ${rows} into ${refreshTableName(target)} (${chunks}), then swaps it in for ${target} in one transaction`);
+  else if (p.mode === 'append') actions.push(`append: inserts ${rows} into ${target} (${chunks})`);
+  else if (empty && !p.softDeleteColumn && start === null) actions.push(`upsert, first load into an empty target: copies ${rows} without merging (${chunks})`);
+  else actions.push(`upsert: merges ${rows} into ${target} on key (${p.key.join(', ')}), writing only rows that differ (${chunks})`);
+  const statements = [...(shapes.creation ?? []), ...shapes.inspection.evolution].map((x) => x.sql);
+  return {
+    pipeline,
+    mode: p.mode,
+    chunkRows: p.batchRows,
+    order: plan.order,
+    rowTransform: p.transform.rowTransform,
+    source: { profile: p.source.profile, environment: p.source.environment, relation: p.source.table ?? 'query' },
+    target: { profile: p.target.profile, environment: p.target.environment, table: target },
+    startCursor: start,
+    resumed: unfinished,
+    estimatedRows: estimated,
+    initialLoad: false,
+    ...(shapeReport(shapes) && { targetShape: shapeReport(shapes) }),
+    dryRun: { actions, statements },
+  };
+}
+
 /**
  * Checks the pipeline against both tables, claims the sync state for this run, and (partitioned)
  * splits the rows into slices with their own cursors; an unfinished run's slices are resumed.
@@ -90,10 +148,17 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
   const p = resolvePipeline(deps.config, pipeline, input.environment);
   rowTransformOf(deps, p, pipeline);
   return withBoth(deps.budget, ctx, p, async (s, t) => {
-    const plan = await checkShapes(s, t, p, pipeline);
+    const shapes = await checkShapes(s, t, p, pipeline);
+    const { plan } = shapes;
+    if (input.dryRun) return dryRun(s, t, p, pipeline, shapes);
     await ensureStateTable(t, p.stateSchema);
+    await ensureSnapshotTable(t, p.stateSchema);
     const claimed = await withTransaction(t, async () => {
       const st = await readState(t, p.stateSchema, pipeline, 'update');
+      // Under the state row's lock: a second run of the pipeline finds the table made, not half made.
+      if (shapes.creation && !(await targetColumns(t, p.target.table!))) await runDdl(t, shapes.creation, pipeline);
+      const recorded = shapes.inspection.decision?.snapshot ?? snapshotOf(shapes.inspection.shape);
+      if (!sameSnapshot(recorded, shapes.inspection.snapshot)) await writeSnapshot(t, p.stateSchema, pipeline, recorded);
       const existing = partitioned ? await readPartitions(t, p.stateSchema, pipeline) : [];
       const single = (): PartitionState[] => [partitionState(0, null, null, st.cursor)];
       if (continuing) {
@@ -137,6 +202,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       resumed: claimed.resumed,
       estimatedRows,
       initialLoad: claimed.initialLoad,
+      ...(shapeReport(shapes) && { targetShape: shapeReport(shapes) }),
       ...(partitioned && {
         partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
         parallelism: p.parallelism,

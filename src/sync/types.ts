@@ -36,6 +36,26 @@ export interface SyncPlan {
   deletes?: 'hard' | 'soft' | 'ignore';
   /** Compare after the run (absent in plans of older workers: none). */
   verify?: 'none' | 'counts' | 'checksums';
+  /** What this run does to the target's shape; left out when nothing. */
+  targetShape?: TargetShapeReport;
+  /** A dry run's description: nothing was claimed or changed. */
+  dryRun?: DryRunReport;
+}
+
+export interface TargetShapeReport {
+  /** The target did not exist: the plan created it with these statements (a dry run: would). */
+  created?: string[];
+  /** Source columns changed since the last run, and what the run does about each (schemaChanges). */
+  changes?: string[];
+  /** evolve: statements the first chunk runs on the target. */
+  evolution?: string[];
+}
+
+export interface DryRunReport {
+  /** What the run would do, in order, one sentence each. */
+  actions: string[];
+  /** The DDL it would run on the target (CREATE …, ALTER TABLE …). */
+  statements: string[];
 }
 
 /** A run's delete detection: its key-range buckets and which are done. */

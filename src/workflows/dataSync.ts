@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { Activities } from '../activities';
-import type { ChunkResult, CursorValue, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan, VerifyReport } from '../activities/types';
+import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan, TargetShapeReport, VerifyReport } from '../activities/types';
 import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
 import { bucketActivities, inLanes, runVerify, type VerifyProgress } from './verify';
 
@@ -81,6 +81,10 @@ export interface SyncProgress {
   rowsUnchanged?: number;
   /** Full refresh (or an upsert's first load): how the loaded table replaced the target. */
   swap?: SwapReport;
+  /** What the plan did to the target's shape: created it, or found source columns changed (schemaChanges). */
+  targetShape?: TargetShapeReport;
+  /** A dry run (DataSyncInput.dryRun): what a run would do; nothing was changed. */
+  dryRun?: DryRunReport;
   /** deletes: hard/soft — buckets of the key space compared after the chunks, and target rows deleted (or marked). */
   deletes?: { buckets: number; done: number; rowsDeleted: number };
   /** verify: the compare after the run; `report` once it passed. */
@@ -104,6 +108,8 @@ export interface DataSyncInput {
   chunksPerRun?: number;
   /** How soon a chunk whose worker died is retried elsewhere (its heartbeat timeout). Default 1 minute. */
   heartbeatTimeout?: string;
+  /** Only plan: validate the pipeline and describe what a run would do (progress.dryRun), changing nothing. */
+  dryRun?: boolean;
   /** Set by continue-as-new; users leave it out. */
   resume?: SyncProgress;
 }
@@ -154,12 +160,14 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     const total = Math.max(progress.estimatedRows, progress.rowsCopied);
     const chunkOf = progress.mode === 'planning' ? '' : ` of ~${Math.max(1, Math.ceil(total / Math.max(1, plan?.chunkRows ?? 1)))}`;
     const parts = progress.partitions ? `, partitions ${progress.partitions.done}/${progress.partitions.total} done (${progress.partitions.running} running)` : '';
+    const shape = progress.targetShape;
+    const shapeNote = shape?.created ? `, created target ${plan?.target.table ?? ''}` : shape?.changes?.length ? `, schema changes: ${shape.changes.join('; ')}` : '';
     const d = progress.deletes;
     const deletes = d ? `, deletes: bucket ${d.done}/${d.buckets}, ${d.rowsDeleted.toLocaleString('en')} removed` : '';
     const v = progress.verify;
     const verify = v ? `, verify (${v.mode}): bucket ${v.bucketsDone}/${v.buckets}, ${v.mismatches} difference(s)` : '';
     return (
-      `${pipeline} (${progress.mode}): chunk ${progress.chunks}${chunkOf}${parts}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
+      `${pipeline} (${progress.mode}${shapeNote}): chunk ${progress.chunks}${chunkOf}${parts}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
       `${progress.rowsWritten.toLocaleString('en')} written, ${Math.round(progress.rowsPerSecond).toLocaleString('en')} rows/s` +
       `${formatEta(progress.etaSeconds)}${deletes}${verify}${progress.done ? ' — done' : ''}`
     );
@@ -232,9 +240,18 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
   let plan: SyncPlan | undefined;
   const partitioned = patched(PARTITIONED_SYNC_PATCH);
   plan = await withRelogin(() =>
-    planSync({ pipeline, environment, runId, auth, continuing: input.resume !== undefined, ...(partitioned && { partitioned: true }) }),
+    planSync({ pipeline, environment, runId, auth, continuing: input.resume !== undefined, ...(partitioned && { partitioned: true }), ...(input.dryRun && { dryRun: true }) }),
   );
   progress.mode = plan.mode;
+  if (plan.targetShape && !input.resume) progress.targetShape = plan.targetShape;
+  if (input.dryRun) {
+    // Set only by `sync start --dry-run`: the plan changed nothing, and the run ends here.
+    progress.dryRun = plan.dryRun;
+    progress.estimatedRows = plan.estimatedRows;
+    progress.done = true;
+    setCurrentDetails(`Dry run of ${pipeline}, nothing changed:\n${(plan.dryRun?.actions ?? []).map((a) => `- ${a}`).join('\n')}`);
+    return progress;
+  }
   if (!input.resume) {
     progress.cursor = plan.startCursor;
     progress.resumed = plan.resumed;

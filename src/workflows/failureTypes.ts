@@ -9,6 +9,8 @@ export const NON_RETRYABLE_FAILURES = {
   config: 'LakebaseConfigError',
   syncConflict: 'LakebaseSyncConflict',
   initialLoadConflict: 'LakebaseInitialLoadConflict',
+  /** The source's columns changed in a way the pipeline's schemaChanges policy (or any policy, for a type change) refuses. */
+  schemaChanged: 'LakebaseSchemaChanged',
   tokenInvalid: 'LakebaseTokenInvalid',
   staticTokenExpired: 'LakebaseStaticTokenExpired',
   idpTokenMissing: 'LakebaseIdpTokenMissing',

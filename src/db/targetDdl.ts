@@ -1,0 +1,66 @@
+import { quoteIdent, quoteLiteral, quoteTable } from './identifiers';
+import type { TypeDefinition, TypeInfo } from './typeCatalog';
+
+/** DDL text for creating and evolving target tables (what src/sync/createTarget.ts and schemaChanges.ts run). */
+
+/** A type's name for the target database: built-in types as PostgreSQL prints them, others schema-qualified. */
+export function renderType(type: TypeInfo, extensionSchema: (extension: string) => string): string {
+  if (type.base.schema === 'pg_catalog') return type.formatted;
+  const schema = type.base.extension ? extensionSchema(type.base.extension.name) : type.base.schema;
+  return `${quoteIdent(schema)}.${quoteIdent(type.base.name)}${type.modifier}${type.isArray ? '[]' : ''}`;
+}
+
+export interface ColumnDefinition {
+  name: string;
+  /** Rendered type (renderType). */
+  type: string;
+  notNull: boolean;
+}
+
+export function createTableSql(table: string, columns: ColumnDefinition[], key: string[]): string {
+  const lines = columns.map((c) => `  ${quoteIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`);
+  if (key.length) lines.push(`  PRIMARY KEY (${key.map((k) => quoteIdent(k)).join(', ')})`);
+  return `CREATE TABLE ${quoteTable(table)} (\n${lines.join(',\n')}\n)`;
+}
+
+export const createSchemaSql = (schema: string) => `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`;
+
+export const createExtensionSql = (extension: string, schema: string) => `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(extension)} SCHEMA ${quoteIdent(schema)}`;
+
+/** CREATE TYPE / CREATE DOMAIN for a user-defined type, named as in the source. */
+export function createTypeSql(schema: string, name: string, def: TypeDefinition, render: (t: TypeInfo) => string): string {
+  const qualified = `${quoteIdent(schema)}.${quoteIdent(name)}`;
+  switch (def.kind) {
+    case 'enum':
+      return `CREATE TYPE ${qualified} AS ENUM (${def.labels.map(quoteLiteral).join(', ')})`;
+    case 'composite':
+      return `CREATE TYPE ${qualified} AS (${def.attributes.map((a) => `${quoteIdent(a.name)} ${render(a.type)}`).join(', ')})`;
+    case 'domain': {
+      const parts = [`CREATE DOMAIN ${qualified} AS ${render(def.base)}`];
+      if (def.default !== null) parts.push(`DEFAULT ${def.default}`);
+      if (def.notNull) parts.push('NOT NULL');
+      // A NOT VALID check cannot be created as such; the copied values passed it in the source.
+      for (const k of def.checks) parts.push(`CONSTRAINT ${quoteIdent(k.name)} ${k.def.replace(/ NOT VALID$/, '')}`);
+      return parts.join(' ');
+    }
+  }
+}
+
+/** Schema evolution: a new source column, always nullable (existing rows have no value for it). */
+export const addColumnSql = (table: string, column: string, type: string) =>
+  `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${quoteIdent(column)} ${type}`;
+
+/** Schema evolution: a column the source dropped is kept and takes NULL from then on. */
+export const dropNotNullSql = (table: string, column: string) => `ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(column)} DROP NOT NULL`;
+
+/**
+ * Taken before a chunk writes a row: chunks side by side that both want to evolve the target
+ * queue here instead of deadlocking on each other's row locks. Tables are already quoted.
+ */
+export const lockForAlterSql = (tables: string[]) => `LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`;
+
+/**
+ * For the rest of the chunk's transaction: a lock that readers of the target hold longer than
+ * this fails the chunk with 55P03 (retried with backoff) instead of outliving its heartbeat.
+ */
+export const alterLockTimeoutSql = (ms: number) => `SET LOCAL lock_timeout = ${Math.trunc(ms)}`;
