@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { quoteIdent } from './identifiers';
+import { lostCreateRace } from './syncState';
 
 /**
  * The source's output columns as the last run saw them, per pipeline, next to the sync state in
@@ -29,9 +30,7 @@ export async function ensureSnapshotTable(c: pg.ClientBase, schema: string): Pro
   try {
     await c.query(`CREATE TABLE IF NOT EXISTS ${table(schema)} (pipeline text PRIMARY KEY, columns jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`);
   } catch (err) {
-    // Two syncs creating it at the same moment: the loser sees a duplicate; the table is there.
-    const code = (err as { code?: string }).code;
-    if (code !== '23505' && code !== '42P07') throw err;
+    if (!lostCreateRace(err)) throw err;
   }
 }
 

@@ -76,13 +76,18 @@ export async function ensureStateTable(c: pg.ClientBase, schema: string): Promis
     try {
       await c.query(sql);
     } catch (err) {
-      // Two syncs creating it at the same moment: the loser sees a duplicate (of the schema, the
-      // table, or the table's row type: 42710 on PostgreSQL 17); the table is there.
-      const code = (err as { code?: string }).code;
-      if (code === '42501') throw withStateSchemaHint(err, c, schema);
-      if (code !== '23505' && code !== '42P06' && code !== '42P07' && code !== '42710') throw err;
+      if ((err as { code?: string }).code === '42501') throw withStateSchemaHint(err, c, schema);
+      if (!lostCreateRace(err)) throw err;
     }
   }
+}
+
+/**
+ * Two syncs running `CREATE … IF NOT EXISTS` at the same moment: the loser sees a duplicate (of the
+ * schema, the table, or the table's row type: 42710 on PostgreSQL 17); the object is there.
+ */
+export function lostCreateRace(err: unknown): boolean {
+  return ['23505', '42P06', '42P07', '42710'].includes((err as { code?: string }).code ?? '');
 }
 
 /**
