@@ -119,23 +119,31 @@ async function dryRun(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pip
   const chunks = `chunks of ${count(p.batchRows)} rows, up to ${p.parallelism} at a time`;
   if (p.mode === 'full-refresh') actions.push(`full refresh: copies ${rows} into ${refreshTableName(target)} (${chunks}), then swaps it in for ${target} in one transaction`);
   else if (p.mode === 'append') actions.push(`append: inserts ${rows} into ${target} (${chunks})`);
-  else if (empty && !p.softDeleteColumn && start === null) actions.push(`upsert, first load into an empty target: copies ${rows} without merging (${chunks})`);
+  else if (empty && !softDeletes(p).softDeleteColumn && start === null) actions.push(`upsert, first load into an empty target: copies ${rows} without merging (${chunks})`);
   else actions.push(`upsert: merges ${rows} into ${target} on key (${p.key.join(', ')}), writing only rows that differ (${chunks})`);
+  if (p.mode === 'upsert' && p.deletes !== 'ignore')
+    actions.push(`then looks for target rows whose key left the source and ${p.deletes === 'soft' ? `marks them in ${p.softDeleteColumn}` : 'deletes them'} (deletes: ${p.deletes})`);
+  if (p.verify !== 'none') actions.push(`finally compares source and target (verify: ${p.verify})`);
   const statements = [...(shapes.creation ?? []), ...shapes.inspection.evolution].map((x) => x.sql);
+  return { ...planOf(p, pipeline, shapes, { startCursor: start, resumed: unfinished, estimatedRows: estimated, initialLoad: false }), dryRun: { actions, statements } };
+}
+
+/** What every plan says, from the pipeline, its shapes and where this run stands. */
+function planOf(p: PipelineConfig, pipeline: string, shapes: Shapes, run: Pick<SyncPlan, 'startCursor' | 'resumed' | 'estimatedRows' | 'initialLoad'>): SyncPlan {
+  const targetShape = shapeReport(shapes);
   return {
     pipeline,
     mode: p.mode,
     chunkRows: p.batchRows,
-    order: plan.order,
+    order: shapes.plan.order,
     rowTransform: p.transform.rowTransform,
     source: { profile: p.source.profile, environment: p.source.environment, relation: p.source.table ?? 'query' },
-    target: { profile: p.target.profile, environment: p.target.environment, table: target },
-    startCursor: start,
-    resumed: unfinished,
-    estimatedRows: estimated,
-    initialLoad: false,
-    ...(shapeReport(shapes) && { targetShape: shapeReport(shapes) }),
-    dryRun: { actions, statements },
+    target: { profile: p.target.profile, environment: p.target.environment, table: p.target.table! },
+    ...run,
+    ...(targetShape && { targetShape }),
+    // Only when set, so plans (and histories) of pipelines without them look as they did.
+    ...(p.deletes !== 'ignore' && { deletes: p.deletes }),
+    ...(p.verify !== 'none' && { verify: p.verify }),
   };
 }
 
@@ -191,25 +199,11 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
     let estimatedRows = 0;
     for (const sl of slices) estimatedRows += await estimateRows(s, p, plan, sl);
     return {
-      pipeline,
-      mode: p.mode,
-      chunkRows: p.batchRows,
-      order: plan.order,
-      rowTransform: p.transform.rowTransform,
-      source: { profile: p.source.profile, environment: p.source.environment, relation: p.source.table ?? 'query' },
-      target: { profile: p.target.profile, environment: p.target.environment, table: p.target.table! },
-      startCursor: claimed.start,
-      resumed: claimed.resumed,
-      estimatedRows,
-      initialLoad: claimed.initialLoad,
-      ...(shapeReport(shapes) && { targetShape: shapeReport(shapes) }),
+      ...planOf(p, pipeline, shapes, { startCursor: claimed.start, resumed: claimed.resumed, estimatedRows, initialLoad: claimed.initialLoad }),
       ...(partitioned && {
         partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
         parallelism: p.parallelism,
       }),
-      // Only when set, so plans (and histories) of pipelines without them look as they did.
-      ...(p.deletes !== 'ignore' && { deletes: p.deletes }),
-      ...(p.verify !== 'none' && { verify: p.verify }),
     };
   });
 }
