@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createCredentialProvider } from '../src/auth/credentials';
 import { relationChecksum } from '../src/db/checksum';
-import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
-import { createLogger } from '../src/logger';
-import { createSyncEngine, type CallContext, type SyncEngine, type VerifyBucketResult } from '../src/sync';
+import type { PoolRegistry } from '../src/db/pools';
+import type { CallContext, SyncEngine, VerifyBucketResult } from '../src/sync';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
+import { engineFor } from './helpers/engine';
 
 // Delete detection and verify on the engine alone (real PostgreSQL, no Temporal), driven the way
 // the workflow drives them: plan, buckets side by side, finish.
@@ -47,11 +46,7 @@ describe('delete detection and verify against real PostgreSQL', () => {
       composite: { source: local('composite_src'), target: local('composite'), mode: 'upsert', key: ['tenant', 'id'], deletes: 'hard', verify: 'checksums', batchRows: 500 },
       log: { source: local('log'), target: local('log_copy'), mode: 'append', cursor: 'at', verify: 'counts', batchRows: 400 },
     });
-    const logger = createLogger({ level: 'silent' });
-    const credentials = createCredentialProvider({ config, logger });
-    pools = createPoolRegistry({ config, logger, credentials });
-    engine = createSyncEngine({ config });
-    ctx = { connect: (profile, environment) => pools.connect(profile, environment) };
+    ({ pools, engine, ctx } = engineFor(config));
   });
 
   after(async () => {

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createCredentialProvider } from '../src/auth/credentials';
 import { relationChecksum } from '../src/db/checksum';
-import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
-import { createLogger } from '../src/logger';
-import { createSyncEngine, SyncError, type CallContext, type ChunkResult, type SyncEngine } from '../src/sync';
+import type { PoolRegistry } from '../src/db/pools';
+import { SyncError, type CallContext, type ChunkResult, type SyncEngine } from '../src/sync';
 import { decideSchema } from '../src/sync/schemaChanges';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
+import { engineFor } from './helpers/engine';
 
 // schemaChanges (evolve | freeze | ignore) on the engine alone, against real PostgreSQL: columns
 // added and dropped between runs and in the middle of a partitioned run, and changed types.
@@ -51,10 +50,7 @@ describe('schema changes of the source (schemaChanges policy)', () => {
         CREATE TABLE s_${id} (id int PRIMARY KEY, name text NOT NULL, amount numeric(12,2), updated_at timestamptz NOT NULL);
         INSERT INTO s_${id} SELECT g, 'n' || g, g * 1.5, '2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, ${ROWS}) g;`);
     const config = testConfig(db, pipelines);
-    const logger = createLogger({ level: 'silent' });
-    pools = createPoolRegistry({ config, logger, credentials: createCredentialProvider({ config, logger }) });
-    engine = createSyncEngine({ config });
-    ctx = { connect: (profile, environment) => pools.connect(profile, environment) };
+    ({ pools, engine, ctx } = engineFor(config));
   });
 
   after(async () => {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { relationChecksum } from '../src/db/checksum';
-import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
-import { createCredentialProvider } from '../src/auth/credentials';
-import { createLogger } from '../src/logger';
-import { createSyncEngine, partitionCount, type CallContext, type ChunkResult, type SyncEngine, type SyncPlan } from '../src/sync';
+import type { PoolRegistry } from '../src/db/pools';
+import { partitionCount, type CallContext, type ChunkResult, type SyncEngine, type SyncPlan } from '../src/sync';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
+import { engineFor } from './helpers/engine';
 
 // The engine alone, on real PostgreSQL: no Temporal. Partitions are driven the way the workflow
 // drives them (slices side by side, each chunk after the previous one's cursor).
@@ -71,11 +70,7 @@ describe('sync engine v2 against real PostgreSQL', () => {
       log: { ...p('log_copy', { mode: 'append', cursor: 'updated_at', batchRows: 250 }), source: { profile: 'local', environment: 'test', table: 'log' }, key: undefined },
     });
     config.profiles.local!.environments.test!.maxConnections = 2;
-    const logger = createLogger({ level: 'silent' });
-    const credentials = createCredentialProvider({ config, logger });
-    pools = createPoolRegistry({ config, logger, credentials });
-    engine = createSyncEngine({ config });
-    ctx = { connect: (profile, environment) => pools.connect(profile, environment) };
+    ({ pools, engine, ctx } = engineFor(config));
   });
 
   after(async () => {

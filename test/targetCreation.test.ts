@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createCredentialProvider } from '../src/auth/credentials';
 import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
 import { relationChecksum } from '../src/db/checksum';
-import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
+import type { PoolRegistry } from '../src/db/pools';
 import { createLogger } from '../src/logger';
-import { createSyncEngine, SyncError, type CallContext, type SyncEngine } from '../src/sync';
+import { SyncError, type CallContext, type SyncEngine } from '../src/sync';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
+import { engineFor } from './helpers/engine';
 
 // Creating a missing target in another database (the engine alone, on real PostgreSQL): the
 // enum, domain and schema the columns need are created there, types are exact, values equal.
@@ -73,10 +73,7 @@ describe('a missing target is created from the source (another database)', () =>
         places: { source: side('src', 'places'), target: side('dst', 'geo.places'), key: ['id'], batchRows: 20 },
       },
     });
-    const logger = createLogger({ level: 'silent' });
-    pools = createPoolRegistry({ config, logger, credentials: createCredentialProvider({ config, logger }) });
-    engine = createSyncEngine({ config });
-    ctx = { connect: (profile, environment) => pools.connect(profile, environment) };
+    ({ pools, engine, ctx } = engineFor(config));
   });
 
   after(async () => {
@@ -191,12 +188,10 @@ describe('a missing target is created from the source (another database)', () =>
       profiles: { local: { auth: { method: 'pat', token: 'x' }, environments: { src: src.environment, dst: { ...dst.environment, user: 'lbw_no_ext' } } } },
       pipelines: { places: { source: side('src', 'places'), target: side('dst', 'geo.places'), key: ['id'], stateSchema: 'lbw_no_ext_state' } },
     });
-    const logger = createLogger({ level: 'silent' });
-    const limitedPools = createPoolRegistry({ config: limited, logger, credentials: createCredentialProvider({ config: limited, logger }) });
+    const { pools: limitedPools, engine: e, ctx: limitedCtx } = engineFor(limited);
     try {
-      const e = createSyncEngine({ config: limited });
       await assert.rejects(
-        e.plan({ connect: (profile, environment) => limitedPools.connect(profile, environment) }, { pipeline: 'places', runId: 'ext-1', partitioned: true }),
+        e.plan(limitedCtx, { pipeline: 'places', runId: 'ext-1', partitioned: true }),
         (err: unknown) => {
           assert.ok(err instanceof SyncError, String(err));
           assert.equal(err.type, 'LakebaseConfigError');
