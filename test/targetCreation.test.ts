@@ -4,7 +4,6 @@ import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
 import { relationChecksum } from '../src/db/checksum';
 import type { PoolRegistry } from '../src/db/pools';
-import { createLogger } from '../src/logger';
 import { SyncError, type CallContext, type SyncEngine } from '../src/sync';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 import { engineFor } from './helpers/engine';
