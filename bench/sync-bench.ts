@@ -504,10 +504,11 @@ async function main() {
         const phase = phaseSeconds(r.activityRuns, types);
         if (phase === null) throw new Error(`${label}: the history has no finished ${types.join('/')} activity`);
         const buckets = r.activityRuns.filter((a) => a.type === types[1]);
-        const slowest = Math.max(...buckets.map((a) => (a.closedMs! - a.scheduledMs) / 1000));
+        const bucketSeconds = buckets.map((a) => (a.closedMs! - a.scheduledMs) / 1000);
+        const slowest = Math.max(...bucketSeconds);
         const planSeconds = phaseSeconds(r.activityRuns, [types[0]!]);
         const w = r.workers[0]!;
-        say(`${label}: phase ${phase.toFixed(2)} s (workflow ${r.workflowSeconds.toFixed(2)} s; ${types[0]} ${planSeconds?.toFixed(2)} s, ${buckets.length} ${types[1]}, slowest ${slowest.toFixed(2)} s)`);
+        say(`${label}: phase ${phase.toFixed(2)} s (workflow ${r.workflowSeconds.toFixed(2)} s; ${types[0]} ${planSeconds?.toFixed(2)} s, ${buckets.length} ${types[1]}, median ${median(bucketSeconds).toFixed(2)} s, slowest ${slowest.toFixed(2)} s)`);
         compareCases.push({
           id: caseId,
           label,
@@ -520,7 +521,15 @@ async function main() {
           workerPeakRssMb: w.peakRssMb(),
           workerStartupRssMb: w.startupPeakRssMb,
           ...extra,
-          breakdown: { planSeconds: planSeconds === null ? null : round(planSeconds), buckets: buckets.length, slowestBucketSeconds: round(slowest), ...extra.breakdown },
+          breakdown: {
+            planSeconds: planSeconds === null ? null : round(planSeconds),
+            buckets: buckets.length,
+            medianBucketSeconds: round(median(bucketSeconds)),
+            slowestBucketSeconds: round(slowest),
+            /** Bucket seconds added up: over the phase's seconds, how many buckets ran at once on average. */
+            bucketSecondsSum: round(bucketSeconds.reduce((a, b) => a + b, 0)),
+            ...extra.breakdown,
+          },
         });
       };
       const verifyRun = (mode: 'checksums' | 'counts', expectFailure = false) =>
@@ -562,7 +571,7 @@ async function main() {
           if (report.mismatches !== deleted || report.tolerated !== changed)
             throw new Error(`verify of a stale target: ${report.mismatches} mismatches and ${report.tolerated} tolerated; expected ${deleted} (deleted) and ${changed} (changed after the cursor)`);
           phaseCase('verify-checksums-behind', 'verify: checksums, target 1% deleted + 1% changed behind (fails)', r, ['planVerify', 'verifyBucket'], {
-            note: `${spread}: LakebaseVerifyFailed with ${report.mismatches.toLocaleString('en')} extra rows named, ${report.tolerated.toLocaleString('en')} changed rows tolerated (after the cursor)`,
+            note: `${spread}: LakebaseVerifyFailed, ${report.mismatches.toLocaleString('en')} extra rows found (the first ${report.differences.length} named), ${report.tolerated.toLocaleString('en')} changed rows tolerated (after the last sync's cursor)`,
           });
         });
 

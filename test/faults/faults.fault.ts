@@ -404,6 +404,7 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     });
     const retried = (await attemptsOf(h, 'deleteBucket')).filter((a) => a.attempt >= 2).length;
     const left = await keysLeft(deleted);
+    const merged = r.rowsWritten - (r.deletes?.rowsDeleted ?? 0);
     const { lost, dup, equal } = await compare(db.client, 'src_del', 'dst_del', COLS, 'id');
     await record({
       scenario: 'worker killed (SIGKILL) during delete detection',
@@ -411,7 +412,7 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
       expected: 'the killed buckets roll back and are redone once each; exactly the deleted keys leave the target; the reported count is the real one',
       observed:
         `completed by the second worker; ${r.deletes?.buckets} buckets, ${inFlightAtKill} in flight at the kill, ${retried} redone (attempt ≥ 2); ` +
-        `${r.deletes?.rowsDeleted} rows reported deleted of ${deleted.length} deleted in the source, ${left} left; ${r.rowsCopied} changed rows merged (${changed} changed); ` +
+        `${r.deletes?.rowsDeleted} rows reported deleted of ${deleted.length} deleted in the source, ${left} left; the chunks re-read ${r.rowsCopied} rows and wrote ${merged} (${changed} changed); ` +
         `the run's verify: ${r.verify?.report?.ok ? 'ok' : 'FAILED'}; checksum ${equal ? 'equal' : 'DIFFERENT'}`,
       rowsLost: lost,
       rowsDuplicated: dup,
@@ -421,6 +422,7 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     assert.equal(r.deletes?.rowsDeleted, deleted.length, 'the run reports the rows it really deleted');
     assert.equal(r.deletes?.done, r.deletes?.buckets);
     assert.equal(left, 0, 'every deleted source key is gone from the target');
+    assert.equal(merged, changed, 'the chunks wrote the changed rows and nothing else');
     assert.equal(r.verify?.report?.ok, true);
     assert.deepEqual([lost, dup, equal], [0, 0, true]);
   });
