@@ -1,9 +1,22 @@
-// What a sync's own Temporal history says: how long it ran and which worker ran which activity.
+// What a sync's own Temporal history says: how long it ran, which worker ran which activity, and
+// when each activity was scheduled and closed (the time of a phase such as delete detection).
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { tsToMs } from '@temporalio/common/lib/time';
 
 type History = temporal.api.history.v1.IHistory;
+
+/** One scheduled activity: first scheduled to its last attempt's close (completed, failed, timed out). */
+export interface ActivityRun {
+  type: string;
+  scheduledMs: number;
+  closedMs: number | null;
+  /** Attempt that closed it (1 unless retried). */
+  attempt: number;
+  /** The completed activity's result, decoded (JSON payloads; no codec in the bench). */
+  result?: unknown;
+}
 
 export interface SyncHistory {
   runs: number;
@@ -11,6 +24,8 @@ export interface SyncHistory {
   workflowSeconds: number;
   /** One entry per completed or failed activity attempt recorded in the history. */
   activities: { type: string; identity: string }[];
+  /** Every scheduled activity with its times, in history order. */
+  activityRuns: ActivityRun[];
 }
 
 /** Histories of every run of `workflowId`, oldest first (continue-as-new chains back through continuedExecutionRunId). */
@@ -33,14 +48,42 @@ export async function readSyncHistory(client: Client, workflowId: string): Promi
   const last = lastEvents[lastEvents.length - 1];
   if (!first?.eventTime || !last?.eventTime) throw new Error(`workflow ${workflowId} has an empty history`);
   const activities: SyncHistory['activities'] = [];
+  const activityRuns: ActivityRun[] = [];
   for (const h of histories) {
-    const scheduled = new Map<string, string>();
+    const scheduled = new Map<string, ActivityRun>();
+    const attempts = new Map<string, number>();
     for (const e of h.events ?? []) {
+      const at = e.eventTime ? tsToMs(e.eventTime) : 0;
       const s = e.activityTaskScheduledEventAttributes;
-      if (s) scheduled.set(String(e.eventId), s.activityType?.name ?? '?');
+      if (s) {
+        const r: ActivityRun = { type: s.activityType?.name ?? '?', scheduledMs: at, closedMs: null, attempt: 1 };
+        scheduled.set(String(e.eventId), r);
+        activityRuns.push(r);
+      }
       const started = e.activityTaskStartedEventAttributes;
-      if (started) activities.push({ type: scheduled.get(String(started.scheduledEventId)) ?? '?', identity: started.identity ?? '?' });
+      if (started) {
+        activities.push({ type: scheduled.get(String(started.scheduledEventId))?.type ?? '?', identity: started.identity ?? '?' });
+        attempts.set(String(started.scheduledEventId), started.attempt ?? 1);
+      }
+      const closed = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes;
+      const r = closed && scheduled.get(String(closed.scheduledEventId));
+      if (r) {
+        r.closedMs = at;
+        r.attempt = attempts.get(String(closed.scheduledEventId)) ?? 1;
+        const payload = e.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+        if (payload) r.result = defaultPayloadConverter.fromPayload(payload);
+      }
     }
   }
-  return { runs: histories.length, workflowSeconds: (tsToMs(last.eventTime) - tsToMs(first.eventTime)) / 1000, activities };
+  return { runs: histories.length, workflowSeconds: (tsToMs(last.eventTime) - tsToMs(first.eventTime)) / 1000, activities, activityRuns };
+}
+
+/**
+ * Seconds from the first scheduling of an activity of `types` to the close of the last one: the
+ * time of a phase of the workflow as its history recorded it (queueing and retries included).
+ */
+export function phaseSeconds(runs: ActivityRun[], types: string[]): number | null {
+  const mine = runs.filter((r) => types.includes(r.type));
+  if (mine.length === 0 || mine.some((r) => r.closedMs === null)) return null;
+  return (Math.max(...mine.map((r) => r.closedMs!)) - Math.min(...mine.map((r) => r.scheduledMs))) / 1000;
 }

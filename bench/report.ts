@@ -3,16 +3,21 @@
 export interface CaseResult {
   id: string;
   label: string;
-  /** peer: another tool; ours: lakebase-worker; remote: through the throttling proxy. */
-  group: 'yardstick' | 'peer' | 'ours' | 'remote';
+  /** peer: another tool; ours: lakebase-worker; remote: through the throttling proxy; compare: delete detection and verify. */
+  group: 'yardstick' | 'peer' | 'ours' | 'remote' | 'compare';
   rows: number;
-  /** Wall time as its user sees it: command start to exit, or workflow start request to result. */
+  /**
+   * Wall time as its user sees it: command start to exit, or workflow start request to result.
+   * compare: the phase's own time from the workflow history (first plan activity scheduled to the last bucket closed).
+   */
   seconds: number | null;
   rowsPerSecond: number | null;
   /** Pipe seconds / these seconds, the pipe of the same run and path (direct or through the proxy). */
   ratioToPipe: number | null;
   /** Ours: start to close of the workflow, from its history. */
   workflowSeconds?: number;
+  /** compare: where the phase's time went (plan activity, buckets, keys streamed to the target). */
+  breakdown?: Record<string, number | null>;
   parallelism?: number;
   chunks?: number;
   rowsWritten?: number;
@@ -57,6 +62,8 @@ export interface BenchResult {
     seconds: number | null;
   } | null;
   cliStart: { runsSeconds: number[]; medianSeconds: number } | null;
+  /** Delete detection and verify: their table, what changed in it, and its own pipe (the compare rows' yardstick). */
+  compare?: { table: string; rows: number; deleted: number; changed: number; pipeSeconds: number[]; meanPipeSeconds: number; firstLoadSeconds: number } | null;
   targets: { name: string; target: string; measured: string; met: boolean | null }[];
   note: string;
   /** Cases that failed (id: first line of the error); their rows say FAILED. */
@@ -86,7 +93,8 @@ export function markdown(r: BenchResult): string {
       lines.push(`| ${cell(c.label)} | — | — | — | ${c.failed ? `FAILED: ${cell(c.failed)}` : `skipped: ${cell(c.skipped!)}`} | — |`);
       continue;
     }
-    const secs = c.workflowSeconds !== undefined && c.id === 'incremental' ? `${fmt(c.seconds)} (workflow ${fmt(c.workflowSeconds)})` : fmt(c.seconds);
+    const secs =
+      c.workflowSeconds !== undefined && (c.id === 'incremental' || c.group === 'compare') ? `${fmt(c.seconds)} (workflow ${fmt(c.workflowSeconds)})` : fmt(c.seconds);
     const rss = c.workerPeakRssMb === undefined ? '' : `${int(c.workerPeakRssMb)} MB`;
     lines.push(`| ${cell(c.label)} | ${int(c.rows)} | ${secs} | ${int(c.rowsPerSecond)} | ${c.ratioToPipe === null ? '—' : fmt(c.ratioToPipe)} | ${rss} |`);
   }
@@ -104,8 +112,17 @@ export function markdown(r: BenchResult): string {
         .map(([w, n]) => `${w.replace(/@.*/, '')}: ${n}`)
         .join(', ')} — ${r.twoWorkers.bothRanPartitions ? 'both ran partitions' : 'only one ran partitions'}.`,
     );
+  if (r.compare)
+    lines.push(
+      '',
+      `Delete detection and verify (\`${r.compare.table}\`, ${int(r.compare.rows)} rows; then ${int(r.compare.deleted)} deleted and ${int(r.compare.changed)} changed, ` +
+        `spread evenly over the keys): seconds are the phase's own, from the workflow history (first plan activity scheduled → last bucket closed), ` +
+        `with the whole workflow in brackets; ratio to the raw pipe of the same table (${fmt(r.compare.meanPipeSeconds)} s, mean of ${r.compare.pipeSeconds.length} runs).`,
+    );
   if (r.cliStart) lines.push('', `CLI start (\`node bin/lakebase-worker.js --help\`, median of ${r.cliStart.runsSeconds.length}): ${fmt(r.cliStart.medianSeconds, 3)} s.`);
-  lines.push('', '| target (issue 12) | wanted | measured | met |', '|---|---|---|---|');
-  for (const t of r.targets) lines.push(`| ${cell(t.name)} | ${t.target} | ${t.measured} | ${t.met === null ? '—' : t.met ? 'yes' : 'no'} |`);
+  // A run of some groups only lists the targets it measured.
+  const measured = r.targets.filter((t) => t.met !== null || t.measured !== '—');
+  if (measured.length) lines.push('', '| target (issue 12) | wanted | measured | met |', '|---|---|---|---|');
+  for (const t of measured) lines.push(`| ${cell(t.name)} | ${t.target} | ${t.measured} | ${t.met === null ? '—' : t.met ? 'yes' : 'no'} |`);
   return `${lines.join('\n')}\n`;
 }

@@ -2,22 +2,26 @@
 // PostgreSQL with every tool in one run — the raw binary COPY pipe (the yardstick), pg_dump | psql,
 // pgcopydb when installed, and our syncs through a real Temporal dev server and the real worker in
 // child processes — plus a "remote" case through a throttling proxy, two workers sharing one sync
-// and CLI start-up. Writes bench/results/latest.json and latest.md. Figures are reported, never asserted.
+// and CLI start-up, delete detection and verify after 1% of the rows were deleted and 1% changed.
+// Writes bench/results/latest.json and latest.md. Figures are reported, never asserted.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import type { Client } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
 import YAML from 'yaml';
-import { startSync } from '../src/client';
+import { startSync, startVerify } from '../src/client';
 import { parseConfig } from '../src/config/load';
 import { pipelineSchema, type Config } from '../src/config/schema';
 import { freshDatabase } from '../src/provision/postgres';
 import { startTemporal } from '../test/helpers/temporal';
 import { ADMIN_URL } from '../test/helpers/db';
-import { readSyncHistory } from './history';
+import type { DeleteBucketResult, VerifyReport } from '../src/activities/types';
+import type { SyncProgress } from '../src/workflows';
+import { phaseSeconds, readSyncHistory, type ActivityRun } from './history';
 import { pgcopydbClone, pgDumpPipe, rawPipe, which } from './peers';
 import { markdown, type BenchResult, type CaseResult } from './report';
 import { startThrottleProxy, type ThrottleProxy } from './throttle-proxy';
@@ -27,7 +31,7 @@ const run = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
 const say = (m: string) => console.log(`• ${m}`);
 
-const GROUPS = ['peers', 'full', 'parallelism', 'upsert', 'merge', 'incremental', 'remote', 'workers', 'cli'] as const;
+const GROUPS = ['peers', 'full', 'parallelism', 'upsert', 'merge', 'incremental', 'deletes', 'verify', 'remote', 'workers', 'cli'] as const;
 type Group = (typeof GROUPS)[number];
 
 const USAGE = `npm run bench -- [options]            (every option also reads an environment variable)
@@ -39,7 +43,8 @@ const USAGE = `npm run bench -- [options]            (every option also reads an
   --pgcopydb-jobs <n>      pgcopydb --table-jobs/--index-jobs           BENCH_PGCOPYDB_JOBS (default 4)
   --case-timeout <s>       a sync still running after this fails its case  BENCH_CASE_TIMEOUT (default 600)
   --only <groups>          comma list of ${GROUPS.join(', ')}
-                           (default: all; merge needs upsert, incremental runs its own first load)
+                           (default: all; merge needs upsert, incremental runs its own first load,
+                           deletes and verify share theirs: e.g. --only deletes,verify)
   --out <prefix>           results file prefix                          BENCH_OUT (default bench/results/latest → .json and .md)
 Runs the full 2 M-row benchmark under the shared lock: flock /tmp/lbw-heavy.lock npm run bench`;
 
@@ -145,6 +150,7 @@ async function main() {
   let remote = null as BenchResult['remote'];
   let twoWorkers = null as BenchResult['twoWorkers'];
   let cliStart = null as BenchResult['cliStart'];
+  let compare = null as BenchResult['compare'];
   const defaultParallelism = pipelineSchema.parse({ source: { profile: 'p', environment: 'e', table: 't' }, target: { profile: 'p', environment: 'e', table: 't' }, key: ['k'] }).parallelism;
   const defaultBatchRows = pipelineSchema.parse({ source: { profile: 'p', environment: 'e', table: 't' }, target: { profile: 'p', environment: 'e', table: 't' }, key: ['k'] }).batchRows;
   let postgres = '';
@@ -166,6 +172,13 @@ async function main() {
       await src.query(INC_DDL('pgbench_accounts_inc'));
       await src.query(`INSERT INTO pgbench_accounts_inc SELECT a.*, timestamptz '2026-01-01' + a.aid * interval '1 millisecond' FROM pgbench_accounts a`);
       await src.query('CREATE INDEX ON pgbench_accounts_inc (updated_at, aid)');
+    }
+    const compareGroups = o.only.has('deletes') || o.only.has('verify');
+    if (compareGroups) {
+      // Delete detection and verify run after an incremental upsert: the same rows plus updated_at, a table of their own.
+      await src.query(INC_DDL('pgbench_accounts_dv'));
+      await src.query(`INSERT INTO pgbench_accounts_dv SELECT a.*, timestamptz '2026-01-01' + a.aid * interval '1 millisecond' FROM pgbench_accounts a`);
+      await src.query('CREATE INDEX ON pgbench_accounts_dv (updated_at, aid)');
     }
     await src.query('VACUUM ANALYZE');
 
@@ -214,14 +227,14 @@ async function main() {
      * Runs one group of cases; a failure (a sync that fails, times out or copies wrongly) is recorded
      * against `caseId` and the run goes on — a 2 M-row run is too dear to lose to one case.
      */
-    const guarded = async (caseId: string, label: string, rows: number, fn: () => Promise<void>, into: CaseResult[] = pending) => {
+    const guarded = async (caseId: string, label: string, rows: number, fn: () => Promise<void>, into: CaseResult[] = pending, group?: CaseResult['group']) => {
       try {
         await fn();
       } catch (err) {
         const message = (err as Error).message.split('\n').map((l) => l.trim()).filter(Boolean).join(' ').slice(0, 300);
         say(`${label}: FAILED — ${message}`);
         failures.push(`${caseId}: ${message}`);
-        into.push({ id: caseId, label, group: into === pending ? 'ours' : 'remote', rows, seconds: null, rowsPerSecond: null, ratioToPipe: null, failed: message });
+        into.push({ id: caseId, label, group: group ?? (into === pending ? 'ours' : 'remote'), rows, seconds: null, rowsPerSecond: null, ratioToPipe: null, failed: message });
       }
     };
 
@@ -275,6 +288,8 @@ async function main() {
       upsert: { source: { ...S, table: 'public.pgbench_accounts' }, target: { ...D, table: 'public.upsert_accounts' }, key: ['aid'], mode: 'upsert' },
       upsert_cursor: { source: { ...S, table: 'public.pgbench_accounts' }, target: { ...D, table: 'public.upsert_cursor_accounts' }, key: ['aid'], cursor: 'aid', mode: 'upsert' },
       incremental: { source: { ...S, table: 'public.pgbench_accounts_inc' }, target: { ...D, table: 'public.inc_accounts' }, key: ['aid'], cursor: 'updated_at', mode: 'upsert' },
+      // verify: none, so the sync's own time is its chunks and delete detection; verify runs as `verifySync` workflows.
+      dv: { source: { ...S, table: 'public.pgbench_accounts_dv' }, target: { ...D, table: 'public.dv_accounts' }, key: ['aid'], cursor: 'updated_at', mode: 'upsert', deletes: 'hard' },
     };
     if (proxy) {
       pipelines.remote_p1 = { source: { ...R, table: 'public.pgbench_accounts_remote' }, target: { ...D, table: 'public.remote_accounts' }, key: ['aid'], mode: 'full-refresh', parallelism: 1, batchRows: remoteBatch };
@@ -300,11 +315,31 @@ async function main() {
       rowsWritten: number;
       workers: WorkerProcess[];
       activities: { type: string; identity: string }[];
+      activityRuns: ActivityRun[];
+    }
+    interface WorkflowRun<R> {
+      seconds: number;
+      workflowSeconds: number;
+      /** The workflow's result, or (expectFailure) undefined when it failed. */
+      result: R | undefined;
+      /** expectFailure: how the workflow failed. */
+      failure?: WorkflowFailedError;
+      workers: WorkerProcess[];
+      activities: { type: string; identity: string }[];
+      activityRuns: ActivityRun[];
     }
     let seq = 0;
-    /** Starts `workerCount` fresh workers, runs one sync through the client API, stops them. */
-    const sync = async (pipeline: string, workerCount = 1): Promise<OursRun> => {
-      const taskQueue = `bench-${pipeline}-${id}-${++seq}`;
+    /**
+     * Starts `workerCount` fresh workers, runs one workflow through the client API (`start` gets the
+     * task queue and a workflow id), stops them. With `expectFailure`, a failed workflow is a result.
+     */
+    const runOurs = async <R>(
+      name: string,
+      start: (taskQueue: string, config: Config, workflowId: string) => Promise<Pick<WorkflowHandle, 'workflowId' | 'terminate'> & { result(): Promise<R> }>,
+      workerCount = 1,
+      expectFailure = false,
+    ): Promise<WorkflowRun<R>> => {
+      const taskQueue = `bench-${name}-${id}-${++seq}`;
       const raw = configFor(taskQueue);
       const configFile = path.join(workDir, `${taskQueue}.yaml`);
       await writeFile(configFile, YAML.stringify(raw));
@@ -318,22 +353,35 @@ async function main() {
         }
         await settle();
         const t0 = performance.now();
-        const handle = await startSync(client, { pipeline, taskQueue, config, workflowId: `bench:${pipeline}:${id}:${seq}` });
+        const handle = await start(taskQueue, config, `bench:${name}:${id}:${seq}`);
         let timer: NodeJS.Timeout | undefined;
         const timedOut = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`${pipeline}: no result within ${o.caseTimeoutSeconds} s (--case-timeout); the workflow was terminated`)), o.caseTimeoutSeconds * 1000);
+          timer = setTimeout(() => reject(new Error(`${name}: no result within ${o.caseTimeoutSeconds} s (--case-timeout); the workflow was terminated`)), o.caseTimeoutSeconds * 1000);
         });
-        const result = await Promise.race([handle.result(), timedOut]).catch(async (err: unknown) => {
-          await handle.terminate('bench case timed out or failed').catch(() => undefined);
-          throw err;
-        }).finally(() => clearTimeout(timer));
+        let failure: WorkflowFailedError | undefined;
+        const result: R | undefined = await Promise.race([handle.result(), timedOut])
+          .catch(async (err: unknown) => {
+            if (expectFailure && err instanceof WorkflowFailedError) {
+              failure = err;
+              return undefined;
+            }
+            await handle.terminate('bench case timed out or failed').catch(() => undefined);
+            throw err;
+          })
+          .finally(() => clearTimeout(timer));
         const seconds = (performance.now() - t0) / 1000;
         for (const w of mine) await w.stop();
         const h = await readSyncHistory(client as Client, handle.workflowId);
-        return { seconds, workflowSeconds: h.workflowSeconds, chunks: result.chunks, rowsWritten: result.rowsWritten, workers: mine, activities: h.activities };
+        return { seconds, workflowSeconds: h.workflowSeconds, result, failure, workers: mine, activities: h.activities, activityRuns: h.activityRuns };
       } finally {
         for (const w of mine) await w.stop();
       }
+    };
+    /** One sync of `pipeline` (see runOurs). */
+    const sync = async (pipeline: string, workerCount = 1): Promise<OursRun & WorkflowRun<SyncProgress> & { progress: SyncProgress }> => {
+      const r = await runOurs<SyncProgress>(pipeline, (taskQueue, config, workflowId) => startSync(client, { pipeline, taskQueue, config, workflowId }), workerCount);
+      const progress = r.result!;
+      return { ...r, chunks: progress.chunks, rowsWritten: progress.rowsWritten, progress };
     };
     const ours = async (
       caseId: string,
@@ -430,6 +478,129 @@ async function main() {
       });
       keep(c);
     });
+
+    // ── delete detection and verify: 1% of the source deleted and 1% changed ───────────────
+    // Timed by the workflow's own history: from the first planDeletes/planVerify scheduled to the
+    // last deleteBucket/verifyBucket closed (the phase itself, not the worker's start-up or the
+    // sync's chunks). Their ratio is to the raw pipe of the same table, measured in this group.
+    if (compareGroups) await guarded('compare', 'delete detection and verify', o.rows, async () => {
+      const table = 'pgbench_accounts_dv';
+      const dvPipe: number[] = [];
+      let dvPipeCommand = '';
+      const pipeDv = async () => {
+        await recreate(INC_DDL, 'dv_pipe_accounts');
+        await settle();
+        const t = await rawPipe(srcUrl, dstUrl, table, 'dv_pipe_accounts');
+        await verify(table, 'dv_pipe_accounts');
+        dvPipe.push(t.seconds);
+        dvPipeCommand = t.command;
+        say(`${table}: raw binary COPY pipe ${t.seconds.toFixed(2)} s`);
+      };
+      await pipeDv();
+      const compareCases: CaseResult[] = [];
+      const one = (caseId: string, label: string, fn: () => Promise<void>) => guarded(caseId, label, o.rows, fn, compareCases, 'compare');
+      /** A case timed by a phase of its workflow's history. */
+      const phaseCase = (caseId: string, label: string, r: WorkflowRun<unknown>, types: string[], extra: Partial<CaseResult>) => {
+        const phase = phaseSeconds(r.activityRuns, types);
+        if (phase === null) throw new Error(`${label}: the history has no finished ${types.join('/')} activity`);
+        const buckets = r.activityRuns.filter((a) => a.type === types[1]);
+        const bucketSeconds = buckets.map((a) => (a.closedMs! - a.scheduledMs) / 1000);
+        const slowest = Math.max(...bucketSeconds);
+        const planSeconds = phaseSeconds(r.activityRuns, [types[0]!]);
+        const w = r.workers[0]!;
+        say(`${label}: phase ${phase.toFixed(2)} s (workflow ${r.workflowSeconds.toFixed(2)} s; ${types[0]} ${planSeconds?.toFixed(2)} s, ${buckets.length} ${types[1]}, median ${median(bucketSeconds).toFixed(2)} s, slowest ${slowest.toFixed(2)} s)`);
+        compareCases.push({
+          id: caseId,
+          label,
+          group: 'compare',
+          rows: o.rows,
+          seconds: round(phase),
+          workflowSeconds: round(r.workflowSeconds),
+          rowsPerSecond: null,
+          ratioToPipe: null,
+          workerPeakRssMb: w.peakRssMb(),
+          workerStartupRssMb: w.startupPeakRssMb,
+          ...extra,
+          breakdown: {
+            planSeconds: planSeconds === null ? null : round(planSeconds),
+            buckets: buckets.length,
+            medianBucketSeconds: round(median(bucketSeconds)),
+            slowestBucketSeconds: round(slowest),
+            /** Bucket seconds added up: over the phase's seconds, how many buckets ran at once on average. */
+            bucketSecondsSum: round(bucketSeconds.reduce((a, b) => a + b, 0)),
+            ...extra.breakdown,
+          },
+        });
+      };
+      const verifyRun = (mode: 'checksums' | 'counts', expectFailure = false) =>
+        runOurs<VerifyReport>(`verify-${mode}`, (taskQueue, config) => startVerify(client, { pipeline: 'dv', taskQueue, config, mode }), 1, expectFailure);
+
+      // Set-up: the first load (no deletes to find in an empty target).
+      await recreate(INC_DDL, 'dv_accounts');
+      const first = await sync('dv');
+      await verify(table, 'dv_accounts');
+      say(`${table}: first load ${first.seconds.toFixed(2)} s`);
+
+      // verify on a target equal to its source: what `verify:` adds to every sync.
+      if (o.only.has('verify'))
+        for (const mode of ['checksums', 'counts'] as const)
+          await one(`verify-${mode}`, `verify: ${mode}, target equal to its source`, async () => {
+            const r = await verifyRun(mode);
+            const report = r.result!;
+            if (!report.ok || report.sourceRows !== o.rows || report.targetRows !== o.rows)
+              throw new Error(`verify ${mode} of an equal target: ok ${report.ok}, ${report.sourceRows}/${report.targetRows} rows (expected ${o.rows})`);
+            phaseCase(`verify-${mode}`, `verify: ${mode}, target equal to its source`, r, ['planVerify', 'verifyBucket'], { note: `${report.buckets} buckets, no difference` });
+          });
+
+      // 1% of the source deleted and 1% changed, spread evenly over the key range (the worst case
+      // for a bucketed compare: every sub-bucket differs).
+      const deleted = (await src.query(`DELETE FROM ${table} WHERE aid % 100 = 3`)).rowCount ?? 0;
+      const changed = (await src.query(`UPDATE ${table} SET abalance = abalance + 1, updated_at = clock_timestamp() WHERE aid % 100 = 5`)).rowCount ?? 0;
+      await src.query(`VACUUM ANALYZE ${table}`);
+      sourceChanged(table);
+      const spread = `${deleted.toLocaleString('en')} rows deleted (aid % 100 = 3) and ${changed.toLocaleString('en')} changed (aid % 100 = 5)`;
+
+      // verify before the next sync: it fails, naming the deleted keys; the changed rows are after the last sync's cursor, so tolerated.
+      if (o.only.has('verify'))
+        await one('verify-checksums-behind', 'verify: checksums, target 1% deleted + 1% changed behind (fails)', async () => {
+          const r = await verifyRun('checksums', true);
+          const cause = r.failure?.cause;
+          const report = cause instanceof ApplicationFailure ? (cause.details?.[0] as VerifyReport | undefined) : undefined;
+          if (!(cause instanceof ApplicationFailure) || cause.type !== 'LakebaseVerifyFailed' || !report)
+            throw new Error(`verify of a stale target should fail as LakebaseVerifyFailed; got ${r.failure ? String(r.failure.cause) : 'a pass'}`);
+          if (report.mismatches !== deleted || report.tolerated !== changed)
+            throw new Error(`verify of a stale target: ${report.mismatches} mismatches and ${report.tolerated} tolerated; expected ${deleted} (deleted) and ${changed} (changed after the cursor)`);
+          phaseCase('verify-checksums-behind', 'verify: checksums, target 1% deleted + 1% changed behind (fails)', r, ['planVerify', 'verifyBucket'], {
+            note: `${spread}: LakebaseVerifyFailed, ${report.mismatches.toLocaleString('en')} extra rows found (the first ${report.differences.length} named), ${report.tolerated.toLocaleString('en')} changed rows tolerated (after the last sync's cursor)`,
+          });
+        });
+
+      // The next sync: its chunks merge the changed rows, then delete detection removes the deleted ones.
+      if (o.only.has('deletes'))
+        await one('deletes-hard', 'delete detection, `deletes: hard` (in the next sync)', async () => {
+          const r = await sync('dv');
+          await verify(table, 'dv_accounts');
+          const found = r.progress.deletes;
+          if (!found || found.rowsDeleted !== deleted || r.progress.rowsCopied !== changed)
+            throw new Error(`the sync after ${spread} copied ${r.progress.rowsCopied} and deleted ${found?.rowsDeleted ?? 'nothing'}; expected ${changed} and ${deleted}`);
+          const results = r.activityRuns.filter((a) => a.type === 'deleteBucket').map((a) => a.result as DeleteBucketResult | undefined);
+          const keys = results.reduce((n, x) => n + (x?.keysCompared ?? 0), 0);
+          const ranges = results.reduce((n, x) => n + (x?.rangesChecked ?? 0), 0);
+          phaseCase('deletes-hard', 'delete detection, `deletes: hard` (in the next sync)', r, ['planDeletes', 'deleteBucket'], {
+            note: `${spread}; ${found.rowsDeleted.toLocaleString('en')} deleted; ${ranges.toLocaleString('en')} differing sub-ranges, whose ${keys.toLocaleString('en')} source keys went to the target; workflow time includes the chunks that merged the changed rows`,
+            rowsWritten: r.progress.rowsWritten,
+            chunks: r.progress.chunks,
+            breakdown: { keysStreamed: keys, subRangesDiffering: ranges, rowsDeleted: found.rowsDeleted },
+          });
+        });
+      await pipeDv();
+      const yardDv = dvPipe.reduce((a, b) => a + b, 0) / dvPipe.length;
+      compare = { table, rows: o.rows, deleted, changed, pipeSeconds: dvPipe.map((x) => round(x)), meanPipeSeconds: round(yardDv), firstLoadSeconds: round(first.seconds) };
+      cases.push(
+        { id: 'compare-pipe', label: `raw binary COPY pipe of \`${table}\` (the same rows + \`updated_at\`; yardstick of the next rows)`, group: 'compare', rows: o.rows, seconds: round(yardDv), rowsPerSecond: Math.round(o.rows / yardDv), ratioToPipe: 1, command: dvPipeCommand },
+        ...compareCases.map((c) => (c.seconds === null ? c : { ...c, rowsPerSecond: Math.round(c.rows / c.seconds), ratioToPipe: round(yardDv / c.seconds) })),
+      );
+    }, cases, 'compare');
     const remoteProxy = proxy;
     if (o.only.has('remote') && remoteProxy) await guarded('remote', 'remote: lakebase-worker full-refresh', o.remoteRows, async () => {
       const viaProxy = new URL(srcUrl);
@@ -524,6 +695,7 @@ async function main() {
     remote,
     twoWorkers,
     cliStart,
+    compare,
     targets: [
       ratioTarget('full-refresh', 'full-refresh', 1.0),
       ratioTarget('upsert first load, no cursor', 'upsert-first-load', 0.9),
@@ -539,7 +711,9 @@ async function main() {
       'ratio = seconds of the raw binary COPY pipe (psql | psql into a keyed table; mean of a run at the start and one at the end) / the case\'s seconds; higher is better. ' +
       'Ours: wall time from the workflow start request (client API, in-process; no CLI start-up) to its result, through a real Temporal dev server; ' +
       'each case gets a fresh worker process (`lakebase-worker worker`), whose VmHWM is its peak RSS. Every copy is checked against its source (count and hash) before it counts. ' +
-      'Full-refresh cases start from an empty keyed target. The remote cases go through bench/throttle-proxy.ts (latency each way, a token bucket per connection and direction); their ratio is to the pipe through the same proxy.',
+      'Full-refresh cases start from an empty keyed target. ' +
+      'Delete detection and verify (group compare): the time of the phase itself from the workflow history (first planDeletes/planVerify scheduled to the last deleteBucket/verifyBucket closed), ' +
+      'its ratio to the raw pipe of its own table (pgbench_accounts plus updated_at), measured before and after its cases. The remote cases go through bench/throttle-proxy.ts (latency each way, a token bucket per connection and direction); their ratio is to the pipe through the same proxy.',
     failures,
     totalSeconds: Math.round((Date.now() - started) / 1000),
   };

@@ -14,11 +14,16 @@ const result: BenchResult = {
     { id: 'pgcopydb', label: 'pgcopydb', group: 'peer', rows: 200000, seconds: null, rowsPerSecond: null, ratioToPipe: null, skipped: 'not installed' },
     { id: 'full-refresh', label: 'full-refresh', group: 'ours', rows: 200000, seconds: 1.4, rowsPerSecond: 142857, ratioToPipe: 0.5, workerPeakRssMb: 231 },
     { id: 'incremental', label: 'incremental', group: 'ours', rows: 1000, seconds: 0.43, workflowSeconds: 0.42, rowsPerSecond: 2326, ratioToPipe: null, workerPeakRssMb: 219 },
+    { id: 'deletes-hard', label: 'delete detection', group: 'compare', rows: 200000, seconds: 0.8, workflowSeconds: 1.3, rowsPerSecond: 250000, ratioToPipe: 1.1, workerPeakRssMb: 220 },
   ],
+  compare: { table: 'pgbench_accounts_dv', rows: 200000, deleted: 2000, changed: 2000, pipeSeconds: [0.9, 0.86], meanPipeSeconds: 0.88, firstLoadSeconds: 1.5 },
   remote: { pipeSeconds: 12.4, p1RowsPerSecond: 15000, p4RowsPerSecond: 50000, speedup: 3.33 },
   twoWorkers: { workers: ['1@h', '2@h'], chunkActivitiesByWorker: { '1@h': 2, '2@h': 1 }, activityTypes: { syncChunk: 3 }, chunkActivities: [], bothRanPartitions: true, seconds: 1.9 },
   cliStart: { runsSeconds: [0.3, 0.2, 0.4, 0.3, 0.3], medianSeconds: 0.3 },
-  targets: [{ name: 'full-refresh', target: 'ratio ≥ 1', measured: '0.50', met: false }],
+  targets: [
+    { name: 'full-refresh', target: 'ratio ≥ 1', measured: '0.50', met: false },
+    { name: 'not measured in this run', target: '< 1 s', measured: '—', met: null },
+  ],
   note: '',
   failures: [],
   totalSeconds: 100,
@@ -42,5 +47,11 @@ describe('bench report (README table)', () => {
     assert.match(md, /parallelism 4 moved 3\.33× the rows\/s of parallelism 1/);
     assert.match(md, /1: 2, 2: 1 — both ran partitions/);
     assert.match(md, /\| full-refresh \| ratio ≥ 1 \| 0\.50 \| no \|/);
+  });
+
+  test('delete detection and verify show the phase with the workflow in brackets, and their own pipe; unmeasured targets are left out', () => {
+    assert.match(md, /\| delete detection \| 200,000 \| 0\.80 \(workflow 1\.30\) \| 250,000 \| 1\.10 \| 220 MB \|/);
+    assert.match(md, /`pgbench_accounts_dv`, 200,000 rows; then 2,000 deleted and 2,000 changed.*raw pipe of the same table \(0\.88 s, mean of 2 runs\)/);
+    assert.doesNotMatch(md, /not measured in this run/);
   });
 });

@@ -100,11 +100,15 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
 
   /**
    * A bucket's digest queries stream nothing for a while: heartbeat on a timer, so a dead worker's
-   * bucket is retried elsewhere within the heartbeat timeout and a live one is not.
+   * bucket is retried elsewhere within the heartbeat timeout and a live one is not. The timer runs
+   * at a third of that timeout (at most 5 s): at a fixed 5 s, a workflow asking for a 5 s timeout
+   * saw every bucket longer than that timed out and retried while its first attempt still ran.
    */
   async function withHeartbeats<R>(details: Record<string, unknown>, fn: () => Promise<R>): Promise<R> {
     const act = activityContext();
-    const timer = act && setInterval(() => act.heartbeat(details), 5_000);
+    const every = Math.min(5_000, Math.max(100, (act?.info.heartbeatTimeoutMs || 15_000) / 3));
+    act?.heartbeat(details);
+    const timer = act && setInterval(() => act.heartbeat(details), every);
     try {
       return await fn();
     } finally {

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import YAML from 'yaml';
@@ -15,7 +16,8 @@ import type { Config } from '../../src/config/schema';
 import { createLogger } from '../../src/logger';
 import { provisionPostgres, type ProvisionedPostgres } from '../../src/provision/postgres';
 import { createLakebaseWorker } from '../../src/worker';
-import type { DataSyncInput, SyncProgress } from '../../src/workflows';
+import type { VerifyReport } from '../../src/activities/types';
+import type { DataSyncInput, SyncProgress, VerifyProgress } from '../../src/workflows';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { startTemporal, uniqueQueue } from '../helpers/temporal';
 import { compare, FaultyProxy, record } from './helpers';
@@ -92,6 +94,8 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
         tgtrestart: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_tgtrestart' }),
         pfull: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pfull' }, { mode: 'full-refresh', parallelism: 4 }),
         pupsert: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pupsert' }, { mode: 'upsert', parallelism: 4 }),
+        // Delete detection and verify: 100 buckets of about 2,000 rows, 4 at once, so a kill finds some done and some in flight.
+        pdel: append(local('src_del'), local('dst_del'), { mode: 'upsert', batchRows: 2_000, parallelism: 4, deletes: 'hard', verify: 'checksums' }),
       },
     };
     config = parseConfig(raw, {});
@@ -285,6 +289,213 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
       assert.ok((r.partitions?.total ?? 0) > 1, 'the run was partitioned');
     });
   }
+
+  // Delete detection and verify (issue 13): a worker killed while their bucket activities are in
+  // flight. The kill moment is made certain with locks another session holds on the target: the
+  // buckets block there (in flight, their connections open), the worker is SIGKILLed, a second
+  // worker starts, and the locks are let go once the dead worker's buckets have been retried.
+
+  /** Polls `ready` every 20 ms until it holds (a scenario's injection point). */
+  async function until(what: string, ready: () => Promise<boolean>, timeoutMs = 120_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await ready())) {
+      if (Date.now() > deadline) throw new Error(`waited ${timeoutMs / 1000} s for ${what}`);
+      await sleep(20);
+    }
+  }
+
+  /** Activities of `type` the server sees started and not closed (in flight on some worker), with their attempts. */
+  async function inFlight(h: WorkflowHandle, type: string): Promise<number[]> {
+    const d = await h.describe();
+    return (d.raw.pendingActivities ?? [])
+      .filter((a) => a.activityType?.name === type && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED)
+      .map((a) => a.attempt ?? 1);
+  }
+
+  /** Backends waiting for a lock (another session's) in a statement on `table`: the buckets that are stuck. */
+  async function blockedOn(table: string): Promise<number> {
+    const { rows } = await db.client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
+      [`%${table}%`],
+    );
+    return rows[0]!.n;
+  }
+
+  /** Attempts of `type` in the history (one per closed attempt, with the worker identity that ran it). */
+  async function attemptsOf(h: WorkflowHandle, type: string) {
+    const events = (await h.fetchHistory()).events ?? [];
+    const scheduled = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]));
+    return events.flatMap((e) => {
+      const a = e.activityTaskStartedEventAttributes;
+      return a && scheduled.get(String(a.scheduledEventId)) === type ? [{ attempt: a.attempt ?? 1, identity: a.identity ?? '?' }] : [];
+    });
+  }
+
+  /**
+   * Starts a worker process on a fresh task queue, starts the workflow, waits for `ready` (with
+   * `locker` holding its locks), SIGKILLs the worker, starts a second one (in this process), waits
+   * until the server has handed a dead worker's bucket to it (attempt ≥ 2), then commits `locker`.
+   */
+  async function killWhileBlocked<R>(opts: {
+    start: (taskQueue: string) => Promise<WorkflowHandle>;
+    lock: (locker: pg.Client) => Promise<void>;
+    lockAfter?: (h: WorkflowHandle) => Promise<boolean>;
+    ready: (h: WorkflowHandle) => Promise<boolean>;
+    activity: string;
+    finish: (h: WorkflowHandle) => Promise<R>;
+  }) {
+    const taskQueue = uniqueQueue('dvkill');
+    const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'lbw-fault-')), 'lakebase.yaml');
+    await writeFile(file, YAML.stringify({ ...raw, temporal: { address: env.address, taskQueue }, worker: { opsPort: 0 } }));
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'lakebase-worker.js'), 'worker', '--config', file], { stdio: 'ignore' });
+    let released = false;
+    try {
+      if (!opts.lockAfter) await opts.lock(locker);
+      const h = await opts.start(taskQueue);
+      if (opts.lockAfter) {
+        await until('the moment to lock', () => opts.lockAfter!(h));
+        await opts.lock(locker);
+      }
+      await until(`${opts.activity} activities blocked in flight`, () => opts.ready(h));
+      const inFlightAtKill = (await inFlight(h, opts.activity)).length;
+      child.kill('SIGKILL');
+      const killedAt = Date.now();
+      const result = await withWorker(async () => {
+        // The dead worker's buckets come back after the heartbeat timeout (5 s), as attempt 2 on this worker.
+        await until(`a retry of ${opts.activity}`, async () => (await inFlight(h, opts.activity)).some((a) => a >= 2));
+        await locker.query('COMMIT');
+        released = true;
+        return opts.finish(h);
+      }, taskQueue);
+      return { result, h, inFlightAtKill, recovery: (Date.now() - killedAt) / 1000 };
+    } finally {
+      child.kill('SIGKILL');
+      if (!released) await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+    }
+  }
+
+  const keysLeft = async (keys: number[]) => Number((await db.client.query(`SELECT count(*) AS n FROM dst_del WHERE id = ANY($1::int[])`, [keys])).rows[0].n);
+
+  test('delete detection: worker SIGKILLed with deleteBucket activities in flight; a second worker finishes the run', async () => {
+    await db.client.query(`CREATE TABLE src_del (id int PRIMARY KEY, payload text, n int); INSERT INTO src_del SELECT * FROM src;
+      CREATE TABLE dst_del (id int PRIMARY KEY, payload text, n int)`);
+    const first = await withWorker(async (q) => (await start(q, 'pdel')).result());
+    assert.equal(first.rowsCopied, ROWS);
+    // 1% of the source deleted, 1% changed.
+    const deleted = (await db.client.query<{ id: number }>(`DELETE FROM src_del WHERE id % 100 = 7 RETURNING id`)).rows.map((r) => r.id);
+    const changed = (await db.client.query(`UPDATE src_del SET payload = payload || '*' WHERE id % 100 = 9`)).rowCount;
+    const upper = deleted.filter((id) => id > ROWS / 2);
+    const { result: r, h, inFlightAtKill, recovery } = await killWhileBlocked({
+      start: (q) => start(q, 'pdel'),
+      // Row locks on the target rows of the upper half's deleted keys: those buckets stop at their DELETE.
+      lock: async (locker) => {
+        await locker.query('BEGIN');
+        await locker.query(`SELECT id FROM dst_del WHERE id = ANY($1::int[]) FOR UPDATE`, [upper]);
+      },
+      ready: async (h) => {
+        const p = await h.query<SyncProgress>('progress').catch(() => undefined);
+        return (p?.deletes?.done ?? 0) > 0 && (await blockedOn('dst_del')) > 0 && (await inFlight(h, 'deleteBucket')).length > 0;
+      },
+      activity: 'deleteBucket',
+      finish: (h) => (h as WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>).result(),
+    });
+    const retried = (await attemptsOf(h, 'deleteBucket')).filter((a) => a.attempt >= 2).length;
+    const left = await keysLeft(deleted);
+    const merged = r.rowsWritten - (r.deletes?.rowsDeleted ?? 0);
+    const { lost, dup, equal } = await compare(db.client, 'src_del', 'dst_del', COLS, 'id');
+    await record({
+      scenario: 'worker killed (SIGKILL) during delete detection',
+      injected: `1% of 200,000 source rows deleted, 1% changed; the next sync's deleteBucket activities of the upper key half held at their DELETE by row locks; SIGKILL of the worker then, a second worker started, the locks let go`,
+      expected: 'the killed buckets roll back and are redone once each; exactly the deleted keys leave the target; the reported count is the real one',
+      observed:
+        `completed by the second worker; ${r.deletes?.buckets} buckets, ${inFlightAtKill} in flight at the kill, ${retried} redone (attempt ≥ 2); ` +
+        `${r.deletes?.rowsDeleted} rows reported deleted of ${deleted.length} deleted in the source, ${left} left; the chunks re-read ${r.rowsCopied} rows and wrote ${merged} (${changed} changed); ` +
+        `the run's verify: ${r.verify?.report?.ok ? 'ok' : 'FAILED'}; checksum ${equal ? 'equal' : 'DIFFERENT'}`,
+      rowsLost: lost,
+      rowsDuplicated: dup,
+      recoverySeconds: recovery,
+    });
+    assert.ok(inFlightAtKill > 0 && retried > 0, 'the kill landed while deleteBucket activities ran, and they were redone');
+    assert.equal(r.deletes?.rowsDeleted, deleted.length, 'the run reports the rows it really deleted');
+    assert.equal(r.deletes?.done, r.deletes?.buckets);
+    assert.equal(left, 0, 'every deleted source key is gone from the target');
+    assert.equal(merged, changed, 'the chunks wrote the changed rows and nothing else');
+    assert.equal(r.verify?.report?.ok, true);
+    assert.deepEqual([lost, dup, equal], [0, 0, true]);
+  });
+
+  test('verify: worker SIGKILLed with verifyBucket activities in flight, in a sync and on its own; both finish with the right result', async () => {
+    // Another 1% deleted and changed; the sync deletes them, then its verify is where the worker dies.
+    const deleted = (await db.client.query<{ id: number }>(`DELETE FROM src_del WHERE id % 100 = 11 RETURNING id`)).rows.map((r) => r.id);
+    await db.client.query(`UPDATE src_del SET payload = payload || '+' WHERE id % 100 = 13`);
+    const sourceRows = ROWS - 2 * (ROWS / 100);
+    // An ACCESS EXCLUSIVE lock on the target once a few verify buckets are done: the next ones stop at their first read of it.
+    const lockTable = async (locker: pg.Client) => {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE dst_del IN ACCESS EXCLUSIVE MODE');
+    };
+    const verifyBlocked = async (h: WorkflowHandle) => (await blockedOn('dst_del')) > 0 && (await inFlight(h, 'verifyBucket')).length > 0;
+    const inSync = await killWhileBlocked({
+      start: (q) => start(q, 'pdel'),
+      lockAfter: async (h) => ((await h.query<SyncProgress>('progress').catch(() => undefined))?.verify?.bucketsDone ?? 0) >= 2,
+      lock: lockTable,
+      ready: verifyBlocked,
+      activity: 'verifyBucket',
+      finish: (h) => (h as WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>).result(),
+    });
+    const r = inSync.result;
+    const report = r.verify?.report;
+    const retried = (await attemptsOf(inSync.h, 'verifyBucket')).filter((a) => a.attempt >= 2).length;
+    const c = await compare(db.client, 'src_del', 'dst_del', COLS, 'id');
+    await record({
+      scenario: 'worker killed (SIGKILL) during a sync\'s verify',
+      injected: 'another 1% deleted and 1% changed; after 2 verify buckets of the next sync, an ACCESS EXCLUSIVE lock on the target holds the next ones at their first read; SIGKILL of the worker then, a second worker started, the lock let go',
+      expected: 'the killed buckets are compared again on the second worker; verify passes with every source row counted once',
+      observed:
+        `completed; verify (${report?.mode}) ${report?.ok ? 'ok' : 'FAILED'}: ${report?.buckets} buckets, ${inSync.inFlightAtKill} in flight at the kill, ${retried} redone; ` +
+        `${report?.sourceRows} source / ${report?.targetRows} target rows compared (source has ${sourceRows}); ${r.deletes?.rowsDeleted} of ${deleted.length} deleted keys removed; checksum ${c.equal ? 'equal' : 'DIFFERENT'}`,
+      rowsLost: c.lost,
+      rowsDuplicated: c.dup,
+      recoverySeconds: inSync.recovery,
+    });
+    assert.ok(inSync.inFlightAtKill > 0 && retried > 0, 'the kill landed while verifyBucket activities ran, and they were redone');
+    assert.equal(report?.ok, true);
+    assert.deepEqual([report?.sourceRows, report?.targetRows, report?.mismatches], [sourceRows, sourceRows, 0]);
+    assert.equal(r.deletes?.rowsDeleted, deleted.length);
+    assert.deepEqual([c.lost, c.dup, c.equal], [0, 0, true]);
+
+    // On its own (`lakebase-worker verify`), against a target edited behind the worker's back: the
+    // verify that survives the kill must still name exactly the edited rows.
+    await db.client.query(`DELETE FROM dst_del WHERE id = 123456; UPDATE dst_del SET n = -1 WHERE id = 45678`);
+    const alone = await killWhileBlocked({
+      start: (q) => env.client.workflow.start('verifySync', { taskQueue: q, workflowId: `verify:pdel:${Date.now()}`, args: [{ pipeline: 'pdel', heartbeatTimeout: '5 seconds' }] }),
+      lockAfter: async (h) => ((await h.query<VerifyProgress>('verifyProgress').catch(() => undefined))?.bucketsDone ?? 0) >= 2,
+      lock: lockTable,
+      ready: verifyBlocked,
+      activity: 'verifyBucket',
+      finish: (h) => h.result().then(() => assert.fail('verify passed a target edited behind its back'), (e: unknown) => e),
+    });
+    const err = alone.result;
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure, String(err));
+    const failed = err.cause.details?.[0] as VerifyReport;
+    const named = failed.differences.map((d) => `${d.kind}:${d.key[0]}`);
+    const aloneRetried = (await attemptsOf(alone.h, 'verifyBucket')).filter((a) => a.attempt >= 2).length;
+    await record({
+      scenario: 'worker killed (SIGKILL) during `verify` on its own',
+      injected: 'one target row deleted and one changed behind the worker; the verifySync workflow\'s buckets held by a lock on the target after 2 were done; SIGKILL of the worker, a second worker started, the lock let go',
+      expected: 'LakebaseVerifyFailed naming exactly the two edited rows, as without the kill',
+      observed: `failed as ${err.cause.type}: ${failed.mismatches} difference(s), ${named.join(', ')}; ${failed.buckets} buckets, ${alone.inFlightAtKill} in flight at the kill, ${aloneRetried} redone`,
+      rowsLost: 0,
+      rowsDuplicated: 0,
+      recoverySeconds: alone.recovery,
+    });
+    assert.equal(err.cause.type, 'LakebaseVerifyFailed');
+    assert.ok(alone.inFlightAtKill > 0 && aloneRetried > 0, 'the kill landed while verifyBucket activities ran, and they were redone');
+    assert.deepEqual([failed.mismatches, named], [2, ['differs:45678', 'missing:123456']]);
+  });
 
   test('load: 25 syncs and 25 jobs at once on small tables, plus a 1,000,000-row sync, on one worker', async () => {
     const small = Array.from({ length: 25 }, (_, i) => i);
