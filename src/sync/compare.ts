@@ -13,6 +13,7 @@ import {
   leafCopyInSql,
   leafCopyOutSql,
   leafTableSql,
+  LEAF_TABLE,
   subBoundsSql,
   type CompareShape,
   type KeyRange,
@@ -152,10 +153,26 @@ export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: Comp
   return { sourceRows, targetRows, differing };
 }
 
+/**
+ * Ranges in order with touching ones joined: where most sub-ranges differ (deletes spread over the
+ * table), one range scan instead of a BitmapOr of dozens.
+ */
+export function joinAdjacent(ranges: KeyRange[]): KeyRange[] {
+  const out: KeyRange[] = [];
+  for (const r of ranges) {
+    const last = out.at(-1);
+    if (last && last.upper !== null && last.upper === r.lower) last.upper = r.upper;
+    else out.push({ ...r });
+  }
+  return out;
+}
+
 /** Streams the source's keys (with row hashes) of `ranges` into the target's leaf table; memory stays at a COPY buffer. */
 export async function copyLeaves(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, ranges: KeyRange[], ctx: CallContext): Promise<number> {
   await t.query(leafTableSql(shape));
   const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows, bytes }));
   await pipe(s.query(copyTo(leafCopyOutSql(shape, ranges))), meter, t.query(copyFrom(leafCopyInSql(shape))), { signal: ctx.signal });
+  // Statistics, so the join against the target hashes instead of sorting both sides to disk.
+  await t.query(`ANALYZE ${LEAF_TABLE}`);
   return meter.rows;
 }

@@ -4,7 +4,7 @@ import type { PipelineConfig } from '../config/schema';
 import { deleteGoneSql, markGoneSql } from '../db/compareSql';
 import { quoteIdent, quoteTable } from '../db/identifiers';
 import { finishBucket, lockBucket, readBuckets, readState, replaceBuckets } from '../db/syncState';
-import { compareShape, copyLeaves, diffBucket, planBuckets, sourceSnapshot, withCanonicalText } from './compare';
+import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, withCanonicalText } from './compare';
 import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { configError, conflictError } from './errors';
 import type { ConnectionBudget } from './gates';
@@ -97,14 +97,15 @@ export async function deleteBucket(deps: Deps, ctx: CallContext, input: DeleteBu
       const diff = await sourceSnapshot(s, async () => {
         const d = await diffBucket(s, t, shape, range, input.leafRows);
         // Only ranges where the target has rows the source lacks can hold deletes.
-        const suspect = d.differing.filter((x) => x.targetRows > 0).map((x) => x.range);
+        const differing = d.differing.filter((x) => x.targetRows > 0);
+        const suspect = joinAdjacent(differing.map((x) => x.range));
         const keys = suspect.length ? await copyLeaves(s, t, shape, suspect, ctx) : 0;
         if (suspect.length) {
           const table = quoteTable(p.target.table!);
           const sql = p.deletes === 'soft' ? markGoneSql(shape, table, suspect, p.softDeleteColumn!, await markerValue(t, p, pipeline)) : deleteGoneSql(shape, table, suspect);
           rowsDeleted = (await t.query(sql)).rowCount ?? 0;
         }
-        return { ranges: suspect.length, keys };
+        return { ranges: differing.length, keys };
       });
       await finishBucket(t, p.stateSchema, pipeline, bucket, rowsDeleted);
       return { bucket, rowsDeleted, rangesChecked: diff.ranges, keysCompared: diff.keys, alreadyCommitted: false };

@@ -1,7 +1,7 @@
 import { resolvePipeline } from '../config/lookup';
 import { leafDiffSql } from '../db/compareSql';
 import { ensureStateTable, readState } from '../db/syncState';
-import { compareShape, copyLeaves, diffBucket, planBuckets, sourceSnapshot, withCanonicalText } from './compare';
+import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, withCanonicalText } from './compare';
 import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { configError, conflictError } from './errors';
 import type { ConnectionBudget } from './gates';
@@ -70,7 +70,7 @@ export async function verifyBucket(deps: Deps, ctx: CallContext, input: VerifyBu
         const base = { range, sourceRows: diff.sourceRows, targetRows: diff.targetRows, ranges: diff.differing.slice(0, RANGES_REPORTED) };
         if (diff.differing.length === 0) return { ...base, mismatches: 0, tolerated: 0, differences: [] };
         if (shape.key.length === 0) return { ...base, mismatches: diff.differing.length, tolerated: 0, differences: [] };
-        const ranges = diff.differing.map((d) => d.range);
+        const ranges = joinAdjacent(diff.differing.map((d) => d.range));
         await copyLeaves(s, t, shape, ranges, ctx);
         const extraOk = p.mode === 'append' || (p.mode === 'upsert' && p.deletes === 'ignore');
         const { rows } = await t.query<LeafRow>(leafDiffSql(shape, ranges, extraOk));
