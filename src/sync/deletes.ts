@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { deleteGoneSql, markGoneSql } from '../db/compareSql';
+import { targetColumns } from '../db/typeCatalog';
 import { quoteIdent, quoteTable } from '../db/identifiers';
 import { finishBucket, lockBucket, readBuckets, readState, replaceBuckets } from '../db/syncState';
 import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, withCanonicalText } from './compare';
@@ -33,11 +34,7 @@ async function ownRun(t: pg.ClientBase, p: PipelineConfig, pipeline: string, run
 /** deletes: soft sets the marker to now() (a timestamp column) or true (a boolean one). */
 async function markerValue(t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<string> {
   const column = p.softDeleteColumn!;
-  const { rows } = await t.query<{ t: string }>(
-    `SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped`,
-    [quoteTable(p.target.table!), column],
-  );
-  const type = rows[0]?.t;
+  const type = (await targetColumns(t, p.target.table!))?.find((c) => c.name === column)?.type;
   if (type === 'boolean') return 'true';
   if (type?.startsWith('timestamp') || type === 'date') return 'now()';
   throw configError(
