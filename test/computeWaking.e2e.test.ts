@@ -39,8 +39,15 @@ describe('a job step or a sync meeting a waking compute says so in the workflowâ
       pipelines: { copy: { source: { profile: 'p', environment: 'test', table: 'src' }, target: { profile: 'p', environment: 'test', table: 'dst' }, key: ['id'] } },
     }, {});
 
-  const currentDetails = async (handle: { query: (name: string) => Promise<unknown> }) =>
-    ((await handle.query('__temporal_workflow_metadata')) as { currentDetails?: string }).currentDetails ?? '';
+  /** Polls the workflow's progress until it reports a waking compute; returns that and the current details at that moment. */
+  async function whileWaking<T>(handle: { query: (name: string) => Promise<unknown> }, waking: () => Promise<T | undefined>): Promise<{ seen: T | undefined; details: string }> {
+    for (let i = 0; i < 100; i++) {
+      const seen = await waking().catch(() => undefined);
+      if (seen) return { seen, details: ((await handle.query('__temporal_workflow_metadata')) as { currentDetails?: string }).currentDetails ?? '' };
+      await sleep(100);
+    }
+    return { seen: undefined, details: '' };
+  }
 
   test('LakebaseComputeWaking shows in current details and progress while the workflow waits, then the step runs once', async () => {
     const taskQueue = uniqueQueue('wakejob');
@@ -48,15 +55,9 @@ describe('a job step or a sync meeting a waking compute says so in the workflowâ
     const { stop } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
     try {
       const handle = await startJob(env.client, { job: 'hit', params: {}, taskQueue, config });
-      let details = '';
-      let seen;
-      for (let i = 0; i < 100 && !seen; i++) {
-        seen = (await jobProgress(env.client, handle.workflowId).catch(() => undefined))?.computeWaking;
-        if (seen) details = await currentDetails(handle);
-        else await sleep(100);
-      }
+      const { seen, details } = await whileWaking(handle, async () => (await jobProgress(env.client, handle.workflowId)).computeWaking);
       assert.ok(seen, 'progress.computeWaking was set while the compute woke');
-      assert.equal(seen.step, 'insert');
+      assert.equal(seen?.step, 'insert');
       assert.match(details, /^Waiting for the compute to wake \(LakebaseComputeWaking, try 1 of 5\) before insert/);
       assert.match(details, /computeWakeTimeoutMs/);
       const r = await handle.result();
@@ -76,13 +77,7 @@ describe('a job step or a sync meeting a waking compute says so in the workflowâ
     const { stop } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
     try {
       const handle = await startSync(env.client, { pipeline: 'copy', taskQueue, config });
-      let details = '';
-      let seen;
-      for (let i = 0; i < 100 && !seen; i++) {
-        seen = (await syncProgress(env.client, handle.workflowId).catch(() => undefined))?.computeWaking;
-        if (seen) details = await currentDetails(handle);
-        else await sleep(100);
-      }
+      const { seen, details } = await whileWaking(handle, async () => (await syncProgress(env.client, handle.workflowId)).computeWaking);
       assert.ok(seen, 'progress.computeWaking was set while the compute woke');
       assert.match(details, /^Waiting for the compute to wake \(LakebaseComputeWaking, try 1 of 5\) â€” copy \(planning\)/);
       assert.match(details, /computeWakeTimeoutMs/);
