@@ -5,7 +5,7 @@ import { createPostgresApi, isReadWrite, PostgresApiError, READ_WRITE, waitForOp
 import { branchRequestProblems, ttlSeconds } from '../config/branches';
 import { lookupEnvironment, lookupJob } from '../config/lookup';
 import type { Config } from '../config/schema';
-import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../workflows/failureTypes';
+import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../failureTypes';
 import { activityContext } from './context';
 import { configFailure, toActivityFailure } from './failures';
 import { sessionOf } from './sync';

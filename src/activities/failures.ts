@@ -8,7 +8,7 @@ import { IdentifierError } from '../db/identifiers';
 import { PipelineShapeError } from '../db/syncSql';
 import { UnknownNameError } from '../config/lookup';
 import { SyncError } from '../sync/errors';
-import { NON_RETRYABLE_FAILURES } from '../workflows/failureTypes';
+import { NON_RETRYABLE_FAILURES } from '../failureTypes';
 
 /** Turns anything a SQL activity throws into a typed ApplicationFailure (the one place that does); secrets are scrubbed. */
 export function toActivityFailure(err: unknown, statement: string): ApplicationFailure {
@@ -34,7 +34,7 @@ function classify(err: unknown, statement: string): ApplicationFailure {
     return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: false });
   }
   if (err instanceof SealingError) {
-    return ApplicationFailure.create({ message: err.message, type: 'LakebaseAuthConfigError', nonRetryable: true });
+    return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.authConfig, nonRetryable: true });
   }
   if (err instanceof SyncError) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
   if (err instanceof PipelineShapeError || err instanceof IdentifierError || err instanceof UnknownNameError) {

@@ -11,7 +11,7 @@ import type { SealingKey } from '../auth/sealed';
 import type { Metrics } from '../metrics';
 import { activityContext } from './context';
 import { configFailure, toActivityFailure } from './failures';
-import { NON_RETRYABLE_FAILURES } from '../workflows/failureTypes';
+import { NON_RETRYABLE_FAILURES } from '../failureTypes';
 import { sessionOf } from './sync';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { JobPlan, JobUnit, PlanJobInput, RunBranchTarget, RunJobUnitInput, StepOutput } from './types';

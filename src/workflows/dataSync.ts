@@ -17,7 +17,7 @@ import {
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { Activities } from '../activities';
 import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan, TargetShapeReport, VerifyReport } from '../activities/types';
-import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
+import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../failureTypes';
 import { bucketActivities, inLanes, runVerify, type VerifyProgress } from './verify';
 
 export { NON_RETRYABLE };

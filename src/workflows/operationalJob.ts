@@ -18,7 +18,7 @@ import {
 import type { Duration, RetryPolicy } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { JobAuth, JobParamValue, JobPlan, RunBranchRequest, RunBranchTarget, StepOutput } from '../activities/types';
-import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
+import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../failureTypes';
 import { LakebaseEnvironment, LakebaseJob, LakebaseProfile, LakebaseRowsWritten } from './searchAttributes';
 
 

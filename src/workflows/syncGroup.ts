@@ -1,7 +1,7 @@
 import { ApplicationFailure, ChildWorkflowFailure, executeChild, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { dataSync, type SyncProgress } from './dataSync';
-import { NON_RETRYABLE } from './failureTypes';
+import { NON_RETRYABLE, WORKFLOW_FAILURES } from '../failureTypes';
 
 const { planGroup } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -55,7 +55,7 @@ export async function syncGroup({ group }: SyncGroupInput): Promise<SyncGroupRes
   await Promise.all(Array.from({ length: Math.min(plan.parallelism, plan.pipelines.length) }, lane));
   if (result.failed.length) {
     throw ApplicationFailure.create({
-      type: 'LakebaseSyncGroupFailed',
+      type: WORKFLOW_FAILURES.syncGroupFailed,
       nonRetryable: true,
       message: `${result.failed.length} of ${plan.pipelines.length} pipelines failed: ${result.failed.map((f) => `${f.pipeline} (${f.type ?? 'error'}: ${f.error})`).join('; ')}`,
       details: [result],

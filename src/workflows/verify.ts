@@ -1,7 +1,7 @@
 import { ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { JobAuth, VerifyBucketResult, VerifyPlan, VerifyReport } from '../activities/types';
-import { NON_RETRYABLE, NON_RETRYABLE_FAILURES } from './failureTypes';
+import { NON_RETRYABLE, NON_RETRYABLE_FAILURES } from '../failureTypes';
 import { describeVerify } from './verifyReport';
 
 const planActivities = (nonRetryableErrorTypes: string[]) =>
