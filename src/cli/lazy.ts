@@ -8,6 +8,7 @@ export const jobsClient = () => require('../client/jobs') as typeof import('../c
 export const runsClient = () => require('../client/runs') as typeof import('../client/runs');
 export const schedulesClient = () => require('../client/schedules') as typeof import('../client/schedules');
 export const workerApi = () => require('../worker') as typeof import('../worker');
+export const bundleApi = () => require('../workflowBundle') as typeof import('../workflowBundle');
 export const temporalClient = () => require('@temporalio/client') as typeof import('@temporalio/client');
 export const temporalConnection = () => require('../temporalConnection') as typeof import('../temporalConnection');
 export const demo = () => require('../demo') as typeof import('../demo');

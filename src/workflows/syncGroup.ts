@@ -1,12 +1,8 @@
-import { ApplicationFailure, ChildWorkflowFailure, executeChild, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, ChildWorkflowFailure, executeChild, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import { dataSync, type SyncProgress } from './dataSync';
-import { NON_RETRYABLE, WORKFLOW_FAILURES } from '../failureTypes';
+import { WORKFLOW_FAILURES } from '../failureTypes';
+import { planGroup } from './activityCalls';
 
-const { planGroup } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-});
 
 export interface SyncGroupInput {
   group: string;

@@ -1,9 +1,8 @@
-import { ApplicationFailure, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, setCurrentDetails } from '@temporalio/workflow';
 import type { JobAuth } from '../activities/types';
 import { WORKFLOW_FAILURES } from '../failureTypes';
+import { testConnection as check } from './activityCalls';
 
-const { testConnection: check } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 1 } });
 
 export interface TestConnectionInput {
   profile: string;
