@@ -38,7 +38,9 @@ function branchFailure(err: unknown, what: string, project: string): Application
     return fail(NON_RETRYABLE_FAILURES.branchExists, 'pick another --branch name, or drop --create-branch to run against the existing branch as it is');
   if (err.status === 400 || code === 'INVALID_PARAMETER_VALUE' || code === 'INVALID_STATE')
     return ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.config, nonRetryable: true, message: `${what}: ${err.message}` });
-  // 429, 5xx, 401 (token refreshed below), no answer, an operation that failed inside Lakebase: try again.
+  if (err.operationFailed)
+    return fail(NON_RETRYABLE_FAILURES.operationFailed, 'Lakebase accepted the request but could not do it; see the operation\'s error, then run again');
+  // 429, 5xx, 401 (token refreshed below), no answer: try again.
   return ApplicationFailure.create({
     type: RETRYABLE_FAILURES.tokenEndpointUnavailable,
     nonRetryable: false,

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { LakebaseAuthError } from '../auth/errors';
+import { PostgresApiError } from '../auth/postgresApi';
 import { SealingError } from '../auth/sealed';
 import { LakebaseComputeWaking } from '../db/computeWake';
 import { classifySqlError, describeSqlError } from '../db/errors';
@@ -35,6 +36,9 @@ function classify(err: unknown, statement: string): ApplicationFailure {
   }
   if (err instanceof SealingError) {
     return ApplicationFailure.create({ message: err.message, type: 'LakebaseAuthConfigError', nonRetryable: true });
+  }
+  if (err instanceof PostgresApiError && err.operationFailed) {
+    return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.operationFailed, nonRetryable: true });
   }
   if (err instanceof SyncError) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
   if (err instanceof PipelineShapeError || err instanceof IdentifierError || err instanceof UnknownNameError) {
