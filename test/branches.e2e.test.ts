@@ -12,6 +12,7 @@ import { createLogger } from '../src/logger';
 import type { JobProgress } from '../src/workflows';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 const SECRET_A = `dose${randomBytes(16).toString('hex')}`;
 const SECRET_B = `dose${randomBytes(16).toString('hex')}`;
@@ -84,12 +85,14 @@ describe('job run --branch: a job tried on a Lakebase branch (emulator branches,
     ({ stop: stopWorker } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue }));
   });
 
-  after(async () => {
-    await stopWorker?.();
-    await env?.teardown();
-    await emu?.stop();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => stopWorker?.(),
+      () => env?.teardown(),
+      () => emu?.stop(),
+      () => db?.close(),
+    ),
+  );
 
   const run = (job: string, branch: { name: string; create?: boolean; deleteAfter?: boolean; ttl?: string }, environment?: string) =>
     startJob(env.client, { job, params: {}, taskQueue, config, branch, environment });

@@ -16,6 +16,7 @@ import { createLakebaseWorker, type LakebaseWorker } from '../src/worker';
 import type { DataSyncInput, SyncProgress, VerifySyncInput } from '../src/workflows';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 const COLS = ['id', 'name', 'amount', 'updated_at'];
 
@@ -55,10 +56,12 @@ describe('deletes and verify through Temporal (real dev server, real PostgreSQL)
     config = parseConfig(rawConfig, {});
   });
 
-  after(async () => {
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   async function withWorker<R>(fn: (q: string, w: LakebaseWorker) => Promise<R>): Promise<R> {
     const taskQueue = uniqueQueue('verify');
