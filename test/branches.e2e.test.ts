@@ -151,6 +151,19 @@ describe('job run --branch: a job tried on a Lakebase branch (emulator branches,
     assert.equal(exists('lost-answer'), false);
   });
 
+  test('a create whose long-running operation fails inside Lakebase: LakebaseOperationFailed, not retried, nothing left behind', async () => {
+    const posts = emu.requests(CREATE_PATH);
+    emu.branches.failNextCopy({ error_code: 'INTERNAL_ERROR', message: 'copying database: the copy broke' });
+    const t0 = Date.now();
+    const app = await failureOf((await run('double-prices', { name: 'op-fails', create: true, deleteAfter: true })).result());
+    assert.equal(app.type, 'LakebaseOperationFailed');
+    assert.equal(app.nonRetryable, true);
+    assert.match(app.message, /operation projects\/shop\/branches\/op-fails\/operations\/\S+ failed: INTERNAL_ERROR copying database: the copy broke/);
+    assert.equal(emu.requests(CREATE_PATH), posts + 1, 'not retried');
+    assert.ok(Date.now() - t0 < 15_000, 'no retry backoff');
+    assert.equal(exists('op-fails'), false);
+  });
+
   test('a name taken by a branch this run did not make fails at once, and that branch is left alone', async () => {
     assert.equal(exists('kept-copy'), true);
     const posts = emu.requests(CREATE_PATH);

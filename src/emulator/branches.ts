@@ -71,6 +71,7 @@ export class BranchStore {
   private nextHost = 2;
   /** Names of branches created through the API, in order (tests count them). */
   readonly created: string[] = [];
+  private copyFailure?: { error_code: string; message: string };
 
   constructor(private readonly opts: BranchStoreOptions) {
     for (const e of opts.endpoints) {
@@ -209,6 +210,9 @@ export class BranchStore {
     this.created.push(name);
     return this.operation(name, async () => {
       try {
+        const injected = this.copyFailure;
+        this.copyFailure = undefined;
+        if (injected) throw Object.assign(new Error(injected.message), { code: injected.error_code });
         for (const d of this.opts.databases) await this.copyDatabase(this.upstreamName(parent, d), this.upstreamName(b, d));
         await this.opts.listen(b.host);
       } catch (err) {
@@ -249,6 +253,11 @@ export class BranchStore {
       b.endpoints.set(name, e);
       return this.endpointJson(b, e);
     });
+  }
+
+  /** The next branch creation is accepted, then its operation ends with this error (as a failed copy inside Lakebase would). */
+  failNextCopy(error: { error_code: string; message: string }): void {
+    this.copyFailure = error;
   }
 
   /** Drops the databases of every created branch (the emulator's state ends with it). */
