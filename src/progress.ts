@@ -23,25 +23,40 @@ export function formatProgress(p: SyncProgress, width?: number): string {
 
 /**
  * Follows a sync: a live bar redrawn in place on a TTY, a plain line every few seconds otherwise
- * (logs and CI stay readable). Returns a stop function.
+ * (logs and CI stay readable). One poll at a time; `poll` gets a signal that stop aborts. Returns
+ * a stop function that resolves once no poll is in flight, so the caller may close the Temporal
+ * connection after it: a query still running (or retrying: its worker just died) when the
+ * connection closes would fail later and crash a command whose result is already known.
  */
-export function followProgress(poll: () => Promise<SyncProgress>, out: NodeJS.WriteStream = process.stdout): () => void {
+export function followProgress(poll: (signal: AbortSignal) => Promise<SyncProgress>, out: NodeJS.WriteStream = process.stdout, intervalMs?: number): () => Promise<void> {
   const tty = out.isTTY === true;
-  const every = tty ? 500 : 5_000;
+  const every = intervalMs ?? (tty ? 500 : 5_000);
+  let stopped = false;
+  // One controller per poll: the SDK adds a listener to the signal per call.
+  let current: AbortController | undefined;
   let last = '';
-  const tick = () =>
-    poll()
+  let inFlight: Promise<void> | undefined;
+  const tick = () => {
+    if (inFlight || stopped) return;
+    current = new AbortController();
+    inFlight = poll(current.signal)
       .then((p) => {
+        if (stopped) return;
         const line = formatProgress(p, tty ? out.columns : undefined);
         if (tty) out.write(`\r${line.padEnd(last.length)}`);
         else if (line !== last) out.write(`${line}\n`);
         last = line;
       })
-      .catch(() => undefined); // not started yet, or between runs
+      .catch(() => undefined) // not started yet, between runs, or aborted by stop
+      .finally(() => (inFlight = undefined));
+  };
   const timer = setInterval(tick, every);
-  void tick();
-  return () => {
+  tick();
+  return async () => {
+    stopped = true;
     clearInterval(timer);
+    current?.abort();
+    await inFlight;
     if (tty && last) out.write('\n');
   };
 }

@@ -31,7 +31,9 @@ export function registerSync(program: Command): void {
           return;
         }
         if (!opts.wait) return;
-        const stop = followProgress(() => syncProgress(client, handle.workflowId));
+        // Settled (aborted and awaited) before withClient closes the connection.
+        const every = Number(process.env.LAKEBASE_PROGRESS_INTERVAL_MS) || undefined;
+        const stop = followProgress((signal) => client.withAbortSignal(signal, () => syncProgress(client, handle.workflowId)), process.stdout, every);
         const result = await handle.result().finally(stop);
         print(formatSyncResult(result, await workflowDuration(client, handle.workflowId).catch(() => undefined)));
       });
