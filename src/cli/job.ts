@@ -57,7 +57,7 @@ export function registerJob(program: Command): void {
       const id = handle.workflowId;
       let told = false;
       const stop = pollUntilStopped(
-        (signal) => client.withAbortSignal(signal, () => clientApi().jobProgress(client, id)),
+        (signal) => client.withAbortSignal(signal, () => jobsClient().jobProgress(client, id)),
         (p) => {
           if (p.status !== 'awaiting approval' || told) return;
           told = true;
