@@ -40,6 +40,8 @@ export const RETRYABLE_FAILURES = {
   unknown: 'LakebaseUnknownError',
   tokenExpired: 'LakebaseTokenExpired',
   tokenEndpointUnavailable: 'LakebaseTokenEndpointUnavailable',
+  /** The Databricks Postgres API (branches, endpoints, operations) answered 429 or 5xx, or not at all. */
+  apiUnavailable: 'LakebaseApiUnavailable',
   /** A scale-to-zero compute still waking after computeWakeTimeoutMs (src/db/computeWake.ts). */
   computeWaking: 'LakebaseComputeWaking',
 } as const;
