@@ -82,7 +82,7 @@ describe('Lakebase Autoscaling environments: project/branch/endpoint, host looku
     const credentials = createCredentialProvider({ config: cfg, logger });
     emu.failNext(`/api/2.0/postgres/${ENDPOINT}`, { status: 503, count: 1 });
     await assert.rejects(credentials.host('lb', 'main'), (err: Error & { type?: string; retryable?: boolean }) => {
-      assert.equal(err.type, 'LakebaseTokenEndpointUnavailable');
+      assert.equal(err.type, 'LakebaseApiUnavailable', 'the Postgres API, not the token endpoint');
       assert.equal(err.retryable, true);
       return true;
     });

@@ -106,7 +106,7 @@ function branchFailure(err: PostgresApiError, what: string, project: string): Ap
     return fail(NON_RETRYABLE_FAILURES.operationFailed, 'Lakebase accepted the request but could not do it; see the operation\'s error, then run again');
   // 429, 5xx, 401 (token refreshed below), no answer: try again.
   return ApplicationFailure.create({
-    type: RETRYABLE_FAILURES.tokenEndpointUnavailable,
+    type: RETRYABLE_FAILURES.apiUnavailable,
     nonRetryable: false,
     message: `${what}: ${err.message}; retrying`,
     nextRetryDelay: err.retryAfter !== undefined ? err.retryAfter * 1000 : undefined,
