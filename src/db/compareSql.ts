@@ -1,6 +1,6 @@
 // SQL text of the bucketed source/target compare behind delete detection and verify. Both sides
 // are read as relations `v` whose columns carry the target's names, so one text serves either.
-import { quoteIdent } from './identifiers';
+import { quoteIdent, quoteTable } from './identifiers';
 import { cursorLiteral, type CursorValue } from './syncSql';
 
 /** One side of a compare: a relation aliased `v` (columns named as in the target) and rows to leave out. */
@@ -41,6 +41,26 @@ export const CANONICAL_TEXT_SETTINGS = [
 ];
 
 const col = (c: string) => `v.${quoteIdent(c)}`;
+
+/** The source as the target sees it: the pipeline's select list (transforms applied, target names) over its relation. */
+export const sourceSideSql = (select: string[], relation: string) => `(SELECT ${select.join(', ')} FROM ${relation}) AS v`;
+
+export const targetSideSql = (table: string) => `${quoteTable(table)} AS v`;
+
+/** The source side over a page sample of its table: where bucket split points are drawn from. */
+export const sampledSourceSql = (select: string[], table: string, percent: number) =>
+  `(SELECT ${select.join(', ')} FROM ${quoteTable(table)} AS src TABLESAMPLE SYSTEM (${percent.toFixed(4)})) AS v`;
+
+/** No rows, only the column's type OID in the result description (works for a query source too). */
+export const columnTypeProbeSql = (relation: string, column: string) => `SELECT ${col(column)} FROM ${relation} LIMIT 0`;
+
+/** Rows whose marker column is set (soft deletes). */
+export const markedSql = (column: string) => `${col(column)} IS NOT NULL`;
+
+/** Rows whose column is past a cursor value. */
+export const pastCursorSql = (column: string, value: string) => `${col(column)} > ${lit(value)}`;
+
+export const FORMAT_TYPE_SQL = `SELECT format_type($1, NULL) AS t`;
 const lit = (x: string) => cursorLiteral(x);
 
 function rangeCondition(shape: CompareShape, r: KeyRange): string {
@@ -114,6 +134,9 @@ function lateCondition(shape: CompareShape): string {
   const tuple = (xs: string[]) => (xs.length === 1 ? xs[0]! : `ROW(${xs.join(', ')})`);
   return `${tuple(late.columns.map(col))} > ${tuple(late.after.map((x) => lit(x!)))}`;
 }
+
+/** Statistics on the leaf table, so the join against the target hashes instead of sorting both sides to disk. */
+export const analyzeLeafSql = () => `ANALYZE ${LEAF_TABLE}`;
 
 export function leafCopyOutSql(shape: CompareShape, ranges: KeyRange[]): string {
   return `COPY (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)}, ${lateCondition(shape)} FROM ${shape.source.relation}${where(shape, shape.source, ranges)}) TO STDOUT`;
