@@ -182,3 +182,36 @@ export function leafDiffSql(shape: CompareShape, ranges: KeyRange[], extraOk: bo
     `json_build_array(${keys.map((k) => `${k}::text`).join(', ')})::text AS key FROM c ORDER BY ${TOLERATED}, ${keys.join(', ')} LIMIT 10`
   );
 }
+
+/**
+ * Re-sync: rows of the leaf table (the source's keys and row hashes of `ranges`) against the
+ * target's rows there — `copy` for keys the target lacks or holds with other values, `gone` for
+ * target keys the source no longer has. Key values as text, in key order.
+ */
+export function changedKeysSql(shape: CompareShape, ranges: KeyRange[]): string {
+  const k0 = quoteIdent(shape.key[0]!);
+  return (
+    `WITH t AS (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)} AS ${HASH} FROM ${shape.target.relation}${where(shape, shape.target, ranges)}) ` +
+    `SELECT s.${k0} IS NULL AS gone, ARRAY[${shape.key.map((k) => `COALESCE(s.${quoteIdent(k)}, t.${quoteIdent(k)})::text`).join(', ')}] AS key ` +
+    `FROM ${LEAF_TABLE} s FULL JOIN t ON ${keyMatch(shape, 's', 't')} WHERE s.${k0} IS NULL OR t.${k0} IS NULL OR s.${HASH} <> t.${HASH}`
+  );
+}
+
+/** A typed array literal of text values (COPY takes no bind parameters). */
+function arrayLiteral(values: (string | null)[], type: string): string {
+  const items = values.map((x) => (x === null ? 'NULL' : `"${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`));
+  return `${lit(`{${items.join(',')}}`)}::${type}[]`;
+}
+
+/** COPY of the source rows with these keys (`keyTypes`: the source's key column types), in target column names. */
+export function keyedRowsCopyOutSql(shape: CompareShape, columns: string[], keyTypes: string[], keys: (string | null)[][]): string {
+  const arrays = shape.key.map((_, i) => arrayLiteral(keys.map((k) => k[i] ?? null), keyTypes[i]!));
+  const match =
+    shape.key.length === 1 ? `${col(shape.key[0]!)} = ANY(${arrays[0]})` : `(${shape.key.map(col).join(', ')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))`;
+  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation}${where(shape, shape.source, [], [match])}) TO STDOUT`;
+}
+
+/** COPY of the source rows of `ranges`, in target column names. */
+export function rangeRowsCopyOutSql(shape: CompareShape, columns: string[], ranges: KeyRange[]): string {
+  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation}${where(shape, shape.source, ranges)}) TO STDOUT`;
+}

@@ -124,6 +124,8 @@ export async function planBuckets(s: pg.ClientBase, p: PipelineConfig, shape: Co
 export interface BucketDiff {
   sourceRows: number;
   targetRows: number;
+  /** Sub-ranges digested. */
+  subRanges: number;
   /** Sub-ranges whose digests differ (the whole bucket for a table without a bucket column). */
   differing: { range: KeyRange; sourceRows: number; targetRows: number }[];
 }
@@ -156,7 +158,7 @@ export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: Comp
     targetRows += z.n;
     if (a.n !== z.n || a.h !== z.h) differing.push({ range: sub(b), sourceRows: a.n, targetRows: z.n });
   }
-  return { sourceRows, targetRows, differing };
+  return { sourceRows, targetRows, subRanges: bounds.length + 1, differing };
 }
 
 /**

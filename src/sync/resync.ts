@@ -1,0 +1,164 @@
+// Compare-then-copy re-sync: a populated target with no cursor to say what changed is compared with
+// its source bucket by bucket first (the digests of verify and delete detection), and only the rows
+// that differ are copied and merged — deleted too, when the pipeline asks — in the same pass.
+import { pipeline as pipe } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { resolvePipeline } from '../config/lookup';
+import type { PipelineConfig } from '../config/schema';
+import { isEmpty } from '../db/catalog';
+import { changedKeysSql, deleteGoneSql, keyedRowsCopyOutSql, rangeRowsCopyOutSql, type CompareShape, type KeyRange } from '../db/compareSql';
+import { CopyMeter } from '../db/copyText';
+import { quoteTable } from '../db/identifiers';
+import { copyInSql, createStageSql, mergeSql } from '../db/syncSql';
+import { finishBucket, lockBucket, peekState, readPartitions } from '../db/syncState';
+import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, typeOf, withCanonicalText } from './compare';
+import { withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { ownRun } from './deletes';
+import { conflictError } from './errors';
+import type { ConnectionBudget } from './gates';
+import type { ResyncBucketResult, ResyncProbe } from './types';
+
+/** Above this share of the sampled bucket's rows changed, comparing first costs more than merging every row. */
+const MERGE_ABOVE = 0.5;
+/** From this share of sub-ranges differing, digests name nearly everything: buckets compare row hashes directly. */
+const DIGESTS_BELOW = 0.5;
+/** Above this share of a range's rows changed, the range is copied whole instead of by a list of keys. */
+const KEYS_BELOW = 0.3;
+const STAGE = 'lbw_stage';
+
+export interface ResyncBucketInput {
+  pipeline: string;
+  environment?: string;
+  runId: string;
+  bucket: number;
+  /** From the plan: rows per sub-range. */
+  leafRows: number;
+  /** From the plan: digest sub-ranges first (false when the probe found most of them differing). */
+  digests: boolean;
+}
+
+type Deps = SyncEngineDeps & { budget: ConnectionBudget };
+
+/**
+ * Whether a run of `p` may re-sync by comparing first: an upsert with no cursor (nothing says
+ * which rows changed), merging on its key, with nothing the compare cannot see — a row transform
+ * (runs in the worker) or a soft-delete marker (changes which rows count).
+ */
+export function compareEligible(p: PipelineConfig): boolean {
+  return p.mode === 'upsert' && p.cursor === undefined && p.key.length > 0 && !p.softDeleteColumn && !p.transform.rowTransform && p.deletes !== 'soft';
+}
+
+interface Changes {
+  /** Ranges whose rows were compared by key (joined where they touch). */
+  ranges: KeyRange[];
+  subRanges: number;
+  differingSubRanges: number;
+  /** Source rows of the range. */
+  sourceRows: number;
+  keysCompared: number;
+  /** Keys of source rows the target lacks or holds with other values. */
+  copy: (string | null)[][];
+  /** Target rows whose key the source no longer has. */
+  gone: number;
+}
+
+/**
+ * Where source and target differ within `range`: digests name the sub-ranges (unless `digests`
+ * is off), then the source's keys and row hashes of those are streamed to the target and joined
+ * there to name rows. `s` inside sourceSnapshot, `t` inside withCanonicalText.
+ */
+async function findChanges(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number, digests: boolean, ctx: CallContext): Promise<Changes> {
+  const found: Changes = { ranges: [range], subRanges: 1, differingSubRanges: 1, sourceRows: 0, keysCompared: 0, copy: [], gone: 0 };
+  if (digests) {
+    const d = await diffBucket(s, t, shape, range, leafRows);
+    Object.assign(found, { ranges: joinAdjacent(d.differing.map((x) => x.range)), subRanges: d.subRanges, differingSubRanges: d.differing.length, sourceRows: d.sourceRows });
+    if (found.ranges.length === 0) return found;
+  }
+  found.keysCompared = await copyLeaves(s, t, shape, found.ranges, ctx);
+  if (!digests) found.sourceRows = found.keysCompared;
+  const { rows } = await t.query<{ gone: boolean; key: (string | null)[] }>(changedKeysSql(shape, found.ranges));
+  for (const r of rows) if (r.gone) found.gone += 1;
+  found.copy = rows.filter((r) => !r.gone).map((r) => r.key);
+  return found;
+}
+
+/**
+ * Decides how a run re-syncs a populated target (called by planSync for eligible pipelines): one
+ * bucket from the middle of the key space is compared (read only) and its figures choose between
+ * compare-then-copy and the plain merge of every row. Undefined when the plain path applies anyway:
+ * an empty target (first load) or an unfinished plain run to resume.
+ */
+export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, ctx: CallContext): Promise<(ResyncProbe & { buckets: KeyRange[] }) | undefined> {
+  const st = await peekState(t, p.stateSchema, pipeline);
+  if (st && st.phase !== 'idle' && (await readPartitions(t, p.stateSchema, pipeline)).length) return undefined;
+  if (await isEmpty(t, p.target.table!)) return undefined;
+  const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+  const planned = await planBuckets(s, p, shape, plan, p.batchRows);
+  const sample = planned.buckets[Math.floor(planned.buckets.length / 2)]!;
+  const c = await withCanonicalText(t, (tx) => {
+    tx.rollbackOnly();
+    return sourceSnapshot(s, () => findChanges(s, t, shape, sample, planned.leafRows, true, ctx));
+  });
+  const changed = c.copy.length + c.gone;
+  const rowShare = changed / Math.max(1, c.sourceRows);
+  const subShare = c.differingSubRanges / Math.max(1, c.subRanges);
+  const figures = `${changed.toLocaleString('en')} of ${c.sourceRows.toLocaleString('en')} rows (${(100 * rowShare).toFixed(1)}%) and ${c.differingSubRanges} of ${c.subRanges} sub-ranges differ in the sampled bucket`;
+  const method = rowShare > MERGE_ABOVE ? 'merge' : 'compare';
+  return {
+    method,
+    reason:
+      method === 'merge'
+        ? `${figures}: most rows changed, so every row is merged (comparing first would read them twice)`
+        : `${figures}: only differing rows are copied${subShare < DIGESTS_BELOW ? '' : ' (changes are spread, so buckets compare row hashes without digesting sub-ranges first)'}`,
+    probe: { buckets: planned.buckets.length, subRanges: c.subRanges, differingSubRanges: c.differingSubRanges, rows: c.sourceRows, changedRows: changed },
+    digests: subShare < DIGESTS_BELOW,
+    leafRows: planned.leafRows,
+    estimatedRows: planned.estimatedRows,
+    buckets: planned.buckets,
+  };
+}
+
+/**
+ * One bucket of a compare-then-copy re-sync: finds the rows that differ, copies those from the
+ * source into a stage and merges them, deletes target rows whose key left the source (deletes:
+ * hard) — all committed with the bucket's `done`, so a retried bucket writes nothing twice.
+ */
+export async function resyncBucket(deps: Deps, ctx: CallContext, input: ResyncBucketInput): Promise<ResyncBucketResult> {
+  const { pipeline, runId, bucket } = input;
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
+  const target = p.target.table!;
+  return withBoth(deps.budget, ctx, p, (s, t) =>
+    withCanonicalText(t, async (tx) => {
+      await ownRun(t, p, pipeline, runId);
+      const b = await lockBucket(t, p.stateSchema, pipeline, runId, bucket);
+      if (!b) throw conflictError(`pipeline "${pipeline}" has no re-sync bucket ${bucket} in run ${runId}; it was re-planned by another run`);
+      if (b.done) {
+        tx.rollbackOnly();
+        return { bucket, rowsCopied: 0, rowsWritten: b.rowsWritten, rowsDeleted: b.rowsDeleted, rangesDiffering: 0, keysCompared: 0, alreadyCommitted: true };
+      }
+      const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+      const keyTypes: string[] = [];
+      for (const k of p.key) keyTypes.push(await typeOf(s, shape.source.relation, k));
+      const done = await sourceSnapshot(s, async () => {
+        const c = await findChanges(s, t, shape, { lower: b.lower, upper: b.upper }, input.leafRows, input.digests, ctx);
+        let rowsCopied = 0;
+        let rowsWritten = 0;
+        if (c.copy.length) {
+          await t.query(createStageSql(STAGE, target, plan.columns));
+          const whole = c.copy.length > KEYS_BELOW * c.keysCompared;
+          const out = whole ? rangeRowsCopyOutSql(shape, plan.columns, c.ranges) : keyedRowsCopyOutSql(shape, plan.columns, keyTypes, c.copy);
+          const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows: c.keysCompared + rows, bytes }));
+          await pipe(s.query(copyTo(out)), meter, t.query(copyFrom(copyInSql(STAGE, plan.columns))), { signal: ctx.signal });
+          rowsCopied = meter.rows;
+          for (const sql of mergeSql({ target, stage: STAGE, columns: plan.columns, key: p.key, mode: 'upsert' })) rowsWritten += (await t.query(sql)).rowCount ?? 0;
+        }
+        const rowsDeleted = c.gone && p.deletes === 'hard' ? ((await t.query(deleteGoneSql(shape, quoteTable(target), c.ranges))).rowCount ?? 0) : 0;
+        return { rowsCopied, rowsWritten, rowsDeleted, rangesDiffering: c.differingSubRanges, keysCompared: c.keysCompared };
+      });
+      await finishBucket(t, p.stateSchema, pipeline, bucket, done.rowsDeleted, done.rowsWritten);
+      deps.log?.('re-sync bucket compared', { pipeline, bucket, ...done });
+      return { bucket, ...done, alreadyCommitted: false };
+    }),
+  );
+}
