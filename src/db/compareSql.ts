@@ -95,6 +95,18 @@ export function subBoundsSql(shape: CompareShape, range: KeyRange, every: number
   );
 }
 
+/** The least and greatest bucket column value of the source within `range` (two index probes where the column leads an index). */
+export function bucketExtentSql(shape: CompareShape, range: KeyRange): string {
+  const b = col(shape.bucketColumn!);
+  return `SELECT min(${b})::text AS lo, max(${b})::text AS hi FROM ${shape.source.relation}${where(shape, shape.source, [range])}`;
+}
+
+/**
+ * The planner cannot estimate how few groups width_bucket makes, so it sorts every row (on disk
+ * beyond work_mem); a hash of some 64 groups fits in kilobytes. Around the digest only.
+ */
+export const HASH_DIGEST = { before: 'SET LOCAL enable_sort = off', after: 'SET LOCAL enable_sort = on' };
+
 /**
  * Per sub-bucket (width_bucket over `bounds`: 0 below the first bound, i from bound i on) the row
  * count and the sum of row hashes — an order-independent digest the other side must match.

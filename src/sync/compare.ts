@@ -9,10 +9,12 @@ import { estimateRows, tablePages } from '../db/catalog';
 import {
   analyzeLeafSql,
   bucketDigestSql,
+  bucketExtentSql,
   bucketSplitSql,
   CANONICAL_TEXT_SETTINGS,
   columnTypeProbeSql,
   FORMAT_TYPE_SQL,
+  HASH_DIGEST,
   leafCopyInSql,
   leafCopyOutSql,
   leafTableSql,
@@ -133,8 +135,34 @@ export interface BucketDiff {
 type Digest = Map<number, { n: number; h: string }>;
 
 async function digest(c: pg.ClientBase, sql: string): Promise<Digest> {
+  await c.query(HASH_DIGEST.before);
   const { rows } = await c.query<{ b: number; n: string; h: string }>(sql);
+  await c.query(HASH_DIGEST.after);
   return new Map(rows.map((r) => [Number(r.b), { n: Number(r.n), h: r.h }]));
+}
+
+const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
+
+/**
+ * Lower bounds of sub-buckets: an integer column's extent in the source split by arithmetic (two
+ * index probes), any other type every `leafRows`-th value in order (one ordered read of the keys).
+ */
+async function subBounds(s: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number): Promise<string[]> {
+  if (shape.bucketColumn === null) return [];
+  if (INTEGER_TYPES.has(shape.source.bucketType) && INTEGER_TYPES.has(shape.target.bucketType)) {
+    const { lo, hi } = (await s.query<{ lo: string | null; hi: string | null }>(bucketExtentSql(shape, range))).rows[0]!;
+    if (lo === null || hi === null) return [];
+    const [a, z] = [BigInt(lo), BigInt(hi)];
+    // At most one sub-bucket per leafRows values: rows in the range are no more than its values (keys are unique).
+    const width = z - a + 1n;
+    const parts = BigInt(Math.min(SUB_BUCKETS, Math.ceil(Number(width) / Math.max(1, leafRows))));
+    const step = (width + parts - 1n) / parts;
+    const out: string[] = [];
+    for (let x = a + step; step > 0n && x <= z; x += step) out.push(String(x));
+    return out;
+  }
+  const raw = (await s.query<{ b: string }>(subBoundsSql(shape, range, leafRows))).rows.map((r) => r.b);
+  return raw.filter((x, i) => i === 0 || x !== raw[i - 1]);
 }
 
 /**
@@ -143,8 +171,7 @@ async function digest(c: pg.ClientBase, sql: string): Promise<Digest> {
  * transaction with CANONICAL_TEXT_SETTINGS.
  */
 export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number): Promise<BucketDiff> {
-  const raw = shape.bucketColumn === null ? [] : (await s.query<{ b: string }>(subBoundsSql(shape, range, leafRows))).rows.map((r) => r.b);
-  const bounds = raw.filter((x, i) => i === 0 || x !== raw[i - 1]);
+  const bounds = await subBounds(s, shape, range, leafRows);
   // Two connections, two servers: both sides are read at once.
   const [src, tgt] = await Promise.all([digest(s, bucketDigestSql(shape, shape.source, range, bounds)), digest(t, bucketDigestSql(shape, shape.target, range, bounds))]);
   const sub = (b: number): KeyRange => ({ lower: b === 0 ? range.lower : bounds[b - 1]!, upper: b === bounds.length ? range.upper : bounds[b]! });
