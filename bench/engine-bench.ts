@@ -84,7 +84,7 @@ async function main() {
       await Promise.all(
         Array.from({ length: p }, async () => {
           for (let b = q.shift(); b; b = q.shift()) {
-            const r = await engine.resyncBucket(ctx, { pipeline: 'up', runId, bucket: b.bucket, leafRows: plan.resync!.leafRows, digests: plan.resync!.digests });
+            const r = await engine.resyncBucket(ctx, { pipeline: 'up', runId, bucket: b.bucket, leafRows: plan.resync!.leafRows, digests: plan.resync!.digests, groupRows: plan.resync!.groupRows });
             if (process.env.BENCH_DEBUG) console.log(JSON.stringify(r));
             written += r.rowsWritten;
           }
@@ -109,7 +109,7 @@ async function main() {
       }
     }
     await engine.finish(ctx, { pipeline: 'up', runId });
-    return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), written, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests }) };
+    return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), written, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests, groupRows: plan.resync.groupRows }) };
   };
 
   await timed('upsert first load (empty keyed target)', () => run(true), pipe);

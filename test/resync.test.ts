@@ -50,10 +50,10 @@ describe('compare-then-copy re-sync against real PostgreSQL', () => {
     const results: ResyncBucketResult[] = [];
     if (plan.resync?.method === 'compare') {
       const queue = plan.resync.buckets.filter((b) => !b.done);
-      const { leafRows, digests } = plan.resync;
+      const { leafRows, digests, groupRows } = plan.resync;
       await Promise.all(
         [0, 1].map(async () => {
-          for (let b = queue.shift(); b; b = queue.shift()) results.push(await engine.resyncBucket(ctx, { pipeline, runId, bucket: b.bucket, leafRows, digests }));
+          for (let b = queue.shift(); b; b = queue.shift()) results.push(await engine.resyncBucket(ctx, { pipeline, runId, bucket: b.bucket, leafRows, digests, groupRows }));
         }),
       );
     } else {

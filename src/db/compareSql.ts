@@ -107,12 +107,33 @@ export function bucketExtentSql(shape: CompareShape, range: KeyRange): string {
  */
 export const HASH_DIGEST = { before: 'SET LOCAL enable_sort = off', after: 'SET LOCAL enable_sort = on' };
 
+/** A row's sub-bucket: 0 below the first bound, i from bound i on. */
+function subBucketOf(shape: CompareShape, side: CompareSide, bounds: string[]): string {
+  return shape.bucketColumn !== null && bounds.length ? `width_bucket(${col(shape.bucketColumn)}, ARRAY[${bounds.map(lit).join(', ')}]::${side.bucketType}[])` : '0';
+}
+
+/** Rows of `range` in the sub-buckets `ids` (over `bounds`): one range scan, filtered, however many sub-buckets. */
+function inSubBuckets(shape: CompareShape, side: CompareSide, range: KeyRange, bounds: string[], ids: number[]): string[] {
+  return [...conditions(shape, side, [range]), `${subBucketOf(shape, side, bounds)} = ANY('{${ids.map((x) => Math.trunc(x)).join(',')}}'::int[])`];
+}
+
+/** COPY of the source rows in sub-buckets `ids` of `range`, in target column names. */
+export function subBucketRowsCopyOutSql(shape: CompareShape, columns: string[], range: KeyRange, bounds: string[], ids: number[]): string {
+  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation} WHERE ${inSubBuckets(shape, shape.source, range, bounds, ids).join(' AND ')}) TO STDOUT`;
+}
+
+/** Target rows in sub-buckets `ids` of `range` whose key is not in `stage` (which holds every source row there). */
+export function deleteGoneFromStageSql(shape: CompareShape, table: string, stage: string, range: KeyRange, bounds: string[], ids: number[]): string {
+  const missing = `NOT EXISTS (SELECT 1 FROM ${stage} s WHERE ${keyMatch(shape, 's', 'v')})`;
+  return `DELETE FROM ${table} AS v WHERE ${[...inSubBuckets(shape, shape.target, range, bounds, ids), missing].join(' AND ')}`;
+}
+
 /**
  * Per sub-bucket (width_bucket over `bounds`: 0 below the first bound, i from bound i on) the row
  * count and the sum of row hashes — an order-independent digest the other side must match.
  */
 export function bucketDigestSql(shape: CompareShape, side: CompareSide, range: KeyRange, bounds: string[]): string {
-  const bucket = shape.bucketColumn !== null && bounds.length ? `width_bucket(${col(shape.bucketColumn)}, ARRAY[${bounds.map(lit).join(', ')}]::${side.bucketType}[])` : '0';
+  const bucket = subBucketOf(shape, side, bounds);
   const hash = shape.hashColumns.length ? `COALESCE(sum(${rowHash(shape)}), 0)::text` : `'0'`;
   return `SELECT ${bucket} AS b, count(*)::text AS n, ${hash} AS h FROM ${side.relation}${where(shape, side, [range])} GROUP BY 1`;
 }

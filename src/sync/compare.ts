@@ -128,8 +128,10 @@ export interface BucketDiff {
   targetRows: number;
   /** Sub-ranges digested. */
   subRanges: number;
-  /** Sub-ranges whose digests differ (the whole bucket for a table without a bucket column). */
-  differing: { range: KeyRange; sourceRows: number; targetRows: number }[];
+  /** Lower bounds of the sub-ranges after the first. */
+  bounds: string[];
+  /** Sub-ranges whose digests differ (the whole bucket for a table without a bucket column); `id` numbers them over `bounds`. */
+  differing: { id: number; range: KeyRange; sourceRows: number; targetRows: number }[];
 }
 
 type Digest = Map<number, { n: number; h: string }>;
@@ -147,7 +149,7 @@ const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
  * Lower bounds of sub-buckets: an integer column's extent in the source split by arithmetic (two
  * index probes), any other type every `leafRows`-th value in order (one ordered read of the keys).
  */
-async function subBounds(s: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number): Promise<string[]> {
+async function subBounds(s: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number, maxParts: number): Promise<string[]> {
   if (shape.bucketColumn === null) return [];
   if (INTEGER_TYPES.has(shape.source.bucketType) && INTEGER_TYPES.has(shape.target.bucketType)) {
     const { lo, hi } = (await s.query<{ lo: string | null; hi: string | null }>(bucketExtentSql(shape, range))).rows[0]!;
@@ -155,7 +157,7 @@ async function subBounds(s: pg.ClientBase, shape: CompareShape, range: KeyRange,
     const [a, z] = [BigInt(lo), BigInt(hi)];
     // At most one sub-bucket per leafRows values: rows in the range are no more than its values (keys are unique).
     const width = z - a + 1n;
-    const parts = BigInt(Math.min(SUB_BUCKETS, Math.ceil(Number(width) / Math.max(1, leafRows))));
+    const parts = BigInt(Math.max(1, Math.min(maxParts, Math.ceil(Number(width) / Math.max(1, leafRows)))));
     const step = (width + parts - 1n) / parts;
     const out: string[] = [];
     for (let x = a + step; step > 0n && x <= z; x += step) out.push(String(x));
@@ -170,8 +172,8 @@ async function subBounds(s: pg.ClientBase, shape: CompareShape, range: KeyRange,
  * source) and returns the sub-ranges that differ. `s` must be inside sourceSnapshot, `t` inside a
  * transaction with CANONICAL_TEXT_SETTINGS.
  */
-export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number): Promise<BucketDiff> {
-  const bounds = await subBounds(s, shape, range, leafRows);
+export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number, maxParts = SUB_BUCKETS): Promise<BucketDiff> {
+  const bounds = await subBounds(s, shape, range, leafRows, maxParts);
   // Two connections, two servers: both sides are read at once.
   const [src, tgt] = await Promise.all([digest(s, bucketDigestSql(shape, shape.source, range, bounds)), digest(t, bucketDigestSql(shape, shape.target, range, bounds))]);
   const sub = (b: number): KeyRange => ({ lower: b === 0 ? range.lower : bounds[b - 1]!, upper: b === bounds.length ? range.upper : bounds[b]! });
@@ -183,9 +185,9 @@ export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: Comp
     const z = tgt.get(b) ?? { n: 0, h: '0' };
     sourceRows += a.n;
     targetRows += z.n;
-    if (a.n !== z.n || a.h !== z.h) differing.push({ range: sub(b), sourceRows: a.n, targetRows: z.n });
+    if (a.n !== z.n || a.h !== z.h) differing.push({ id: b, range: sub(b), sourceRows: a.n, targetRows: z.n });
   }
-  return { sourceRows, targetRows, subRanges: bounds.length + 1, differing };
+  return { sourceRows, targetRows, subRanges: bounds.length + 1, bounds, differing };
 }
 
 /**

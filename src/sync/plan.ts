@@ -81,6 +81,7 @@ async function continuedResync(s: pg.ClientBase, t: pg.ClientBase, p: PipelineCo
     reason: 'continues a compare-then-copy re-sync',
     probe: { buckets: planned.buckets.length, subRanges: 0, differingSubRanges: 0, rows: 0, changedRows: 0 },
     digests: true,
+    groupRows: planned.leafRows,
     leafRows: planned.leafRows,
     estimatedRows: planned.estimatedRows,
   };

@@ -7,7 +7,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { isEmpty } from '../db/catalog';
-import { changedKeysSql, deleteGoneSql, keyedRowsCopyOutSql, rangeRowsCopyOutSql, type CompareShape, type KeyRange } from '../db/compareSql';
+import { changedKeysSql, deleteGoneFromStageSql, deleteGoneSql, keyedRowsCopyOutSql, rangeRowsCopyOutSql, subBucketRowsCopyOutSql, type CompareShape, type KeyRange } from '../db/compareSql';
 import { CopyMeter } from '../db/copyText';
 import { quoteTable } from '../db/identifiers';
 import { copyInSql, createStageSql, mergeSql } from '../db/syncSql';
@@ -25,6 +25,12 @@ const MERGE_ABOVE = 0.5;
 const DIGESTS_BELOW = 0.5;
 /** Above this share of a range's rows changed, the range is copied whole instead of by a list of keys. */
 const KEYS_BELOW = 0.3;
+/** Up to this share of rows changed, buckets digest small sub-buckets and copy the differing ones whole; above it they compare row hashes. */
+const GROUPS_UP_TO = 0.05;
+/** Sized so about this share of sub-buckets differ when changes are spread: few rows copied beyond the changed ones. */
+const GROUP_DIFFER_SHARE = 0.1;
+/** Sub-buckets a bucket digests at most: the bounds travel in the SQL text. */
+const MAX_GROUPS = 4096;
 const STAGE = 'lbw_stage';
 
 export interface ResyncBucketInput {
@@ -34,8 +40,10 @@ export interface ResyncBucketInput {
   bucket: number;
   /** From the plan: rows per sub-range. */
   leafRows: number;
-  /** From the plan: digest sub-ranges first (false when the probe found most of them differing). */
+  /** From the plan: digest sub-buckets of `groupRows` rows and copy the differing ones whole (false: compare row hashes). */
   digests: boolean;
+  /** From the plan: rows per sub-bucket when `digests` (leafRows when left out). */
+  groupRows?: number;
 }
 
 type Deps = SyncEngineDeps & { budget: ConnectionBudget };
@@ -102,21 +110,75 @@ export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, p: Pipelin
   });
   const changed = c.copy.length + c.gone;
   const rowShare = changed / Math.max(1, c.sourceRows);
-  const subShare = c.differingSubRanges / Math.max(1, c.subRanges);
   const figures = `${changed.toLocaleString('en')} of ${c.sourceRows.toLocaleString('en')} rows (${(100 * rowShare).toFixed(1)}%) and ${c.differingSubRanges} of ${c.subRanges} sub-ranges differ in the sampled bucket`;
   const method = rowShare > MERGE_ABOVE ? 'merge' : 'compare';
+  const digests = rowShare <= GROUPS_UP_TO;
+  const bucketRows = planned.leafRows * 64;
+  const groupRows = rowShare === 0 ? planned.leafRows : Math.max(Math.ceil(bucketRows / MAX_GROUPS), Math.min(planned.leafRows, Math.floor(GROUP_DIFFER_SHARE / rowShare)));
   return {
     method,
     reason:
       method === 'merge'
         ? `${figures}: most rows changed, so every row is merged (comparing first would read them twice)`
-        : `${figures}: only differing rows are copied${subShare < DIGESTS_BELOW ? '' : ' (changes are spread, so buckets compare row hashes without digesting sub-ranges first)'}`,
+        : `${figures}: only differing ${digests ? `sub-buckets (${groupRows.toLocaleString('en')} rows each)` : 'rows'} are copied`,
     probe: { buckets: planned.buckets.length, subRanges: c.subRanges, differingSubRanges: c.differingSubRanges, rows: c.sourceRows, changedRows: changed },
-    digests: subShare < DIGESTS_BELOW,
+    digests,
+    groupRows,
     leafRows: planned.leafRows,
     estimatedRows: planned.estimatedRows,
     buckets: planned.buckets,
   };
+}
+
+interface BucketWrites {
+  rowsCopied: number;
+  rowsWritten: number;
+  rowsDeleted: number;
+  rangesDiffering: number;
+  keysCompared: number;
+}
+
+/** Streams `copyOut` from the source into a stage on the target and merges it on the key; returns rows copied and written. */
+async function stageAndMerge(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, columns: string[], copyOut: string, ctx: CallContext, base = 0) {
+  const target = p.target.table!;
+  await t.query(createStageSql(STAGE, target, columns));
+  const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows: base + rows, bytes }));
+  await pipe(s.query(copyTo(copyOut)), meter, t.query(copyFrom(copyInSql(STAGE, columns))), { signal: ctx.signal });
+  let rowsWritten = 0;
+  for (const sql of mergeSql({ target, stage: STAGE, columns, key: p.key, mode: 'upsert' })) rowsWritten += (await t.query(sql)).rowCount ?? 0;
+  return { rowsCopied: meter.rows, rowsWritten };
+}
+
+/**
+ * Few changes: both sides digest sub-buckets small enough that most hold no change, and the
+ * differing ones are copied whole and merged (the merge writes only rows that differ); target
+ * rows there whose key the stage lacks are gone from the source.
+ */
+async function bySubBuckets(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], range: KeyRange, groupRows: number, ctx: CallContext): Promise<BucketWrites> {
+  const d = await diffBucket(s, t, shape, range, groupRows, MAX_GROUPS);
+  const none = { rowsCopied: 0, rowsWritten: 0, rowsDeleted: 0, rangesDiffering: 0, keysCompared: 0 };
+  if (d.differing.length === 0) return none;
+  const ids = d.differing.map((x) => x.id);
+  const { rowsCopied, rowsWritten } = await stageAndMerge(s, t, p, columns, subBucketRowsCopyOutSql(shape, columns, range, d.bounds, ids), ctx);
+  const extra = d.differing.some((x) => x.targetRows > 0);
+  const rowsDeleted = extra && p.deletes === 'hard' ? ((await t.query(deleteGoneFromStageSql(shape, quoteTable(p.target.table!), STAGE, range, d.bounds, ids))).rowCount ?? 0) : 0;
+  return { ...none, rowsCopied, rowsWritten, rowsDeleted, rangesDiffering: ids.length };
+}
+
+/**
+ * Many changes, spread: the source's keys and row hashes of the whole bucket are compared in the
+ * target, and only the rows that differ are copied (by key; whole where most do).
+ */
+async function byRows(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], keyTypes: string[], range: KeyRange, leafRows: number, ctx: CallContext): Promise<BucketWrites> {
+  const c = await findChanges(s, t, shape, range, leafRows, false, ctx);
+  let written = { rowsCopied: 0, rowsWritten: 0 };
+  if (c.copy.length) {
+    const whole = c.copy.length > KEYS_BELOW * c.keysCompared;
+    const out = whole ? rangeRowsCopyOutSql(shape, columns, c.ranges) : keyedRowsCopyOutSql(shape, columns, keyTypes, c.copy);
+    written = await stageAndMerge(s, t, p, columns, out, ctx, c.keysCompared);
+  }
+  const rowsDeleted = c.gone && p.deletes === 'hard' ? ((await t.query(deleteGoneSql(shape, quoteTable(p.target.table!), c.ranges))).rowCount ?? 0) : 0;
+  return { ...written, rowsDeleted, rangesDiffering: c.differingSubRanges, keysCompared: c.keysCompared };
 }
 
 /**
@@ -140,22 +202,10 @@ export async function resyncBucket(deps: Deps, ctx: CallContext, input: ResyncBu
       const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
       const keyTypes: string[] = [];
       for (const k of p.key) keyTypes.push(await typeOf(s, shape.source.relation, k));
-      const done = await sourceSnapshot(s, async () => {
-        const c = await findChanges(s, t, shape, { lower: b.lower, upper: b.upper }, input.leafRows, input.digests, ctx);
-        let rowsCopied = 0;
-        let rowsWritten = 0;
-        if (c.copy.length) {
-          await t.query(createStageSql(STAGE, target, plan.columns));
-          const whole = c.copy.length > KEYS_BELOW * c.keysCompared;
-          const out = whole ? rangeRowsCopyOutSql(shape, plan.columns, c.ranges) : keyedRowsCopyOutSql(shape, plan.columns, keyTypes, c.copy);
-          const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows: c.keysCompared + rows, bytes }));
-          await pipe(s.query(copyTo(out)), meter, t.query(copyFrom(copyInSql(STAGE, plan.columns))), { signal: ctx.signal });
-          rowsCopied = meter.rows;
-          for (const sql of mergeSql({ target, stage: STAGE, columns: plan.columns, key: p.key, mode: 'upsert' })) rowsWritten += (await t.query(sql)).rowCount ?? 0;
-        }
-        const rowsDeleted = c.gone && p.deletes === 'hard' ? ((await t.query(deleteGoneSql(shape, quoteTable(target), c.ranges))).rowCount ?? 0) : 0;
-        return { rowsCopied, rowsWritten, rowsDeleted, rangesDiffering: c.differingSubRanges, keysCompared: c.keysCompared };
-      });
+      const range = { lower: b.lower, upper: b.upper };
+      const done = await sourceSnapshot(s, () =>
+        input.digests ? bySubBuckets(s, t, p, shape, plan.columns, range, input.groupRows ?? input.leafRows, ctx) : byRows(s, t, p, shape, plan.columns, keyTypes, range, input.leafRows, ctx),
+      );
       await finishBucket(t, p.stateSchema, pipeline, bucket, done.rowsDeleted, done.rowsWritten);
       deps.log?.('re-sync bucket compared', { pipeline, bucket, ...done });
       return { bucket, ...done, alreadyCommitted: false };

@@ -51,8 +51,9 @@ export interface ResyncProbe {
   reason: string;
   /** The sampled bucket: sub-ranges digested and differing, source rows and rows changed (copied or gone). */
   probe: { buckets: number; subRanges: number; differingSubRanges: number; rows: number; changedRows: number };
-  /** Buckets digest sub-ranges before comparing rows (off when most sub-ranges differ). */
+  /** Buckets digest sub-buckets of `groupRows` rows and copy the differing ones whole (few changes); off: they compare row hashes. */
   digests: boolean;
+  groupRows: number;
   leafRows: number;
   estimatedRows: number;
 }
