@@ -49,12 +49,12 @@ export interface ResyncBucketInput {
 type Deps = SyncEngineDeps & { budget: ConnectionBudget };
 
 /**
- * Whether a run of `p` may re-sync by comparing first: an upsert with no cursor (nothing says
- * which rows changed), merging on its key, with nothing the compare cannot see — a row transform
- * (runs in the worker) or a soft-delete marker (changes which rows count).
+ * Whether a run of `p` may re-sync by comparing first (`resync: auto`): an upsert with no cursor
+ * (nothing says which rows changed), merging on its key, with nothing the compare cannot see — a
+ * row transform (runs in the worker) or a soft-delete marker (changes which rows count).
  */
 export function compareEligible(p: PipelineConfig): boolean {
-  return p.mode === 'upsert' && p.cursor === undefined && p.key.length > 0 && !p.softDeleteColumn && !p.transform.rowTransform && p.deletes !== 'soft';
+  return p.resync === 'auto' && p.mode === 'upsert' && p.cursor === undefined && p.key.length > 0 && !p.softDeleteColumn && !p.transform.rowTransform && p.deletes !== 'soft';
 }
 
 interface Changes {
