@@ -6,7 +6,7 @@ import type { Config } from '../config/schema';
 import type { RecordTransform } from '../db/copyText';
 import type { PoolRegistry } from '../db/pools';
 import type { Metrics } from '../metrics';
-import { createSyncEngine, type CallContext, type ConnectionBudget, type DeleteBucketInput, type DeletesInput, type VerifyBucketInput, type VerifyInput } from '../sync';
+import { createSyncEngine, type CallContext, type ConnectionBudget, type DeleteBucketInput, type DeletesInput, type ResyncBucketInput, type VerifyBucketInput, type VerifyInput } from '../sync';
 import { activityContext } from './context';
 import { toActivityFailure } from './failures';
 import type {
@@ -18,6 +18,7 @@ import type {
   GroupPlan,
   JobAuth,
   PlanSyncInput,
+  ResyncBucketResult,
   SyncChunkInput,
   SyncPlan,
   VerifyBucketResult,
@@ -138,6 +139,19 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     }
   }
 
+  /** One bucket of a compare-then-copy re-sync: its merged and deleted rows commit with the bucket's done flag. */
+  async function resyncBucket(input: ResyncBucketInput & { auth?: JobAuth }): Promise<ResyncBucketResult> {
+    const { pipeline, bucket } = input;
+    try {
+      const result = await withHeartbeats({ phase: 're-sync', bucket }, () => engine.resyncBucket(callContext(input.auth, { bucket }), input));
+      if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsWritten + result.rowsDeleted);
+      return result;
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw new CancelledFailure(`resyncBucket(${pipeline}) cancelled; the bucket was rolled back`);
+      throw toActivityFailure(err, `resyncBucket(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`);
+    }
+  }
+
   async function planVerify(input: VerifyInput & { mode?: VerifyPlan['mode']; auth?: JobAuth }): Promise<VerifyPlan> {
     try {
       return await withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input.auth), input));
@@ -168,5 +182,5 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     }
   }
 
-  return { planSync, syncChunk, finishSync, planDeletes, deleteBucket, planVerify, verifyBucket, planGroup };
+  return { planSync, syncChunk, finishSync, planDeletes, deleteBucket, resyncBucket, planVerify, verifyBucket, planGroup };
 }

@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { Activities } from '../activities';
-import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan, TargetShapeReport, VerifyReport } from '../activities/types';
+import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo, ResyncPlan, SwapReport, SyncPlan, TargetShapeReport, VerifyReport } from '../activities/types';
 import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
 import { bucketActivities, inLanes, runVerify, type VerifyProgress } from './verify';
 
@@ -28,6 +28,11 @@ export const PARTITIONED_SYNC_PATCH = 'sync-engine-v2-partitions';
 export const DELETES_PATCH = 'sync-deletes';
 /** Runs of pipelines with `verify` compare source and target after finishing. */
 export const VERIFY_PATCH = 'sync-verify';
+/**
+ * Runs started from here on let the plan choose compare-then-copy for a populated target without
+ * a cursor (SyncPlan.resync): buckets compared and written instead of chunks and delete detection.
+ */
+export const RESYNC_PATCH = 'sync-compare-then-copy';
 
 /**
  * Runs started from here on wait for a waking scale-to-zero compute in the workflow rather than in
@@ -87,6 +92,11 @@ export interface SyncProgress {
   dryRun?: DryRunReport;
   /** deletes: hard/soft — buckets of the key space compared after the chunks, and target rows deleted (or marked). */
   deletes?: { buckets: number; done: number; rowsDeleted: number };
+  /**
+   * A re-sync of a populated target without a cursor: how (compare-then-copy, or the plain merge of
+   * every row) and why, with the figures; compare: its buckets, and the rows copied, written and deleted.
+   */
+  resync?: Pick<ResyncPlan, 'method' | 'reason' | 'probe'> & { buckets: number; done: number; rowsCopied: number; rowsWritten: number; rowsDeleted: number };
   /** verify: the compare after the run; `report` once it passed. */
   verify?: VerifyProgress & { report?: VerifyReport };
   /** While a step waits for a scale-to-zero compute to wake: which try, and what the login met. */
@@ -166,10 +176,16 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     const deletes = d ? `, deletes: bucket ${d.done}/${d.buckets}, ${d.rowsDeleted.toLocaleString('en')} removed` : '';
     const v = progress.verify;
     const verify = v ? `, verify (${v.mode}): bucket ${v.bucketsDone}/${v.buckets}, ${v.mismatches} difference(s)` : '';
+    const r = progress.resync;
+    const resync = !r
+      ? ''
+      : r.method === 'compare'
+        ? `, compare-then-copy: bucket ${r.done}/${r.buckets}, ${r.rowsWritten.toLocaleString('en')} written, ${r.rowsDeleted.toLocaleString('en')} removed`
+        : ', re-sync by merging every row';
     return (
       `${pipeline} (${progress.mode}${shapeNote}): chunk ${progress.chunks}${chunkOf}${parts}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
       `${progress.rowsWritten.toLocaleString('en')} written, ${Math.round(progress.rowsPerSecond).toLocaleString('en')} rows/s` +
-      `${formatEta(progress.etaSeconds)}${deletes}${verify}${progress.done ? ' — done' : ''}`
+      `${formatEta(progress.etaSeconds)}${resync}${deletes}${verify}${progress.done ? ' — done' : ''}${r && !progress.done ? `\n\n${r.reason}` : ''}`
     );
   };
 
@@ -239,9 +255,17 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
 
   let plan: SyncPlan | undefined;
   const partitioned = patched(PARTITIONED_SYNC_PATCH);
+  const compare = partitioned && !input.dryRun && patched(RESYNC_PATCH);
   plan = await withRelogin(() =>
-    planSync({ pipeline, environment, runId, auth, continuing: input.resume !== undefined, ...(partitioned && { partitioned: true }), ...(input.dryRun && { dryRun: true }) }),
+    planSync({
+      pipeline, environment, runId, auth, continuing: input.resume !== undefined,
+      ...(partitioned && { partitioned: true }), ...(input.dryRun && { dryRun: true }), ...(compare && { compare: true }),
+    }),
   );
+  if (plan.resync && !progress.resync) {
+    const { method, reason, probe, buckets } = plan.resync;
+    progress.resync = { method, reason, probe, buckets: buckets.length, done: buckets.filter((b) => b.done).length, rowsCopied: 0, rowsWritten: 0, rowsDeleted: 0 };
+  }
   progress.mode = plan.mode;
   if (plan.targetShape && !input.resume) progress.targetShape = plan.targetShape;
   if (input.dryRun) {
@@ -341,8 +365,32 @@ export async function dataSync(input: DataSyncInput): Promise<SyncProgress> {
     }
   }
   const heartbeatTimeout = input.heartbeatTimeout ?? '1 minute';
-  // An upsert's first load puts exactly the source's rows in place: nothing to delete.
-  if (plan.deletes && plan.deletes !== 'ignore' && !plan.initialLoad && patched(DELETES_PATCH)) {
+  const resync = plan.resync?.method === 'compare' ? plan.resync : undefined;
+  if (resync) {
+    // Compare-then-copy: each bucket compares, copies and merges what differs, and deletes (deletes:
+    // hard) in one transaction with its done flag; the plan made no partitions, so no chunk ran.
+    const r = progress.resync!;
+    const { resyncBucket } = bucketActivities(heartbeatTimeout, nonRetryable(wakeVisible));
+    setCurrentDetails(describe());
+    await inLanes(
+      resync.buckets.filter((b) => !b.done),
+      plan.parallelism ?? 1,
+      async (b) => {
+        const done = await withRelogin(() =>
+          resyncBucket({ pipeline, environment, runId, auth, bucket: b.bucket, leafRows: resync.leafRows, digests: resync.digests, groupRows: resync.groupRows }),
+        );
+        r.done += 1;
+        r.rowsCopied += done.rowsCopied;
+        r.rowsWritten += done.rowsWritten;
+        r.rowsDeleted += done.rowsDeleted;
+        progress.rowsCopied += done.rowsCopied;
+        progress.rowsWritten += done.rowsWritten + done.rowsDeleted;
+        setCurrentDetails(describe());
+      },
+    );
+  }
+  // An upsert's first load puts exactly the source's rows in place: nothing to delete; a compare-then-copy re-sync deleted already.
+  if (!resync && plan.deletes && plan.deletes !== 'ignore' && !plan.initialLoad && patched(DELETES_PATCH)) {
     const found = await withRelogin(() => planDeletes({ pipeline, environment, runId, auth }));
     const deletes = (progress.deletes = {
       buckets: found.buckets.length,
