@@ -320,6 +320,8 @@ async function main() {
       full_p4: full({ parallelism: 4 }),
       shared: full({ target: { ...D, table: 'public.shared_accounts' } }),
       upsert: { source: { ...S, table: 'public.pgbench_accounts' }, target: { ...D, table: 'public.upsert_accounts' }, key: ['aid'], mode: 'upsert' },
+      // The same target re-synced the old way (every row re-read and merged), beside compare-then-copy.
+      upsert_merge: { source: { ...S, table: 'public.pgbench_accounts' }, target: { ...D, table: 'public.upsert_accounts' }, key: ['aid'], mode: 'upsert', resync: 'merge' },
       upsert_cursor: { source: { ...S, table: 'public.pgbench_accounts' }, target: { ...D, table: 'public.upsert_cursor_accounts' }, key: ['aid'], cursor: 'aid', mode: 'upsert' },
       incremental: { source: { ...S, table: 'public.pgbench_accounts_inc' }, target: { ...D, table: 'public.inc_accounts' }, key: ['aid'], cursor: 'updated_at', mode: 'upsert' },
       // verify: none, so the sync's own time is its chunks and delete detection; verify runs as `verifySync` workflows.
@@ -343,6 +345,8 @@ async function main() {
     });
 
     interface OursRun {
+      /** The workflow's result. */
+      progress?: SyncProgress;
       seconds: number;
       workflowSeconds: number;
       chunks: number;
@@ -528,7 +532,7 @@ async function main() {
         note: `chunk activities per worker: ${Object.values(byWorker).join(' + ')}`,
       });
     });
-    const merged = 'lakebase-worker upsert re-sync of the populated target, 10% of rows changed';
+    const merged = 'lakebase-worker upsert re-sync of the populated target, 10% of rows changed, `resync: merge` (every row re-read and merged)';
     if (o.only.has('merge') && !pending.some((c) => c.id === 'upsert-first-load' && !c.failed)) {
       pending.push({ id: 'merge-resync', label: merged, group: 'ours', rows: o.rows, seconds: null, rowsPerSecond: null, ratioToPipe: null, skipped: 'the first load it re-syncs failed' });
     } else if (o.only.has('merge')) await guarded('merge-resync', merged, o.rows, async () => {
@@ -536,7 +540,7 @@ async function main() {
       const changed = await src.query(`UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 10 = 0`);
       await src.query('VACUUM ANALYZE pgbench_accounts');
       sourceChanged('pgbench_accounts');
-      keep(await ours('merge-resync', merged, 'upsert', o.rows, ['pgbench_accounts', 'upsert_accounts'], { note: `${changed.rowCount} rows changed` }));
+      keep(await ours('merge-resync', merged, 'upsert_merge', o.rows, ['pgbench_accounts', 'upsert_accounts'], { note: `${changed.rowCount} rows changed` }));
     });
     // ── re-syncs of the populated target without a cursor: nothing, 1% and 10% changed ──────
     if (o.only.has('resync')) {
@@ -561,7 +565,10 @@ async function main() {
             await src.query('VACUUM ANALYZE pgbench_accounts');
             sourceChanged('pgbench_accounts');
           }
-          keep(await ours(caseId, label, 'upsert', o.rows, ['pgbench_accounts', 'upsert_accounts'], { note: `${changed.toLocaleString('en')} rows changed` }));
+          const c = await ours(caseId, label, 'upsert', o.rows, ['pgbench_accounts', 'upsert_accounts'], { note: `${changed.toLocaleString('en')} rows changed` });
+          const choice = c.run.progress?.resync;
+          if (choice) c.note = `${c.note}; ${choice.method === 'compare' ? 'compare-then-copy' : 'merged every row'}: ${choice.probe.changedRows.toLocaleString('en')} of ${choice.probe.rows.toLocaleString('en')} sampled rows differed`;
+          keep(c);
         });
       }
     }

@@ -142,6 +142,8 @@ async function dryRun(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pip
   if (p.mode === 'full-refresh') actions.push(`full refresh: copies ${rows} into ${refreshTableName(target)} (${chunks}), then swaps it in for ${target} in one transaction`);
   else if (p.mode === 'append') actions.push(`append: inserts ${rows} into ${target} (${chunks})`);
   else if (empty && !softDeletes(p).softDeleteColumn && start === null) actions.push(`upsert, first load into an empty target: copies ${rows} without merging (${chunks})`);
+  else if (!empty && start === null && compareEligible(p) && !shapeChanges(shapes))
+    actions.push(`upsert, populated target without cursor: compares bucket digests of ${target} with the source first and copies only what differs, or merges every row when a sampled bucket shows most rows changed (resync: auto)`);
   else actions.push(`upsert: merges ${rows} into ${target} on key (${p.key.join(', ')}), writing only rows that differ (${chunks})`);
   if (p.mode === 'upsert' && p.deletes !== 'ignore')
     actions.push(`then looks for target rows whose key left the source and ${p.deletes === 'soft' ? `marks them in ${p.softDeleteColumn}` : 'deletes them'} (deletes: ${p.deletes})`);

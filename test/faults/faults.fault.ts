@@ -93,7 +93,8 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
         srcrestart: append({ profile: 'other', environment: 'test', table: 'src' }, local('dst_srcrestart')),
         tgtrestart: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_tgtrestart' }),
         pfull: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pfull' }, { mode: 'full-refresh', parallelism: 4 }),
-        pupsert: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pupsert' }, { mode: 'upsert', parallelism: 4 }),
+        // resync: merge — the scenario is about merge chunks (compare-then-copy has its own below).
+        pupsert: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pupsert' }, { mode: 'upsert', parallelism: 4, resync: 'merge' }),
         // Delete detection and verify: 100 buckets of about 2,000 rows, 4 at once, so a kill finds some done and some in flight.
         // resync: merge — this scenario is about delete detection after the chunks, not compare-then-copy.
         pdel: append(local('src_del'), local('dst_del'), { mode: 'upsert', batchRows: 2_000, parallelism: 4, deletes: 'hard', verify: 'checksums', resync: 'merge' }),
