@@ -118,6 +118,16 @@ describe('compare-then-copy re-sync against real PostgreSQL', () => {
     });
   }
 
+  test('most rows of the middle bucket changed but few elsewhere: two more buckets are sampled, and it still compares', async () => {
+    // About 40% of the table, all in the middle: the middle bucket alone would say "merge".
+    const upd = await db.client.query(`UPDATE src SET note = 'middle' WHERE id BETWEEN ${ROWS * 0.3} AND ${ROWS * 0.7}`);
+    const { plan, written } = await sync('dst', 'middle');
+    assert.equal(plan.resync?.method, 'compare', plan.resync?.reason);
+    assert.match(plan.resync!.reason, /in 3 sampled buckets/);
+    assert.equal(written, upd.rowCount);
+    await equal('dst', 'src');
+  });
+
   test('most rows changed: the plan falls back to merging every row and says why', async () => {
     await db.client.query(`UPDATE src SET note = 'most' WHERE id % 10 <> 0`);
     const { plan } = await sync('dst', 'most');

@@ -103,14 +103,27 @@ export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, p: Pipelin
   if (await isEmpty(t, p.target.table!)) return undefined;
   const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
   const planned = await planBuckets(s, p, shape, plan, p.batchRows);
-  const sample = planned.buckets[Math.floor(planned.buckets.length / 2)]!;
-  const c = await withCanonicalText(t, (tx) => {
-    tx.rollbackOnly();
-    return sourceSnapshot(s, () => findChanges(s, t, shape, sample, planned.leafRows, true, ctx));
-  });
+  const probe = (at: number) =>
+    withCanonicalText(t, (tx) => {
+      tx.rollbackOnly();
+      return sourceSnapshot(s, () => findChanges(s, t, shape, planned.buckets[Math.floor(planned.buckets.length * at)]!, planned.leafRows, true, ctx));
+    });
+  const c = await probe(1 / 2);
+  let sampled = 1;
+  // About to merge every row: first make sure the middle bucket did not just hold a cluster of
+  // changes, with two more buckets (this costs only where the merge would cost far more).
+  if ((c.copy.length + c.gone) / Math.max(1, c.sourceRows) > MERGE_ABOVE && planned.buckets.length >= 3)
+    for (const more of [await probe(1 / 6), await probe(5 / 6)]) {
+      c.copy.push(...more.copy);
+      c.gone += more.gone;
+      c.sourceRows += more.sourceRows;
+      c.subRanges += more.subRanges;
+      c.differingSubRanges += more.differingSubRanges;
+      sampled += 1;
+    }
   const changed = c.copy.length + c.gone;
   const rowShare = changed / Math.max(1, c.sourceRows);
-  const figures = `${changed.toLocaleString('en')} of ${c.sourceRows.toLocaleString('en')} rows (${(100 * rowShare).toFixed(1)}%) and ${c.differingSubRanges} of ${c.subRanges} sub-ranges differ in the sampled bucket`;
+  const figures = `${changed.toLocaleString('en')} of ${c.sourceRows.toLocaleString('en')} rows (${(100 * rowShare).toFixed(1)}%) and ${c.differingSubRanges} of ${c.subRanges} sub-ranges differ in ${sampled === 1 ? 'the sampled bucket' : `${sampled} sampled buckets`}`;
   const method = rowShare > MERGE_ABOVE ? 'merge' : 'compare';
   const digests = rowShare <= GROUPS_UP_TO;
   const bucketRows = planned.leafRows * 64;
