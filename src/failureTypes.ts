@@ -27,6 +27,11 @@ export const NON_RETRYABLE_FAILURES = {
   branchExists: 'LakebaseBranchExists',
   /** Creating or deleting a branch needs CAN MANAGE on the project (HTTP 403). */
   branchPermission: 'LakebaseBranchPermissionDenied',
+  /**
+   * A long-running Lakebase operation (create/delete branch or endpoint) ran and reported failure:
+   * an answer, not a missing one, so the same request is not sent again.
+   */
+  operationFailed: 'LakebaseOperationFailed',
 } as const;
 
 /** Worth another attempt (with backoff), or handled by the workflow itself. */
