@@ -139,10 +139,13 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
       return [a, await syncOnce(), { deleted, edited }] as const;
     });
     const report = second.progress.verify!.report!;
-    say(`Second sync: ${(second.progress.rowsWritten - (second.progress.deletes?.rowsDeleted ?? 0)).toLocaleString('en')} rows written (the rest unchanged), ${(second.progress.deletes?.rowsDeleted ?? 0).toLocaleString('en')} deleted, ${second.seconds.toFixed(1)} s.`);
+    // A compare-then-copy re-sync deletes in its own pass (progress.resync), otherwise delete detection does.
+    const rowsDeleted = second.progress.deletes?.rowsDeleted ?? second.progress.resync?.rowsDeleted ?? 0;
+    const how = second.progress.resync ? ` by compare-then-copy (${second.progress.resync.method})` : '';
+    say(`Second sync${how}: ${(second.progress.rowsWritten - rowsDeleted).toLocaleString('en')} rows written (the rest unchanged), ${rowsDeleted.toLocaleString('en')} deleted, ${second.seconds.toFixed(1)} s.`);
     console.log(describeVerify(report, ['id']));
     await seed.end();
-    ok = first.progress.verify?.report?.ok === true && report.ok && second.progress.deletes?.rowsDeleted === changed.deleted;
+    ok = first.progress.verify?.report?.ok === true && report.ok && rowsDeleted === changed.deleted;
     console.log(ok ? 'verified: target matches source' : 'MISMATCH: target differs from source');
     console.log(`Config used: ${configFile} (its secret is \${DEMO_CLIENT_SECRET}; the emulator and servers stop with the demo)`);
 
