@@ -16,6 +16,8 @@ import { createPoolRegistry, type PoolRegistry } from './db/pools';
 import type { Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { createOpsServer, type Readiness } from './ops';
+import { activeTracing } from './telemetry/tracing';
+import { activityInterceptors, WORKFLOW_INTERCEPTOR_MODULES, workerSinks } from './telemetry/workerTelemetry';
 
 /** Routes the SDK's and Core's logs into our pino logger (once per process, before any connection). */
 export function installRuntimeLogger(logger: Logger, sdkMetricsAddress?: string): void {
@@ -40,14 +42,27 @@ export function installRuntimeLogger(logger: Logger, sdkMetricsAddress?: string)
 
 const WORKFLOWS_DIR = path.join(__dirname, 'workflows');
 
-/** Identifies the workflow code: its sources, the types they import, and the SDK version. */
-function bundleHash(): string {
+/**
+ * Identifies the workflow code: its sources, the types they import, the interceptors bundled with
+ * them and the SDK version. Paths enter relative to this file, so two checkouts or images of the
+ * same code share the hash (and the default Worker Versioning build id).
+ */
+export function bundleHash(): string {
   const h = createHash('sha256');
   // .ts from the sources, .js from dist/ (the compiled CLI).
-  const files = [...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)), path.join(__dirname, 'activities', `types${path.extname(__filename)}`)].sort();
-  for (const f of files) h.update(f).update(readFileSync(f));
-  h.update((require('@temporalio/workflow/package.json') as { version: string }).version);
+  const files = [
+    ...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)),
+    path.join(__dirname, 'activities', `types${path.extname(__filename)}`),
+    ...WORKFLOW_INTERCEPTOR_MODULES,
+  ].sort();
+  for (const f of files) h.update(path.relative(__dirname, f)).update(readFileSync(f));
+  for (const pkg of ['@temporalio/workflow', '@temporalio/interceptors-opentelemetry']) h.update((require(`${pkg}/package.json`) as { version: string }).version);
   return h.digest('hex').slice(0, 16);
+}
+
+/** Worker Versioning's default build id: the package version plus the workflow code's hash. */
+export function defaultBuildId(): string {
+  return `${(require('../package.json') as { version: string }).version}-${bundleHash()}`;
 }
 
 /**
@@ -58,6 +73,7 @@ function bundleHash(): string {
 export async function writeWorkflowBundle(file: string, encodeFailures = false): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('./workflows'),
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
     logger: quietBundlerLogger,
     ...(encodeFailures && { failureConverterPath: FAILURE_CONVERTER_PATH }),
   });
@@ -127,7 +143,7 @@ export function buildDeps(opts: DepsOptions): ActivityDeps & { metrics: Metrics 
     metrics,
     config: opts.config,
     credentials,
-    pools: createPoolRegistry({ config: opts.config, logger: opts.logger, credentials }),
+    pools: createPoolRegistry({ config: opts.config, logger: opts.logger, credentials, metrics }),
     sealingKeys: opts.sealingKeys ?? loadSealingKeys(),
     rowTransforms: opts.rowTransforms,
     jobFunctions: opts.jobFunctions,
@@ -161,6 +177,7 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
   const deps = buildDeps(opts);
   const { pools } = deps;
   const activities = createActivities(deps);
+  const deployment = config.worker.deployment;
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: config.temporal.namespace,
@@ -171,7 +188,19 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
     shutdownGraceTime: opts.shutdownGraceTime ?? config.worker.shutdownGraceTime,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? config.worker.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTasks,
+    interceptors: { activity: activityInterceptors() },
+    sinks: workerSinks(deps.metrics, activeTracing()),
+    // Workflow types choose PINNED or AUTO_UPGRADE themselves (src/workflows/index.ts); the default
+    // covers any other.
+    ...(deployment && {
+      workerDeploymentOptions: {
+        version: { deploymentName: deployment.name, buildId: deployment.buildId ?? defaultBuildId() },
+        useWorkerVersioning: true,
+        defaultVersioningBehavior: 'AUTO_UPGRADE' as const,
+      },
+    }),
   });
+  deps.metrics.observe({ pools: () => pools.stats(), polling: () => worker.getState() === 'RUNNING' });
   return {
     worker,
     pools,

@@ -161,6 +161,12 @@ describe('a running worker exports every metric the dashboard and rules name', (
       else if (!exported.has(name)) missing.push(`${name} (${[...new Set(where)].join('; ')})`);
     }
     assert.deepEqual(missing, [], 'named by a panel or rule but not exported');
+    // The values behind the panels, from this worker's work.
     assert.match(text, /^lakebase_rows_written_total\{pipeline="orders"\} 500$/m);
+    assert.match(text, /^lakebase_workflow_outcomes_total\{workflow_type="dataSync",name="orders",outcome="completed",failure_type=""\} 1$/m);
+    assert.match(text, /^lakebase_workflow_outcomes_total\{workflow_type="dataSync",name="broken",outcome="failed",failure_type="\w+"\} 1$/m);
+    assert.match(text, /^lakebase_worker_polling 1$/m);
+    assert.match(text, /^lakebase_pool_max_connections\{profile="local",environment="test"\} 10$/m);
+    assert.match(text, /^lakebase_pool_connections\{profile="local",environment="test",state="open"\} \d+$/m);
   });
 });
