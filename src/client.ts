@@ -20,6 +20,8 @@ import type { Config, TemporalConfig } from './config/schema';
 import type { ConnectionReport } from './db/diagnose';
 import { dataConverterFor, explainTemporalConnectError, temporalConnectionOptions } from './temporalConnection';
 import { registerSearchAttributes } from './temporalConnection';
+import { activeTracing } from './telemetry/tracingSwitch';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
 import type { DataSyncInput, JobProgress, OperationalJobInput, SyncProgress, VerifySyncInput } from './workflows';
 import type { VerifyReport } from './activities/types';
 import { progressQuery, reloginUpdate } from './workflows/dataSync';
@@ -36,7 +38,13 @@ export async function connectClient(t: TemporalConfig): Promise<Client> {
   } catch (err) {
     throw await explainTemporalConnectError(t.address, err);
   }
-  return new Client({ connection, namespace: t.namespace, dataConverter: dataConverterFor(t) });
+  return new Client({
+    connection,
+    namespace: t.namespace,
+    dataConverter: dataConverterFor(t),
+    // With tracing on, a workflow start opens the trace and carries it into the workflow.
+    ...(activeTracing() && { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } }),
+  });
 }
 
 /** Every message of an error and its causes, for matching server answers the SDK wraps (it puts them in `cause`). */

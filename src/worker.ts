@@ -16,7 +16,7 @@ import { createPoolRegistry, type PoolRegistry } from './db/pools';
 import type { Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { createOpsServer, type Readiness } from './ops';
-import { activeTracing } from './telemetry/tracing';
+import { activeTracing } from './telemetry/tracingSwitch';
 import { activityInterceptors, WORKFLOW_INTERCEPTOR_MODULES, workerSinks } from './telemetry/workerTelemetry';
 
 /** Routes the SDK's and Core's logs into our pino logger (once per process, before any connection). */

@@ -9,6 +9,7 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { activeTracing, setActiveTracing, tracingRequested } from './tracingSwitch';
 
 export interface Tracing {
   resource: Resource;
@@ -18,31 +19,12 @@ export interface Tracing {
 }
 
 /**
- * On when an OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT or
- * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or OTEL_TRACES_EXPORTER names otlp or console; off when
- * OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none.
- */
-export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.OTEL_SDK_DISABLED?.toLowerCase() === 'true') return false;
-  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
-  if (exporter === 'none') return false;
-  if (exporter === 'otlp' || exporter === 'console') return true;
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-}
-
-let active: Tracing | undefined;
-
-/** The process's tracing, started by startTracing() (undefined while off). */
-export function activeTracing(): Tracing | undefined {
-  return active;
-}
-
-/**
  * Installs the global tracer provider and the pg instrumentation, once per process. Call it before
  * `pg` is loaded: the instrumentation patches the module as it is required.
  */
 export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
-  if (active || !tracingRequested(env)) return active;
+  const running = activeTracing();
+  if (running || !tracingRequested(env)) return running;
   const version = (require('../../package.json') as { version: string }).version;
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (the env detector) override our defaults.
   const resource = Resource.default()
@@ -55,6 +37,7 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
   provider.register();
   // Statement text only (parameters stay out: they may be row values), no connection password.
   registerInstrumentations({ tracerProvider: provider, instrumentations: [new PgInstrumentation({ enhancedDatabaseReporting: false })] });
-  active = { resource, spanProcessor, shutdown: () => provider.shutdown() };
-  return active;
+  const tracing: Tracing = { resource, spanProcessor, shutdown: () => provider.shutdown() };
+  setActiveTracing(tracing);
+  return tracing;
 }
