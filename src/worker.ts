@@ -1,13 +1,7 @@
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
-import { cacheDir } from './provision/temporal';
-import { dataConverterFor, explainTemporalConnectError, FAILURE_CONVERTER_PATH, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
 import type { Server } from 'node:http';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
 import { ConfigError } from './config/load';
-import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
 import { createActivities, type ActivityDeps, type JobFunction, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
 import { loadSealingKeys, type SealingKey } from './auth/sealed';
@@ -17,111 +11,13 @@ import type { Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { createOpsServer, type Readiness } from './ops';
 import { activeTracing } from './telemetry/tracingSwitch';
-import { activityInterceptors, WORKFLOW_INTERCEPTOR_MODULES, workerSinks } from './telemetry/workerTelemetry';
+import { activityInterceptors, workerSinks } from './telemetry/workerTelemetry';
+import { installRuntimeLogger } from './runtimeLogger';
+import { defaultBuildId, workflowBundle } from './workflowBundle';
 
-/** Routes the SDK's and Core's logs into our pino logger (once per process, before any connection). */
-export function installRuntimeLogger(logger: Logger, sdkMetricsAddress?: string): void {
-  const child = logger.child({ component: 'temporal' });
-  const level = (l: LogLevel) => (l === 'TRACE' ? 'trace' : l === 'DEBUG' ? 'debug' : l === 'WARN' ? 'warn' : l === 'ERROR' ? 'error' : 'info');
-  const temporalLogger: TemporalLogger = {
-    log: (l: LogLevel, message: string, meta?: LogMetadata) => child[level(l)](meta ?? {}, message),
-    trace: (m, meta) => child.trace(meta ?? {}, m),
-    debug: (m, meta) => child.debug(meta ?? {}, m),
-    info: (m, meta) => child.info(meta ?? {}, m),
-    warn: (m, meta) => child.warn(meta ?? {}, m),
-    error: (m, meta) => child.error(meta ?? {}, m),
-  };
-  Runtime.install({
-    logger: temporalLogger,
-    telemetryOptions: {
-      logging: { forward: {}, filter: 'WARN' },
-      ...(sdkMetricsAddress && { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } }),
-    },
-  });
-}
-
-const WORKFLOWS_DIR = path.join(__dirname, 'workflows');
-
-/**
- * Identifies the workflow code: its sources, the types they import, the interceptors bundled with
- * them and the SDK version. Paths enter relative to this file, so two checkouts or images of the
- * same code share the hash (and the default Worker Versioning build id).
- */
-export function bundleHash(): string {
-  const h = createHash('sha256');
-  // .ts from the sources, .js from dist/ (the compiled CLI).
-  const files = [
-    ...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)),
-    path.join(__dirname, 'activities', `types${path.extname(__filename)}`),
-    ...WORKFLOW_INTERCEPTOR_MODULES,
-  ].sort();
-  for (const f of files) h.update(path.relative(__dirname, f)).update(readFileSync(f));
-  for (const pkg of ['@temporalio/workflow', '@temporalio/interceptors-opentelemetry']) h.update((require(`${pkg}/package.json`) as { version: string }).version);
-  return h.digest('hex').slice(0, 16);
-}
-
-/** Worker Versioning's default build id: the package version plus the workflow code's hash. */
-export function defaultBuildId(): string {
-  return `${(require('../package.json') as { version: string }).version}-${bundleHash()}`;
-}
-
-/**
- * Bundles the workflow code into `file` (webpack). The CLI's `bundle` command runs this in its own
- * process. `encodeFailures` bakes in the failure converter that encrypts messages and stacks (for
- * `temporal.encryptPayloads`); workflow-side failures are encoded inside the bundle.
- */
-export async function writeWorkflowBundle(file: string, encodeFailures = false): Promise<void> {
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('./workflows'),
-    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
-    logger: quietBundlerLogger,
-    ...(encodeFailures && { failureConverterPath: FAILURE_CONVERTER_PATH }),
-  });
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(`${file}.${process.pid}.tmp`, code);
-  renameSync(`${file}.${process.pid}.tmp`, file);
-}
-
-/** Where this code version's bundle lives in the cache (one file per failure-converter variant). */
-export function cachedBundlePath(encodeFailures = false): string {
-  const variant = encodeFailures ? `-encoded-failures-${createHash('sha256').update(readFileSync(FAILURE_CONVERTER_PATH)).digest('hex').slice(0, 8)}` : '';
-  return path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}${variant}.js`);
-}
-
-const bundles = new Map<boolean, Promise<WorkflowBundlePath>>();
-/**
- * Workflow code, bundled once per code version into the cache directory. Bundling runs in a child
- * process: webpack's memory (~100 MB) then never enters the long-lived worker.
- */
-export function workflowBundle(encodeFailures = false): Promise<WorkflowBundlePath> {
-  let bundle = bundles.get(encodeFailures);
-  if (!bundle) {
-    bundle = (async () => {
-      const file = cachedBundlePath(encodeFailures);
-      if (!existsSync(file)) {
-        const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
-        const built = await new Promise<boolean>((resolve) => {
-          // The child bundles the same code this process runs (the cache key is computed from it): the
-          // sources when we run from them, dist/ when we run compiled, whatever changed since.
-          const env = { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: path.extname(__filename) === '.ts' ? '1' : '0' };
-          execFile(process.execPath, [cli, 'bundle', '--out', file, ...(encodeFailures ? ['--encode-failures'] : [])], { env }, (err) => resolve(!err));
-        });
-        if (!built) await writeWorkflowBundle(file, encodeFailures); // e.g. no permission to spawn: do it here
-      }
-      return { codePath: file };
-    })();
-    bundles.set(encodeFailures, bundle);
-  }
-  return bundle;
-}
-const quietBundlerLogger: TemporalLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (m, meta) => console.warn(m, meta ?? ''),
-  error: (m, meta) => console.error(m, meta ?? ''),
-};
+// Kept importable from here (tests, the CLI's `bundle` command): the worker's entry points.
+export { installRuntimeLogger } from './runtimeLogger';
+export { bundleHash, cachedBundlePath, defaultBuildId, workflowBundle, writeWorkflowBundle } from './workflowBundle';
 
 export interface DepsOptions {
   config: Config;

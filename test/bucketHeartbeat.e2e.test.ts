@@ -8,6 +8,7 @@ import { createLakebaseWorker } from '../src/worker';
 import type { VerifySyncInput } from '../src/workflows';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 // Bucket activities (verify, delete detection) heartbeat on a timer while their digest queries run.
 // The timer must beat within the heartbeat timeout the workflow asks for, or a live bucket is timed
@@ -28,10 +29,12 @@ describe('bucket activities heartbeat within a short heartbeat timeout (real dev
     `);
   });
 
-  after(async () => {
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   test('a verify bucket slower than a 1 s heartbeat timeout runs once and passes', async () => {
     const taskQueue = uniqueQueue('heartbeat');

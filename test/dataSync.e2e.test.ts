@@ -9,6 +9,7 @@ import { createLogger } from '../src/logger';
 import { createLakebaseWorker } from '../src/worker';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 const COLUMNS = ['id', 'name', 'amount', 'doc', 'at', 'maybe'];
 
@@ -41,10 +42,12 @@ describe('dataSync end to end (real Temporal dev server, real PostgreSQL)', () =
     `);
   });
 
-  after(async () => {
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   const pipeline = (target: string, extra: Record<string, unknown> = {}) => ({
     source: { profile: 'local', environment: 'test', table: 'public.src' },

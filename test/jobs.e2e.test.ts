@@ -9,6 +9,7 @@ import { compileNamedParams } from '../src/db/namedParams';
 import { createLogger } from '../src/logger';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,11 +76,13 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
     ({ stop: stopWorker } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue }));
   });
 
-  after(async () => {
-    await stopWorker?.();
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => stopWorker?.(),
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   const start = (job: string, params: Record<string, string | number | null>, extra: { dryRun?: boolean } = {}) =>
     startJob(env.client, { job, params, taskQueue, config, ...extra });

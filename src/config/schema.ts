@@ -70,6 +70,8 @@ export const subjectTokenSchema = z.discriminatedUnion(
       token: z.string().min(1, 'expected a non-empty IdP token').optional(),
       /** Re-read on every exchange, so a rotated workload-identity token is picked up. */
       tokenFile: nonEmpty('a path to a file holding the IdP JWT').optional(),
+      /** The platform writes tokenFile after the worker starts (a projected token): a missing file at load is a warning. */
+      tokenFileWrittenLater: z.boolean().optional(),
     }),
     /** The IdP token of the person who starts the job, carried (sealed) with the workflow input. */
     z.strictObject({ source: z.literal('login-idp') }),
