@@ -164,7 +164,11 @@ export async function runWorker(
     );
     const w = await createLakebaseWorker({ config, logger, connection, metrics, ...extensions });
     lw = w;
-    logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address }, 'worker started');
+    const version = w.worker.options.workerDeploymentOptions?.version;
+    logger.info(
+      { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address, ...(version && { deployment: version.deploymentName, buildId: version.buildId }) },
+      'worker started',
+    );
     try {
       await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
     } finally {

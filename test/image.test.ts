@@ -148,6 +148,11 @@ describe('the worker image (Dockerfile)', () => {
       await run(process.execPath, ['bin/lakebase-worker.js', 'bundle'], { cwd: app, env, timeout: 300_000 });
       const bundles = await readdir(path.join(app, 'cache', 'workflow-bundles'));
       assert.equal(bundles.filter((b) => b.endsWith('.js')).length, 2, `both bundle variants: ${bundles.join(', ')}`);
+      // The worker looks for exactly these files (the cache key hashes the compiled workflow code), so it never bundles at start.
+      for (const encoded of [false, true]) {
+        const { stdout } = await run(process.execPath, ['-e', `process.stdout.write(require('./dist/workflowBundle').cachedBundlePath(${encoded}))`], { cwd: app, env });
+        assert.ok(bundles.includes(path.basename(stdout)), `the worker finds its prebuilt bundle ${path.basename(stdout)}`);
+      }
     } finally {
       await rm(path.dirname(app), { recursive: true, force: true });
     }
