@@ -71,6 +71,21 @@ describe('dashboard and alert rules', () => {
     for (const [name, reason] of Object.entries(PENDING)) assert.ok(named.has(name) && reason, `${name} is pending but nothing names it: drop it from PENDING`);
   });
 
+  test('every dashboard query is valid PromQL (checked by promtool as recording rules)', { skip: missingGoTool('promtool') }, async () => {
+    const exprs = dashboards.flatMap((d) => {
+      const all: string[] = [];
+      const walk = (ps: Panel[]) => ps.forEach((p) => { p.targets?.forEach((t) => all.push(t.expr)); walk(p.panels ?? []); });
+      walk(d.panels);
+      return all;
+    });
+    // Grafana's variables, as Grafana would substitute them.
+    const concrete = exprs.map((e) => e.replaceAll('$__rate_interval', '5m').replaceAll('$instance', '.*').replaceAll('$pipeline', '.*'));
+    const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'lbw-panels-')), 'panels.yaml');
+    await writeFile(file, YAML.stringify({ groups: [{ name: 'panels', rules: concrete.map((expr, i) => ({ record: `panel:query_${i}`, expr })) }] }));
+    const { stdout } = await run(findGoTool('promtool')!, ['check', 'rules', file]);
+    assert.match(stdout, new RegExp(`SUCCESS: ${exprs.length} rules found`));
+  });
+
   test('promtool check rules', { skip: missingGoTool('promtool') }, async () => {
     const { stdout } = await run(findGoTool('promtool')!, ['check', 'rules', RULES]);
     assert.match(stdout, new RegExp(`SUCCESS: ${rules.length} rules found`));
