@@ -25,23 +25,27 @@ export function formatProgress(p: SyncProgress, width?: number): string {
  * Follows a sync: a live bar redrawn in place on a TTY, a plain line every few seconds otherwise
  * (logs and CI stay readable). Returns a stop function.
  */
-export function followProgress(poll: () => Promise<SyncProgress>, out: NodeJS.WriteStream = process.stdout): () => void {
+export function followProgress(poll: () => Promise<SyncProgress>, out: NodeJS.WriteStream = process.stdout): () => Promise<void> {
   const tty = out.isTTY === true;
   const every = tty ? 500 : 5_000;
   let last = '';
+  let inFlight: Promise<void> = Promise.resolve();
   const tick = () =>
-    poll()
+    (inFlight = poll()
       .then((p) => {
         const line = formatProgress(p, tty ? out.columns : undefined);
         if (tty) out.write(`\r${line.padEnd(last.length)}`);
         else if (line !== last) out.write(`${line}\n`);
         last = line;
       })
-      .catch(() => undefined); // not started yet, or between runs
+      .catch(() => undefined)); // not started yet, or between runs
   const timer = setInterval(tick, every);
   void tick();
-  return () => {
+  // Resolves once a poll still under way has ended: the caller may then close the connection
+  // (seen: closing it under a query in flight crashed the CLI with "Channel has been shut down").
+  return async () => {
     clearInterval(timer);
+    await inFlight;
     if (tty && last) out.write('\n');
   };
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Logger as TemporalLogger } from '@temporalio/common';
 import { bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
 import { cacheDir } from './provision/temporal';
-import { WORKFLOW_INTERCEPTOR_MODULES } from './telemetry/workerTelemetry';
+import { WORKFLOW_INTERCEPTOR_MODULES } from './telemetry/interceptorModules';
 import { FAILURE_CONVERTER_PATH } from './temporalConnection';
 
 // This module sits next to workflows/ (src/ or dist/): the directory and the files the bundle is made of.

@@ -13,7 +13,9 @@ import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import YAML from 'yaml';
 import { LakebaseEmulator } from '../src/emulator';
+import { readFileSync } from 'node:fs';
 import { tracingRequested } from '../src/telemetry/tracingSwitch';
+import { workflowBundle } from '../src/workflowBundle';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
 
@@ -78,6 +80,12 @@ function runCli(args: string[], otel: NodeJS.ProcessEnv): { exited: Promise<numb
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'error', ...otel } });
   return { exited: new Promise((r) => child.once('exit', (code) => r(code))), kill: (sig) => child.kill(sig) };
 }
+
+test('the workflow bundle the worker and test/replay.test.ts use carries the tracing interceptors (on or off)', async () => {
+  const code = readFileSync((await workflowBundle()).codePath, 'utf8');
+  assert.match(code, /OpenTelemetryInboundInterceptor/);
+  assert.match(code, /lakebaseOutcomes/);
+});
 
 test('tracing is off by default and on with the standard OTEL_* variables', () => {
   assert.equal(tracingRequested({}), false);

@@ -2,7 +2,6 @@ import { ApplicationFailure, Client, Connection, WorkflowFailedError } from '@te
 import { loadSealingKeys, seal } from '../auth/sealed';
 import type { TemporalConfig } from '../config/schema';
 import type { ConnectionReport } from '../db/diagnose';
-import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
 import { activeTracing } from '../telemetry/tracingSwitch';
 import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes, temporalConnectionOptions } from '../temporalConnection';
 
@@ -19,7 +18,13 @@ export async function connectClient(t: TemporalConfig): Promise<Client> {
     namespace: t.namespace,
     dataConverter: dataConverterFor(t),
     // With tracing on, a workflow start opens the trace and carries it into the workflow.
-    ...(activeTracing() && { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } }),
+    // Loaded only then: the CLI pays nothing for tracing it does not use.
+    ...(activeTracing() && {
+      interceptors: {
+        /* eslint-disable-next-line @typescript-eslint/no-require-imports */
+        workflow: [new (require('@temporalio/interceptors-opentelemetry/lib/client') as typeof import('@temporalio/interceptors-opentelemetry/lib/client')).OpenTelemetryWorkflowClientInterceptor()],
+      },
+    }),
   });
 }
 

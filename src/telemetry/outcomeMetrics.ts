@@ -3,9 +3,6 @@ import type { InjectedSinks } from '@temporalio/worker';
 import type { Metrics } from '../metrics';
 import type { OutcomeSinks } from './workflowOutcomes';
 
-/** The workflow interceptor module to bundle with the workflow code. */
-export const WORKFLOW_OUTCOMES_MODULE = require.resolve('./workflowOutcomes');
-
 export function outcomeSinks(metrics: Metrics): InjectedSinks<OutcomeSinks> {
   return {
     lakebaseOutcomes: {
