@@ -9,6 +9,7 @@ import { IdentifierError } from '../db/identifiers';
 import { PipelineShapeError } from '../db/syncSql';
 import { RowTransformError } from '../db/copyText';
 import { UnknownNameError } from '../config/lookup';
+import { JobParamError } from '../config/jobParams';
 import { SyncError } from '../sync/errors';
 import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../failureTypes';
 
@@ -42,6 +43,8 @@ function classify(err: unknown, statement: string, configPath?: string): Applica
     return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.operationFailed, nonRetryable: true });
   }
   if (err instanceof RowTransformError && configPath) return ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.config, nonRetryable: true, message: `${configPath}: ${err.message}` });
+  if (err instanceof JobParamError)
+    return ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.jobParam, nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
   if (err instanceof SyncError) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
   if (err instanceof PipelineShapeError || err instanceof IdentifierError || err instanceof UnknownNameError) {
     return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.config, nonRetryable: true });
