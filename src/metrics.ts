@@ -1,11 +1,28 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** The worker's own Prometheus metrics (the Temporal SDK's runtime metrics have their own endpoint). */
+/** What the gauges read at scrape time; the worker fills it in once its parts exist. */
+export interface MetricSources {
+  /** Connection counts per (profile, environment) (src/db/pools.ts stats()). */
+  pools?: () => { profile: string; environment: string; open: number; idle: number; waiting: number; max: number }[];
+  /** True while the worker polls its task queue. */
+  polling?: () => boolean;
+}
+
+/**
+ * The worker's own Prometheus metrics (the Temporal SDK's runtime metrics have their own endpoint).
+ * deploy/grafana and deploy/prometheus/alerts.yaml name these; test/observability.test.ts checks
+ * every name they use is exported here.
+ */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'lakebase_worker_' });
+  const sources: MetricSources = {};
   return {
     registry,
+    /** Wires the scrape-time gauges to the worker's pools and state. */
+    observe(s: MetricSources) {
+      Object.assign(sources, s);
+    },
     rowsCopied: new Counter({ name: 'lakebase_rows_read_total', help: 'Rows read from sources', labelNames: ['pipeline'], registers: [registry] }),
     rowsWritten: new Counter({ name: 'lakebase_rows_written_total', help: 'Rows inserted, changed or deleted in targets', labelNames: ['pipeline'], registers: [registry] }),
     chunkSeconds: new Histogram({
@@ -23,7 +40,51 @@ export function createMetrics() {
     }),
     tokenRequests: new Counter({ name: 'lakebase_token_requests_total', help: 'Token requests to Databricks (cache misses and refreshes)', labelNames: ['profile'], registers: [registry] }),
     authFailures: new Counter({ name: 'lakebase_auth_failures_total', help: 'Failed token requests by failure type', labelNames: ['type'], registers: [registry] }),
+    loginRefusals: new Counter({
+      name: 'lakebase_login_refusals_total',
+      help: 'Database logins refused (28P01/28000: token expired or revoked, role missing)',
+      labelNames: ['profile', 'environment'],
+      registers: [registry],
+    }),
     jobSteps: new Counter({ name: 'lakebase_job_steps_total', help: 'Job steps run, by outcome', labelNames: ['job', 'outcome'], registers: [registry] }),
+    workflowOutcomes: new Counter({
+      name: 'lakebase_workflow_outcomes_total',
+      help: 'Syncs, jobs, verify runs and groups that ended on this worker, by outcome and failure type',
+      labelNames: ['workflow_type', 'name', 'outcome', 'failure_type'],
+      registers: [registry],
+    }),
+    poolConnections: new Gauge({
+      name: 'lakebase_pool_connections',
+      help: 'Database connections of this worker per environment: open, idle, waiting callers',
+      labelNames: ['profile', 'environment', 'state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of sources.pools?.() ?? []) {
+          this.set({ profile: p.profile, environment: p.environment, state: 'open' }, p.open);
+          this.set({ profile: p.profile, environment: p.environment, state: 'idle' }, p.idle);
+          this.set({ profile: p.profile, environment: p.environment, state: 'waiting' }, p.waiting);
+        }
+      },
+    }),
+    poolMaxConnections: new Gauge({
+      name: 'lakebase_pool_max_connections',
+      help: 'The connection budget per environment on this worker (maxConnections)',
+      labelNames: ['profile', 'environment'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of sources.pools?.() ?? []) this.set({ profile: p.profile, environment: p.environment }, p.max);
+      },
+    }),
+    workerPolling: new Gauge({
+      name: 'lakebase_worker_polling',
+      help: '1 while this worker polls its task queue, 0 while starting, draining or stopped',
+      registers: [registry],
+      collect() {
+        this.set(sources.polling?.() ? 1 : 0);
+      },
+    }),
   };
 }
 

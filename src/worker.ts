@@ -10,12 +10,14 @@ import { createPoolRegistry, type PoolRegistry } from './db/pools';
 import type { Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { createOpsServer, type Readiness } from './ops';
+import { activeTracing } from './telemetry/tracingSwitch';
+import { activityInterceptors, workerSinks } from './telemetry/workerTelemetry';
 import { installRuntimeLogger } from './runtimeLogger';
-import { workflowBundle } from './workflowBundle';
+import { defaultBuildId, workflowBundle } from './workflowBundle';
 
 // Kept importable from here (tests, the CLI's `bundle` command): the worker's entry points.
 export { installRuntimeLogger } from './runtimeLogger';
-export { cachedBundlePath, workflowBundle, writeWorkflowBundle } from './workflowBundle';
+export { bundleHash, cachedBundlePath, defaultBuildId, workflowBundle, writeWorkflowBundle } from './workflowBundle';
 
 export interface DepsOptions {
   config: Config;
@@ -37,7 +39,7 @@ export function buildDeps(opts: DepsOptions): ActivityDeps & { metrics: Metrics 
     metrics,
     config: opts.config,
     credentials,
-    pools: createPoolRegistry({ config: opts.config, logger: opts.logger, credentials }),
+    pools: createPoolRegistry({ config: opts.config, logger: opts.logger, credentials, metrics }),
     sealingKeys: opts.sealingKeys ?? loadSealingKeys(),
     rowTransforms: opts.rowTransforms,
     jobFunctions: opts.jobFunctions,
@@ -71,6 +73,7 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
   const deps = buildDeps(opts);
   const { pools } = deps;
   const activities = createActivities(deps);
+  const deployment = config.worker.deployment;
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: config.temporal.namespace,
@@ -81,7 +84,19 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
     shutdownGraceTime: opts.shutdownGraceTime ?? config.worker.shutdownGraceTime,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? config.worker.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTasks,
+    interceptors: { activity: activityInterceptors() },
+    sinks: workerSinks(deps.metrics, activeTracing()),
+    // Workflow types choose PINNED or AUTO_UPGRADE themselves (src/workflows/index.ts); the default
+    // covers any other.
+    ...(deployment && {
+      workerDeploymentOptions: {
+        version: { deploymentName: deployment.name, buildId: deployment.buildId ?? defaultBuildId() },
+        useWorkerVersioning: true,
+        defaultVersioningBehavior: 'AUTO_UPGRADE' as const,
+      },
+    }),
   });
+  deps.metrics.observe({ pools: () => pools.stats(), polling: () => worker.getState() === 'RUNNING' });
   return {
     worker,
     pools,
@@ -149,7 +164,11 @@ export async function runWorker(
     );
     const w = await createLakebaseWorker({ config, logger, connection, metrics, ...extensions });
     lw = w;
-    logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address }, 'worker started');
+    const version = w.worker.options.workerDeploymentOptions?.version;
+    logger.info(
+      { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address, ...(version && { deployment: version.deploymentName, buildId: version.buildId }) },
+      'worker started',
+    );
     try {
       await w.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
     } finally {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Logger as TemporalLogger } from '@temporalio/common';
 import { bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
 import { cacheDir } from './provision/temporal';
+import { WORKFLOW_INTERCEPTOR_MODULES } from './telemetry/interceptorModules';
 import { FAILURE_CONVERTER_PATH } from './temporalConnection';
 
 // This module sits next to workflows/ (src/ or dist/): the directory and the files the bundle is made of.
@@ -23,18 +24,28 @@ const quietBundlerLogger: TemporalLogger = {
   error: (m, meta) => console.error(m, meta ?? ''),
 };
 
-/** Identifies the workflow code: its sources, the types they import, and the SDK version. */
-function bundleHash(): string {
+/**
+ * Identifies the workflow code: its sources, the types they import, the interceptors bundled with
+ * them and the SDK version. Paths enter relative to this file, so two checkouts or images of the
+ * same code share the hash (and the default Worker Versioning build id).
+ */
+export function bundleHash(): string {
   const h = createHash('sha256');
   // .ts from the sources, .js from dist/ (the compiled CLI); failureTypes is workflow code outside workflows/.
   const files = [
     ...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)),
     path.join(__dirname, 'activities', `types${EXT}`),
     path.join(__dirname, `failureTypes${EXT}`),
+    ...WORKFLOW_INTERCEPTOR_MODULES,
   ].sort();
-  for (const f of files) h.update(f).update(readFileSync(f));
-  h.update((require('@temporalio/workflow/package.json') as { version: string }).version);
+  for (const f of files) h.update(path.relative(__dirname, f)).update(readFileSync(f));
+  for (const pkg of ['@temporalio/workflow', '@temporalio/interceptors-opentelemetry']) h.update((require(`${pkg}/package.json`) as { version: string }).version);
   return h.digest('hex').slice(0, 16);
+}
+
+/** Worker Versioning's default build id: the package version plus the workflow code's hash. */
+export function defaultBuildId(): string {
+  return `${(require('../package.json') as { version: string }).version}-${bundleHash()}`;
 }
 
 /**
@@ -45,6 +56,7 @@ function bundleHash(): string {
 export async function writeWorkflowBundle(file: string, encodeFailures = false): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('./workflows'),
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
     logger: quietBundlerLogger,
     ...(encodeFailures && { failureConverterPath: FAILURE_CONVERTER_PATH }),
   });

@@ -98,13 +98,4 @@ describe('shipped files', () => {
     assert.equal(cfg.temporal.encryptPayloads, true);
     assert.equal(loadDocument('docker/emulator.compose.yaml', emulatorOptionsSchema, env).servicePrincipals[0]!.clientId, cfg.profiles.analytics!.auth.method === 'm2m' ? cfg.profiles.analytics!.auth.clientId : '');
   });
-
-  test('the worker image: multi-stage, non-root, health-checked, workflow bundle prebuilt', () => {
-    const dockerfile = readFileSync('Dockerfile', 'utf8');
-    assert.match(dockerfile, /^USER node$/m);
-    assert.match(dockerfile, /^FROM .* AS deps$/m, 'multi-stage build');
-    assert.match(dockerfile, /^HEALTHCHECK .*\n\s+CMD .*\/healthz/m);
-    assert.match(dockerfile, /^RUN node bin\/lakebase-worker\.js bundle$/m);
-    assert.ok(dockerfile.indexOf('USER node') < dockerfile.indexOf('RUN node bin/lakebase-worker.js bundle'), 'the bundle is built as the user that runs the worker');
-  });
 });

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { AuthConfig, Config, CredentialConfig, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
+import { inSpan } from '../telemetry/spans';
 import { createDatabricksOAuth, fetchDatabaseCredential, fetchEndpointHost, type DatabricksOAuth } from './databricks';
 import { authError, classifyTokenEndpointError, LakebaseAuthError, type AuthContext } from './errors';
 import { DatabricksAuthResolutionError, resolveDatabricksAuth } from './unifiedAuth';
@@ -174,7 +175,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     const auth = authOf(profile);
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `oauth|${profile}|${identityKey(profile, session)}`;
-    return cache.get(key, async () => {
+    return cache.get(key, () => inSpan('lakebase.token_request', { 'lakebase.profile': profile, 'lakebase.auth.method': auth.method }, async () => {
       opts.metrics?.tokenRequests.inc({ profile });
       try {
         if (auth.method === 'password') {
@@ -202,7 +203,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
         log.warn({ profile, method: auth.method, type: classified.type, retryable: classified.retryable }, 'token request failed');
         throw classified;
       }
-    });
+    }));
   }
 
   async function acquire(profile: string, environment: string, session?: Session): Promise<CachedToken> {
@@ -215,7 +216,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     const host = 'workspaceHost' in auth ? auth.workspaceHost! : '';
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `db|${profile}|${environment}|${identityKey(profile, session)}`;
-    return cache.get(key, async () => {
+    return cache.get(key, () => inSpan('lakebase.database_credential', { 'lakebase.profile': profile, 'lakebase.environment': environment }, async () => {
       for (let attempt = 1; ; attempt++) {
         const bearer = await oauthToken(profile, session);
         try {
@@ -230,7 +231,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
           throw classifyTokenEndpointError(err, ctx);
         }
       }
-    });
+    }));
   }
 
   const hosts = new Map<string, Promise<string>>();

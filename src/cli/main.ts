@@ -1,5 +1,7 @@
 // The `lakebase-worker` command: registers the command modules and prints how a command failed.
 // Nothing imports this file; bin/lakebase-worker.js loads it.
+// First: tracing must be in place before any command module loads `pg`.
+import { tracing } from './tracing';
 import { Command } from 'commander';
 import { registerAdmin } from './admin';
 import { registerEmulator } from './emulator';
@@ -24,9 +26,14 @@ registerJob(program);
 registerAdmin(program);
 
 installWarningPrinter();
-program.parseAsync().catch((err: unknown) => {
-  if (process.env.LAKEBASE_DEBUG) console.error(err);
-  // Exit once the message is out: a Temporal Runtime or a half-open connection must not keep a
-  // failed command alive (the Runtime even holds on through SIGTERM).
-  process.stderr.write(`${formatError(err)}\n`, () => process.exit(err instanceof CommandFailed ? err.exitStatus : 1));
-});
+program
+  .parseAsync()
+  // Buffered spans go out before the process ends (a worker's after it has drained).
+  .then(() => tracing?.shutdown())
+  .catch(async (err: unknown) => {
+    await tracing?.shutdown().catch(() => undefined);
+    if (process.env.LAKEBASE_DEBUG) console.error(err);
+    // Exit once the message is out: a Temporal Runtime or a half-open connection must not keep a
+    // failed command alive (the Runtime even holds on through SIGTERM).
+    process.stderr.write(`${formatError(err)}\n`, () => process.exit(err instanceof CommandFailed ? err.exitStatus : 1));
+  });

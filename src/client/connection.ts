@@ -2,6 +2,7 @@ import { ApplicationFailure, Client, Connection, WorkflowFailedError } from '@te
 import { loadSealingKeys, seal } from '../auth/sealed';
 import type { TemporalConfig } from '../config/schema';
 import type { ConnectionReport } from '../db/diagnose';
+import { activeTracing } from '../telemetry/tracingSwitch';
 import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes, temporalConnectionOptions } from '../temporalConnection';
 
 /** Connects to the configured Temporal; an unreachable server is an error naming the address and what to do. */
@@ -12,7 +13,19 @@ export async function connectClient(t: TemporalConfig): Promise<Client> {
   } catch (err) {
     throw await explainTemporalConnectError(t.address, err);
   }
-  return new Client({ connection, namespace: t.namespace, dataConverter: dataConverterFor(t) });
+  return new Client({
+    connection,
+    namespace: t.namespace,
+    dataConverter: dataConverterFor(t),
+    // With tracing on, a workflow start opens the trace and carries it into the workflow.
+    // Loaded only then: the CLI pays nothing for tracing it does not use.
+    ...(activeTracing() && {
+      interceptors: {
+        /* eslint-disable-next-line @typescript-eslint/no-require-imports */
+        workflow: [new (require('@temporalio/interceptors-opentelemetry/lib/client') as typeof import('@temporalio/interceptors-opentelemetry/lib/client')).OpenTelemetryWorkflowClientInterceptor()],
+      },
+    }),
+  });
 }
 
 /** Runs the `testConnection` workflow on a worker and returns its report (a failed check is a report too). */

@@ -298,6 +298,18 @@ export const workerSchema = z.strictObject({
   shutdownGraceTime: z.string().default('30 seconds'),
   maxConcurrentActivities: positiveInt('an integer ≥ 1', 10_000).default(20),
   maxConcurrentWorkflowTasks: positiveInt('an integer ≥ 1', 10_000).default(40),
+  /**
+   * Temporal Worker Versioning: this worker polls as one build of a worker deployment. Runs of
+   * short workflows (jobs, verify, connection tests) stay on the build that started them; syncs
+   * and groups move to the current build at their next workflow task (README, "Run it as a fleet").
+   */
+  deployment: z
+    .strictObject({
+      name: nonEmpty('a worker deployment name, e.g. lakebase-worker'),
+      /** Defaults to the package version plus a hash of the workflow bundle: same workflow code, same id. */
+      buildId: nonEmpty('a build id').optional(),
+    })
+    .optional(),
 });
 
 export const jobParamSchema = z.strictObject({

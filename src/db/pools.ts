@@ -3,6 +3,7 @@ import type { CredentialProvider, Session } from '../auth/credentials';
 import { lookupEnvironment } from '../config/lookup';
 import type { Config, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import { connectWhileWaking } from './computeWake';
 import { classifySqlError } from './errors';
 import { quoteIdent } from './identifiers';
@@ -12,6 +13,21 @@ export interface PoolRegistryOptions {
   config: Config;
   credentials: CredentialProvider;
   logger: Logger;
+  /** Counts logins the server refused (lakebase_login_refusals_total). */
+  metrics?: Metrics;
+}
+
+/** Connections of one (profile, environment) on this worker, summed over its identities. */
+export interface PoolStats {
+  profile: string;
+  environment: string;
+  /** Open connections (in use + idle). */
+  open: number;
+  idle: number;
+  /** Callers waiting for a connection. */
+  waiting: number;
+  /** The environment's maxConnections (per identity: one pool each). */
+  max: number;
 }
 
 export interface PoolRegistry {
@@ -24,11 +40,13 @@ export interface PoolRegistry {
   environment(profile: string, environment: string): EnvironmentConfig;
   /** `select 1` on every pool in use, each within `timeoutMs` (readiness). */
   ping(timeoutMs: number): Promise<{ pool: string; ok: boolean; error?: string }[]>;
+  /** Connection counts per environment in use (the connection-budget metrics). */
+  stats(): PoolStats[];
   end(): Promise<void>;
 }
 
 /** One pg.Pool per (profile, environment, identity), created on first use. */
-export function createPoolRegistry({ config, credentials, logger }: PoolRegistryOptions): PoolRegistry {
+export function createPoolRegistry({ config, credentials, logger, metrics }: PoolRegistryOptions): PoolRegistry {
   const pools = new Map<string, pg.Pool>();
   // The newest session per pool: a refreshed IdP token replaces the old one for future logins.
   const sessions = new Map<string, Session | undefined>();
@@ -99,6 +117,7 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
       return guard(await open(), id);
     } catch (err) {
       if (classifySqlError(err).kind !== 'auth') throw err;
+      metrics?.loginRefusals.inc({ profile, environment: env });
       logger.warn({ pool: id, sqlState: (err as { code?: string }).code }, 'login refused; refreshing the token and retrying once');
       credentials.invalidate(profile, env, session);
       return guard(await open(), id);
@@ -121,6 +140,19 @@ export function createPoolRegistry({ config, credentials, logger }: PoolRegistry
           }
         }),
       ),
+    stats() {
+      const byEnv = new Map<string, PoolStats>();
+      for (const [id, pool] of pools) {
+        const [profile = '', environment = ''] = id.split('/');
+        const s = byEnv.get(`${profile}/${environment}`) ?? { profile, environment, open: 0, idle: 0, waiting: 0, max: 0 };
+        s.open += pool.totalCount;
+        s.idle += pool.idleCount;
+        s.waiting += pool.waitingCount;
+        s.max += pool.options.max ?? 0;
+        byEnv.set(`${profile}/${environment}`, s);
+      }
+      return [...byEnv.values()];
+    },
     async end() {
       await Promise.all([...pools.values()].map((p) => p.end()));
       pools.clear();

@@ -8,3 +8,5 @@ export { testConnection } from './testConnection';
 export type { TestConnectionInput } from './testConnection';
 export { verifySync, verifyProgressQuery } from './verify';
 export type { VerifySyncInput, VerifyProgress } from './verify';
+// Each type's Worker Versioning behaviour (PINNED or AUTO_UPGRADE), set as this module loads.
+import './versioning';

@@ -1,0 +1,43 @@
+// OpenTelemetry traces: off unless the standard OTEL_* variables ask for them. On, spans go from
+// the CLI's workflow start (client interceptor) through the workflow (workflow interceptors, whose
+// spans leave the sandbox through a sink) and each activity to every SQL statement
+// (@opentelemetry/instrumentation-pg), plus the token exchange (src/telemetry/spans.ts).
+// OpenTelemetry JS v1, the line @temporalio/interceptors-opentelemetry 1.24 is built on.
+import { Resource, detectResourcesSync, envDetectorSync } from '@opentelemetry/resources';
+import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { activeTracing, setActiveTracing, tracingRequested } from './tracingSwitch';
+
+export interface Tracing {
+  resource: Resource;
+  spanProcessor: SpanProcessor;
+  /** Flushes what is buffered and stops exporting. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Installs the global tracer provider and the pg instrumentation, once per process. Call it before
+ * `pg` is loaded: the instrumentation patches the module as it is required.
+ */
+export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
+  const running = activeTracing();
+  if (running || !tracingRequested(env)) return running;
+  const version = (require('../../package.json') as { version: string }).version;
+  // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (the env detector) override our defaults.
+  const resource = Resource.default()
+    .merge(new Resource({ 'service.name': 'lakebase-worker', 'service.version': version }))
+    .merge(detectResourcesSync({ detectors: [envDetectorSync] }));
+  // The OTLP exporter reads its endpoint, headers and timeout from OTEL_EXPORTER_OTLP_* itself.
+  const exporter: SpanExporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'console' ? new ConsoleSpanExporter() : new OTLPTraceExporter();
+  const spanProcessor = new BatchSpanProcessor(exporter);
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
+  provider.register();
+  // Statement text only (parameters stay out: they may be row values), no connection password.
+  registerInstrumentations({ tracerProvider: provider, instrumentations: [new PgInstrumentation({ enhancedDatabaseReporting: false })] });
+  const tracing: Tracing = { resource, spanProcessor, shutdown: () => provider.shutdown() };
+  setActiveTracing(tracing);
+  return tracing;
+}
