@@ -26,6 +26,8 @@ export const NON_RETRYABLE_FAILURES = {
   branchExists: 'LakebaseBranchExists',
   /** Creating or deleting a branch needs CAN MANAGE on the project (HTTP 403). */
   branchPermission: 'LakebaseBranchPermissionDenied',
+  /** A cdc pipeline's replication slot is gone from the source (dropped behind the worker): its changes since are lost. */
+  cdcSlotMissing: 'LakebaseCdcSlotMissing',
 } as const;
 
 /** Worth another attempt (with backoff), or handled by the workflow itself. */
