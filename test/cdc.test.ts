@@ -8,6 +8,7 @@ import { createCredentialProvider } from '../src/auth/credentials';
 import { parseConfig } from '../src/config/load';
 import { relationChecksum } from '../src/db/checksum';
 import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
+import { LakebaseEmulator } from '../src/emulator';
 import { createLogger } from '../src/logger';
 import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
 import { freePort } from '../src/provision/postgres';
@@ -26,6 +27,8 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
   let pools: PoolRegistry;
   let cdc: CdcEngine;
   let ctx: CallContext;
+  let emu: LakebaseEmulator;
+  const PAT = `dapi${Math.random().toString(16).slice(2)}${Math.random().toString(16).slice(2)}`;
 
   const pipeline = (table: string, slot: string, more: Record<string, unknown> = {}) => ({
     source: { profile: 'local', environment: 'src', table },
@@ -78,11 +81,21 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
       CREATE TABLE shared_b (id int PRIMARY KEY, v text);
       INSERT INTO shared_a SELECT g, 'a' || g FROM generate_series(1, 50) g;
       INSERT INTO shared_b SELECT g, 'b' || g FROM generate_series(1, 50) g;
+      CREATE TABLE fronted (id int PRIMARY KEY, v text);
+      INSERT INTO fronted SELECT g, 'f' || g FROM generate_series(1, 100) g;
     `);
+    // The Lakebase emulator's Postgres front, logging in with a token (PAT) as a workspace user.
+    emu = await new LakebaseEmulator({ upstream: cluster.url, users: [{ email: 'alice@example.com', pats: [PAT] }] }).start();
     const env = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
     const config = parseConfig({
       temporal: { taskQueue: 'cdc-test' },
-      profiles: { local: { auth: { method: 'password', password: 'trust-auth-ignores-this' }, environments: { src: env('src'), tgt: env('tgt') } } },
+      profiles: {
+        local: { auth: { method: 'password', password: 'trust-auth-ignores-this' }, environments: { src: env('src'), tgt: env('tgt') } },
+        lakebase: {
+          auth: { method: 'pat', token: PAT },
+          environments: { src: { host: emu.postgres.host, port: emu.postgres.port, database: 'src', user: 'alice@example.com', ssl: { mode: 'disable' } } },
+        },
+      },
       pipelines: {
         mixed: pipeline('mixed', 'lbw_mixed'),
         keyed: pipeline('keyed', 'lbw_keyed'),
@@ -94,6 +107,7 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
         // Two pipelines of one slot: one reader applies for both.
         shared_a: pipeline('shared_a', 'lbw_shared'),
         shared_b: pipeline('shared_b', 'lbw_shared'),
+        fronted: { ...pipeline('fronted', 'lbw_fronted'), source: { profile: 'lakebase', environment: 'src', table: 'fronted' } },
       },
     });
     const logger = createLogger({ level: 'silent' });
@@ -111,6 +125,7 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
 
   after(async () => {
     await pools?.end();
+    await emu?.stop();
     await source?.end();
     await target?.end();
     await cluster?.stop();
@@ -259,6 +274,18 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
     assert.equal(last.slotDropped, true);
     const { rows } = await source.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = 'lbw_shared'`);
     assert.equal(rows[0].n, 0);
+  });
+
+  test("the emulator's Postgres front passes a replication connection through, logged in with a token", async () => {
+    const before = emu.logins.accepted;
+    await snapshot('fronted');
+    await source.query(`UPDATE fronted SET v = 'g' || id WHERE id % 2 = 0; DELETE FROM fronted WHERE id > 90`);
+    const p = await catchUp('fronted');
+    assert.equal(p.rowsApplied, 55, "45 updated rows and 10 deleted (5 of them updated first: collapsed)");
+    await same('fronted', ['id', 'v']);
+    assert.ok(emu.logins.accepted > before, `${emu.logins.accepted} logins through the front`);
+    const { rows } = await source.query(`SELECT count(*)::int AS n FROM pg_stat_replication WHERE application_name = 'lakebase-worker'`);
+    assert.equal(rows[0].n, 0, 'the replication connection is closed after the stream stops');
   });
 
   test('a slot dropped behind the worker is a non-retryable failure naming the slot', async () => {
