@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The worker's own Prometheus metrics (the Temporal SDK's runtime metrics have their own endpoint). */
 export function createMetrics() {
@@ -23,6 +23,10 @@ export function createMetrics() {
     }),
     tokenRequests: new Counter({ name: 'lakebase_token_requests_total', help: 'Token requests to Databricks (cache misses and refreshes)', labelNames: ['profile'], registers: [registry] }),
     authFailures: new Counter({ name: 'lakebase_auth_failures_total', help: 'Failed token requests by failure type', labelNames: ['type'], registers: [registry] }),
+    cdcRowsApplied: new Counter({ name: 'lakebase_cdc_rows_applied_total', help: 'Target rows written by cdc streams (after collapsing repeated changes to a key)', labelNames: ['slot'], registers: [registry] }),
+    cdcLagBytes: new Gauge({ name: 'lakebase_cdc_lag_bytes', help: 'Source WAL not yet applied to the targets of a cdc slot', labelNames: ['slot'], registers: [registry] }),
+    cdcLagSeconds: new Gauge({ name: 'lakebase_cdc_lag_seconds', help: 'Age of the source commit last applied while changes are outstanding (0 when caught up)', labelNames: ['slot'], registers: [registry] }),
+    cdcRetainedWalBytes: new Gauge({ name: 'lakebase_cdc_retained_wal_bytes', help: 'WAL the source keeps for a cdc replication slot (pg_replication_slots restart_lsn)', labelNames: ['slot'], registers: [registry] }),
     jobSteps: new Counter({ name: 'lakebase_job_steps_total', help: 'Job steps run, by outcome', labelNames: ['job', 'outcome'], registers: [registry] }),
   };
 }

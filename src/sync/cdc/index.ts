@@ -11,9 +11,10 @@ import { createSyncEngine } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
 import { configError } from '../errors';
 import { lsnBytes } from './lsn';
-import { streamChanges, type StreamPipeline, type StreamProgress } from './stream';
+import { streamChanges, type StreamPipeline } from './stream';
+import type { CdcJoin, CdcStatus, StreamProgress } from './types';
 
-export type { StreamProgress } from './stream';
+export type * from './types';
 export { compareLsn, lsnBytes } from './lsn';
 
 export interface CdcEngineDeps extends SyncEngineDeps {
@@ -21,39 +22,7 @@ export interface CdcEngineDeps extends SyncEngineDeps {
   replicationConfig: (profile: string, environment: string) => Promise<pg.ClientConfig>;
 }
 
-export interface CdcJoin {
-  pipeline: string;
-  slot: string;
-  publication: string;
-  phase: CdcState['phase'];
-  startLsn: string;
-  createdSlot: boolean;
-  createdPublication: boolean;
-}
 
-export interface CdcStatus {
-  pipeline: string;
-  slot: string;
-  publication: string;
-  /** not-started: the pipeline never joined its slot (or left it). */
-  phase: CdcState['phase'] | 'not-started';
-  slotExists: boolean;
-  slotActive: boolean;
-  startLsn: string | null;
-  /** Commit LSN of the last source transaction in the target. */
-  appliedLsn: string | null;
-  /** What the source was told is applied (the slot's confirmed_flush_lsn). */
-  confirmedLsn: string | null;
-  currentLsn: string | null;
-  lagBytes: number;
-  /** Now minus the commit time of the last applied transaction, while changes are outstanding; 0 when caught up. */
-  lagSeconds: number;
-  retainedWalBytes: number;
-  rowsApplied: number;
-  batches: number;
-  /** Retained WAL past the pipeline's limit, a missing slot. */
-  warnings: string[];
-}
 
 /** Slot and publication names: a slot name is [a-z0-9_], so the database name is folded into that. */
 export function defaultSlotName(database: string): string {

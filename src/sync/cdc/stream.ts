@@ -10,6 +10,7 @@ import { SyncError } from '../errors';
 import { NON_RETRYABLE_FAILURES } from '../../workflows/failureTypes';
 import { reconcileSchema } from '../schemaChanges';
 import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
+import type { StreamProgress } from './types';
 import { compareLsn, formatLsn, lsnValue, minLsn, normalizeLsn } from './lsn';
 
 /** One pipeline the reader applies for: its config and where its target stands. */
@@ -20,20 +21,6 @@ export interface StreamPipeline {
   source: { schema: string; table: string };
 }
 
-export interface StreamProgress {
-  /** Commit LSN of the last transaction applied to every target. */
-  appliedLsn: string | null;
-  /** The LSN confirmed to the source (WAL before it may be recycled). */
-  confirmedLsn: string | null;
-  /** The newest position the server reported. */
-  receivedLsn: string | null;
-  lastCommitTime: Date | null;
-  rowsApplied: number;
-  changesReceived: number;
-  batches: number;
-  /** Rows written per second over the last few seconds. */
-  rowsPerSecond: number;
-}
 
 export interface StreamOptions {
   slot: string;
@@ -202,7 +189,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     progress.rowsApplied += rows;
     progress.batches++;
     progress.appliedLsn = commit.lsn;
-    progress.lastCommitTime = commit.time;
+    progress.lastCommitTime = commit.time.toISOString();
     const now = Date.now();
     rates.push({ at: now, rows: progress.rowsApplied });
     while (rates.length > 2 && now - rates[0]!.at > 5_000) rates.shift();
@@ -343,7 +330,9 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         if (confirmed) await sendFlushed(confirmed, true);
       }).catch(fail);
     }, Math.max(100, Math.min(1_000, o.batchMs)));
-    ctx.signal?.addEventListener('abort', () => void serial(async () => (lastCommit && !inTransaction ? flushNow() : undefined)).then(() => finish(), fail), { once: true });
+    const onAbort = () => void serial(async () => (lastCommit && !inTransaction ? flushNow() : undefined)).then(() => finish(), fail);
+    if (ctx.signal?.aborted) onAbort();
+    else ctx.signal?.addEventListener('abort', onAbort, { once: true });
     service
       .subscribe(new TextPgoutput({ protoVersion: 1, publicationNames: [o.publication] }), o.slot)
       .then(
