@@ -2,6 +2,7 @@
 // Nothing imports this file; bin/lakebase-worker.js loads it.
 import { Command } from 'commander';
 import { registerAdmin } from './admin';
+import { registerCdc } from './cdc';
 import { registerEmulator } from './emulator';
 import { registerJob } from './job';
 import { formatError, installWarningPrinter } from './output';
@@ -18,6 +19,7 @@ const program = new Command()
 registerWorker(program);
 registerSync(program);
 registerVerify(program);
+registerCdc(program);
 registerSchedule(program);
 registerEmulator(program);
 registerJob(program);

@@ -8,3 +8,5 @@ export { testConnection } from './testConnection';
 export type { TestConnectionInput } from './testConnection';
 export { verifySync, verifyProgressQuery } from './verify';
 export type { VerifySyncInput, VerifyProgress } from './verify';
+export { cdcStream, cdcProgressQuery, cdcJoinSignal, cdcStopSignal } from './cdcStream';
+export type { CdcStreamInput, CdcProgress, CdcStopRequest } from './cdcStream';

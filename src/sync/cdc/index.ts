@@ -1,7 +1,6 @@
 // Continuous sync by logical replication: the slot and publication, the initial load (the ordinary
 // partitioned engine, after the slot exists), and the stream applied in batches. No Temporal here.
 import type pg from 'pg';
-import { lookupEnvironment, lookupPipeline } from '../../config/lookup';
 import type { Config, PipelineConfig } from '../../config/schema';
 import {
   addToPublicationSql, createPublicationSql, currentLsnSql, deleteCdcState, dropSlot, ensureCdcStateTable, ensureSlot, insertCdcState,
@@ -11,11 +10,13 @@ import { createSyncEngine } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
 import { configError } from '../errors';
 import { lsnBytes } from './lsn';
+import { cdcPipeline, slotGroup, slotNames } from './names';
 import { streamChanges, type StreamPipeline } from './stream';
 import type { CdcJoin, CdcStatus, StreamProgress } from './types';
 
 export type * from './types';
 export { compareLsn, lsnBytes } from './lsn';
+export { defaultSlotName, slotGroup, slotNames } from './names';
 
 export interface CdcEngineDeps extends SyncEngineDeps {
   /** Settings for a replication connection to an environment, logging in like the pools do (token or password, SSL). */
@@ -23,17 +24,6 @@ export interface CdcEngineDeps extends SyncEngineDeps {
 }
 
 
-
-/** Slot and publication names: a slot name is [a-z0-9_], so the database name is folded into that. */
-export function defaultSlotName(database: string): string {
-  return `lbw_${database.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
-}
-
-const cdcPipeline = (config: Config, name: string): PipelineConfig => {
-  const p = lookupPipeline(config, name);
-  if (p.mode !== 'cdc') throw configError(`pipelines.${name}: mode is ${p.mode}; cdc commands need mode: cdc`);
-  return p;
-};
 
 export function createCdcEngine(deps: CdcEngineDeps) {
   const { config } = deps;
@@ -46,21 +36,8 @@ export function createCdcEngine(deps: CdcEngineDeps) {
   };
   const load = createSyncEngine({ ...deps, config: loadConfig });
 
-  function names(name: string): { slot: string; publication: string } {
-    const p = cdcPipeline(config, name);
-    const db = lookupEnvironment(config, p.source.profile, p.source.environment).database;
-    const fallback = defaultSlotName(db);
-    return { slot: p.cdc.slot ?? fallback, publication: p.cdc.publication ?? fallback };
-  }
-
-  /** The cdc pipelines reading the same slot: one reader applies for all of them. */
-  function group(name: string): string[] {
-    const { slot } = names(name);
-    const p = cdcPipeline(config, name);
-    return Object.entries(config.pipelines)
-      .filter(([n, q]) => q.mode === 'cdc' && q.source.profile === p.source.profile && q.source.environment === p.source.environment && names(n).slot === slot)
-      .map(([n]) => n);
-  }
+  const names = (name: string) => slotNames(config, name);
+  const group = (name: string) => slotGroup(config, name);
 
   async function sourceTable(s: pg.ClientBase, name: string, p: PipelineConfig) {
     const t = await qualifiedSourceTable(s, p.source.table!);
