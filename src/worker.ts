@@ -1,13 +1,7 @@
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundlePath } from '@temporalio/worker';
-import { cacheDir } from './provision/temporal';
-import { dataConverterFor, explainTemporalConnectError, FAILURE_CONVERTER_PATH, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
 import type { Server } from 'node:http';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
 import { ConfigError } from './config/load';
-import type { LogLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/common';
 import { createActivities, type ActivityDeps, type JobFunction, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
 import { loadSealingKeys, type SealingKey } from './auth/sealed';
@@ -16,96 +10,12 @@ import { createPoolRegistry, type PoolRegistry } from './db/pools';
 import type { Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { createOpsServer, type Readiness } from './ops';
+import { installRuntimeLogger } from './runtimeLogger';
+import { workflowBundle } from './workflowBundle';
 
-/** Routes the SDK's and Core's logs into our pino logger (once per process, before any connection). */
-export function installRuntimeLogger(logger: Logger, sdkMetricsAddress?: string): void {
-  const child = logger.child({ component: 'temporal' });
-  const level = (l: LogLevel) => (l === 'TRACE' ? 'trace' : l === 'DEBUG' ? 'debug' : l === 'WARN' ? 'warn' : l === 'ERROR' ? 'error' : 'info');
-  const temporalLogger: TemporalLogger = {
-    log: (l: LogLevel, message: string, meta?: LogMetadata) => child[level(l)](meta ?? {}, message),
-    trace: (m, meta) => child.trace(meta ?? {}, m),
-    debug: (m, meta) => child.debug(meta ?? {}, m),
-    info: (m, meta) => child.info(meta ?? {}, m),
-    warn: (m, meta) => child.warn(meta ?? {}, m),
-    error: (m, meta) => child.error(meta ?? {}, m),
-  };
-  Runtime.install({
-    logger: temporalLogger,
-    telemetryOptions: {
-      logging: { forward: {}, filter: 'WARN' },
-      ...(sdkMetricsAddress && { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } }),
-    },
-  });
-}
-
-const WORKFLOWS_DIR = path.join(__dirname, 'workflows');
-
-/** Identifies the workflow code: its sources, the types they import, and the SDK version. */
-function bundleHash(): string {
-  const h = createHash('sha256');
-  // .ts from the sources, .js from dist/ (the compiled CLI).
-  const files = [...readdirSync(WORKFLOWS_DIR).map((f) => path.join(WORKFLOWS_DIR, f)), path.join(__dirname, 'activities', `types${path.extname(__filename)}`)].sort();
-  for (const f of files) h.update(f).update(readFileSync(f));
-  h.update((require('@temporalio/workflow/package.json') as { version: string }).version);
-  return h.digest('hex').slice(0, 16);
-}
-
-/**
- * Bundles the workflow code into `file` (webpack). The CLI's `bundle` command runs this in its own
- * process. `encodeFailures` bakes in the failure converter that encrypts messages and stacks (for
- * `temporal.encryptPayloads`); workflow-side failures are encoded inside the bundle.
- */
-export async function writeWorkflowBundle(file: string, encodeFailures = false): Promise<void> {
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('./workflows'),
-    logger: quietBundlerLogger,
-    ...(encodeFailures && { failureConverterPath: FAILURE_CONVERTER_PATH }),
-  });
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(`${file}.${process.pid}.tmp`, code);
-  renameSync(`${file}.${process.pid}.tmp`, file);
-}
-
-/** Where this code version's bundle lives in the cache (one file per failure-converter variant). */
-export function cachedBundlePath(encodeFailures = false): string {
-  const variant = encodeFailures ? `-encoded-failures-${createHash('sha256').update(readFileSync(FAILURE_CONVERTER_PATH)).digest('hex').slice(0, 8)}` : '';
-  return path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}${variant}.js`);
-}
-
-const bundles = new Map<boolean, Promise<WorkflowBundlePath>>();
-/**
- * Workflow code, bundled once per code version into the cache directory. Bundling runs in a child
- * process: webpack's memory (~100 MB) then never enters the long-lived worker.
- */
-export function workflowBundle(encodeFailures = false): Promise<WorkflowBundlePath> {
-  let bundle = bundles.get(encodeFailures);
-  if (!bundle) {
-    bundle = (async () => {
-      const file = cachedBundlePath(encodeFailures);
-      if (!existsSync(file)) {
-        const cli = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
-        const built = await new Promise<boolean>((resolve) => {
-          // The child bundles the same code this process runs (the cache key is computed from it): the
-          // sources when we run from them, dist/ when we run compiled, whatever changed since.
-          const env = { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: path.extname(__filename) === '.ts' ? '1' : '0' };
-          execFile(process.execPath, [cli, 'bundle', '--out', file, ...(encodeFailures ? ['--encode-failures'] : [])], { env }, (err) => resolve(!err));
-        });
-        if (!built) await writeWorkflowBundle(file, encodeFailures); // e.g. no permission to spawn: do it here
-      }
-      return { codePath: file };
-    })();
-    bundles.set(encodeFailures, bundle);
-  }
-  return bundle;
-}
-const quietBundlerLogger: TemporalLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (m, meta) => console.warn(m, meta ?? ''),
-  error: (m, meta) => console.error(m, meta ?? ''),
-};
+// Kept importable from here (tests, the CLI's `bundle` command): the worker's entry points.
+export { installRuntimeLogger } from './runtimeLogger';
+export { cachedBundlePath, workflowBundle, writeWorkflowBundle } from './workflowBundle';
 
 export interface DepsOptions {
   config: Config;

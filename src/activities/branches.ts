@@ -5,7 +5,8 @@ import { createPostgresApi, isReadWrite, PostgresApiError, READ_WRITE, waitForOp
 import { branchRequestProblems, ttlSeconds } from '../config/branches';
 import { lookupEnvironment, lookupJob } from '../config/lookup';
 import type { Config } from '../config/schema';
-import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../workflows/failureTypes';
+import { NON_RETRYABLE_FAILURES } from '../failureTypes';
+import { runActivity } from './adapter';
 import { activityContext } from './context';
 import { configFailure, toActivityFailure } from './failures';
 import { sessionOf } from './sync';
@@ -21,31 +22,6 @@ export interface BranchDeps {
 
 /** Kept unless a run asks otherwise: long enough for an approval wait (24 h by default) and a look at the result. */
 const DEFAULT_TTL_SECONDS = 7 * 86_400;
-
-/**
- * Typed failures for Postgres API answers: a missing branch, a taken name and a 403 fail at once
- * with the fix; 429, 5xx and no answer are retried (Retry-After honoured).
- */
-function branchFailure(err: unknown, what: string, project: string): ApplicationFailure {
-  if (!(err instanceof PostgresApiError)) return toActivityFailure(err, what);
-  const code = err.errorCode ?? '';
-  const fail = (type: string, fix: string) => ApplicationFailure.create({ type, nonRetryable: true, message: `${what}: ${err.message}; ${fix}` });
-  if (err.status === 403 || code === 'PERMISSION_DENIED')
-    return fail(NON_RETRYABLE_FAILURES.branchPermission, `creating and deleting branches needs CAN MANAGE on project ${project} (Lakebase console → project → Permissions); reading them needs CAN USE`);
-  if (err.status === 404 || code === 'NOT_FOUND' || code === 'RESOURCE_DOES_NOT_EXIST')
-    return fail(NON_RETRYABLE_FAILURES.branchNotFound, `check the project and branch names (Lakebase console → project → Branches)`);
-  if (err.status === 409 || code === 'ALREADY_EXISTS' || code === 'RESOURCE_ALREADY_EXISTS')
-    return fail(NON_RETRYABLE_FAILURES.branchExists, 'pick another --branch name, or drop --create-branch to run against the existing branch as it is');
-  if (err.status === 400 || code === 'INVALID_PARAMETER_VALUE' || code === 'INVALID_STATE')
-    return ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.config, nonRetryable: true, message: `${what}: ${err.message}` });
-  // 429, 5xx, 401 (token refreshed below), no answer, an operation that failed inside Lakebase: try again.
-  return ApplicationFailure.create({
-    type: RETRYABLE_FAILURES.tokenEndpointUnavailable,
-    nonRetryable: false,
-    message: `${what}: ${err.message}; retrying`,
-    nextRetryDelay: err.retryAfter !== undefined ? err.retryAfter * 1000 : undefined,
-  });
-}
 
 /**
  * Branch runs: a job tried on a copy of its environment's branch. The branch is created from the
@@ -118,7 +94,16 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
     const name = `projects/${t.project}/branches/${input.branch.name}`;
     const parent = `projects/${t.project}/branches/${t.parentId}`;
     const what = `branch ${name}`;
-    try {
+    return runActivity({ statement: what, branchProject: t.project }, async () => {
+      try {
+        return await createOrFind();
+      } catch (err) {
+        if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys));
+        throw err;
+      }
+    });
+
+    async function createOrFind(): Promise<RunBranchInfo> {
       if (!input.branch.create) {
         if (!(await api.getBranch(name)))
           throw ApplicationFailure.create({
@@ -160,10 +145,6 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
       const endpoint = await readWriteEndpoint(api, name, true, t.endpointId);
       const b = await api.getBranch(name);
       return { branch: input.branch.name, project: t.project, parent, endpoint, created: true, adopted, expireTime: b?.status?.expire_time };
-    } catch (err) {
-      if (err instanceof ApplicationFailure) throw err;
-      if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys));
-      throw branchFailure(err, what, t.project);
     }
   }
 
@@ -173,15 +154,17 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
     if (input.branch === t.parentId) throw configFailure(`refusing to delete ${input.branch}: it is environment ${t.envName}'s own branch`);
     const api = await apiFor(t.profile, t.envName, input.auth);
     const name = `projects/${t.project}/branches/${input.branch}`;
-    try {
-      const op = await api.deleteBranch(name);
-      if (!op) return { deleted: true, alreadyGone: true };
-      await waitForOperation(api, op, { timeoutMs: branchOperationTimeoutMs, onPoll: () => beat({ branch: name, deleting: true }) });
-      return { deleted: true, alreadyGone: false };
-    } catch (err) {
-      if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys));
-      throw branchFailure(err, `deleting branch ${name}`, t.project);
-    }
+    return runActivity({ statement: `deleting branch ${name}`, branchProject: t.project }, async () => {
+      try {
+        const op = await api.deleteBranch(name);
+        if (!op) return { deleted: true, alreadyGone: true };
+        await waitForOperation(api, op, { timeoutMs: branchOperationTimeoutMs, onPoll: () => beat({ branch: name, deleting: true }) });
+        return { deleted: true, alreadyGone: false };
+      } catch (err) {
+        if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys));
+        throw err;
+      }
+    });
   }
 
   return { prepareRunBranch, deleteRunBranch };

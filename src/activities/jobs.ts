@@ -10,10 +10,11 @@ import type { PoolRegistry } from '../db/pools';
 import type { SealingKey } from '../auth/sealed';
 import type { Metrics } from '../metrics';
 import { activityContext } from './context';
+import { runActivity } from './adapter';
 import { configFailure, toActivityFailure } from './failures';
-import { NON_RETRYABLE_FAILURES } from '../workflows/failureTypes';
+import { NON_RETRYABLE_FAILURES } from '../failureTypes';
 import { sessionOf } from './sync';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { JobPlan, JobUnit, PlanJobInput, RunBranchTarget, RunJobUnitInput, StepOutput } from './types';
 
 /** A TypeScript job step registered with the worker: gets parameters, earlier outputs and a query function. */
@@ -105,28 +106,35 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     const plan: JobPlan = { job: name, description: job.description, profile: job.profile, environment: env, params: bound, units: units(job), approval: job.approval, ...(branch && { branch: branch.name }) };
     if (!dryRun) return plan;
     const client = await pools.connect(job.profile, connectAs(job, env, branch), sessionOf(auth, sealingKeys));
-    try {
-      const explain: { step: string; plan: string }[] = [];
-      await withTransaction(
-        client,
-        async (tx) => {
-          tx.rollbackOnly();
-          for (const s of job.steps.filter((x) => (x.kind === 'read' || x.kind === 'write') && x.sql)) {
-            // Outputs of earlier steps do not exist yet in a dry run: they are bound as NULL.
-            const { text, names } = compileNamedParams(s.sql!);
-            const values = names.map((n) => (n.includes('.') ? null : (bound[n] ?? null)));
-            explain.push({ step: s.name, plan: await explainStatement(client, text, values) });
-          }
-        },
-        'BEGIN READ ONLY',
-      );
-      plan.explain = explain;
-      client.release();
-    } catch (err) {
-      client.release(true);
-      throw toActivityFailure(err, `dry run of job ${name}`);
-    }
-    return plan;
+    return runActivity({ statement: `dry run of job ${name}` }, async () => {
+      try {
+        plan.explain = await explainSteps(client, job, bound);
+        client.release();
+      } catch (err) {
+        client.release(true);
+        throw err;
+      }
+      return plan;
+    });
+  }
+
+  /** A dry run's EXPLAIN of every read and write step, in a transaction that only rolls back. */
+  async function explainSteps(client: pg.PoolClient, job: JobConfig, bound: Record<string, string | null>): Promise<{ step: string; plan: string }[]> {
+    const explain: { step: string; plan: string }[] = [];
+    await withTransaction(
+      client,
+      async (tx) => {
+        tx.rollbackOnly();
+        for (const s of job.steps.filter((x) => (x.kind === 'read' || x.kind === 'write') && x.sql)) {
+          // Outputs of earlier steps do not exist yet in a dry run: they are bound as NULL.
+          const { text, names } = compileNamedParams(s.sql!);
+          const values = names.map((n) => (n.includes('.') ? null : (bound[n] ?? null)));
+          explain.push({ step: s.name, plan: await explainStatement(client, text, values) });
+        }
+      },
+      'BEGIN READ ONLY',
+    );
+    return explain;
   }
 
   async function runStep(client: pg.PoolClient, jobName: string, s: JobStepConfig, input: RunJobUnitInput, outputs: Record<string, Record<string, string | null>>): Promise<StepOutput> {
@@ -172,7 +180,12 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     const onCancel = () => void cancelBackend(pools.get(job.profile, environment, sessionOf(input.auth, sealingKeys)), backendPid).catch(() => undefined);
     ctx?.cancellationSignal.addEventListener('abort', onCancel);
     let current = steps[0]!.name;
-    try {
+    // Reported as a cancellation (not a failure) once the signal fired, so the workflow ends CANCELLED.
+    const label = () => ({
+      statement: `job ${input.job}, step ${current}${input.transaction ? ` (transaction ${input.transaction} rolled back)` : ''}`,
+      cancelled: { message: `job ${input.job} cancelled during step ${current}; it was rolled back`, when: 'signal' as const },
+    });
+    const runSteps = async (): Promise<StepOutput[]> => {
       const outputs = { ...input.outputs };
       const results: StepOutput[] = [];
       const all = async () => {
@@ -187,12 +200,17 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       client.release();
       metrics?.jobSteps.inc({ job: input.job, outcome: 'ok' }, results.length);
       return results;
-    } catch (err) {
-      client.release(true);
-      metrics?.jobSteps.inc({ job: input.job, outcome: 'failed' });
-      // Reported as a cancellation (not a failure), so the workflow ends CANCELLED.
-      if (ctx?.cancellationSignal.aborted) throw new CancelledFailure(`job ${input.job} cancelled during step ${current}; it was rolled back`);
-      throw toActivityFailure(err, `job ${input.job}, step ${current}${input.transaction ? ` (transaction ${input.transaction} rolled back)` : ''}`);
+    };
+    try {
+      return await runActivity(label, async () => {
+        try {
+          return await runSteps();
+        } catch (err) {
+          client.release(true);
+          metrics?.jobSteps.inc({ job: input.job, outcome: 'failed' });
+          throw err;
+        }
+      });
     } finally {
       clearInterval(beat);
       ctx?.cancellationSignal.removeEventListener('abort', onCancel);

@@ -1,4 +1,3 @@
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { CredentialProvider, Session } from '../auth/credentials';
 import { unseal, type SealingKey } from '../auth/sealed';
 import { lookupGroup } from '../config/lookup';
@@ -8,7 +7,7 @@ import type { PoolRegistry } from '../db/pools';
 import type { Metrics } from '../metrics';
 import { createSyncEngine, type CallContext, type ConnectionBudget, type DeleteBucketInput, type DeletesInput, type VerifyBucketInput, type VerifyInput } from '../sync';
 import { activityContext } from './context';
-import { toActivityFailure } from './failures';
+import { runActivity } from './adapter';
 import type {
   ChunkResult,
   DeleteBucketResult,
@@ -63,39 +62,31 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
   }
 
   async function planSync(input: PlanSyncInput): Promise<SyncPlan> {
-    try {
-      return await engine.plan(callContext(input.auth), input);
-    } catch (err) {
-      throw toActivityFailure(err, `planSync(${input.pipeline})`);
-    }
+    return runActivity({ statement: `planSync(${input.pipeline})` }, () => engine.plan(callContext(input.auth), input));
   }
 
   /** One chunk: up to batchRows rows after `after` (in `partition`, for partitioned runs), committed with its cursor. */
   async function syncChunk(input: SyncChunkInput): Promise<ChunkResult> {
     const { pipeline } = input;
     const timer = metrics?.chunkSeconds.startTimer({ pipeline });
-    try {
+    const label = {
+      statement: `syncChunk(${pipeline}) into ${config.pipelines[pipeline]?.target.table ?? '?'}`,
+      configPath: `pipelines.${pipeline}`,
+      cancelled: { message: `syncChunk(${pipeline}) cancelled; the chunk was rolled back`, when: 'abort' as const },
+    };
+    return runActivity(label, async () => {
       const result = await engine.chunk(callContext(input.auth, { after: input.after, partition: input.partition }), input);
       timer?.();
       metrics?.rowsCopied.inc({ pipeline }, result.rowsCopied);
       metrics?.rowsWritten.inc({ pipeline }, result.rowsWritten);
       activityContext()?.heartbeat({ rows: result.rowsCopied, bytes: result.bytes, committed: result.cursor, partition: input.partition });
       return result;
-    } catch (err) {
-      if ((err as Error).name === 'RowTransformError')
-        throw ApplicationFailure.create({ type: 'LakebaseConfigError', nonRetryable: true, message: `pipelines.${pipeline}: ${(err as Error).message}` });
-      if ((err as Error).name === 'AbortError') throw new CancelledFailure(`syncChunk(${pipeline}) cancelled; the chunk was rolled back`);
-      throw toActivityFailure(err, `syncChunk(${pipeline}) into ${config.pipelines[pipeline]?.target.table ?? '?'}`);
-    }
+    });
   }
 
   /** Ends a run: a full refresh swaps its loaded table in (one transaction); incremental runs keep their cursor. */
   async function finishSync(input: FinishSyncInput): Promise<FinishResult> {
-    try {
-      return await engine.finish(callContext(input.auth), input);
-    } catch (err) {
-      throw toActivityFailure(err, `finishSync(${input.pipeline}) on ${config.pipelines[input.pipeline]?.target.table ?? '?'}`);
-    }
+    return runActivity({ statement: `finishSync(${input.pipeline}) on ${config.pipelines[input.pipeline]?.target.table ?? '?'}` }, () => engine.finish(callContext(input.auth), input));
   }
 
   /**
@@ -118,54 +109,43 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
 
   /** The run's delete-detection buckets (made once per run, kept in the state schema). */
   async function planDeletes(input: DeletesInput & { auth?: JobAuth }): Promise<DeletePlan> {
-    try {
-      return await withHeartbeats({ phase: 'plan deletes' }, () => engine.planDeletes(callContext(input.auth), input));
-    } catch (err) {
-      throw toActivityFailure(err, `planDeletes(${input.pipeline})`);
-    }
+    return runActivity({ statement: `planDeletes(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan deletes' }, () => engine.planDeletes(callContext(input.auth), input)));
   }
 
   /** One bucket of delete detection: its deletes (or marks) commit with the bucket's done flag. */
   async function deleteBucket(input: DeleteBucketInput & { auth?: JobAuth }): Promise<DeleteBucketResult> {
     const { pipeline, bucket } = input;
-    try {
+    const label = {
+      statement: `deleteBucket(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`,
+      cancelled: { message: `deleteBucket(${pipeline}) cancelled; the bucket was rolled back`, when: 'abort' as const },
+    };
+    return runActivity(label, async () => {
       const result = await withHeartbeats({ phase: 'deletes', bucket }, () => engine.deleteBucket(callContext(input.auth, { bucket }), input));
       if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsDeleted);
       return result;
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') throw new CancelledFailure(`deleteBucket(${pipeline}) cancelled; the bucket was rolled back`);
-      throw toActivityFailure(err, `deleteBucket(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`);
-    }
+    });
   }
 
   async function planVerify(input: VerifyInput & { mode?: VerifyPlan['mode']; auth?: JobAuth }): Promise<VerifyPlan> {
-    try {
-      return await withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input.auth), input));
-    } catch (err) {
-      throw toActivityFailure(err, `planVerify(${input.pipeline})`);
-    }
+    return runActivity({ statement: `planVerify(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input.auth), input)));
   }
 
   /** One bucket of a verify; reads only. Mismatches are counted in lakebase_verify_mismatches_total. */
   async function verifyBucket(input: VerifyBucketInput & { auth?: JobAuth }): Promise<VerifyBucketResult> {
     const { pipeline } = input;
-    try {
+    const label = { statement: `verifyBucket(${pipeline})`, cancelled: { message: `verifyBucket(${pipeline}) cancelled`, when: 'abort' as const } };
+    return runActivity(label, async () => {
       const result = await withHeartbeats({ phase: 'verify', range: input.range }, () => engine.verifyBucket(callContext(input.auth), input));
       metrics?.verifyMismatches.inc({ pipeline }, result.mismatches);
       return result;
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') throw new CancelledFailure(`verifyBucket(${pipeline}) cancelled`);
-      throw toActivityFailure(err, `verifyBucket(${pipeline})`);
-    }
+    });
   }
 
   async function planGroup({ group }: { group: string }): Promise<GroupPlan> {
-    try {
+    return runActivity({ statement: `planGroup(${group})` }, async () => {
       const g = lookupGroup(config, group);
       return { group, pipelines: g.pipelines, parallelism: g.parallelism };
-    } catch (err) {
-      throw toActivityFailure(err, `planGroup(${group})`);
-    }
+    });
   }
 
   return { planSync, syncChunk, finishSync, planDeletes, deleteBucket, planVerify, verifyBucket, planGroup };

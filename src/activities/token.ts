@@ -1,7 +1,7 @@
 import type { CredentialProvider } from '../auth/credentials';
 import type { SealingKey } from '../auth/sealed';
 import { lookupEnvironment } from '../config/lookup';
-import { toActivityFailure } from './failures';
+import { runActivity } from './adapter';
 import { sessionOf } from './sync';
 import type { AcquireTokenInput, LakebaseTokenInfo } from './types';
 import type { Config } from '../config/schema';
@@ -18,7 +18,7 @@ export function createTokenActivities({ config, credentials, sealingKeys }: Toke
    * only. SQL activities on this worker then log in without a token request of their own.
    */
   async function acquireLakebaseToken({ profile, environment, auth }: AcquireTokenInput): Promise<LakebaseTokenInfo> {
-    try {
+    return runActivity({ statement: `acquireLakebaseToken(${profile}/${environment})` }, async () => {
       lookupEnvironment(config, profile, environment);
       const t = await credentials.acquire(profile, environment, sessionOf(auth, sealingKeys));
       return {
@@ -29,9 +29,7 @@ export function createTokenActivities({ config, credentials, sealingKeys }: Toke
         fingerprint: t.fingerprint,
         workerTokenRequests: credentials.cache.fetches,
       };
-    } catch (err) {
-      throw toActivityFailure(err, `acquireLakebaseToken(${profile}/${environment})`);
-    }
+    });
   }
   return { acquireLakebaseToken };
 }

@@ -3,13 +3,9 @@
  * the documented resolution (see docs/errors.md).
  */
 
-export type AuthFailureType =
-  | 'LakebaseTokenExpired'
-  | 'LakebaseStaticTokenExpired'
-  | 'LakebaseTokenInvalid'
-  | 'LakebaseIdpTokenMissing'
-  | 'LakebaseAuthConfigError'
-  | 'LakebaseTokenEndpointUnavailable';
+import type { AuthFailureType } from '../failureTypes';
+
+export type { AuthFailureType };
 
 export const TOKEN_EXPIRED_MESSAGE = 'Failed to process token: TOKEN_EXPIRED';
 export const TOKEN_INVALID_MESSAGE = 'Failed to process token: TOKEN_INVALID (Ensure a valid federation policy has been configured)';

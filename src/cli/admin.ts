@@ -1,7 +1,7 @@
 // `setup`, `status`, `list`, `test-connection`: looking at and preparing what runs.
 import type { Command } from 'commander';
 import type { ConnectionReport } from '../db/diagnose';
-import { clientApi, credentials, diagnose } from './lazy';
+import { connectionClient, credentials, diagnose, runsClient } from './lazy';
 import { createLogger } from '../logger';
 import { formatRunList, formatRunStatus, print } from './output';
 import { idpTokenFrom, loadConfig, positive, withClient, withConfigOption, type ConfigOption } from './shared';
@@ -20,7 +20,7 @@ export function registerAdmin(program: Command): void {
     const idpToken = idpTokenFrom(opts);
     let report: ConnectionReport;
     if (opts.viaWorker) {
-      report = await withClient(config, (client) => clientApi().testConnectionViaWorker(client, { profile: opts.profile, environment: opts.env, taskQueue: config.temporal.taskQueue, idpToken }));
+      report = await withClient(config, (client) => connectionClient().testConnectionViaWorker(client, { profile: opts.profile, environment: opts.env, taskQueue: config.temporal.taskQueue, idpToken }));
     } else {
       const logger = createLogger({ level: 'warn' });
       report = await diagnose().diagnoseConnection({ config, credentials: credentials().createCredentialProvider({ config, logger }), profile: opts.profile, environment: opts.env, session: idpToken ? { idpToken } : undefined });
@@ -34,7 +34,7 @@ export function registerAdmin(program: Command): void {
       .command('status')
       .description('show the state and progress of a sync or job workflow')
       .argument('<workflowId>', 'workflow id, e.g. sync:orders-to-reporting:2026-11-24T10:00:00.000Z'),
-  ).action((workflowId: string, opts: ConfigOption) => withClient(loadConfig(opts), async (client) => formatRunStatus(await clientApi().runStatus(client, workflowId)).forEach((l) => print(l))));
+  ).action((workflowId: string, opts: ConfigOption) => withClient(loadConfig(opts), async (client) => formatRunStatus(await runsClient().runStatus(client, workflowId)).forEach((l) => print(l))));
 
   withConfigOption(
     program
@@ -46,14 +46,14 @@ export function registerAdmin(program: Command): void {
       .option('--status <status>', 'Running, Completed, Failed, …')
       .option('-n, --limit <n>', 'at most this many', positive, 20),
   ).action((opts: ConfigOption & { pipeline?: string; job?: string; env?: string; status?: string; limit: number }) =>
-    withClient(loadConfig(opts), async (client) => formatRunList(await clientApi().listRuns(client, { ...opts, environment: opts.env })).forEach((l) => print(l))),
+    withClient(loadConfig(opts), async (client) => formatRunList(await runsClient().listRuns(client, { ...opts, environment: opts.env })).forEach((l) => print(l))),
   );
 
   withConfigOption(program.command('setup').description("register lakebase-worker's search attributes on the Temporal namespace (once per cluster)")).action(
     (opts: ConfigOption) => {
       const config = loadConfig(opts);
       return withClient(config, async (client) => {
-        const added = await clientApi().setupSearchAttributes(client);
+        const added = await connectionClient().setupSearchAttributes(client);
         print(added.length ? `registered ${added.join(', ')}` : 'search attributes already registered');
       });
     },

@@ -1,7 +1,7 @@
 // `job run | approve | reject | cancel`
 import type { Command } from 'commander';
 import os from 'node:os';
-import { clientApi, temporalClient } from './lazy';
+import { jobsClient, runsClient, temporalClient } from './lazy';
 import { bindJobParams, parseParamArgs } from '../config/jobParams';
 import { ConfigError } from '../config/load';
 import { branchRequestProblems } from '../config/branches';
@@ -44,7 +44,7 @@ export function registerJob(program: Command): void {
     bindJobParams(opts.job, j, params);
     const idpToken = idpTokenFrom(opts);
     return withClient(config, async (client) => {
-      const handle = await clientApi().startJob(client, { job: opts.job, params, environment: opts.env, dryRun: opts.dryRun, taskQueue: config.temporal.taskQueue, config, idpToken, branch }).catch((err: unknown) => {
+      const handle = await jobsClient().startJob(client, { job: opts.job, params, environment: opts.env, dryRun: opts.dryRun, taskQueue: config.temporal.taskQueue, config, idpToken, branch }).catch((err: unknown) => {
         if (err instanceof temporalClient().WorkflowExecutionAlreadyStartedError)
           throw new ConfigError([`job "${opts.job}" with these parameters is already running as ${err.workflowId}; wait for it or cancel it (job cancel ${err.workflowId})`]);
         throw err;
@@ -69,13 +69,13 @@ export function registerJob(program: Command): void {
         .option('--reason <text>', 'why (reject)'),
     ).action((id: string, opts: ConfigOption & { by: string; reason?: string }) =>
       withClient(loadConfig(opts), async (client) => {
-        if (name === 'approve') print((await clientApi().approveJob(client, id, opts.by)).approved ? `${id}: approved by ${opts.by}` : `${id}: not approved`);
+        if (name === 'approve') print((await jobsClient().approveJob(client, id, opts.by)).approved ? `${id}: approved by ${opts.by}` : `${id}: not approved`);
         if (name === 'reject') {
-          await clientApi().rejectJob(client, id, opts.by, opts.reason);
+          await jobsClient().rejectJob(client, id, opts.by, opts.reason);
           print(`${id}: rejected`);
         }
         if (name === 'cancel') {
-          await clientApi().cancelWorkflow(client, id);
+          await runsClient().cancelWorkflow(client, id);
           print(`${id}: cancellation requested`);
         }
       }),

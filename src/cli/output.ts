@@ -2,7 +2,7 @@
 import type { ScheduleSummary } from '@temporalio/client';
 import { ConfigError } from '../config/load';
 import { JobParamError } from '../config/jobParams';
-import type { RunStatus } from '../client';
+import type { RunStatus } from '../client/runs';
 import { formatProgress } from '../progress';
 import { temporalClient, temporalConnection } from './lazy';
 import type { JobProgress, SyncProgress } from '../workflows';

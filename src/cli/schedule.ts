@@ -1,8 +1,8 @@
 // `schedule create | list | describe | pause | unpause | trigger | delete | backfill`
 import type { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
-import type { ScheduleAction } from '../client';
-import { clientApi, temporalClient } from './lazy';
+import type { ScheduleAction } from '../client/schedules';
+import { schedulesClient, temporalClient } from './lazy';
 import { ConfigError } from '../config/load';
 import { formatScheduleList, print } from './output';
 import { loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
@@ -38,22 +38,22 @@ export function registerSchedule(program: Command): void {
     const overlap = overlapPolicy(opts.overlap);
     if (!overlap) throw new ConfigError([`--overlap: expected one of ${Object.keys(OVERLAP_NAMES).join(', ')}, got "${opts.overlap}"`]);
     return withClient(config, async (client) => {
-      const { createSyncSchedule, describeSchedule } = clientApi();
+      const { createSyncSchedule, describeSchedule } = schedulesClient();
       const h = await createSyncSchedule(client, { ...opts, overlap, taskQueue: config.temporal.taskQueue, config });
       print(describeSchedule(await h.describe()));
     });
   });
 
   withConfigOption(schedule.command('list').description('list schedules')).action((opts: ConfigOption) =>
-    withClient(loadConfig(opts), async (client) => formatScheduleList(await clientApi().listSchedules(client)).forEach((l) => print(l))),
+    withClient(loadConfig(opts), async (client) => formatScheduleList(await schedulesClient().listSchedules(client)).forEach((l) => print(l))),
   );
 
   for (const [action, description] of ACTIONS) {
     withConfigOption(schedule.command(action).description(description).argument('<scheduleId>', 'e.g. sync:orders-to-reporting')).action(
       (id: string, opts: ConfigOption) =>
         withClient(loadConfig(opts), async (client) => {
-          const after = await clientApi().scheduleAction(client, id, action);
-          print(after ? clientApi().describeSchedule(after) : `${id}: deleted`);
+          const after = await schedulesClient().scheduleAction(client, id, action);
+          print(after ? schedulesClient().describeSchedule(after) : `${id}: deleted`);
         }),
     );
   }
@@ -69,6 +69,6 @@ export function registerSchedule(program: Command): void {
     const [start, end] = [new Date(opts.from), new Date(opts.to)];
     if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start)
       throw new ConfigError([`--from/--to: expected two ISO times with --from before --to, got "${opts.from}" and "${opts.to}"`]);
-    return withClient(loadConfig(opts), async (client) => print(clientApi().describeSchedule(await clientApi().backfillSchedule(client, id, start, end))));
+    return withClient(loadConfig(opts), async (client) => print(schedulesClient().describeSchedule(await schedulesClient().backfillSchedule(client, id, start, end))));
   });
 }

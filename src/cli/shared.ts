@@ -4,7 +4,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { JobFunction, RowTransform } from '../activities';
-import { clientApi } from './lazy';
+import { connectionClient } from './lazy';
 import { ConfigError, loadConfigFile } from '../config/load';
 import type { Config } from '../config/schema';
 
@@ -27,7 +27,7 @@ export function loadConfig(opts: ConfigOption): Config {
 
 /** Connects with the config's Temporal settings, runs `fn`, and always closes the connection. */
 export async function withClient<R>(config: Config, fn: (client: Client) => Promise<R>): Promise<R> {
-  const client = await clientApi().connectClient(config.temporal);
+  const client = await connectionClient().connectClient(config.temporal);
   try {
     return await fn(client);
   } finally {

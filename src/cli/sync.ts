@@ -1,6 +1,6 @@
 // `sync start | relogin | group`
 import type { Command } from 'commander';
-import { clientApi } from './lazy';
+import { runsClient, syncClient } from './lazy';
 import { followProgress } from '../progress';
 import { formatDryRun, formatSyncResult, print } from './output';
 import { idpTokenFrom, loadConfig, readSecretFile, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
@@ -22,7 +22,8 @@ export function registerSync(program: Command): void {
       const config = loadConfig(opts);
       requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
       const idpToken = idpTokenFrom(opts);
-      const { startSync, syncProgress, workflowDuration } = clientApi();
+      const { startSync, syncProgress } = syncClient();
+      const { workflowDuration } = runsClient();
       await withClient(config, async (client) => {
         const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env, dryRun: opts.dryRun });
         print(`started ${handle.workflowId}`);
@@ -45,7 +46,7 @@ export function registerSync(program: Command): void {
       .requiredOption('--idp-token-file <file>', 'file holding the fresh IdP token (JWT)'),
   ).action(async (workflowId: string, opts: ConfigOption & { idpTokenFile: string }) => {
     const idpToken = readSecretFile(opts.idpTokenFile, '--idp-token-file');
-    const ack = await withClient(loadConfig(opts), (client) => clientApi().relogin(client, workflowId, idpToken));
+    const ack = await withClient(loadConfig(opts), (client) => syncClient().relogin(client, workflowId, idpToken));
     print(ack.accepted ? `${workflowId}: fresh IdP token accepted` : `${workflowId}: token not accepted`);
   });
 
@@ -60,7 +61,7 @@ export function registerSync(program: Command): void {
       const config = loadConfig(opts);
       requireNamed(config.syncGroups, opts.group, '--group', 'sync group');
       await withClient(config, async (client) => {
-        const handle = await clientApi().startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
+        const handle = await syncClient().startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
         print(`started ${handle.workflowId}`);
         if (opts.wait) print(JSON.stringify(await handle.result(), null, 2));
       });

@@ -1,7 +1,7 @@
 // `verify`: compare a pipeline's source and target by key-range buckets, as a workflow of its own.
 import { InvalidArgumentError, type Command } from 'commander';
 import { describeVerify } from '../workflows/verifyReport';
-import { clientApi } from './lazy';
+import { verifyClient } from './lazy';
 import { print } from './output';
 import { idpTokenFrom, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
@@ -29,7 +29,7 @@ export function registerVerify(program: Command): void {
       requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
       const idpToken = idpTokenFrom(opts);
       await withClient(config, async (client) => {
-        const handle = await clientApi().startVerify(client, {
+        const handle = await verifyClient().startVerify(client, {
           pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, config, environment: opts.env, mode: opts.mode, idpToken,
         });
         print(`started ${handle.workflowId}`);

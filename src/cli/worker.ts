@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../config/load';
 import { createLogger } from '../logger';
-import { codec, workerApi } from './lazy';
+import { bundleApi, codec, workerApi } from './lazy';
 import { print } from './output';
 import { loadConfig, loadExtensions, positive, readSecretFile, untilSignal, withConfigOption, type ConfigOption } from './shared';
 
@@ -20,7 +20,7 @@ export function registerWorker(program: Command): void {
     .option('-o, --out <file>', 'where to write the bundle (default: both variants into the cache the worker reads, e.g. when building an image)')
     .option('--encode-failures', 'with --out: the variant for temporal.encryptPayloads (failure messages and stacks encrypted)')
     .action(async (opts: { out?: string; encodeFailures?: boolean }) => {
-      const { cachedBundlePath, writeWorkflowBundle } = workerApi();
+      const { cachedBundlePath, writeWorkflowBundle } = bundleApi();
       if (opts.out) return writeWorkflowBundle(opts.out, opts.encodeFailures ?? false);
       await writeWorkflowBundle(cachedBundlePath(false), false);
       await writeWorkflowBundle(cachedBundlePath(true), true);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RETRYABLE_FAILURES } from '../workflows/failureTypes';
+import { RETRYABLE_FAILURES } from '../failureTypes';
 
 /**
  * Scale to zero (docs: Lakebase "Scale to zero"): a suspended compute wakes on the next connection,

@@ -1,11 +1,13 @@
 /** The one place that decides what a PostgreSQL / network error means for retries. */
 
+import type { SqlFailureType } from '../failureTypes';
+
 export type SqlErrorKind = 'transient' | 'auth' | 'tls' | 'sql' | 'data' | 'constraint' | 'unknown';
 
 export interface SqlErrorClass {
   kind: SqlErrorKind;
   /** Temporal failure type name. */
-  type: 'LakebaseTransientError' | 'LakebaseLoginFailed' | 'LakebaseTlsError' | 'LakebaseSqlError' | 'LakebaseDataError' | 'LakebaseConstraintError' | 'LakebaseUnknownError';
+  type: SqlFailureType;
   retryable: boolean;
   sqlState?: string;
 }

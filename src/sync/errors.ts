@@ -1,4 +1,4 @@
-import { NON_RETRYABLE_FAILURES, type NonRetryableFailureType } from '../workflows/failureTypes';
+import { NON_RETRYABLE_FAILURES, type NonRetryableFailureType } from '../failureTypes';
 
 /**
  * A failure the engine decides on itself (not a database error): its type is the failure type

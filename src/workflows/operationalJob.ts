@@ -8,54 +8,22 @@ import {
   defineSignal,
   defineUpdate,
   patched,
-  proxyActivities,
   setCurrentDetails,
-  sleep,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration, RetryPolicy } from '@temporalio/common';
-import type { Activities } from '../activities';
-import type { JobAuth, JobParamValue, JobPlan, RunBranchRequest, RunBranchTarget, StepOutput } from '../activities/types';
-import { NON_RETRYABLE, NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from './failureTypes';
+import type { JobAuth, JobParamValue, JobPlan, JobUnit, RunBranchRequest, RunBranchTarget, StepOutput } from '../activities/types';
+import { NON_RETRYABLE_FAILURES } from '../failureTypes';
+import { deleteRunBranch, failureType, nonRetryableTypes, planJob, prepareRunBranch, runJobUnit, wakeBackoff, wakingCompute } from './activityCalls';
 import { LakebaseEnvironment, LakebaseJob, LakebaseProfile, LakebaseRowsWritten } from './searchAttributes';
-
-
-const { planJob } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-});
-
-// Each unit runs with its own step's timeout and retry policy (executeWithOptions below).
-const { runJobUnit } = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '10 seconds' });
-
-// Branch operations are long-running on Lakebase's side; the activity polls and heartbeats.
-const { prepareRunBranch } = proxyActivities<Activities>({
-  startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
-});
-
-// Cleanup outlives worker restarts (it is a scheduled activity) and transient API failures: retried for up to a day.
-const { deleteRunBranch } = proxyActivities<Activities>({
-  startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '1 minute',
-  scheduleToCloseTimeout: '1 day',
-  retry: { initialInterval: '5 seconds', maximumInterval: '5 minutes', nonRetryableErrorTypes: NON_RETRYABLE },
-});
-
-/** A failure's type as the workflow sees it (ActivityFailure → ApplicationFailure). */
-function failureType(err: unknown): string | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
-}
 
 // Nothing of the branch's was made (or it is someone else's): nothing to clean up.
 const NOTHING_CREATED = new Set<string>([NON_RETRYABLE_FAILURES.branchExists, NON_RETRYABLE_FAILURES.branchNotFound, NON_RETRYABLE_FAILURES.branchPermission, NON_RETRYABLE_FAILURES.config]);
 
-/** Workflow-level tries of a unit whose login met a still-waking compute (each try already waited computeWakeTimeoutMs). */
-const COMPUTE_WAKE_TRIES = 5;
+/** Runs started from here on wait for a waking compute in the workflow (see runUnit). */
+export const JOB_COMPUTE_WAKING_PATCH = 'compute-waking-in-current-details';
 
 export interface OperationalJobInput {
   job: string;
@@ -135,8 +103,11 @@ export async function operationalJob(input: OperationalJobInput): Promise<JobPro
   }
 }
 
-async function runJob(input: OperationalJobInput, progress: JobProgress, branch?: RunBranchTarget): Promise<JobProgress> {
-  let decision: { approved: boolean; by: string; reason?: string } | undefined;
+type Decision = { approved: boolean; by: string; reason?: string };
+
+/** The job's query, and the approve / reject handlers; returns the decision so far. */
+function acceptDecisions(progress: JobProgress): () => Decision | undefined {
+  let decision: Decision | undefined;
   setHandler(jobProgressQuery, () => progress);
   setHandler(approveSignal, ({ by }) => void (decision ??= { approved: true, by }));
   setHandler(rejectSignal, ({ by, reason }) => void (decision ??= { approved: false, by, reason }));
@@ -153,7 +124,11 @@ async function runJob(input: OperationalJobInput, progress: JobProgress, branch?
       },
     },
   );
+  return () => decision;
+}
 
+async function runJob(input: OperationalJobInput, progress: JobProgress, branch?: RunBranchTarget): Promise<JobProgress> {
+  const decision = acceptDecisions(progress);
   const plan = await planJob({ job: input.job, params: input.params, environment: input.environment, dryRun: input.dryRun, auth: input.auth, ...(branch && { branch }) });
   progress.plan = plan;
   progress.environment = plan.environment;
@@ -179,54 +154,22 @@ async function runJob(input: OperationalJobInput, progress: JobProgress, branch?
       progress.status = 'awaiting approval';
       progress.currentStep = undefined;
       setCurrentDetails(`Paused, awaiting approval before ${unit.steps.map((s) => s.name).join(', ')} — ${details()}`);
-      const decided = await condition(() => decision !== undefined, input.approvalTimeout ?? '24 hours');
-      if (!decided || !decision!.approved) {
+      const decided = await condition(() => decision() !== undefined, input.approvalTimeout ?? '24 hours');
+      const d = decision();
+      if (!decided || !d!.approved) {
         progress.status = 'rejected';
         setCurrentDetails(details());
         throw ApplicationFailure.nonRetryable(
-          decided ? `job ${input.job} rejected by ${decision!.by}${decision!.reason ? `: ${decision!.reason}` : ''}` : `no approval within ${input.approvalTimeout ?? '24 hours'}`,
+          decided ? `job ${input.job} rejected by ${d!.by}${d!.reason ? `: ${d!.reason}` : ''}` : `no approval within ${input.approvalTimeout ?? '24 hours'}`,
           NON_RETRYABLE_FAILURES.jobNotApproved,
         );
       }
-      progress.approvedBy = decision!.by;
+      progress.approvedBy = d!.by;
     }
     progress.status = 'running';
     progress.currentStep = unit.steps.map((s) => s.name).join(' + ');
     setCurrentDetails(details());
-    const first = unit.steps[0]!;
-    const outputs = Object.fromEntries(progress.steps.filter((s) => s.rows?.[0]).map((s) => [s.name, s.rows![0]!]));
-    // A login that meets a still-waking compute fails the unit before any statement ran, so trying
-    // it again is safe. The workflow does that itself (instead of the server's retry) to say so in
-    // its current details; runs started before this existed keep the server's retry.
-    const wakeVisible = patched('compute-waking-in-current-details');
-    const execute = () =>
-      runJobUnit.executeWithOptions(
-        {
-          startToCloseTimeout: first.timeout as Duration,
-          // A short heartbeat timeout also delivers a cancellation within seconds.
-          heartbeatTimeout: '10 seconds',
-          // A cancelled job completes only once its running step has rolled back.
-          cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-          retry: { ...first.retry, nonRetryableErrorTypes: wakeVisible ? [...NON_RETRYABLE, RETRYABLE_FAILURES.computeWaking] : NON_RETRYABLE } as RetryPolicy,
-          summary: unit.transaction ? `transaction ${unit.transaction}: ${progress.currentStep}` : `step ${progress.currentStep}`,
-        },
-        [{ job: input.job, environment: plan.environment, params: plan.params, steps: unit.steps.map((s) => s.name), transaction: unit.transaction, outputs, auth: input.auth, ...(branch && { branch }) }],
-      );
-    let results: StepOutput[];
-    for (let tries = 1; ; tries++) {
-      try {
-        results = await execute();
-        break;
-      } catch (err) {
-        if (!wakeVisible || failureType(err) !== RETRYABLE_FAILURES.computeWaking || tries >= COMPUTE_WAKE_TRIES) throw err;
-        const message = (err as ActivityFailure).cause?.message ?? '';
-        progress.computeWaking = { step: progress.currentStep, tries, message };
-        setCurrentDetails(`Waiting for the compute to wake (${RETRYABLE_FAILURES.computeWaking}, try ${tries} of ${COMPUTE_WAKE_TRIES}) before ${progress.currentStep} — ${details()}\n\n${message}`);
-        await sleep(Math.min(5_000 * 2 ** (tries - 1), 60_000));
-        setCurrentDetails(details());
-      }
-    }
-    progress.computeWaking = undefined;
+    const results = await runUnit(input, progress, plan, unit, details, branch);
     progress.steps.push(...results);
     progress.rowsWritten += results.filter((r) => r.kind !== 'read').reduce((n, r) => n + r.rowCount, 0);
     if (indexed) upsertSearchAttributes([{ key: LakebaseRowsWritten, value: progress.rowsWritten }]);
@@ -235,4 +178,44 @@ async function runJob(input: OperationalJobInput, progress: JobProgress, branch?
   progress.currentStep = undefined;
   setCurrentDetails(details());
   return progress;
+}
+
+/**
+ * One unit (a step, or a transaction group) with its first step's timeout and retry policy. A
+ * login that meets a still-waking compute fails the unit before any statement ran, so trying it
+ * again is safe. The workflow does that itself (instead of the server's retry) to say so in its
+ * current details; runs started before this existed keep the server's retry.
+ */
+async function runUnit(input: OperationalJobInput, progress: JobProgress, plan: JobPlan, unit: JobUnit, details: () => string, branch?: RunBranchTarget): Promise<StepOutput[]> {
+  const first = unit.steps[0]!;
+  const step = progress.currentStep!;
+  const outputs = Object.fromEntries(progress.steps.filter((s) => s.rows?.[0]).map((s) => [s.name, s.rows![0]!]));
+  const wakeVisible = patched(JOB_COMPUTE_WAKING_PATCH);
+  const execute = () =>
+    runJobUnit.executeWithOptions(
+      {
+        startToCloseTimeout: first.timeout as Duration,
+        // A short heartbeat timeout also delivers a cancellation within seconds.
+        heartbeatTimeout: '10 seconds',
+        // A cancelled job completes only once its running step has rolled back.
+        cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        retry: { ...first.retry, nonRetryableErrorTypes: nonRetryableTypes(wakeVisible) } as RetryPolicy,
+        summary: unit.transaction ? `transaction ${unit.transaction}: ${step}` : `step ${step}`,
+      },
+      [{ job: input.job, environment: plan.environment, params: plan.params, steps: unit.steps.map((s) => s.name), transaction: unit.transaction, outputs, auth: input.auth, ...(branch && { branch }) }],
+    );
+  for (let tries = 1; ; tries++) {
+    try {
+      const results = await execute();
+      progress.computeWaking = undefined;
+      return results;
+    } catch (err) {
+      const waking = wakeVisible ? wakingCompute(err, tries) : undefined;
+      if (!waking) throw err;
+      progress.computeWaking = { step, tries, message: waking.message };
+      setCurrentDetails(`${waking.headline} before ${step} — ${details()}\n\n${waking.message}`);
+      await wakeBackoff(tries);
+      setCurrentDetails(details());
+    }
+  }
 }

@@ -1,12 +1,8 @@
-import { ApplicationFailure, ChildWorkflowFailure, executeChild, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, ChildWorkflowFailure, executeChild, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import { dataSync, type SyncProgress } from './dataSync';
-import { NON_RETRYABLE } from './failureTypes';
+import { WORKFLOW_FAILURES } from '../failureTypes';
+import { planGroup } from './activityCalls';
 
-const { planGroup } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-});
 
 export interface SyncGroupInput {
   group: string;
@@ -55,7 +51,7 @@ export async function syncGroup({ group }: SyncGroupInput): Promise<SyncGroupRes
   await Promise.all(Array.from({ length: Math.min(plan.parallelism, plan.pipelines.length) }, lane));
   if (result.failed.length) {
     throw ApplicationFailure.create({
-      type: 'LakebaseSyncGroupFailed',
+      type: WORKFLOW_FAILURES.syncGroupFailed,
       nonRetryable: true,
       message: `${result.failed.length} of ${plan.pipelines.length} pipelines failed: ${result.failed.map((f) => `${f.pipeline} (${f.type ?? 'error'}: ${f.error})`).join('; ')}`,
       details: [result],

@@ -1,8 +1,8 @@
-import { ApplicationFailure, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, setCurrentDetails } from '@temporalio/workflow';
 import type { JobAuth } from '../activities/types';
+import { WORKFLOW_FAILURES } from '../failureTypes';
+import { testConnection as check } from './activityCalls';
 
-const { testConnection: check } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 1 } });
 
 export interface TestConnectionInput {
   profile: string;
@@ -19,7 +19,7 @@ export async function testConnection(input: TestConnectionInput) {
   const failed = report.steps.find((s) => !s.ok && !s.skipped);
   if (failed) {
     throw ApplicationFailure.create({
-      type: 'LakebaseConnectionTestFailed',
+      type: WORKFLOW_FAILURES.connectionTestFailed,
       nonRetryable: true,
       message: `${input.profile}/${input.environment}: ${failed.step} failed: ${failed.detail}${failed.fix ? ` — fix: ${failed.fix}` : ''}`,
       details: [report],

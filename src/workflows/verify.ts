@@ -1,43 +1,9 @@
-import { ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, defineQuery, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { JobAuth, VerifyBucketResult, VerifyPlan, VerifyReport } from '../activities/types';
-import { NON_RETRYABLE, NON_RETRYABLE_FAILURES } from './failureTypes';
+import { NON_RETRYABLE, NON_RETRYABLE_FAILURES } from '../failureTypes';
+import { stepActivities, streamingActivities } from './activityCalls';
+import { inLanes } from './lanes';
 import { describeVerify } from './verifyReport';
-
-const planActivities = (nonRetryableErrorTypes: string[]) =>
-  proxyActivities<Activities>({
-    startToCloseTimeout: '10 minutes',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes },
-  });
-
-/** Bucket activities heartbeat on a timer, so a dead worker's bucket moves to another within the heartbeat timeout. */
-export const bucketActivities = (heartbeatTimeout: string, nonRetryableErrorTypes: string[] = NON_RETRYABLE) =>
-  proxyActivities<Activities>({
-    startToCloseTimeout: '2 hours',
-    heartbeatTimeout,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes },
-  });
-
-/**
- * Runs `work` over `items`, `lanes` at a time, in a deterministic order; after a failure no new
- * item starts, the ones in flight finish, and the first failure is thrown.
- */
-export async function inLanes<T>(items: T[], lanes: number, work: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  let failure: unknown;
-  await Promise.all(
-    Array.from({ length: Math.min(Math.max(1, lanes), queue.length) }, async () => {
-      for (let item = queue.shift(); item !== undefined && failure === undefined; item = queue.shift()) {
-        try {
-          await work(item);
-        } catch (err) {
-          failure ??= err;
-        }
-      }
-    }),
-  );
-  if (failure !== undefined) throw failure;
-}
 
 export interface VerifyProgress {
   pipeline: string;
@@ -73,11 +39,11 @@ export async function runVerify(opts: RunVerifyOptions): Promise<VerifyReport> {
   const { pipeline, environment, auth } = opts;
   const progress: VerifyProgress = { pipeline, mode: 'planning', buckets: 0, bucketsDone: 0, sourceRows: 0, targetRows: 0, mismatches: 0, tolerated: 0 };
   opts.onProgress(progress);
-  const { planVerify } = planActivities(opts.nonRetryable ?? NON_RETRYABLE);
+  const { planVerify } = stepActivities(opts.nonRetryable ?? NON_RETRYABLE);
   const plan = await call(() => planVerify({ pipeline, environment, auth, ...(opts.mode && { mode: opts.mode }) }));
   Object.assign(progress, { mode: plan.mode, buckets: plan.buckets.length });
   opts.onProgress(progress);
-  const { verifyBucket } = bucketActivities(opts.heartbeatTimeout, opts.nonRetryable);
+  const { verifyBucket } = streamingActivities(opts.heartbeatTimeout, opts.nonRetryable);
   const results: VerifyBucketResult[] = new Array(plan.buckets.length);
   await inLanes(
     plan.buckets.map((range, i) => ({ range, i })),

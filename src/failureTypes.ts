@@ -1,5 +1,6 @@
-// Failure type names shared by activities, the sync engine and workflows. Import-free on purpose:
-// workflow code loads this file, and it must not pull in the db or auth layers.
+// Every failure type name, in one place at the bottom of the house: auth/, db/, sync/, activities/ and
+// workflows/ all derive their unions and lists from here. Import-free on purpose: workflow code loads
+// this file, and it must not pull in the db or auth layers.
 
 /** Fix the config, the SQL or the data: retrying cannot help. */
 export const NON_RETRYABLE_FAILURES = {
@@ -41,8 +42,29 @@ export const RETRYABLE_FAILURES = {
   computeWaking: 'LakebaseComputeWaking',
 } as const;
 
-export type NonRetryableFailureType = (typeof NON_RETRYABLE_FAILURES)[keyof typeof NON_RETRYABLE_FAILURES];
-export type FailureType = NonRetryableFailureType | (typeof RETRYABLE_FAILURES)[keyof typeof RETRYABLE_FAILURES];
+/**
+ * What a workflow itself ends with (not an activity's failure): kept out of the activity option sets'
+ * nonRetryableErrorTypes so the commands recorded in histories stay the same.
+ */
+export const WORKFLOW_FAILURES = {
+  /** A syncGroup whose child syncs did not all succeed (src/workflows/syncGroup.ts). */
+  syncGroupFailed: 'LakebaseSyncGroupFailed',
+  /** testConnection: a check of the report failed; the report is the failure's details. */
+  connectionTestFailed: 'LakebaseConnectionTestFailed',
+} as const;
+
+type ValueOf<T> = T[keyof T];
+export type NonRetryableFailureType = ValueOf<typeof NON_RETRYABLE_FAILURES>;
+export type RetryableFailureType = ValueOf<typeof RETRYABLE_FAILURES>;
+export type FailureType = NonRetryableFailureType | RetryableFailureType | ValueOf<typeof WORKFLOW_FAILURES>;
+
+/** The failure types the token layer (src/auth/) raises. */
+export type AuthFailureType = (typeof NON_RETRYABLE_FAILURES)['tokenInvalid' | 'staticTokenExpired' | 'idpTokenMissing' | 'authConfig'] | (typeof RETRYABLE_FAILURES)['tokenExpired' | 'tokenEndpointUnavailable'];
+
+/** The failure types a PostgreSQL / network error classifies as (src/db/errors.ts). */
+export type SqlFailureType =
+  | (typeof NON_RETRYABLE_FAILURES)['tls' | 'sql' | 'data' | 'constraint']
+  | (typeof RETRYABLE_FAILURES)['transient' | 'loginFailed' | 'unknown'];
 
 /** The workflows' nonRetryableErrorTypes list. */
 export const NON_RETRYABLE: string[] = Object.values(NON_RETRYABLE_FAILURES);
