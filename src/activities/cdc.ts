@@ -1,4 +1,3 @@
-import { CancelledFailure } from '@temporalio/common';
 import type { CredentialProvider } from '../auth/credentials';
 import type { Config } from '../config/schema';
 import { classifySqlError } from '../db/errors';
@@ -7,7 +6,7 @@ import type { Metrics } from '../metrics';
 import type { CallContext, ConnectionBudget } from '../sync';
 import { createCdcEngine, type CdcJoin, type CdcStatus, type StreamProgress } from '../sync/cdc';
 import { activityContext } from './context';
-import { toActivityFailure } from './failures';
+import { runActivity } from './adapter';
 import type { ChunkResult, FinishResult, SyncChunkInput, SyncPlan } from './types';
 
 export interface CdcDeps {
@@ -48,13 +47,7 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
     signal: signal ?? activityContext()?.cancellationSignal,
   });
 
-  const failing = async <R>(what: string, fn: () => Promise<R>): Promise<R> => {
-    try {
-      return await fn();
-    } catch (err) {
-      throw toActivityFailure(err, what);
-    }
-  };
+  const failing = <R>(statement: string, fn: () => Promise<R>): Promise<R> => runActivity({ statement }, fn);
 
   function gauges(s: CdcStatus): void {
     metrics?.cdcLagBytes.set({ slot: s.slot }, s.lagBytes);
@@ -70,15 +63,16 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
   async function cdcLoadChunk(input: SyncChunkInput): Promise<ChunkResult> {
     const act = activityContext();
     const ctx = { ...callContext(), onProgress: ({ rows, bytes }: { rows: number; bytes: number }) => act?.heartbeat({ rows, bytes, partition: input.partition }) };
-    try {
+    const label = {
+      statement: `cdcLoadChunk(${input.pipeline}) into ${config.pipelines[input.pipeline]?.target.table ?? '?'}`,
+      cancelled: { message: `cdcLoadChunk(${input.pipeline}) cancelled; the chunk was rolled back`, when: 'abort' as const },
+    };
+    return runActivity(label, async () => {
       const result = await cdc.load.chunk(ctx, input);
       metrics?.rowsCopied.inc({ pipeline: input.pipeline }, result.rowsCopied);
       metrics?.rowsWritten.inc({ pipeline: input.pipeline }, result.rowsWritten);
       return result;
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') throw new CancelledFailure(`cdcLoadChunk(${input.pipeline}) cancelled; the chunk was rolled back`);
-      throw toActivityFailure(err, `cdcLoadChunk(${input.pipeline})`);
-    }
+    });
   }
 
   /** Ends the initial load (the loaded table takes the target's place) and turns the pipeline to streaming. */
@@ -125,32 +119,38 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
       act?.heartbeat({ ...progress, lagBytes: status?.lagBytes, lagSeconds: status?.lagSeconds, retainedWalBytes: status?.retainedWalBytes });
     }, every);
     const p = cdc.names(input.pipeline);
-    try {
-      const result = await cdc.stream(callContext(stop.signal), {
-        pipeline: input.pipeline,
-        onProgress: (x) => {
-          progress = x;
-          metrics?.cdcRowsApplied.inc({ slot: p.slot }, x.rowsApplied - counted);
-          counted = x.rowsApplied;
-        },
-      });
-      metrics?.cdcRowsApplied.inc({ slot: p.slot }, result.rowsApplied - counted);
-      if (cancelled?.aborted) throw new CancelledFailure(`cdcStream(${input.pipeline}) stopped; ${result.rowsApplied} rows applied and confirmed`);
-      const s = await cdc.status(callContext(new AbortController().signal), input);
-      gauges(s);
-      return { progress: result, status: s };
-    } catch (err) {
-      if (err instanceof CancelledFailure) throw err;
-      // A refused login drops the cached token, so the retry logs in with a fresh one (tokens are checked only at login).
-      if (classifySqlError(err).kind === 'auth') {
-        const q = config.pipelines[input.pipeline];
-        if (q) credentials.invalidate(q.source.profile, q.source.environment);
+    const label = {
+      statement: `cdcStream(${input.pipeline}) on slot ${p.slot}`,
+      cancelled: { message: `cdcStream(${input.pipeline}) stopped; what it applied is confirmed to the source`, when: 'signal' as const },
+    };
+    return runActivity(label, async () => {
+      try {
+        const result = await cdc.stream(callContext(stop.signal), {
+          pipeline: input.pipeline,
+          onProgress: (x) => {
+            progress = x;
+            metrics?.cdcRowsApplied.inc({ slot: p.slot }, x.rowsApplied - counted);
+            counted = x.rowsApplied;
+          },
+        });
+        metrics?.cdcRowsApplied.inc({ slot: p.slot }, result.rowsApplied - counted);
+        // Stopped: the pending batch was applied; the workflow sees the activity cancelled (label.cancelled).
+        if (cancelled?.aborted) throw new Error('stopped');
+        const s = await cdc.status(callContext(new AbortController().signal), input);
+        gauges(s);
+        return { progress: result, status: s };
+      } catch (err) {
+        // A refused login drops the cached token, so the retry logs in with a fresh one (tokens are checked only at login).
+        if (classifySqlError(err).kind === 'auth') {
+          const q = config.pipelines[input.pipeline];
+          if (q) credentials.invalidate(q.source.profile, q.source.environment);
+        }
+        throw err;
+      } finally {
+        clearTimeout(timer);
+        clearInterval(beat);
       }
-      throw toActivityFailure(err, `cdcStream(${input.pipeline}) on slot ${p.slot}`);
-    } finally {
-      clearTimeout(timer);
-      clearInterval(beat);
-    }
+    });
   }
 
   return { cdcJoin, cdcPlanLoad, cdcLoadChunk, cdcFinishLoad, cdcStatus, cdcLeave, cdcStream };

@@ -1,21 +1,9 @@
-import {
-  ActivityCancellationType,
-  CancellationScope,
-  condition,
-  continueAsNew,
-  defineQuery,
-  defineSignal,
-  isCancellation,
-  proxyActivities,
-  setCurrentDetails,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { CdcStreamResult } from '../activities/cdc';
 import type { CdcStatus } from '../sync/cdc/types';
-import { NON_RETRYABLE } from './failureTypes';
-import { inLanes } from './verify';
+import { NON_RETRYABLE } from '../failureTypes';
+import { cdcStreamActivities, stepActivities, streamingActivities } from './activityCalls';
+import { inLanes } from './lanes';
 
 /**
  * One workflow per replication slot (`cdc:<slot>`): the cdc pipelines of a source database share
@@ -61,17 +49,7 @@ export const cdcProgressQuery = defineQuery<CdcProgress>('progress');
 export const cdcJoinSignal = defineSignal<[string]>('cdcJoin');
 export const cdcStopSignal = defineSignal<[CdcStopRequest]>('cdcStop');
 
-const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE };
-const steps = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { ...retry, maximumAttempts: 10 } });
-const chunks = (heartbeatTimeout: string) => proxyActivities<Activities>({ startToCloseTimeout: '2 hours', heartbeatTimeout, retry });
-const streams = (runSeconds: number, heartbeatTimeout: string) =>
-  proxyActivities<Activities>({
-    startToCloseTimeout: `${runSeconds + 600} seconds`,
-    heartbeatTimeout,
-    // A stopped stream applies and confirms its pending batch before the workflow goes on.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry,
-  });
+const steps = stepActivities(NON_RETRYABLE);
 
 function describe(p: CdcProgress, slot: string): string {
   const phases = Object.entries(p.pipelines).map(([n, ph]) => {
@@ -123,7 +101,7 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
       const open = plan.partitions!.filter((x) => !x.done);
       const s = (progress.snapshots[pipeline] = { partitions: plan.partitions!.length, done: plan.partitions!.length - open.length, rowsCopied: 0 });
       show();
-      const { cdcLoadChunk } = chunks(heartbeatTimeout);
+      const { cdcLoadChunk } = streamingActivities(heartbeatTimeout);
       await inLanes(open, plan.parallelism ?? 1, async (part) => {
         for (let after = part.cursor; ; ) {
           const c = await cdcLoadChunk({ pipeline, runId, after, partition: part.partition, initialLoad: plan.initialLoad });
@@ -176,7 +154,7 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
       await condition(() => stops.length > 0 || toJoin.length > 0 || failure !== undefined || members.some((m) => progress.pipelines[m] === 'streaming'));
       continue;
     }
-    const { cdcStream: readSlot } = streams(runSeconds, heartbeatTimeout);
+    const { cdcStream: readSlot } = cdcStreamActivities(runSeconds, heartbeatTimeout);
     const scope = new CancellationScope();
     const segment = scope.run(() => readSlot({ pipeline: streaming[0]!, runSeconds }));
     await Promise.race([segment.then(() => undefined, () => undefined), condition(() => stops.length > 0 || failure !== undefined)]);

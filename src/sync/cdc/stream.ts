@@ -7,7 +7,7 @@ import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
 import { withConnection } from '../context';
 import { SyncError } from '../errors';
-import { NON_RETRYABLE_FAILURES } from '../../workflows/failureTypes';
+import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
 import { reconcileSchema } from '../schemaChanges';
 import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
 import type { StreamProgress } from './types';
