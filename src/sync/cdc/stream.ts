@@ -131,7 +131,11 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   const sendFlushed = (lsn: string, ping = false) => service.acknowledge(formatLsn(lsnValue(lsn) - 1n), ping);
 
   let chain = Promise.resolve();
-  const serial = (fn: () => Promise<void>) => (chain = chain.then(fn));
+  let queued = 0;
+  const serial = (fn: () => Promise<void>) => {
+    queued++;
+    return (chain = chain.then(fn).finally(() => void queued--));
+  };
 
   async function applyTo(r: Runtime, t: pg.PoolClient, tb: TableBatch | undefined): Promise<number> {
     if (r.reconcile || !r.columns) {
@@ -223,31 +227,31 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
 
   const done = () => !!o.untilLsn && !!progress.appliedLsn && compareLsn(progress.appliedLsn, o.untilLsn) >= 0;
 
-  async function onMessage(lsn: string, m: Pgoutput.Message): Promise<void> {
-    progress.receivedLsn = lsn;
+  /** Takes one message into the batch; true when the batch is due (applied by the caller, asynchronously). */
+  function onMessage(m: Pgoutput.Message): boolean {
     switch (m.tag) {
       case 'begin': {
         inTransaction = true;
         current = { lsn: normalizeLsn(m.commitLsn!), time: new Date(Number(BigInt(String(m.commitTime)) / 1000n)) };
         for (const r of streaming)
           r.skip = (!!r.state.appliedLsn && compareLsn(current.lsn, r.state.appliedLsn) <= 0) || compareLsn(current.lsn, r.state.startLsn) < 0;
-        return;
+        return false;
       }
       case 'relation': {
         const r = byRelation.get(`${m.schema}.${m.name}`);
-        if (!r) return;
+        if (!r) return false;
         // A new shape: the next batch evolves the target first, in its own transaction. Rows decoded
         // with the old shape simply lack the new columns, so they keep the target's values.
         const shape = m.columns.map((c) => `${c.name}:${c.typeOid}`).join(',');
         if (r.relationColumns !== null && r.relationColumns !== shape) r.reconcile = true;
         r.relationColumns = shape;
-        return;
+        return false;
       }
       case 'insert':
       case 'update':
       case 'delete': {
         const r = byRelation.get(`${m.relation.schema}.${m.relation.name}`);
-        if (!r || r.skip) return;
+        if (!r || r.skip) return false;
         const name = `${r.source.schema}.${r.source.table}`;
         if (m.tag === 'delete') {
           const old = toTarget(r.config, (m.key ?? m.old ?? {}) as Record<string, unknown>);
@@ -259,7 +263,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         }
         if (batchStarted === 0) batchStarted = Date.now();
         progress.changesReceived++;
-        return;
+        return false;
       }
       case 'truncate': {
         for (const rel of m.relations) {
@@ -267,16 +271,16 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
           if (r && !r.skip) batch.truncate(`${r.source.schema}.${r.source.table}`);
         }
         if (batchStarted === 0) batchStarted = Date.now();
-        return;
+        return false;
       }
       case 'commit': {
         inTransaction = false;
         if (current) lastCommit = { lsn: current.lsn, endLsn: normalizeLsn(m.commitEndLsn!), time: current.time };
-        if (batch.changes >= o.batchRows || (batchStarted && Date.now() - batchStarted >= o.batchMs) || done() || reached(lastCommit)) await flushNow();
-        return;
+        progress.receivedLsn = lastCommit?.endLsn ?? progress.receivedLsn;
+        return batch.changes >= o.batchRows || (batchStarted && Date.now() - batchStarted >= o.batchMs) || done() || reached(lastCommit);
       }
       default:
-        return;
+        return false;
     }
   }
 
@@ -301,13 +305,24 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     };
     const fail = (err: unknown) => void finish(err);
 
-    service.on('data', (lsn: string, m: Pgoutput.Message) =>
-      serial(async () => {
+    service.on('data', (_lsn: string, m: Pgoutput.Message) => {
+      if (stopped) return;
+      // Most messages only join the batch: taken synchronously (no promise per row) unless a flush,
+      // a timer or a keepalive is under way, so they stay in order with it.
+      if (queued === 0 && m.tag !== 'commit') {
+        try {
+          onMessage(m);
+        } catch (err) {
+          fail(err);
+        }
+        return;
+      }
+      return serial(async () => {
         if (stopped) return;
-        await onMessage(normalizeLsn(lsn), m);
+        if (onMessage(m)) await flushNow();
         if (done()) await finish();
-      }).catch(fail),
-    );
+      }).catch(fail);
+    });
     service.on('heartbeat', (raw: string, _ts: number, shouldRespond: boolean) =>
       serial(async () => {
         if (stopped) return;
