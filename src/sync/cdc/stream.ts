@@ -177,6 +177,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   async function flush(): Promise<void> {
     if (!lastCommit) return;
     const commit = lastCommit;
+    const began = Date.now();
     let rows = 0;
     for (const r of streaming) {
       if (r.state.appliedLsn && compareLsn(commit.lsn, r.state.appliedLsn) <= 0) continue;
@@ -192,6 +193,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     }
     progress.rowsApplied += rows;
     progress.batches++;
+    progress.lastBatch = { changes: batch.changes, rows, applyMs: Date.now() - began };
     progress.appliedLsn = commit.lsn;
     progress.lastCommitTime = commit.time.toISOString();
     const now = Date.now();

@@ -16,6 +16,8 @@ export interface StreamProgress {
   batches: number;
   /** Rows written per second over the last few seconds. */
   rowsPerSecond: number;
+  /** The last batch applied: changes received, target rows written, and how long its transactions took. */
+  lastBatch?: { changes: number; rows: number; applyMs: number };
 }
 
 export interface CdcJoin {
