@@ -192,10 +192,14 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
     assert.equal(again.rowsApplied, 0);
   });
 
-  test('an update that changes the key moves the row', async () => {
+  test('an update that changes the key moves the row; a source transaction larger than a batch is applied in pieces and committed once', async () => {
     await snapshot('keyed');
     await source.query(`UPDATE keyed SET id = id + 1000 WHERE id <= 10; UPDATE keyed SET id = 5000, v = 'moved' WHERE id = 50`);
-    await catchUp('keyed');
+    // 2,000 inserts, 500 deletes and 500 updates in one transaction: batchRows is 500.
+    await source.query(`BEGIN; INSERT INTO keyed SELECT g, 'big' || g FROM generate_series(10001, 12000) g; DELETE FROM keyed WHERE id BETWEEN 10001 AND 10500;
+      UPDATE keyed SET v = 'late' WHERE id BETWEEN 11501 AND 12000; COMMIT`);
+    const p = await catchUp('keyed');
+    assert.ok(p.lastBatch && p.lastBatch.changes >= 3000, JSON.stringify(p.lastBatch));
     await same('keyed', ['id', 'v']);
     const { rows } = await target.query(`SELECT count(*)::int AS n FROM copy_keyed WHERE id <= 10 OR id = 50`);
     assert.equal(rows[0].n, 0);

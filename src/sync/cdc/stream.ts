@@ -174,6 +174,40 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     return n;
   }
 
+  /**
+   * Targets whose transaction is open: a source transaction larger than batchRows is applied in
+   * pieces as it arrives (memory stays bounded), and committed with its LSN at its source commit.
+   */
+  const open = new Map<string, { client: pg.PoolClient; ops: number; rows: number }>();
+  let spilled = { changes: 0, ms: 0 };
+
+  async function spill(): Promise<void> {
+    const began = Date.now();
+    for (const r of streaming) {
+      const tb = batch.tables.get(`${r.source.schema}.${r.source.table}`);
+      if (!tb) continue;
+      let e = open.get(r.name);
+      if (!e) {
+        const client = await ctx.connect(r.config.target.profile, r.config.target.environment);
+        open.set(r.name, (e = { client, ops: 0, rows: 0 }));
+        await client.query('BEGIN');
+      }
+      e.rows += await applyTo(r, e.client, tb);
+      e.ops += tb.ops.size;
+    }
+    spilled = { changes: spilled.changes + batch.changes, ms: spilled.ms + Date.now() - began };
+    batch = new ChangeBatch();
+  }
+
+  /** A failed or stopped reader: open target transactions roll back (the next reader replays them from the slot). */
+  async function discardOpen(): Promise<void> {
+    for (const e of open.values()) {
+      await e.client.query('ROLLBACK').catch(() => undefined);
+      e.client.release(true);
+    }
+    open.clear();
+  }
+
   async function flush(): Promise<void> {
     if (!lastCommit) return;
     const commit = lastCommit;
@@ -182,18 +216,29 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     for (const r of streaming) {
       if (r.state.appliedLsn && compareLsn(commit.lsn, r.state.appliedLsn) <= 0) continue;
       const tb = batch.tables.get(`${r.source.schema}.${r.source.table}`);
-      rows += await withConnection(ctx.connect, r.config.target, (t) =>
-        withTransaction(t, async () => {
-          const n = await applyTo(r, t, tb);
-          await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0);
-          return n;
-        }),
-      );
+      const e = open.get(r.name);
+      if (e) {
+        // Opened by spill(): the rest of the batch, the checkpoint, then the commit.
+        e.rows += await applyTo(r, e.client, tb);
+        await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0));
+        await e.client.query('COMMIT');
+        open.delete(r.name);
+        e.client.release();
+        rows += e.rows;
+      } else
+        rows += await withConnection(ctx.connect, r.config.target, (t) =>
+          withTransaction(t, async () => {
+            const n = await applyTo(r, t, tb);
+            await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0);
+            return n;
+          }),
+        );
       r.state.appliedLsn = commit.lsn;
     }
     progress.rowsApplied += rows;
     progress.batches++;
-    progress.lastBatch = { changes: batch.changes, rows, applyMs: Date.now() - began };
+    progress.lastBatch = { changes: spilled.changes + batch.changes, rows, applyMs: spilled.ms + Date.now() - began };
+    spilled = { changes: 0, ms: 0 };
     progress.appliedLsn = commit.lsn;
     progress.lastCommitTime = commit.time.toISOString();
     const now = Date.now();
@@ -265,7 +310,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         }
         if (batchStarted === 0) batchStarted = Date.now();
         progress.changesReceived++;
-        return false;
+        return batch.changes >= o.batchRows;
       }
       case 'truncate': {
         for (const rel of m.relations) {
@@ -302,6 +347,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       stopped = true;
       clearInterval(timer);
       await service.stop().catch(() => undefined);
+      await discardOpen();
       if (err) reject(err);
       else resolve({ ...progress });
     };
@@ -313,7 +359,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       // a timer or a keepalive is under way, so they stay in order with it.
       if (queued === 0 && m.tag !== 'commit') {
         try {
-          onMessage(m);
+          // A batch full mid-transaction is applied (not committed) before more rows pile up.
+          if (onMessage(m)) return serial(() => (inTransaction ? spill() : flushNow())).catch(fail);
         } catch (err) {
           fail(err);
         }
@@ -321,7 +368,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       }
       return serial(async () => {
         if (stopped) return;
-        if (onMessage(m)) await flushNow();
+        if (onMessage(m)) await (inTransaction ? spill() : flushNow());
         if (done()) await finish();
       }).catch(fail);
     });
