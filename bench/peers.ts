@@ -1,5 +1,5 @@
 // The other ways to copy a table database to database, measured in the same run as our sync:
-// the raw binary COPY pipe (the yardstick), pg_dump | psql, and pgcopydb when it is installed.
+// the raw binary COPY pipe (the yardstick), pg_dump | psql, and pgcopydb and pgloader when installed.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -70,6 +70,28 @@ export async function pgcopydbClone(srcUrl: string, dstUrl: string, schema: stri
       { SRC: srcUrl, DST: dstUrl, WORK: dir },
     );
     return { ...t, version, command: t.command.replace(/ > .*$/, '') };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface PgloaderRun extends PeerTiming {
+  version: string;
+}
+
+/** `pgloader` of one table database to database (it creates the table, loads it, then indexes it); the table must not exist in the target. */
+export async function pgloaderCopy(srcUrl: string, dstUrl: string, schema: string, table: string): Promise<PgloaderRun> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-bench-pgloader-'));
+  try {
+    const version = (await run('pgloader', ['--version'])).stdout.split('\n')[0]?.trim() ?? 'pgloader';
+    // Connection strings go in the load file (pgloader reads them nowhere else), which stays in a private directory.
+    await writeFile(
+      path.join(dir, 'load'),
+      `LOAD DATABASE FROM ${srcUrl} INTO ${dstUrl}\n  INCLUDING ONLY TABLE NAMES MATCHING '${table}' IN SCHEMA '${schema}'\n  WITH create tables, create indexes, include no drop, foreign keys;\n`,
+      { mode: 0o600 },
+    );
+    const t = await timedShell(`pgloader --quiet "$WORK/load" > "$WORK/log" 2>&1 || { tail -5 "$WORK/log" >&2; exit 1; }`, { WORK: dir });
+    return { ...t, version, command: `pgloader <load file: LOAD DATABASE FROM $SRC INTO $DST INCLUDING ONLY TABLE NAMES MATCHING '${table}'>` };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -16,6 +16,10 @@ export interface CaseResult {
   ratioToPipe: number | null;
   /** Ours: start to close of the workflow, from its history. */
   workflowSeconds?: number;
+  /** Ours: pipe seconds / workflowSeconds (the workflow alone, without the CLI around it). */
+  workflowRatioToPipe?: number | null;
+  /** Ours: the worker process's CPU seconds during the case, per million rows of the table. */
+  workerCpuSecondsPerMillionRows?: number | null;
   /** compare: where the phase's time went (plan activity, buckets, keys streamed to the target). */
   breakdown?: Record<string, number | null>;
   parallelism?: number;
@@ -83,20 +87,24 @@ export function markdown(r: BenchResult): string {
       `${r.postgres.split(' on ')[0]}, Node ${r.machine.node} (load average ${r.machine.loadAverageAtStart.map((l) => l.toFixed(1)).join(' ')} at start); ` +
       `commit ${r.engine.commit.slice(0, 10)}${r.engine.dirty ? ' (uncommitted changes)' : ''}. ` +
       `\`pgbench_accounts\`, ${int(r.settings.rows)} rows, database to database; ratio = seconds of the raw binary pipe ` +
-      `(${fmt(r.pipe.meanSeconds)} s, mean of ${r.pipe.seconds.length} runs) / the tool's seconds — higher is better.`,
+      `(${fmt(r.pipe.meanSeconds)} s, mean of ${r.pipe.seconds.length} runs) / the tool's seconds — higher is better. ` +
+      `Ours: end to end is \`sync start --wait\` from spawn to exit; workflow is its start-to-close time in Temporal.`,
     '',
-    '| case | rows | seconds | rows/s | ratio to pipe | worker peak RSS |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| case | rows | seconds end to end | rows/s | ratio to pipe | workflow seconds | workflow ratio | worker CPU s / M rows | worker peak RSS |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const c of r.cases) {
     if (c.skipped || c.failed) {
-      lines.push(`| ${cell(c.label)} | — | — | — | ${c.failed ? `FAILED: ${cell(c.failed)}` : `skipped: ${cell(c.skipped!)}`} | — |`);
+      lines.push(`| ${cell(c.label)} | — | — | — | ${c.failed ? `FAILED: ${cell(c.failed)}` : `skipped: ${cell(c.skipped!)}`} | — | — | — | — |`);
       continue;
     }
-    const secs =
-      c.workflowSeconds !== undefined && (c.id === 'incremental' || c.group === 'compare') ? `${fmt(c.seconds)} (workflow ${fmt(c.workflowSeconds)})` : fmt(c.seconds);
+    // compare cases: seconds are their phase's own (from history), the whole workflow beside them.
+    const workflow = c.workflowSeconds === undefined ? '' : fmt(c.workflowSeconds);
     const rss = c.workerPeakRssMb === undefined ? '' : `${int(c.workerPeakRssMb)} MB`;
-    lines.push(`| ${cell(c.label)} | ${int(c.rows)} | ${secs} | ${int(c.rowsPerSecond)} | ${c.ratioToPipe === null ? '—' : fmt(c.ratioToPipe)} | ${rss} |`);
+    const cpu = c.workerCpuSecondsPerMillionRows === undefined ? '' : fmt(c.workerCpuSecondsPerMillionRows);
+    const ratio = c.ratioToPipe === null ? '—' : fmt(c.ratioToPipe);
+    const wfRatio = c.workflowRatioToPipe === undefined ? '' : fmt(c.workflowRatioToPipe);
+    lines.push(`| ${cell(c.label)}${c.note && c.group === 'ours' ? ` (${cell(c.note)})` : ''} | ${int(c.rows)} | ${fmt(c.seconds)} | ${int(c.rowsPerSecond)} | ${ratio} | ${workflow} | ${wfRatio} | ${cpu} | ${rss} |`);
   }
   if (r.remote)
     lines.push(
@@ -122,7 +130,7 @@ export function markdown(r: BenchResult): string {
   if (r.cliStart) lines.push('', `CLI start (\`node bin/lakebase-worker.js --help\`, median of ${r.cliStart.runsSeconds.length}): ${fmt(r.cliStart.medianSeconds, 3)} s.`);
   // A run of some groups only lists the targets it measured.
   const measured = r.targets.filter((t) => t.met !== null || t.measured !== '—');
-  if (measured.length) lines.push('', '| target (issue 12) | wanted | measured | met |', '|---|---|---|---|');
+  if (measured.length) lines.push('', '| target (issues 12, 22) | wanted | measured | met |', '|---|---|---|---|');
   for (const t of measured) lines.push(`| ${cell(t.name)} | ${t.target} | ${t.measured} | ${t.met === null ? '—' : t.met ? 'yes' : 'no'} |`);
   return `${lines.join('\n')}\n`;
 }

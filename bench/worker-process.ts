@@ -16,6 +16,18 @@ export async function peakRssMb(pid: number): Promise<number | null> {
   return kb ? Math.round(Number(kb) / 1024) : null;
 }
 
+/** CPU seconds (user + system) a process has used so far; null once it is gone. */
+export async function cpuSeconds(pid: number): Promise<number | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [utime, stime] = [Number(fields[11]), Number(fields[12])];
+  return Number.isFinite(utime) && Number.isFinite(stime) ? (utime + stime) / CLOCK_TICKS : null;
+}
+
+/** sysconf(_SC_CLK_TCK): 100 on Linux builds for every common architecture. */
+const CLOCK_TICKS = 100;
+
 export interface WorkerProcess {
   pid: number;
   /** The Temporal worker identity (the SDK's default: pid@host). */
@@ -24,6 +36,8 @@ export interface WorkerProcess {
   startupPeakRssMb: number | null;
   /** Highest VmHWM sampled so far. */
   peakRssMb(): number | null;
+  /** CPU seconds used so far (start-up included: take differences). */
+  cpuSeconds(): Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -65,6 +79,7 @@ export async function startWorkerProcess(client: Client, configFile: string, tas
     identity,
     startupPeakRssMb,
     peakRssMb: () => peak,
+    cpuSeconds: () => cpuSeconds(pid),
     async stop() {
       const last = await peakRssMb(pid);
       if (last !== null) peak = Math.max(peak ?? 0, last);

@@ -1,7 +1,8 @@
 // `node --import tsx scripts/record-histories.ts <release>`: runs this release's workflows on a real
 // Temporal dev server and PostgreSQL and saves their histories under test/replay/histories/<release>/,
 // so later releases prove (test/replay.test.ts) that workflows started by this one still replay.
-// Run it on a release before changing workflow code; commit what it writes.
+// Run it on a release before changing workflow code; commit what it writes. Names after the release
+// (prefixes) save only those histories: a workflow step added in this release, recorded on its own.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -13,7 +14,7 @@ import { startTemporal, uniqueQueue } from '../test/helpers/temporal';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function main(release: string): Promise<void> {
+async function main(release: string, only: string[]): Promise<void> {
   const out = path.join(__dirname, '..', 'test', 'replay', 'histories', release);
   await mkdir(out, { recursive: true });
   const env = await startTemporal();
@@ -25,7 +26,7 @@ async function main(release: string): Promise<void> {
       INSERT INTO src SELECT g, 'n' || g, '2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, 3000) g;
       CREATE TABLE dst_full (LIKE src INCLUDING ALL); CREATE TABLE dst_upsert (LIKE src INCLUDING ALL); CREATE TABLE dst_can (LIKE src INCLUDING ALL);
       CREATE TABLE dst_a (LIKE src INCLUDING ALL); CREATE TABLE dst_b (LIKE src INCLUDING ALL); CREATE TABLE audit (note text);
-      CREATE TABLE dst_checked (LIKE src INCLUDING ALL);
+      CREATE TABLE dst_checked (LIKE src INCLUDING ALL); CREATE TABLE dst_resynced (LIKE src INCLUDING ALL);
     `);
     const p = (table: string, more: Record<string, unknown> = {}) => ({
       source: { profile: 'local', environment: 'test', table: 'src' },
@@ -44,6 +45,7 @@ async function main(release: string): Promise<void> {
         a: p('dst_a'),
         b: p('dst_b'),
         checked: p('dst_checked', { cursor: 'updated_at', deletes: 'hard', verify: 'checksums', batchRows: 500 }),
+        resynced: p('dst_resynced', { deletes: 'hard', batchRows: 500 }),
       },
       taskQueue,
       {
@@ -54,6 +56,7 @@ async function main(release: string): Promise<void> {
     const worker = await createLakebaseWorker({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
     const save = async (name: string, client: Client, workflowId: string, runId?: string) => {
       const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+      if (only.length && !only.some((x) => name.startsWith(x))) return history;
       // protobufjs JSON (enum names, base64 bytes): what historyFromJSON and the Temporal CLI read.
       // (historyToJSON rejects the client's History instance: two protobufjs copies in node_modules.)
       // The workflow id goes along: replay derives child workflow ids from it.
@@ -102,6 +105,12 @@ async function main(release: string): Promise<void> {
       const verify = await c.workflow.start('verifySync', { taskQueue, workflowId: `verify:checked:${Date.now()}`, args: [{ pipeline: 'checked' }] });
       await verify.result();
       await save('verifySync', c, verify.workflowId);
+      // Compare-then-copy: a re-sync without cursor of a populated target, after rows changed and left.
+      await (await startSync(c, { pipeline: 'resynced', taskQueue })).result();
+      await db.client.query(`UPDATE src SET name = name || '*' WHERE id BETWEEN 1500 AND 1520; DELETE FROM src WHERE id BETWEEN 2500 AND 2505`);
+      const resynced = await startSync(c, { pipeline: 'resynced', taskQueue });
+      await resynced.result();
+      await save('dataSync-compare-then-copy', c, resynced.workflowId);
       const tc = await c.workflow.start('testConnection', { taskQueue, workflowId: `test-connection:${Date.now()}`, args: [{ profile: 'local', environment: 'test' }] });
       await tc.result();
       await save('testConnection', c, tc.workflowId);
@@ -114,10 +123,10 @@ async function main(release: string): Promise<void> {
 
 const release = process.argv[2];
 if (!release || !/^[\w.-]+$/.test(release)) {
-  console.error('usage: node --import tsx scripts/record-histories.ts <release-name>');
+  console.error('usage: node --import tsx scripts/record-histories.ts <release-name> [history-name-prefix…]');
   process.exit(2);
 }
-main(release).then(() => process.exit(0), (err: unknown) => {
+main(release, process.argv.slice(3)).then(() => process.exit(0), (err: unknown) => {
   console.error(err);
   process.exit(1);
 });

@@ -1,5 +1,7 @@
 // `npm test`: makes sure the real components are there (Temporal CLI, PostgreSQL), runs every
-// test file on node's test runner, and ends with one plain "N passed, N failed" line.
+// test file on node's test runner, each in its own process group with a time limit (a hung file
+// is killed with everything it started and counts as failed), and ends with one plain
+// "N passed, N failed" line.
 //
 // PostgreSQL, as the demo finds it: DATABASE_URL (must answer), else the local server
 // (postgres@127.0.0.1:5432, trust auth), else an embedded PostgreSQL started here for the run and
@@ -43,31 +45,124 @@ async function main(): Promise<number> {
   }
 }
 
-async function runFiles(started: number): Promise<number> {
-  const only = process.argv.slice(2);
-  const files = only.length ? only : await testFiles('test');
-  const tap = path.join(await mkdtemp(path.join(os.tmpdir(), 'lbw-tests-')), 'report.tap');
+/** Per test: minutes (a test that needs longer says so with its own `timeout`). */
+const TEST_TIMEOUT_MS = 5 * 60_000;
+/** Per file: past this the file's whole process tree is killed and the file counts as failed. */
+const FILE_TIMEOUT_MS = Number(process.env.LAKEBASE_TEST_FILE_TIMEOUT_MS) || 20 * 60_000;
+const CONCURRENCY = 2;
+
+interface FileResult {
+  passed: number;
+  failed: number;
+}
+
+/** Process groups of the files still running (killed if the run itself is interrupted). */
+const running = new Set<number>();
+
+function killGroup(pid: number): boolean {
+  try {
+    process.kill(-pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false; // the group is gone already
+  }
+}
+
+/** Counts from a file's TAP report; a report cut short (killed file) counts the tests that ended. */
+function countTap(report: string): FileResult {
+  const summary = (name: string) => new RegExp(`^# ${name} (\\d+)$`, 'm').exec(report)?.[1];
+  if (summary('pass') !== undefined) return { passed: Number(summary('pass')), failed: Number(summary('fail') ?? 0) + Number(summary('cancelled') ?? 0) };
+  const lines = report.split('\n');
+  const result: FileResult = { passed: 0, failed: 0 };
+  lines.forEach((line, i) => {
+    const m = /^\s*(not ok|ok) \d+ - /.exec(line);
+    if (!m) return;
+    // A suite's result line is followed by its YAML block naming type: 'suite'.
+    const yaml = lines.slice(i + 1, i + 6).join('\n');
+    if (/^\s*type: 'suite'$/m.test(yaml.split(/\n\s*\.\.\./)[0] ?? '')) return;
+    if (m[1] === 'ok') result.passed++;
+    else result.failed++;
+  });
+  return result;
+}
+
+/**
+ * One test file in its own process group (detached), so that a file past FILE_TIMEOUT_MS, with
+ * every server and worker it started, can be killed at once. Its spec output is printed in one
+ * piece when it ends (two files run at a time).
+ */
+async function runFile(file: string, dir: string, index: number): Promise<FileResult> {
+  const tap = path.join(dir, `${index}.tap`);
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--test', `--test-timeout=${TEST_TIMEOUT_MS}`,
+      '--test-reporter=spec', '--test-reporter-destination=stdout',
+      '--test-reporter=tap', `--test-reporter-destination=${tap}`, file],
+    // NODE_TEST_CONTEXT would make a run started inside a test file skip its files.
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, NODE_TEST_CONTEXT: undefined } },
+  );
+  const pid = child.pid;
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d));
+  child.stderr.on('data', (d: Buffer) => (output += d));
+  if (pid !== undefined) running.add(pid);
+  let timedOut = false;
   const code = await new Promise<number>((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000',
-        '--test-reporter=spec', '--test-reporter-destination=stdout',
-        '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
-      { stdio: 'inherit' },
-    );
-    child.on('exit', (c) => resolve(c ?? 1));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (pid !== undefined) killGroup(pid);
+    }, FILE_TIMEOUT_MS);
+    // 'exit', not 'close': a leftover grandchild may hold the pipes open.
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c ?? 1);
+    });
     child.on('error', (err) => {
-      console.error(`cannot run the test runner: ${err.message}`);
+      clearTimeout(timer);
+      output += `cannot run ${file}: ${err.message}\n`;
       resolve(1);
     });
   });
-  const report = await readFile(tap, 'utf8').catch(() => '');
-  const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(report)?.[1] ?? 0);
-  const passed = count('pass');
-  const failed = count('fail') + count('cancelled');
+  // Whatever the file left running (a server, a worker) goes with it.
+  if (pid !== undefined && !timedOut) killGroup(pid);
+  if (pid !== undefined) running.delete(pid);
+  const result = countTap(await readFile(tap, 'utf8').catch(() => ''));
+  process.stdout.write(output);
+  if (timedOut) {
+    console.log(`✖ ${file} passed its time limit (${Math.round(FILE_TIMEOUT_MS / 1000)} s): its process tree was killed; the file counts as failed`);
+    result.failed++;
+  } else if (code !== 0 && result.failed === 0) {
+    console.log(`✖ ${file} exited with status ${code}; the file counts as failed`);
+    result.failed++;
+  }
+  return result;
+}
+
+async function runFiles(started: number): Promise<number> {
+  const only = process.argv.slice(2);
+  const files = only.length ? only : await testFiles('test');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-tests-'));
+  const totals: FileResult = { passed: 0, failed: 0 };
+  let next = 0;
+  const lane = async () => {
+    while (next < files.length) {
+      const i = next++;
+      const r = await runFile(files[i]!, dir, i);
+      totals.passed += r.passed;
+      totals.failed += r.failed;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, lane));
   console.log(`test run took ${Math.round((Date.now() - started) / 1000)} s`);
-  console.log(`${passed} passed, ${failed} failed`);
-  return code !== 0 || failed > 0 || passed === 0 ? 1 : 0;
+  console.log(`${totals.passed} passed, ${totals.failed} failed`);
+  return totals.failed > 0 || totals.passed === 0 ? 1 : 0;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    for (const pid of running) killGroup(pid);
+    process.exit(1);
+  });
 }
 
 main().then((code) => process.exit(code), (err: unknown) => {

@@ -122,7 +122,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
       say(`Workflow ${handle.workflowId}`);
       say(`Temporal UI: http://localhost:${uiPort}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}`);
       const t0 = Date.now();
-      const stop = followProgress(() => handle.query(progressQuery));
+      const stop = followProgress((signal) => env.client.withAbortSignal(signal, () => handle.query(progressQuery)));
       const progress = await handle.result().finally(stop);
       return { progress, seconds: (Date.now() - t0) / 1000 };
     };

@@ -29,6 +29,11 @@ export const NON_RETRYABLE_FAILURES = {
   branchPermission: 'LakebaseBranchPermissionDenied',
   /** A cdc pipeline's replication slot is gone from the source (dropped behind the worker): its changes since are lost. */
   cdcSlotMissing: 'LakebaseCdcSlotMissing',
+  /**
+   * A long-running Lakebase operation (create/delete branch or endpoint) ran and reported failure:
+   * an answer, not a missing one, so the same request is not sent again.
+   */
+  operationFailed: 'LakebaseOperationFailed',
 } as const;
 
 /** Worth another attempt (with backoff), or handled by the workflow itself. */
@@ -38,6 +43,8 @@ export const RETRYABLE_FAILURES = {
   unknown: 'LakebaseUnknownError',
   tokenExpired: 'LakebaseTokenExpired',
   tokenEndpointUnavailable: 'LakebaseTokenEndpointUnavailable',
+  /** The Databricks Postgres API (branches, endpoints, operations) answered 429 or 5xx, or not at all. */
+  apiUnavailable: 'LakebaseApiUnavailable',
   /** A scale-to-zero compute still waking after computeWakeTimeoutMs (src/db/computeWake.ts). */
   computeWaking: 'LakebaseComputeWaking',
 } as const;
@@ -59,7 +66,7 @@ export type RetryableFailureType = ValueOf<typeof RETRYABLE_FAILURES>;
 export type FailureType = NonRetryableFailureType | RetryableFailureType | ValueOf<typeof WORKFLOW_FAILURES>;
 
 /** The failure types the token layer (src/auth/) raises. */
-export type AuthFailureType = (typeof NON_RETRYABLE_FAILURES)['tokenInvalid' | 'staticTokenExpired' | 'idpTokenMissing' | 'authConfig'] | (typeof RETRYABLE_FAILURES)['tokenExpired' | 'tokenEndpointUnavailable'];
+export type AuthFailureType = (typeof NON_RETRYABLE_FAILURES)['tokenInvalid' | 'staticTokenExpired' | 'idpTokenMissing' | 'authConfig'] | (typeof RETRYABLE_FAILURES)['tokenExpired' | 'tokenEndpointUnavailable' | 'apiUnavailable'];
 
 /** The failure types a PostgreSQL / network error classifies as (src/db/errors.ts). */
 export type SqlFailureType =

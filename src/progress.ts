@@ -22,26 +22,57 @@ export function formatProgress(p: SyncProgress, width?: number): string {
 }
 
 /**
- * Follows a sync: a live bar redrawn in place on a TTY, a plain line every few seconds otherwise
- * (logs and CI stay readable). Returns a stop function.
+ * Calls `poll` every `everyMs`, one call at a time, handing each answer to `onValue` (failures are
+ * skipped: not started yet, between runs). Each call gets a signal that stop aborts. Returns a stop
+ * function that resolves once no call is in flight, so the caller may close the Temporal
+ * connection after it: a query still running (or retrying: its worker just died) when the
+ * connection closes would fail later and crash a command whose result is already known.
  */
-export function followProgress(poll: () => Promise<SyncProgress>, out: NodeJS.WriteStream = process.stdout): () => void {
-  const tty = out.isTTY === true;
-  const every = tty ? 500 : 5_000;
-  let last = '';
-  const tick = () =>
-    poll()
-      .then((p) => {
-        const line = formatProgress(p, tty ? out.columns : undefined);
-        if (tty) out.write(`\r${line.padEnd(last.length)}`);
-        else if (line !== last) out.write(`${line}\n`);
-        last = line;
+export function pollUntilStopped<T>(poll: (signal: AbortSignal) => Promise<T>, onValue: (value: T) => void, everyMs: number): () => Promise<void> {
+  let stopped = false;
+  // One controller per call: the SDK adds a listener to the signal per call.
+  let current: AbortController | undefined;
+  let inFlight: Promise<void> | undefined;
+  const tick = () => {
+    if (inFlight || stopped) return;
+    current = new AbortController();
+    inFlight = poll(current.signal)
+      .then((v) => {
+        if (!stopped) onValue(v);
       })
-      .catch(() => undefined); // not started yet, or between runs
-  const timer = setInterval(tick, every);
-  void tick();
-  return () => {
+      .catch(() => undefined)
+      .finally(() => (inFlight = undefined));
+  };
+  const timer = setInterval(tick, everyMs);
+  tick();
+  return async () => {
+    stopped = true;
     clearInterval(timer);
+    current?.abort();
+    await inFlight;
+  };
+}
+
+/**
+ * Follows a sync: a live bar redrawn in place on a TTY, a plain line every few seconds otherwise
+ * (logs and CI stay readable). Returns a stop function that settles the query in flight
+ * (pollUntilStopped).
+ */
+export function followProgress(poll: (signal: AbortSignal) => Promise<SyncProgress>, out: NodeJS.WriteStream = process.stdout, intervalMs?: number): () => Promise<void> {
+  const tty = out.isTTY === true;
+  let last = '';
+  const stop = pollUntilStopped(
+    poll,
+    (p) => {
+      const line = formatProgress(p, tty ? out.columns : undefined);
+      if (tty) out.write(`\r${line.padEnd(last.length)}`);
+      else if (line !== last) out.write(`${line}\n`);
+      last = line;
+    },
+    intervalMs ?? (tty ? 500 : 5_000),
+  );
+  return async () => {
+    await stop();
     if (tty && last) out.write('\n');
   };
 }

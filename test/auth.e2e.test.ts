@@ -20,6 +20,7 @@ import { capturingLogger, historyText } from './helpers/capture';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
 import { startIdp, type TestIdp } from './helpers/idp';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 const COLUMNS = ['id', 'label', 'amount', 'meta'];
 const PAT = `dapi${randomBytes(16).toString('hex')}`;
@@ -72,12 +73,14 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
     tokenDir = await mkdtemp(path.join(os.tmpdir(), 'lbw-auth-'));
   });
 
-  after(async () => {
-    await emu?.stop();
-    await idp?.stop();
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => emu?.stop(),
+      () => idp?.stop(),
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   /** A config where every profile logs in through the emulator's Postgres front. */
   async function makeConfig(extra: { staticIdpToken?: string; tokenFile?: string; idleTimeoutMs?: number } = {}): Promise<Config> {

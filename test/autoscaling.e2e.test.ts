@@ -8,6 +8,7 @@ import { createPoolRegistry } from '../src/db/pools';
 import { LakebaseEmulator } from '../src/emulator';
 import { createLogger } from '../src/logger';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
+import { cleanUp } from './helpers/cleanup';
 
 const SP_SECRET = `dose${randomBytes(16).toString('hex')}`;
 const ENDPOINT = 'projects/shop/branches/production/endpoints/primary';
@@ -21,10 +22,12 @@ describe('Lakebase Autoscaling environments: project/branch/endpoint, host looku
     db = await createTestDatabase('autoscale');
     emu = await new LakebaseEmulator({ upstream: ADMIN_URL, servicePrincipals: [{ clientId: 'sp-a', clientSecret: SP_SECRET }], endpoints: [ENDPOINT] }).start();
   });
-  after(async () => {
-    await emu?.stop();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => emu?.stop(),
+      () => db?.close(),
+    ),
+  );
 
   const config = (env: Record<string, unknown>) =>
     parseConfig({
@@ -79,7 +82,7 @@ describe('Lakebase Autoscaling environments: project/branch/endpoint, host looku
     const credentials = createCredentialProvider({ config: cfg, logger });
     emu.failNext(`/api/2.0/postgres/${ENDPOINT}`, { status: 503, count: 1 });
     await assert.rejects(credentials.host('lb', 'main'), (err: Error & { type?: string; retryable?: boolean }) => {
-      assert.equal(err.type, 'LakebaseTokenEndpointUnavailable');
+      assert.equal(err.type, 'LakebaseApiUnavailable', 'the Postgres API, not the token endpoint');
       assert.equal(err.retryable, true);
       return true;
     });

@@ -12,7 +12,7 @@ const result: BenchResult = {
   cases: [
     { id: 'pipe', label: 'raw pipe `psql | psql`', group: 'yardstick', rows: 200000, seconds: 0.7, rowsPerSecond: 285714, ratioToPipe: 1 },
     { id: 'pgcopydb', label: 'pgcopydb', group: 'peer', rows: 200000, seconds: null, rowsPerSecond: null, ratioToPipe: null, skipped: 'not installed' },
-    { id: 'full-refresh', label: 'full-refresh', group: 'ours', rows: 200000, seconds: 1.4, rowsPerSecond: 142857, ratioToPipe: 0.5, workerPeakRssMb: 231 },
+    { id: 'full-refresh', label: 'full-refresh', group: 'ours', rows: 200000, seconds: 1.4, workflowSeconds: 1.0, workflowRatioToPipe: 0.7, rowsPerSecond: 142857, ratioToPipe: 0.5, workerPeakRssMb: 231, workerCpuSecondsPerMillionRows: 1.25 },
     { id: 'incremental', label: 'incremental', group: 'ours', rows: 1000, seconds: 0.43, workflowSeconds: 0.42, rowsPerSecond: 2326, ratioToPipe: null, workerPeakRssMb: 219 },
     { id: 'deletes-hard', label: 'delete detection', group: 'compare', rows: 200000, seconds: 0.8, workflowSeconds: 1.3, rowsPerSecond: 250000, ratioToPipe: 1.1, workerPeakRssMb: 220 },
   ],
@@ -40,17 +40,17 @@ describe('bench report (README table)', () => {
     assert.match(md, /`psql \\\| psql`/);
   });
 
-  test('skipped tools say why; the incremental sync shows its workflow time; ratios and RSS are printed', () => {
-    assert.match(md, /\| pgcopydb \| — \| — \| — \| skipped: not installed \| — \|/);
-    assert.match(md, /\| incremental \| 1,000 \| 0\.43 \(workflow 0\.42\) \|/);
-    assert.match(md, /\| full-refresh \| 200,000 \| 1\.40 \| 142,857 \| 0\.50 \| 231 MB \|/);
+  test('skipped tools say why; end to end and workflow side by side; ratios, worker CPU and RSS are printed', () => {
+    assert.match(md, /\| pgcopydb \| — \| — \| — \| skipped: not installed \| — \| — \| — \| — \|/);
+    assert.match(md, /\| incremental \| 1,000 \| 0\.43 \| 2,326 \| — \| 0\.42 \| {2}\| {2}\| 219 MB \|/);
+    assert.match(md, /\| full-refresh \| 200,000 \| 1\.40 \| 142,857 \| 0\.50 \| 1\.00 \| 0\.70 \| 1\.25 \| 231 MB \|/);
     assert.match(md, /parallelism 4 moved 3\.33× the rows\/s of parallelism 1/);
     assert.match(md, /1: 2, 2: 1 — both ran partitions/);
     assert.match(md, /\| full-refresh \| ratio ≥ 1 \| 0\.50 \| no \|/);
   });
 
-  test('delete detection and verify show the phase with the workflow in brackets, and their own pipe; unmeasured targets are left out', () => {
-    assert.match(md, /\| delete detection \| 200,000 \| 0\.80 \(workflow 1\.30\) \| 250,000 \| 1\.10 \| 220 MB \|/);
+  test('delete detection and verify show the phase with the workflow beside it, and their own pipe; unmeasured targets are left out', () => {
+    assert.match(md, /\| delete detection \| 200,000 \| 0\.80 \| 250,000 \| 1\.10 \| 1\.30 \| {2}\| {2}\| 220 MB \|/);
     assert.match(md, /`pgbench_accounts_dv`, 200,000 rows; then 2,000 deleted and 2,000 changed.*raw pipe of the same table \(0\.88 s, mean of 2 runs\)/);
     assert.doesNotMatch(md, /not measured in this run/);
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { jobProgress, startJob } from '../src/client';
@@ -11,7 +12,7 @@ import { createLogger } from '../src/logger';
 import type { JobProgress } from '../src/workflows';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
-import { missingTool } from './helpers/tools';
+import { cleanUp } from './helpers/cleanup';
 
 const SECRET_A = `dose${randomBytes(16).toString('hex')}`;
 const SECRET_B = `dose${randomBytes(16).toString('hex')}`;
@@ -27,21 +28,28 @@ async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
   return app;
 }
 
-// The emulator copies a branch's databases with pg_dump | psql (PostgreSQL's client tools).
-const noCopyTools = missingTool('pg_dump', 'postgresql-client') || missingTool('psql', 'postgresql-client');
-
-describe('job run --branch: a job tried on a Lakebase branch (emulator branches, real Temporal dev server, real PostgreSQL)', { skip: noCopyTools }, () => {
+describe('job run --branch: a job tried on a Lakebase branch (emulator branches, real Temporal dev server, real PostgreSQL)', () => {
   let env: TestWorkflowEnvironment;
   let db: TestDatabase;
   let emu: LakebaseEmulator;
   let config: Config;
   let taskQueue: string;
   let stopWorker: () => Promise<void>;
-  const total = async () => (await db.client.query('SELECT sum(cents)::int AS t FROM prices')).rows[0].t as number;
+  // A fresh session per read: the emulator's branch copy (CREATE DATABASE … TEMPLATE) ends the sessions on the parent.
+  const total = async () => {
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      return (await c.query('SELECT sum(cents)::int AS t FROM prices')).rows[0].t as number;
+    } finally {
+      await c.end();
+    }
+  };
 
   before(async () => {
     [env, db] = await Promise.all([startTemporal(), createTestDatabase('branches')]);
     await db.client.query(`CREATE TABLE prices (id int PRIMARY KEY, cents int NOT NULL); INSERT INTO prices SELECT g, g * 100 FROM generate_series(1, 50) g;`);
+    await db.client.end();
     emu = await new LakebaseEmulator({
       upstream: ADMIN_URL,
       servicePrincipals: [{ clientId: 'sp-a', clientSecret: SECRET_A }, { clientId: 'sp-b', clientSecret: SECRET_B }],
@@ -77,12 +85,14 @@ describe('job run --branch: a job tried on a Lakebase branch (emulator branches,
     ({ stop: stopWorker } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue }));
   });
 
-  after(async () => {
-    await stopWorker?.();
-    await env?.teardown();
-    await emu?.stop();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => stopWorker?.(),
+      () => env?.teardown(),
+      () => emu?.stop(),
+      () => db?.close(),
+    ),
+  );
 
   const run = (job: string, branch: { name: string; create?: boolean; deleteAfter?: boolean; ttl?: string }, environment?: string) =>
     startJob(env.client, { job, params: {}, taskQueue, config, branch, environment });
@@ -139,6 +149,19 @@ describe('job run --branch: a job tried on a Lakebase branch (emulator branches,
     assert.equal(creations('lost-answer'), 1, 'one branch was made');
     assert.equal(r.branch!.deleted, true);
     assert.equal(exists('lost-answer'), false);
+  });
+
+  test('a create whose long-running operation fails inside Lakebase: LakebaseOperationFailed, not retried, nothing left behind', async () => {
+    const posts = emu.requests(CREATE_PATH);
+    emu.branches.failNextCopy({ error_code: 'INTERNAL_ERROR', message: 'copying database: the copy broke' });
+    const t0 = Date.now();
+    const app = await failureOf((await run('double-prices', { name: 'op-fails', create: true, deleteAfter: true })).result());
+    assert.equal(app.type, 'LakebaseOperationFailed');
+    assert.equal(app.nonRetryable, true);
+    assert.match(app.message, /operation projects\/shop\/branches\/op-fails\/operations\/\S+ failed: INTERNAL_ERROR copying database: the copy broke/);
+    assert.equal(emu.requests(CREATE_PATH), posts + 1, 'not retried');
+    assert.ok(Date.now() - t0 < 15_000, 'no retry backoff');
+    assert.equal(exists('op-fails'), false);
   });
 
   test('a name taken by a branch this run did not make fails at once, and that branch is left alone', async () => {

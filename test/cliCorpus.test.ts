@@ -21,6 +21,7 @@ import { temporalExecutable } from '../src/provision/temporal';
 import { formatProgress } from '../src/progress';
 import { createLakebaseWorker } from '../src/worker';
 import type { SyncProgress } from '../src/workflows';
+import { cleanUp } from './helpers/cleanup';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
 import { startIdp, type TestIdp } from './helpers/idp';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
@@ -110,22 +111,25 @@ describe('CLI corpus: exit codes and messages a user sees (test/corpus/cli)', ()
     }
   });
 
-  after(async () => {
-    squatter?.close();
-    await emu?.stop();
-    await idp?.stop();
-    await db?.client.query(`DROP OWNED BY ${vars.RESTRICTED_USER}`).catch(() => undefined);
-    await db?.close();
-    if (vars.RESTRICTED_USER) {
-      const pg = (await import('pg')).default;
-      const admin = new pg.Client({ connectionString: ADMIN_URL });
-      await admin.connect();
-      await admin.query(`DROP ROLE IF EXISTS ${vars.RESTRICTED_USER}`);
-      await admin.end();
-    }
-    await bare?.teardown();
-    await env?.teardown();
-  });
+  after(() =>
+    cleanUp(
+      () => squatter?.close(),
+      () => emu?.stop(),
+      () => idp?.stop(),
+      () => db?.client.query(`DROP OWNED BY ${vars.RESTRICTED_USER}`).catch(() => undefined),
+      () => db?.close(),
+      async () => {
+        if (!vars.RESTRICTED_USER) return;
+        const pg = (await import('pg')).default;
+        const admin = new pg.Client({ connectionString: ADMIN_URL });
+        await admin.connect();
+        await admin.query(`DROP ROLE IF EXISTS ${vars.RESTRICTED_USER}`);
+        await admin.end();
+      },
+      () => bare?.teardown(),
+      () => env?.teardown(),
+    ),
+  );
 
   for (const { file, c } of cases) {
     test(`${file}: ${c.description}`, async () => {

@@ -8,6 +8,7 @@ import { LakebaseEmulator } from '../src/emulator';
 import { createLogger } from '../src/logger';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 describe('a job step or a sync meeting a waking compute says so in the workflowâ€™s current details (emulator scale to zero, real Temporal dev server)', () => {
   let env: TestWorkflowEnvironment;
@@ -20,11 +21,13 @@ describe('a job step or a sync meeting a waking compute says so in the workflowâ
     // Wakes 3 s after the first connection; each login waits at most 500 ms for it.
     emu = await new LakebaseEmulator({ upstream: ADMIN_URL, passwordRoles: [{ role: 'app', password: 'pw' }], scaleToZero: { wakeDelayMs: 3_000 } }).start();
   });
-  after(async () => {
-    await env?.teardown();
-    await emu?.stop();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => env?.teardown(),
+      () => emu?.stop(),
+      () => db?.close(),
+    ),
+  );
 
   const configFor = (taskQueue: string) =>
     parseConfig({

@@ -196,4 +196,34 @@ describe('config files', () => {
   test('missing file says so', () => {
     assert.throws(() => loadConfigFile('/nonexistent/lakebase.yaml', {}), /cannot read \/nonexistent\/lakebase\.yaml: ENOENT/);
   });
+  const fedProfile = (tokenFile: string, more = '') =>
+    `profiles:\n  fed:\n    auth:\n      method: federation\n      workspaceHost: https://dbc-1.cloud.databricks.com\n      subjectToken: { source: static, tokenFile: ${tokenFile}${more} }\n    environments:\n      prod: { host: h.example.com, user: u }\n`;
+
+  test('a …File setting naming a missing file is reported first, naming the config and the file, before any other problem', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-config-'));
+    const file = path.join(dir, 'lakebase.yaml');
+    await writeFile(file, `profiles:\n  a:\n    auth: { method: password, passwordFile: ${dir}/gone }\n    environments:\n      prod: { host: h.example.com, user: u, port: abc }\n`);
+    assert.throws(() => loadConfigFile(file, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.problems[0], `profiles.a.auth.passwordFile: cannot read ${dir}/gone (ENOENT); fix the path or create the file`);
+      assert.match(err.problems[1]!, /^profiles\.a\.environments\.prod\.port: /, 'the other problems follow');
+      assert.ok(err.message.startsWith(`invalid ${file}:`));
+      return true;
+    });
+  });
+
+  test('a readable …File passes; a federation token file the platform writes later (tokenFileWrittenLater) is a warning', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-config-'));
+    const file = path.join(dir, 'lakebase.yaml');
+    await writeFile(path.join(dir, 'idp.jwt'), 'eyJ.test.jwt');
+    await writeFile(file, fedProfile(path.join(dir, 'idp.jwt')));
+    const warnings: string[] = [];
+    assert.ok(loadConfigFile(file, {}, (m) => warnings.push(m)).profiles.fed);
+    assert.equal(warnings.length, 0);
+    await writeFile(file, fedProfile(path.join(dir, 'later.jwt'), ', tokenFileWrittenLater: true'));
+    assert.ok(loadConfigFile(file, {}, (m) => warnings.push(m)).profiles.fed);
+    assert.deepEqual(warnings, [`${file}: profiles.fed.auth.subjectToken.tokenFile: cannot read ${dir}/later.jwt (ENOENT); tokenFileWrittenLater is set, so it is read when first needed`]);
+    await writeFile(file, fedProfile(path.join(dir, 'later.jwt')));
+    assert.throws(() => loadConfigFile(file, {}), /subjectToken\.tokenFile: cannot read .*later\.jwt \(ENOENT\)/, 'without the option it is an error');
+  });
 });

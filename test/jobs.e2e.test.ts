@@ -2,14 +2,21 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { approveJob, jobProgress, startJob } from '../src/client';
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { approveJob, jobProgress, rejectJob, startJob } from '../src/client';
 import { bindJobParams, JobParamError } from '../src/config/jobParams';
 import type { Config } from '../src/config/schema';
 import { compileNamedParams } from '../src/db/namedParams';
 import { createLogger } from '../src/logger';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
+const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('named parameters', () => {
@@ -75,11 +82,13 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
     ({ stop: stopWorker } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue }));
   });
 
-  after(async () => {
-    await stopWorker?.();
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => stopWorker?.(),
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   const start = (job: string, params: Record<string, string | number | null>, extra: { dryRun?: boolean } = {}) =>
     startJob(env.client, { job, params, taskQueue, config, ...extra });
@@ -143,6 +152,51 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
     assert.equal(r.rowsWritten, 1);
     assert.equal((await db.client.query('SELECT count(*)::int AS n FROM orders')).rows[0].n, 300);
     assert.equal((await db.client.query(`SELECT note FROM audit ORDER BY at DESC LIMIT 1`)).rows[0].note, "vip 2 '); DELETE FROM orders; -- 100");
+  });
+
+  test('job run (the CLI) waits by default: it says when the job awaits approval and ends with the result once approved; --no-wait only starts it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-jobcli-'));
+    const file = path.join(dir, 'lakebase.yaml');
+    const tagTenant = config.jobs['tag-tenant']!;
+    // The CLI's config names the same job and queue; the worker runs it with its own config.
+    await writeFile(file, YAML.stringify({
+      temporal: { address: env.address, taskQueue },
+      profiles: { local: { auth: { method: 'pat', token: 'x' }, environments: { test: db.environment } } },
+      jobs: { 'tag-tenant': { profile: 'local', environment: 'test', approval: true, params: { tenant: { type: 'integer', min: 1 }, label: { type: 'text' } }, steps: tagTenant.steps.map(({ name, kind, sql }) => ({ name, kind, sql })) } },
+    }));
+    const cli = spawn(process.execPath, [CLI, 'job', 'run', '--job', 'tag-tenant', '--param', 'tenant=3', '--param', 'label=cli-wait', '--config', file], {
+      env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1', LAKEBASE_PROGRESS_INTERVAL_MS: '200' },
+    });
+    let out = '';
+    cli.stdout.on('data', (d: Buffer) => (out += d));
+    cli.stderr.on('data', (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!/awaiting approval — lakebase-worker job approve (\S+) /.test(out)) {
+        assert.ok(Date.now() < deadline && cli.exitCode === null, `no approval notice:\n${out}`);
+        await sleep(100);
+      }
+      const id = /awaiting approval — lakebase-worker job approve (\S+) /.exec(out)![1]!;
+      assert.match(out, new RegExp(`^started ${id}$`, 'm'));
+      assert.deepEqual(await approveJob(env.client, id, 'bob'), { approved: true });
+      assert.equal(await exited, 0, out);
+      assert.match(out, /^tag-tenant: done; 2 steps, 1 rows written$/m);
+    } finally {
+      if (cli.exitCode === null) cli.kill('SIGKILL');
+    }
+    const detached = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const c = spawn(process.execPath, [CLI, 'job', 'run', '--job', 'tag-tenant', '--param', 'tenant=3', '--param', 'label=cli-nowait', '--no-wait', '--config', file], {
+        env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1' },
+      });
+      let o = '';
+      c.stdout.on('data', (d: Buffer) => (o += d));
+      c.stderr.on('data', (d: Buffer) => (o += d));
+      c.on('exit', (code) => resolve({ code, out: o }));
+    });
+    assert.equal(detached.code, 0, detached.out);
+    assert.match(detached.out, /^started job:tag-tenant:\S+\n$/);
+    await rejectJob(env.client, detached.out.trim().replace(/^started /, ''), 'test', 'only started to show --no-wait').catch(() => undefined);
   });
 
   test('a dry run validates, EXPLAINs read and write steps, and writes nothing', async () => {

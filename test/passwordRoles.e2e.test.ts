@@ -11,6 +11,7 @@ import { createPoolRegistry } from '../src/db/pools';
 import { LakebaseEmulator } from '../src/emulator';
 import { createLogger } from '../src/logger';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
+import { cleanUp } from './helpers/cleanup';
 
 const PASSWORD = `pw-${randomBytes(12).toString('hex')}`;
 const PAT = `dapi${randomBytes(16).toString('hex')}`;
@@ -31,11 +32,13 @@ describe('native Postgres password roles and pool lifetime limits (emulator in f
     dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-pw-'));
   });
 
-  after(async () => {
-    await emu?.stop();
-    await db?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() =>
+    cleanUp(
+      () => emu?.stop(),
+      () => db?.close(),
+      () => dir && rm(dir, { recursive: true, force: true }),
+    ),
+  );
 
   const environment = (user: string, more: Record<string, unknown> = {}) => ({
     host: emu.postgres.host, port: emu.postgres.port, database: db.name, user, ssl: { mode: 'disable' }, ...more,

@@ -9,6 +9,7 @@ import type { ConnectionReport } from '../src/db/diagnose';
 import { createLogger } from '../src/logger';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 describe('environments, Test Connection as a workflow, and PostGIS (real Temporal dev server, real PostgreSQL)', () => {
   let env: TestWorkflowEnvironment;
@@ -67,12 +68,14 @@ describe('environments, Test Connection as a workflow, and PostGIS (real Tempora
     ({ stop } = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue }));
   });
 
-  after(async () => {
-    await stop?.();
-    await env?.teardown();
-    await prod?.close();
-    await staging?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => stop?.(),
+      () => env?.teardown(),
+      () => prod?.close(),
+      () => staging?.close(),
+    ),
+  );
 
   test('the same sync against staging and against prod hits the two databases', async () => {
     const rProd = await (await startSync(env.client, { pipeline: 'copy', taskQueue, config })).result();

@@ -9,6 +9,7 @@ import { createPoolRegistry } from '../src/db/pools';
 import { LakebaseEmulator } from '../src/emulator';
 import { createLogger } from '../src/logger';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
+import { cleanUp } from './helpers/cleanup';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -19,10 +20,12 @@ describe('scale to zero: a suspended compute woken by the first connection (emul
   before(async () => {
     db = await createTestDatabase('s2z');
   });
-  after(async () => {
-    await Promise.all(emulators.map((e) => e.stop()));
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => Promise.all(emulators.map((e) => e.stop())),
+      () => db?.close(),
+    ),
+  );
 
   async function setup(wakeDelayMs: number, computeWakeTimeoutMs: number) {
     const emu = await new LakebaseEmulator({ upstream: ADMIN_URL, passwordRoles: [{ role: 'app', password: 'pw' }], scaleToZero: { wakeDelayMs } }).start();

@@ -22,6 +22,7 @@ import { CHROMIUM, launchChromium } from './helpers/browser';
 import { capturingLogger } from './helpers/capture';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 const run = promisify(execFile);
 const key = (): SealingKey => {
@@ -121,14 +122,16 @@ describe('encrypted history, codec server for the UI, metrics and health (real d
     await (await startJob(client, { job: 'leaky', params: {}, taskQueue: 'sec', config })).result().catch(() => undefined);
   });
 
-  after(async () => {
-    await stop?.();
-    ops?.close();
-    codec?.close();
-    await env?.teardown();
-    await db?.close();
-    delete process.env.LAKEBASE_SECRET_KEYS;
-  });
+  after(() =>
+    cleanUp(
+      () => stop?.(),
+      () => ops?.close(),
+      () => codec?.close(),
+      () => env?.teardown(),
+      () => db?.close(),
+      () => { delete process.env.LAKEBASE_SECRET_KEYS; },
+    ),
+  );
 
   test('the raw history (`temporal workflow show --output json`) holds ciphertext only; the job still ran', async () => {
     const cli = (await findTemporalCli())!;

@@ -18,6 +18,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
 import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
+import { cleanUp } from './helpers/cleanup';
 
 const COLS = ['id', 'name', 'amount', 'updated_at', 'deleted_at'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,10 +83,12 @@ describe('sync modes, resume and schedules (real Temporal dev server, real Postg
     config = parseConfig(rawConfig, {});
   });
 
-  after(async () => {
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   async function withWorker<R>(fn: (q: string) => Promise<R>): Promise<R> {
     const taskQueue = uniqueQueue('modes');

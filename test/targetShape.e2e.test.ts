@@ -11,6 +11,7 @@ import { createLogger } from '../src/logger';
 import type { SyncProgress } from '../src/workflows';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 // Target creation and schema changes through Temporal (real dev server, real worker, PostgreSQL):
 // the data corpus into a target created in another database, a dry run that changes nothing,
@@ -61,11 +62,13 @@ describe('target creation and schema changes end to end (Temporal + PostgreSQL)'
     worker = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
   });
 
-  after(async () => {
-    await worker?.stop();
-    await env?.teardown();
-    await Promise.all([src?.close(), dst?.close()]);
-  });
+  after(() =>
+    cleanUp(
+      () => worker?.stop(),
+      () => env?.teardown(),
+      () => Promise.all([src?.close(), dst?.close()]),
+    ),
+  );
 
   const run = async (pipeline: string, dryRun = false): Promise<SyncProgress> => (await startSync(env.client, { pipeline, taskQueue, config, dryRun })).result();
   const exists = async (table: string) => (await dst.client.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [table])).rows[0].ok as boolean;

@@ -13,6 +13,7 @@ import { LAKEBASE_SEARCH_ATTRIBUTES } from '../src/workflows/searchAttributes';
 import { CHROMIUM, launchChromium } from './helpers/browser';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 const DOC_IMAGES = path.join(__dirname, '..', 'docs', 'img');
@@ -64,12 +65,14 @@ describe('what an operator sees in the Temporal UI (headless Chromium)', { skip:
     await mkdir(ARTIFACTS, { recursive: true });
   });
 
-  after(async () => {
-    await browser?.close();
-    await stopWorker?.();
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => browser?.close(),
+      () => stopWorker?.(),
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   async function shot(name: string, forDocs = false) {
     await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });

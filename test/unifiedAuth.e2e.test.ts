@@ -11,6 +11,7 @@ import { parseConfig } from '../src/config/load';
 import { LakebaseEmulator } from '../src/emulator';
 import { createLogger } from '../src/logger';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from './helpers/db';
+import { cleanUp } from './helpers/cleanup';
 
 const PAT = `dapi${randomBytes(16).toString('hex')}`;
 const SP_SECRET = `dose${randomBytes(16).toString('hex')}`;
@@ -31,11 +32,13 @@ describe('Databricks unified auth (DATABRICKS_* environment, ~/.databrickscfg) a
     home = await mkdtemp(path.join(os.tmpdir(), 'lbw-home-'));
   });
 
-  after(async () => {
-    await emu?.stop();
-    await db?.close();
-    if (home) await rm(home, { recursive: true, force: true });
-  });
+  after(() =>
+    cleanUp(
+      () => emu?.stop(),
+      () => db?.close(),
+      () => home && rm(home, { recursive: true, force: true }),
+    ),
+  );
 
   const environment = (user: string) => ({ host: emu.postgres.host, port: emu.postgres.port, database: db.name, user, ssl: { mode: 'disable' } });
 

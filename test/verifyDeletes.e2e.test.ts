@@ -16,8 +16,21 @@ import { createLakebaseWorker, type LakebaseWorker } from '../src/worker';
 import type { DataSyncInput, SyncProgress, VerifySyncInput } from '../src/workflows';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
+import { cleanUp } from './helpers/cleanup';
 
 const COLS = ['id', 'name', 'amount', 'updated_at'];
+
+/** `lakebase-worker verify …` from the sources, as a script runs it. */
+function verifyCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'lakebase-worker.js'), 'verify', ...args], {
+    env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1' },
+  });
+  let stdout = '';
+  let stderr = '';
+  cli.stdout.on('data', (d: Buffer) => (stdout += d));
+  cli.stderr.on('data', (d: Buffer) => (stderr += d));
+  return new Promise((resolve) => cli.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
 
 describe('deletes and verify through Temporal (real dev server, real PostgreSQL)', () => {
   let env: TestWorkflowEnvironment;
@@ -55,10 +68,12 @@ describe('deletes and verify through Temporal (real dev server, real PostgreSQL)
     config = parseConfig(rawConfig, {});
   });
 
-  after(async () => {
-    await env?.teardown();
-    await db?.close();
-  });
+  after(() =>
+    cleanUp(
+      () => env?.teardown(),
+      () => db?.close(),
+    ),
+  );
 
   async function withWorker<R>(fn: (q: string, w: LakebaseWorker) => Promise<R>): Promise<R> {
     const taskQueue = uniqueQueue('verify');
@@ -91,7 +106,7 @@ describe('deletes and verify through Temporal (real dev server, real PostgreSQL)
     });
   });
 
-  test('a target edited behind the worker fails verify as LakebaseVerifyFailed naming the keys; the metric counts them; the CLI exits 1 with them', async () => {
+  test('a target edited behind the worker fails verify as LakebaseVerifyFailed naming the keys; the metric counts them; the CLI waits and exits 1 with them, 0 once mended', async () => {
     await db.client.query(`UPDATE dst_hard SET amount = 0 WHERE id = 12345; DELETE FROM dst_hard WHERE id = 22222`);
     await withWorker(async (q, w) => {
       const h = await env.client.workflow.start('verifySync', { taskQueue: q, workflowId: `verify:hard:${Date.now()}`, args: [{ pipeline: 'hard' }] });
@@ -111,17 +126,17 @@ describe('deletes and verify through Temporal (real dev server, real PostgreSQL)
       const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-verify-'));
       const file = path.join(dir, 'lakebase.yaml');
       await writeFile(file, YAML.stringify({ ...rawConfig, temporal: { address: env.address, taskQueue: q } }));
-      const cli = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'lakebase-worker.js'), 'verify', '--pipeline', 'hard', '--wait', '--config', file], {
-        env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1' },
-      });
-      let out = '';
-      cli.stdout.on('data', (d: Buffer) => (out += d));
-      cli.stderr.on('data', (d: Buffer) => (out += d));
-      const code = await new Promise<number | null>((resolve) => cli.on('exit', resolve));
-      assert.equal(code, 1, out);
-      assert.match(out, /started verify:hard:/);
-      assert.match(out, /LakebaseVerifyFailed/);
-      assert.match(out, /differs id=12345; missing id=22222/);
+      // No --wait: verify waits for its answer by default.
+      const differs = await verifyCli(['--pipeline', 'hard', '--config', file]);
+      assert.equal(differs.code, 1, JSON.stringify(differs));
+      assert.match(differs.stdout, /^started verify:hard:/m);
+      assert.match(differs.stdout, /found 2 difference\(s\).*differs id=12345; missing id=22222/, 'the rows are named on stdout');
+      assert.match(differs.stderr, /^verify hard: the target differs from the source \[LakebaseVerifyFailed\]$/m);
+      // --no-wait detaches: exit 0 with the workflow id only (the verify runs on, and fails, without it).
+      const detached = await verifyCli(['--pipeline', 'hard', '--no-wait', '--config', file]);
+      assert.equal(detached.code, 0, JSON.stringify(detached));
+      assert.match(detached.stdout, /^started verify:hard:\S+\n$/);
+      await env.client.workflow.getHandle(detached.stdout.trim().replace(/^started /, '')).result().catch(() => undefined);
     });
     // Mended: the next sync's upsert does not see an edit the source never made, but delete
     // detection and verify do — the row is put back by hand here, as a user would after the report.
@@ -131,6 +146,12 @@ describe('deletes and verify through Temporal (real dev server, real PostgreSQL)
       const report = await (h as WorkflowHandle<(i: VerifySyncInput) => Promise<VerifyReport>>).result();
       assert.equal(report.ok, true);
       assert.equal(report.mode, 'counts');
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-verify-'));
+      const file = path.join(dir, 'lakebase.yaml');
+      await writeFile(file, YAML.stringify({ ...rawConfig, temporal: { address: env.address, taskQueue: q } }));
+      const equal = await verifyCli(['--pipeline', 'hard', '--config', file]);
+      assert.equal(equal.code, 0, JSON.stringify(equal));
+      assert.match(equal.stdout, /^verify hard \(checksums\): source and target match/m);
     });
   });
   test('deletes: soft marks the rows whose key left the source', async () => {

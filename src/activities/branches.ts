@@ -94,16 +94,7 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
     const name = `projects/${t.project}/branches/${input.branch.name}`;
     const parent = `projects/${t.project}/branches/${t.parentId}`;
     const what = `branch ${name}`;
-    return runActivity({ statement: what, branchProject: t.project }, async () => {
-      try {
-        return await createOrFind();
-      } catch (err) {
-        if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys));
-        throw err;
-      }
-    });
-
-    async function createOrFind(): Promise<RunBranchInfo> {
+    const createOrFind = async (): Promise<RunBranchInfo> => {
       if (!input.branch.create) {
         if (!(await api.getBranch(name)))
           throw ApplicationFailure.create({
@@ -145,7 +136,16 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
       const endpoint = await readWriteEndpoint(api, name, true, t.endpointId);
       const b = await api.getBranch(name);
       return { branch: input.branch.name, project: t.project, parent, endpoint, created: true, adopted, expireTime: b?.status?.expire_time };
-    }
+    };
+    return runActivity({ statement: what, branchProject: t.project }, async () => {
+      try {
+        return await createOrFind();
+      } catch (err) {
+        // A 401: the cached token is stale; the retry logs in afresh.
+        if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys));
+        throw err;
+      }
+    });
   }
 
   /** Deletes a branch this run created; one that is already gone counts as deleted. Never the environment's own branch. */

@@ -1,5 +1,6 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { LakebaseAuthError } from '../auth/errors';
+import { PostgresApiError } from '../auth/postgresApi';
 import { SealingError } from '../auth/sealed';
 import { LakebaseComputeWaking } from '../db/computeWake';
 import { classifySqlError, describeSqlError } from '../db/errors';
@@ -8,9 +9,9 @@ import { IdentifierError } from '../db/identifiers';
 import { PipelineShapeError } from '../db/syncSql';
 import { RowTransformError } from '../db/copyText';
 import { UnknownNameError } from '../config/lookup';
+import { JobParamError } from '../config/jobParams';
 import { SyncError } from '../sync/errors';
 import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../failureTypes';
-import { PostgresApiError } from '../auth/postgresApi';
 
 /** Turns anything a SQL activity throws into a typed ApplicationFailure (the one place that does); secrets are scrubbed. */
 export function toActivityFailure(err: unknown, statement: string, configPath?: string): ApplicationFailure {
@@ -38,7 +39,12 @@ function classify(err: unknown, statement: string, configPath?: string): Applica
   if (err instanceof SealingError) {
     return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.authConfig, nonRetryable: true });
   }
+  if (err instanceof PostgresApiError && err.operationFailed) {
+    return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.operationFailed, nonRetryable: true });
+  }
   if (err instanceof RowTransformError && configPath) return ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.config, nonRetryable: true, message: `${configPath}: ${err.message}` });
+  if (err instanceof JobParamError)
+    return ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.jobParam, nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
   if (err instanceof SyncError) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
   if (err instanceof PipelineShapeError || err instanceof IdentifierError || err instanceof UnknownNameError) {
     return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.config, nonRetryable: true });
@@ -96,9 +102,11 @@ function branchFailure(err: PostgresApiError, what: string, project: string): Ap
     return fail(NON_RETRYABLE_FAILURES.branchExists, 'pick another --branch name, or drop --create-branch to run against the existing branch as it is');
   if (err.status === 400 || code === 'INVALID_PARAMETER_VALUE' || code === 'INVALID_STATE')
     return ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.config, nonRetryable: true, message: `${what}: ${err.message}` });
-  // 429, 5xx, 401 (token refreshed below), no answer, an operation that failed inside Lakebase: try again.
+  if (err.operationFailed)
+    return fail(NON_RETRYABLE_FAILURES.operationFailed, 'Lakebase accepted the request but could not do it; see the operation\'s error, then run again');
+  // 429, 5xx, 401 (token refreshed below), no answer: try again.
   return ApplicationFailure.create({
-    type: RETRYABLE_FAILURES.tokenEndpointUnavailable,
+    type: RETRYABLE_FAILURES.apiUnavailable,
     nonRetryable: false,
     message: `${what}: ${err.message}; retrying`,
     nextRetryDelay: err.retryAfter !== undefined ? err.retryAfter * 1000 : undefined,

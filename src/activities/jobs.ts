@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { bindJobParams, JobParamError } from '../config/jobParams';
+import { bindJobParams } from '../config/jobParams';
 import type { Config, JobConfig, JobStepConfig } from '../config/schema';
 import { lookupEnvironment, lookupJob } from '../config/lookup';
 import { ensureBranchEnvironment } from '../config/branches';
@@ -12,9 +12,7 @@ import type { Metrics } from '../metrics';
 import { activityContext } from './context';
 import { runActivity } from './adapter';
 import { configFailure, toActivityFailure } from './failures';
-import { NON_RETRYABLE_FAILURES } from '../failureTypes';
 import { sessionOf } from './sync';
-import { ApplicationFailure } from '@temporalio/common';
 import type { JobPlan, JobUnit, PlanJobInput, RunBranchTarget, RunJobUnitInput, StepOutput } from './types';
 
 /** A TypeScript job step registered with the worker: gets parameters, earlier outputs and a query function. */
@@ -91,31 +89,26 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
   }
 
   /** Validates parameters and lays out the steps; a dry run also EXPLAINs read and write steps, writing nothing. */
-  async function planJob({ job: name, params, environment, dryRun, auth, branch }: PlanJobInput): Promise<JobPlan> {
+  function planJob(input: PlanJobInput): Promise<JobPlan> {
+    return runActivity({ statement: `${input.dryRun ? 'dry run of ' : ''}job ${input.job}` }, () => plan(input));
+  }
+
+  async function plan({ job: name, params, environment, dryRun, auth, branch }: PlanJobInput): Promise<JobPlan> {
     const job = jobOf(name);
-    let bound: Record<string, string | null>;
-    try {
-      bound = bindJobParams(name, job, params);
-    } catch (err) {
-      if (err instanceof JobParamError)
-        throw ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.jobParam, nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
-      throw err;
-    }
+    const bound = bindJobParams(name, job, params);
     const env = environmentFor(job, environment);
     for (const s of job.steps) if (s.function && !jobFunctions[s.function]) throw configFailure(`jobs.${name}: step "${s.name}" uses function "${s.function}", which is not registered with this worker`);
     const plan: JobPlan = { job: name, description: job.description, profile: job.profile, environment: env, params: bound, units: units(job), approval: job.approval, ...(branch && { branch: branch.name }) };
     if (!dryRun) return plan;
     const client = await pools.connect(job.profile, connectAs(job, env, branch), sessionOf(auth, sealingKeys));
-    return runActivity({ statement: `dry run of job ${name}` }, async () => {
-      try {
-        plan.explain = await explainSteps(client, job, bound);
-        client.release();
-      } catch (err) {
-        client.release(true);
-        throw err;
-      }
-      return plan;
-    });
+    try {
+      plan.explain = await explainSteps(client, job, bound);
+      client.release();
+    } catch (err) {
+      client.release(true);
+      throw err;
+    }
+    return plan;
   }
 
   /** A dry run's EXPLAIN of every read and write step, in a transaction that only rolls back. */
@@ -165,6 +158,16 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
    * cancellation: the connection is dropped, so PostgreSQL rolls back what was running.
    */
   async function runJobUnit(input: RunJobUnitInput): Promise<StepOutput[]> {
+    let current = input.steps[0] ?? '?';
+    // Reported as a cancellation (not a failure) once the signal fired, so the workflow ends CANCELLED.
+    const label = () => ({
+      statement: `job ${input.job}, step ${current}${input.transaction ? ` (transaction ${input.transaction} rolled back)` : ''}`,
+      cancelled: { message: `job ${input.job} cancelled during step ${current}; it was rolled back`, when: 'signal' as const },
+    });
+    return runActivity(label, () => runUnit(input, (step) => (current = step)));
+  }
+
+  async function runUnit(input: RunJobUnitInput, reached: (step: string) => void): Promise<StepOutput[]> {
     const job = jobOf(input.job);
     const steps = input.steps.map((n) => {
       const s = job.steps.find((x) => x.name === n);
@@ -179,18 +182,12 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     const backendPid = (client as unknown as { processID: number }).processID;
     const onCancel = () => void cancelBackend(pools.get(job.profile, environment, sessionOf(input.auth, sealingKeys)), backendPid).catch(() => undefined);
     ctx?.cancellationSignal.addEventListener('abort', onCancel);
-    let current = steps[0]!.name;
-    // Reported as a cancellation (not a failure) once the signal fired, so the workflow ends CANCELLED.
-    const label = () => ({
-      statement: `job ${input.job}, step ${current}${input.transaction ? ` (transaction ${input.transaction} rolled back)` : ''}`,
-      cancelled: { message: `job ${input.job} cancelled during step ${current}; it was rolled back`, when: 'signal' as const },
-    });
-    const runSteps = async (): Promise<StepOutput[]> => {
+    try {
       const outputs = { ...input.outputs };
       const results: StepOutput[] = [];
       const all = async () => {
         for (const s of steps) {
-          current = s.name;
+          reached(s.name);
           results.push(await runStep(client, input.job, s, input, outputs));
         }
       };
@@ -200,17 +197,10 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       client.release();
       metrics?.jobSteps.inc({ job: input.job, outcome: 'ok' }, results.length);
       return results;
-    };
-    try {
-      return await runActivity(label, async () => {
-        try {
-          return await runSteps();
-        } catch (err) {
-          client.release(true);
-          metrics?.jobSteps.inc({ job: input.job, outcome: 'failed' });
-          throw err;
-        }
-      });
+    } catch (err) {
+      client.release(true);
+      metrics?.jobSteps.inc({ job: input.job, outcome: 'failed' });
+      throw err;
     } finally {
       clearInterval(beat);
       ctx?.cancellationSignal.removeEventListener('abort', onCancel);

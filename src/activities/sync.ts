@@ -5,7 +5,7 @@ import type { Config } from '../config/schema';
 import type { RecordTransform } from '../db/copyText';
 import type { PoolRegistry } from '../db/pools';
 import type { Metrics } from '../metrics';
-import { createSyncEngine, type CallContext, type ConnectionBudget, type DeleteBucketInput, type DeletesInput, type VerifyBucketInput, type VerifyInput } from '../sync';
+import { createSyncEngine, type CallContext, type ConnectionBudget, type DeleteBucketInput, type DeletesInput, type ResyncBucketInput, type VerifyBucketInput, type VerifyInput } from '../sync';
 import { activityContext } from './context';
 import { runActivity } from './adapter';
 import type {
@@ -17,6 +17,7 @@ import type {
   GroupPlan,
   JobAuth,
   PlanSyncInput,
+  ResyncBucketResult,
   SyncChunkInput,
   SyncPlan,
   VerifyBucketResult,
@@ -126,6 +127,20 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     });
   }
 
+  /** One bucket of a compare-then-copy re-sync: its merged and deleted rows commit with the bucket's done flag. */
+  async function resyncBucket(input: ResyncBucketInput & { auth?: JobAuth }): Promise<ResyncBucketResult> {
+    const { pipeline, bucket } = input;
+    const label = {
+      statement: `resyncBucket(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`,
+      cancelled: { message: `resyncBucket(${pipeline}) cancelled; the bucket was rolled back`, when: 'abort' as const },
+    };
+    return runActivity(label, async () => {
+      const result = await withHeartbeats({ phase: 're-sync', bucket }, () => engine.resyncBucket(callContext(input.auth, { bucket }), input));
+      if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsWritten + result.rowsDeleted);
+      return result;
+    });
+  }
+
   async function planVerify(input: VerifyInput & { mode?: VerifyPlan['mode']; auth?: JobAuth }): Promise<VerifyPlan> {
     return runActivity({ statement: `planVerify(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input.auth), input)));
   }
@@ -148,5 +163,5 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     });
   }
 
-  return { planSync, syncChunk, finishSync, planDeletes, deleteBucket, planVerify, verifyBucket, planGroup };
+  return { planSync, syncChunk, finishSync, planDeletes, deleteBucket, resyncBucket, planVerify, verifyBucket, planGroup };
 }

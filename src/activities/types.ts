@@ -13,6 +13,8 @@ export type {
   DeletePlan,
   FinishResult,
   PartitionPlan,
+  ResyncBucketResult,
+  ResyncPlan,
   SwapReport,
   SyncPlan,
   TargetShapeReport,

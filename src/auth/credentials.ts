@@ -252,9 +252,10 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
         } catch (err) {
           const status = (err as { status?: number }).status;
           const detail = status === 404 ? `${(err as Error).message}: check project, branch and endpoint of environment ${environment}` : (err as Error).message;
-          // No answer, 429 or 5xx: worth retrying (the workflows treat LakebaseAuthConfigError as final).
+          // No answer, 429 or 5xx from the Postgres API (not the token endpoint): worth retrying (the
+          // workflows treat LakebaseAuthConfigError as final).
           const transient = status === undefined || status === 429 || status >= 500;
-          throw new LakebaseAuthError(transient ? 'LakebaseTokenEndpointUnavailable' : 'LakebaseAuthConfigError', `profiles.${profile}.environments.${environment}: ${detail}`, transient);
+          throw new LakebaseAuthError(transient ? 'LakebaseApiUnavailable' : 'LakebaseAuthConfigError', `profiles.${profile}.environments.${environment}: ${detail}`, transient);
         }
       })();
       // A failed lookup is not cached: the next attempt asks again.

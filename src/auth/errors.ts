@@ -12,7 +12,9 @@ export const TOKEN_INVALID_MESSAGE = 'Failed to process token: TOKEN_INVALID (En
 export const IDP_TOKEN_MISSING_MESSAGE =
   'IntegrationOAuthError: OAuth2 - "On-Behalf-Of Token Exchange" could not find identity provider token';
 
-export const RESOLUTION: Record<Exclude<AuthFailureType, 'LakebaseTokenEndpointUnavailable'>, string> = {
+type Transient = 'LakebaseTokenEndpointUnavailable' | 'LakebaseApiUnavailable';
+
+export const RESOLUTION: Record<Exclude<AuthFailureType, Transient>, string> = {
   LakebaseTokenExpired:
     'The IdP token (from the login identity provider, or the static token you provided) has expired. ' +
     'For login-idp: log in again and send the fresh IdP token to the waiting workflow ' +
@@ -95,7 +97,7 @@ export function httpErrorShape(err: unknown): HttpErrorShape {
   };
 }
 
-export function authError(type: Exclude<AuthFailureType, 'LakebaseTokenEndpointUnavailable'>, ctx: AuthContext, detail?: string): LakebaseAuthError {
+export function authError(type: Exclude<AuthFailureType, Transient>, ctx: AuthContext, detail?: string): LakebaseAuthError {
   const head =
     type === 'LakebaseTokenExpired' || type === 'LakebaseStaticTokenExpired' ? TOKEN_EXPIRED_MESSAGE
     : type === 'LakebaseTokenInvalid' ? TOKEN_INVALID_MESSAGE

@@ -17,6 +17,8 @@ export class PostgresApiError extends Error {
     readonly errorCode?: string,
     /** Seconds from a Retry-After header. */
     readonly retryAfter?: number,
+    /** The long-running operation itself reported failure (the request was accepted; Lakebase could not do the work). */
+    readonly operationFailed = false,
   ) {
     super(message);
   }
@@ -140,6 +142,6 @@ export async function waitForOperation(api: PostgresApi, op: Operation, opts: { 
     delay = Math.min(delay * 2, 5_000);
     current = await api.getOperation(current.name);
   }
-  if (current.error) throw new PostgresApiError(`operation ${current.name} failed: ${current.error.error_code ?? ''} ${current.error.message ?? ''}`.trim(), undefined, current.error.error_code);
+  if (current.error) throw new PostgresApiError(`operation ${current.name} failed: ${current.error.error_code ?? ''} ${current.error.message ?? ''}`.trim(), undefined, current.error.error_code, undefined, true);
   return current.response;
 }

@@ -5,6 +5,7 @@ import { jobsClient, runsClient, temporalClient } from './lazy';
 import { bindJobParams, parseParamArgs } from '../config/jobParams';
 import { ConfigError } from '../config/load';
 import { branchRequestProblems } from '../config/branches';
+import { pollUntilStopped } from '../progress';
 import { formatJobResult, print } from './output';
 import { collect, idpTokenFrom, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
@@ -22,7 +23,7 @@ export function registerJob(program: Command): void {
     job
       .command('run')
       .alias('start')
-      .description('run a job; the same job and parameters cannot run twice at once')
+      .description('run a job and wait for its result (exit 1 when it fails; a job awaiting approval says how to approve it); the same job and parameters cannot run twice at once')
       .requiredOption('-j, --job <name>', 'job name from the configuration')
       .option('-p, --param <name=value>', 'a parameter (repeatable)', collect, [] as string[])
       .option('-e, --env <environment>', "override the job's environment, e.g. staging")
@@ -32,7 +33,8 @@ export function registerJob(program: Command): void {
       .option('--branch-ttl <duration>', 'expiry of the created branch, e.g. 2h or 1d (default 7 days): a safety net if it is never deleted')
       .option('--dry-run', 'validate parameters and print the plan with EXPLAIN for read/write steps; write nothing')
       .option('--idp-token-file <file>', 'login-idp profiles: the IdP token of the user the job runs for')
-      .option('-w, --wait', 'wait for the job and print its result'),
+      .option('-w, --wait', 'wait for the job and print its result (the default)')
+      .option('--no-wait', 'start the job, print its workflow id and exit without the result'),
   ).action((opts: ConfigOption & { job: string; param: string[]; env?: string; dryRun?: boolean; idpTokenFile?: string; wait?: boolean } & BranchOptions) => {
     // Fail fast, before connecting, with the same rules the worker applies.
     const config = loadConfig(opts);
@@ -50,7 +52,20 @@ export function registerJob(program: Command): void {
         throw err;
       });
       print(`started ${handle.workflowId}`);
-      if (opts.wait || opts.dryRun) formatJobResult(opts.job, await handle.result()).forEach((l) => print(l));
+      if (opts.wait === false && !opts.dryRun) return;
+      // While waiting, say once when the job stops for approval (it may wait for hours).
+      const id = handle.workflowId;
+      let told = false;
+      const stop = pollUntilStopped(
+        (signal) => client.withAbortSignal(signal, () => jobsClient().jobProgress(client, id)),
+        (p) => {
+          if (p.status !== 'awaiting approval' || told) return;
+          told = true;
+          print(`${id}: awaiting approval — lakebase-worker job approve ${id} (or job reject ${id} --reason …); waiting`);
+        },
+        Number(process.env.LAKEBASE_PROGRESS_INTERVAL_MS) || 5_000,
+      );
+      formatJobResult(opts.job, await handle.result().finally(stop)).forEach((l) => print(l));
     });
   });
 

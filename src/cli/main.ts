@@ -5,7 +5,7 @@ import { registerAdmin } from './admin';
 import { registerCdc } from './cdc';
 import { registerEmulator } from './emulator';
 import { registerJob } from './job';
-import { formatError, installWarningPrinter } from './output';
+import { CommandFailed, formatError, installWarningPrinter } from './output';
 import { registerSchedule } from './schedule';
 import { registerSync } from './sync';
 import { registerVerify } from './verify';
@@ -30,5 +30,5 @@ program.parseAsync().catch((err: unknown) => {
   if (process.env.LAKEBASE_DEBUG) console.error(err);
   // Exit once the message is out: a Temporal Runtime or a half-open connection must not keep a
   // failed command alive (the Runtime even holds on through SIGTERM).
-  process.stderr.write(`${formatError(err)}\n`, () => process.exit(1));
+  process.stderr.write(`${formatError(err)}\n`, () => process.exit(err instanceof CommandFailed ? err.exitStatus : 1));
 });

@@ -39,8 +39,17 @@ export function causeChain(err: unknown): string[] {
   return out;
 }
 
+/** Ends a command with this message and exit status (verify: 1 = rows differ, 2 = could not run). */
+export class CommandFailed extends Error {
+  constructor(message: string, readonly exitStatus: number) {
+    super(message);
+    this.name = 'CommandFailed';
+  }
+}
+
 /** One or two readable lines for any error a command ends with; never a stack trace. */
 export function formatError(err: unknown): string {
+  if (err instanceof CommandFailed) return err.message;
   if (err instanceof ConfigError || err instanceof JobParamError) return err.message;
   const { TemporalFailure, WorkflowFailedError } = temporalClient();
   const chain = causeChain(err);

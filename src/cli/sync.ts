@@ -32,7 +32,9 @@ export function registerSync(program: Command): void {
           return;
         }
         if (!opts.wait) return;
-        const stop = followProgress(() => syncProgress(client, handle.workflowId));
+        // Settled (aborted and awaited) before withClient closes the connection.
+        const every = Number(process.env.LAKEBASE_PROGRESS_INTERVAL_MS) || undefined;
+        const stop = followProgress((signal) => client.withAbortSignal(signal, () => syncProgress(client, handle.workflowId)), process.stdout, every);
         const result = await handle.result().finally(stop);
         print(formatSyncResult(result, await workflowDuration(client, handle.workflowId).catch(() => undefined)));
       });
@@ -53,17 +55,18 @@ export function registerSync(program: Command): void {
   withConfigOption(
     sync
       .command('group')
-      .description('sync every pipeline of a sync group (one child workflow per table, bounded parallelism)')
+      .description('sync every pipeline of a sync group (one child workflow per table, bounded parallelism) and wait for the report (exit 1 when a table failed)')
       .requiredOption('-g, --group <name>', 'sync group name from the configuration'),
   )
-    .option('-w, --wait', 'wait for every table and print the report')
+    .option('-w, --wait', 'wait for every table and print the report (the default)')
+    .option('--no-wait', 'start the group, print its workflow id and exit without the report')
     .action(async (opts: ConfigOption & { group: string; wait?: boolean }) => {
       const config = loadConfig(opts);
       requireNamed(config.syncGroups, opts.group, '--group', 'sync group');
       await withClient(config, async (client) => {
         const handle = await syncClient().startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
         print(`started ${handle.workflowId}`);
-        if (opts.wait) print(JSON.stringify(await handle.result(), null, 2));
+        if (opts.wait !== false) print(JSON.stringify(await handle.result(), null, 2));
       });
     });
 }

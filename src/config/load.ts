@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { checkConfigFiles } from './files';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
@@ -121,12 +122,27 @@ function readText(file: string): string {
   }
 }
 
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * Reads and validates a config file. Every `…File` setting it names is checked first: a missing or
+ * unreadable file is reported before any other problem (and before anything connects), except a
+ * federation token file marked `tokenFileWrittenLater: true`, which is a warning.
+ */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, warn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`)): Config {
   const where = path.resolve(file);
   const doc = parseDocument(readText(file), where);
   // Every section has defaults, so an empty file would "work" and do nothing: say what is missing.
   if (doc === null || doc === undefined || (typeof doc === 'object' && !Array.isArray(doc) && Object.keys(doc).length === 0)) {
     throw new ConfigError(['(file): the file is empty; it needs at least one profile (profiles:) and the pipelines or jobs to run on it — see examples/lakebase.yaml'], where);
   }
-  return parseConfig(doc, env, where);
+  const files = checkConfigFiles(interpolateEnv(doc, env));
+  for (const w of files.warnings) warn(`${where}: ${w}`);
+  let config: Config;
+  try {
+    config = parseConfig(doc, env, where);
+  } catch (err) {
+    if (err instanceof ConfigError && files.problems.length) throw new ConfigError([...files.problems, ...err.problems], where);
+    throw err;
+  }
+  if (files.problems.length) throw new ConfigError(files.problems, where);
+  return config;
 }

@@ -70,6 +70,8 @@ export const subjectTokenSchema = z.discriminatedUnion(
       token: z.string().min(1, 'expected a non-empty IdP token').optional(),
       /** Re-read on every exchange, so a rotated workload-identity token is picked up. */
       tokenFile: nonEmpty('a path to a file holding the IdP JWT').optional(),
+      /** The platform writes tokenFile after the worker starts (a projected token): a missing file at load is a warning. */
+      tokenFileWrittenLater: z.boolean().optional(),
     }),
     /** The IdP token of the person who starts the job, carried (sealed) with the workflow input. */
     z.strictObject({ source: z.literal('login-idp') }),
@@ -237,6 +239,11 @@ export const pipelineSchema = z
     softDeleteColumn: nonEmpty('a column name').optional(),
     /** upsert: what happens to target rows whose key is gone from the source (found by bucketed compare after the chunks). */
     deletes: z.enum(['hard', 'soft', 'ignore'], { error: 'expected one of hard, soft, ignore' }).default('ignore'),
+    /**
+     * upsert without cursor, populated target: auto compares bucket digests first and copies only
+     * what differs when that pays (see README, Sync modes); merge always re-reads and merges every row.
+     */
+    resync: z.enum(['auto', 'merge'], { error: 'expected one of auto, merge' }).default('auto'),
     /** After every sync: compare source and target by key-range buckets (row counts, or counts and row checksums). */
     verify: z.enum(['none', 'counts', 'checksums'], { error: 'expected one of none, counts, checksums' }).default('none'),
     transform: transformSchema.default({ columns: {}, rename: {}, exclude: [] }),

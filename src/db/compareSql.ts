@@ -1,6 +1,6 @@
 // SQL text of the bucketed source/target compare behind delete detection and verify. Both sides
 // are read as relations `v` whose columns carry the target's names, so one text serves either.
-import { quoteIdent } from './identifiers';
+import { quoteIdent, quoteTable } from './identifiers';
 import { cursorLiteral, type CursorValue } from './syncSql';
 
 /** One side of a compare: a relation aliased `v` (columns named as in the target) and rows to leave out. */
@@ -41,6 +41,26 @@ export const CANONICAL_TEXT_SETTINGS = [
 ];
 
 const col = (c: string) => `v.${quoteIdent(c)}`;
+
+/** The source as the target sees it: the pipeline's select list (transforms applied, target names) over its relation. */
+export const sourceSideSql = (select: string[], relation: string) => `(SELECT ${select.join(', ')} FROM ${relation}) AS v`;
+
+export const targetSideSql = (table: string) => `${quoteTable(table)} AS v`;
+
+/** The source side over a page sample of its table: where bucket split points are drawn from. */
+export const sampledSourceSql = (select: string[], table: string, percent: number) =>
+  `(SELECT ${select.join(', ')} FROM ${quoteTable(table)} AS src TABLESAMPLE SYSTEM (${percent.toFixed(4)})) AS v`;
+
+/** No rows, only the column's type OID in the result description (works for a query source too). */
+export const columnTypeProbeSql = (relation: string, column: string) => `SELECT ${col(column)} FROM ${relation} LIMIT 0`;
+
+/** Rows whose marker column is set (soft deletes). */
+export const markedSql = (column: string) => `${col(column)} IS NOT NULL`;
+
+/** Rows whose column is past a cursor value. */
+export const pastCursorSql = (column: string, value: string) => `${col(column)} > ${lit(value)}`;
+
+export const FORMAT_TYPE_SQL = `SELECT format_type($1, NULL) AS t`;
 const lit = (x: string) => cursorLiteral(x);
 
 function rangeCondition(shape: CompareShape, r: KeyRange): string {
@@ -75,12 +95,45 @@ export function subBoundsSql(shape: CompareShape, range: KeyRange, every: number
   );
 }
 
+/** The least and greatest bucket column value of the source within `range` (two index probes where the column leads an index). */
+export function bucketExtentSql(shape: CompareShape, range: KeyRange): string {
+  const b = col(shape.bucketColumn!);
+  return `SELECT min(${b})::text AS lo, max(${b})::text AS hi FROM ${shape.source.relation}${where(shape, shape.source, [range])}`;
+}
+
+/**
+ * The planner cannot estimate how few groups width_bucket makes, so it sorts every row (on disk
+ * beyond work_mem); a hash of some 64 groups fits in kilobytes. Around the digest only.
+ */
+export const HASH_DIGEST = { before: 'SET LOCAL enable_sort = off', after: 'SET LOCAL enable_sort = on' };
+
+/** A row's sub-bucket: 0 below the first bound, i from bound i on. */
+function subBucketOf(shape: CompareShape, side: CompareSide, bounds: string[]): string {
+  return shape.bucketColumn !== null && bounds.length ? `width_bucket(${col(shape.bucketColumn)}, ARRAY[${bounds.map(lit).join(', ')}]::${side.bucketType}[])` : '0';
+}
+
+/** Rows of `range` in the sub-buckets `ids` (over `bounds`): one range scan, filtered, however many sub-buckets. */
+function inSubBuckets(shape: CompareShape, side: CompareSide, range: KeyRange, bounds: string[], ids: number[]): string[] {
+  return [...conditions(shape, side, [range]), `${subBucketOf(shape, side, bounds)} = ANY('{${ids.map((x) => Math.trunc(x)).join(',')}}'::int[])`];
+}
+
+/** COPY of the source rows in sub-buckets `ids` of `range`, in target column names. */
+export function subBucketRowsCopyOutSql(shape: CompareShape, columns: string[], range: KeyRange, bounds: string[], ids: number[]): string {
+  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation} WHERE ${inSubBuckets(shape, shape.source, range, bounds, ids).join(' AND ')}) TO STDOUT`;
+}
+
+/** Target rows in sub-buckets `ids` of `range` whose key is not in `stage` (which holds every source row there). */
+export function deleteGoneFromStageSql(shape: CompareShape, table: string, stage: string, range: KeyRange, bounds: string[], ids: number[]): string {
+  const missing = `NOT EXISTS (SELECT 1 FROM ${stage} s WHERE ${keyMatch(shape, 's', 'v')})`;
+  return `DELETE FROM ${table} AS v WHERE ${[...inSubBuckets(shape, shape.target, range, bounds, ids), missing].join(' AND ')}`;
+}
+
 /**
  * Per sub-bucket (width_bucket over `bounds`: 0 below the first bound, i from bound i on) the row
  * count and the sum of row hashes — an order-independent digest the other side must match.
  */
 export function bucketDigestSql(shape: CompareShape, side: CompareSide, range: KeyRange, bounds: string[]): string {
-  const bucket = shape.bucketColumn !== null && bounds.length ? `width_bucket(${col(shape.bucketColumn)}, ARRAY[${bounds.map(lit).join(', ')}]::${side.bucketType}[])` : '0';
+  const bucket = subBucketOf(shape, side, bounds);
   const hash = shape.hashColumns.length ? `COALESCE(sum(${rowHash(shape)}), 0)::text` : `'0'`;
   return `SELECT ${bucket} AS b, count(*)::text AS n, ${hash} AS h FROM ${side.relation}${where(shape, side, [range])} GROUP BY 1`;
 }
@@ -114,6 +167,9 @@ function lateCondition(shape: CompareShape): string {
   const tuple = (xs: string[]) => (xs.length === 1 ? xs[0]! : `ROW(${xs.join(', ')})`);
   return `${tuple(late.columns.map(col))} > ${tuple(late.after.map((x) => lit(x!)))}`;
 }
+
+/** Statistics on the leaf table, so the join against the target hashes instead of sorting both sides to disk. */
+export const analyzeLeafSql = () => `ANALYZE ${LEAF_TABLE}`;
 
 export function leafCopyOutSql(shape: CompareShape, ranges: KeyRange[]): string {
   return `COPY (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)}, ${lateCondition(shape)} FROM ${shape.source.relation}${where(shape, shape.source, ranges)}) TO STDOUT`;
@@ -158,4 +214,37 @@ export function leafDiffSql(shape: CompareShape, ranges: KeyRange[], extraOk: bo
     `count(*) FILTER (WHERE NOT ${TOLERATED}) OVER ()::text AS mismatches, count(*) FILTER (WHERE ${TOLERATED}) OVER ()::text AS tolerated_rows, ` +
     `json_build_array(${keys.map((k) => `${k}::text`).join(', ')})::text AS key FROM c ORDER BY ${TOLERATED}, ${keys.join(', ')} LIMIT 10`
   );
+}
+
+/**
+ * Re-sync: rows of the leaf table (the source's keys and row hashes of `ranges`) against the
+ * target's rows there — `copy` for keys the target lacks or holds with other values, `gone` for
+ * target keys the source no longer has. Key values as text, in key order.
+ */
+export function changedKeysSql(shape: CompareShape, ranges: KeyRange[]): string {
+  const k0 = quoteIdent(shape.key[0]!);
+  return (
+    `WITH t AS (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)} AS ${HASH} FROM ${shape.target.relation}${where(shape, shape.target, ranges)}) ` +
+    `SELECT s.${k0} IS NULL AS gone, ARRAY[${shape.key.map((k) => `COALESCE(s.${quoteIdent(k)}, t.${quoteIdent(k)})::text`).join(', ')}] AS key ` +
+    `FROM ${LEAF_TABLE} s FULL JOIN t ON ${keyMatch(shape, 's', 't')} WHERE s.${k0} IS NULL OR t.${k0} IS NULL OR s.${HASH} <> t.${HASH}`
+  );
+}
+
+/** A typed array literal of text values (COPY takes no bind parameters). */
+function arrayLiteral(values: (string | null)[], type: string): string {
+  const items = values.map((x) => (x === null ? 'NULL' : `"${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`));
+  return `${lit(`{${items.join(',')}}`)}::${type}[]`;
+}
+
+/** COPY of the source rows with these keys (`keyTypes`: the source's key column types), in target column names. */
+export function keyedRowsCopyOutSql(shape: CompareShape, columns: string[], keyTypes: string[], keys: (string | null)[][]): string {
+  const arrays = shape.key.map((_, i) => arrayLiteral(keys.map((k) => k[i] ?? null), keyTypes[i]!));
+  const match =
+    shape.key.length === 1 ? `${col(shape.key[0]!)} = ANY(${arrays[0]})` : `(${shape.key.map(col).join(', ')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))`;
+  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation}${where(shape, shape.source, [], [match])}) TO STDOUT`;
+}
+
+/** COPY of the source rows of `ranges`, in target column names. */
+export function rangeRowsCopyOutSql(shape: CompareShape, columns: string[], ranges: KeyRange[]): string {
+  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation}${where(shape, shape.source, ranges)}) TO STDOUT`;
 }

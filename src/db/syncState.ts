@@ -70,6 +70,7 @@ export async function ensureStateTable(c: pg.ClientBase, schema: string): Promis
        upper_bound text,
        done boolean NOT NULL DEFAULT false,
        rows_deleted bigint NOT NULL DEFAULT 0,
+       rows_written bigint NOT NULL DEFAULT 0,
        updated_at timestamptz NOT NULL DEFAULT now(),
        PRIMARY KEY (pipeline, bucket))`,
   ]) {
@@ -80,6 +81,15 @@ export async function ensureStateTable(c: pg.ClientBase, schema: string): Promis
       if (!lostCreateRace(err)) throw err;
     }
   }
+  // Tables made before compare-then-copy re-syncs lack rows_written. Looked up first: ALTER TABLE
+  // would wait for every open bucket transaction of every pipeline, even with IF NOT EXISTS.
+  const { rows } = await c.query(`SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'rows_written' AND NOT attisdropped`, [bucketTable(schema)]);
+  if (rows.length === 0) await c.query(`ALTER TABLE ${bucketTable(schema)} ADD COLUMN IF NOT EXISTS rows_written bigint NOT NULL DEFAULT 0`);
+}
+
+/** Whether the state schema has sync_bucket (runs planned by workers older than delete detection do not). */
+export async function hasBucketTable(c: pg.ClientBase, schema: string): Promise<boolean> {
+  return (await c.query<{ r: string | null }>(`SELECT to_regclass($1) AS r`, [bucketTable(schema)])).rows[0]!.r !== null;
 }
 
 /**
@@ -209,8 +219,8 @@ export function sameCursor(a: CursorValue[] | null, b: CursorValue[] | null): bo
 }
 
 /**
- * One key range of a run's delete detection: its deletes commit with `done`, so a retried or
- * resumed bucket finds its work done and reports what it deleted then.
+ * One key range of a run's delete detection or compare-then-copy re-sync: its writes commit with
+ * `done`, so a retried or resumed bucket finds its work done and reports what it wrote then.
  */
 export interface BucketState {
   bucket: number;
@@ -218,6 +228,8 @@ export interface BucketState {
   upper: string | null;
   done: boolean;
   rowsDeleted: number;
+  /** Re-sync buckets: rows inserted or updated. */
+  rowsWritten: number;
 }
 
 interface BucketRow {
@@ -226,10 +238,13 @@ interface BucketRow {
   upper_bound: string | null;
   done: boolean;
   rows_deleted: string;
+  rows_written: string;
 }
 
-const toBucket = (r: BucketRow): BucketState => ({ bucket: r.bucket, lower: r.lower_bound, upper: r.upper_bound, done: r.done, rowsDeleted: Number(r.rows_deleted) });
-const BUCKET_COLUMNS = 'bucket, lower_bound, upper_bound, done, rows_deleted';
+const toBucket = (r: BucketRow): BucketState => ({
+  bucket: r.bucket, lower: r.lower_bound, upper: r.upper_bound, done: r.done, rowsDeleted: Number(r.rows_deleted), rowsWritten: Number(r.rows_written),
+});
+const BUCKET_COLUMNS = 'bucket, lower_bound, upper_bound, done, rows_deleted, rows_written';
 
 /** The run's buckets (those of another run are not this run's work). */
 export async function readBuckets(c: pg.ClientBase, schema: string, pipeline: string, runId: string): Promise<BucketState[]> {
@@ -240,8 +255,8 @@ export async function readBuckets(c: pg.ClientBase, schema: string, pipeline: st
 export async function replaceBuckets(c: pg.ClientBase, schema: string, pipeline: string, runId: string, buckets: BucketState[]): Promise<void> {
   await deleteBuckets(c, schema, pipeline);
   for (const b of buckets)
-    await c.query(`INSERT INTO ${bucketTable(schema)} (pipeline, run_id, ${BUCKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
-      pipeline, runId, b.bucket, b.lower, b.upper, b.done, b.rowsDeleted,
+    await c.query(`INSERT INTO ${bucketTable(schema)} (pipeline, run_id, ${BUCKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+      pipeline, runId, b.bucket, b.lower, b.upper, b.done, b.rowsDeleted, b.rowsWritten,
     ]);
 }
 
@@ -253,8 +268,10 @@ export async function lockBucket(c: pg.ClientBase, schema: string, pipeline: str
   return rows[0] && toBucket(rows[0]);
 }
 
-export async function finishBucket(c: pg.ClientBase, schema: string, pipeline: string, bucket: number, rowsDeleted: number): Promise<void> {
-  await c.query(`UPDATE ${bucketTable(schema)} SET done = true, rows_deleted = $3, updated_at = now() WHERE pipeline = $1 AND bucket = $2`, [pipeline, bucket, rowsDeleted]);
+export async function finishBucket(c: pg.ClientBase, schema: string, pipeline: string, bucket: number, rowsDeleted: number, rowsWritten = 0): Promise<void> {
+  await c.query(`UPDATE ${bucketTable(schema)} SET done = true, rows_deleted = $3, rows_written = $4, updated_at = now() WHERE pipeline = $1 AND bucket = $2`, [
+    pipeline, bucket, rowsDeleted, rowsWritten,
+  ]);
 }
 
 export async function deleteBuckets(c: pg.ClientBase, schema: string, pipeline: string): Promise<void> {

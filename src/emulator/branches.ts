@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 
@@ -10,10 +9,10 @@ import pg from 'pg';
  * gets its own loopback host (127.0.0.N, same port) so the Postgres front can tell which branch a
  * login is for — as each real endpoint has its own host.
  *
- * Differences from Lakebase (which branches by copy-on-write, instantly, at any size): the copy is
- * `pg_dump | psql` (a consistent snapshot that does not disturb sessions on the parent, which
- * `CREATE DATABASE … TEMPLATE` would require to be closed), so it takes time proportional to the
- * data; only the listed databases are copied; roles are not (every session is the upstream user);
+ * Differences from Lakebase (which branches by copy-on-write, instantly, at any size, without
+ * touching the parent's sessions): the copy is `CREATE DATABASE … TEMPLATE`, which needs the parent
+ * database to itself, so the parent's open sessions are ended (their clients reconnect), and it
+ * takes time proportional to the data; only the listed databases are copied; roles are not (every session is the upstream user);
  * expiry (`spec.ttl`) is recorded, not enforced; one compute state is shared by all branches.
  */
 
@@ -72,6 +71,7 @@ export class BranchStore {
   private nextHost = 2;
   /** Names of branches created through the API, in order (tests count them). */
   readonly created: string[] = [];
+  private copyFailure?: { error_code: string; message: string };
 
   constructor(private readonly opts: BranchStoreOptions) {
     for (const e of opts.endpoints) {
@@ -152,27 +152,24 @@ export class BranchStore {
     }
   }
 
-  /** A consistent snapshot of `from` into a new database `to`, without touching sessions on `from`. */
+  /**
+   * A consistent copy of `from` into a new database `to`, by `CREATE DATABASE … TEMPLATE` (no client
+   * tools, any server version). PostgreSQL copies a template only while no other session is on it,
+   * so sessions on `from` are ended first; a session that connects again in between makes the
+   * CREATE fail with object_in_use (55006), and the copy is tried again.
+   */
   private async copyDatabase(from: string, to: string): Promise<void> {
-    await this.admin((c) => c.query(`CREATE DATABASE ${q(to)}`));
-    const u = new URL(this.opts.upstream);
-    const env = { ...process.env, PGHOST: u.hostname, PGPORT: u.port || '5432', PGUSER: decodeURIComponent(u.username) || 'postgres', PGPASSWORD: decodeURIComponent(u.password) };
-    await new Promise<void>((resolve, reject) => {
-      const dump = spawn('pg_dump', ['--no-owner', '--no-privileges', '--dbname', from], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      const load = spawn('psql', ['-q', '-v', 'ON_ERROR_STOP=1', '--dbname', to], { env, stdio: ['pipe', 'ignore', 'pipe'] });
-      let errors = '';
-      dump.stderr.on('data', (d: Buffer) => (errors += d));
-      load.stderr.on('data', (d: Buffer) => (errors += d));
-      dump.stdout.pipe(load.stdin);
-      let exits = 0;
-      const done = (code: number | null) => {
-        if (code !== 0) return reject(new Error(`copying database ${from}: ${errors.trim() || `exit ${code}`}`));
-        if (++exits === 2) resolve();
-      };
-      dump.on('error', reject);
-      load.on('error', reject);
-      dump.on('close', done);
-      load.on('close', done);
+    await this.admin(async (c) => {
+      for (let attempt = 1; ; attempt++) {
+        await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [from]);
+        try {
+          await c.query(`CREATE DATABASE ${q(to)} TEMPLATE ${q(from)}`);
+          return;
+        } catch (err) {
+          if ((err as { code?: string }).code !== '55006' || attempt >= 20) throw new Error(`copying database ${from}: ${(err as Error).message}`);
+          await new Promise((r) => setTimeout(r, 100 * attempt));
+        }
+      }
     });
   }
 
@@ -213,6 +210,9 @@ export class BranchStore {
     this.created.push(name);
     return this.operation(name, async () => {
       try {
+        const injected = this.copyFailure;
+        this.copyFailure = undefined;
+        if (injected) throw Object.assign(new Error(injected.message), { code: injected.error_code });
         for (const d of this.opts.databases) await this.copyDatabase(this.upstreamName(parent, d), this.upstreamName(b, d));
         await this.opts.listen(b.host);
       } catch (err) {
@@ -253,6 +253,11 @@ export class BranchStore {
       b.endpoints.set(name, e);
       return this.endpointJson(b, e);
     });
+  }
+
+  /** The next branch creation is accepted, then its operation ends with this error (as a failed copy inside Lakebase would). */
+  failNextCopy(error: { error_code: string; message: string }): void {
+    this.copyFailure = error;
   }
 
   /** Drops the databases of every created branch (the emulator's state ends with it). */

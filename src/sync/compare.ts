@@ -7,20 +7,28 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PipelineConfig } from '../config/schema';
 import { estimateRows, tablePages } from '../db/catalog';
 import {
+  analyzeLeafSql,
   bucketDigestSql,
+  bucketExtentSql,
   bucketSplitSql,
   CANONICAL_TEXT_SETTINGS,
+  columnTypeProbeSql,
+  FORMAT_TYPE_SQL,
+  HASH_DIGEST,
   leafCopyInSql,
   leafCopyOutSql,
   leafTableSql,
-  LEAF_TABLE,
+  markedSql,
+  pastCursorSql,
+  sampledSourceSql,
+  sourceSideSql,
   subBoundsSql,
+  targetSideSql,
   type CompareShape,
   type KeyRange,
 } from '../db/compareSql';
-import { quoteIdent, quoteTable } from '../db/identifiers';
 import { CopyMeter } from '../db/copyText';
-import { cursorLiteral, sourceRelation, type CursorValue } from '../db/syncSql';
+import { sourceRelation, type CursorValue } from '../db/syncSql';
 import { withTransaction, type Transaction } from '../db/transaction';
 import { columnPlan, type CallContext } from './context';
 
@@ -35,10 +43,9 @@ const MAX_BUCKETS = 256;
 const MIN_LEAF_ROWS = 200;
 const SAMPLE_ROWS = 50_000;
 
-async function typeOf(c: pg.ClientBase, relation: string, column: string): Promise<string> {
-  const res = await c.query(`SELECT v.${quoteIdent(column)} FROM ${relation} LIMIT 0`);
-  const field = res.fields[0]!;
-  return (await c.query<{ t: string }>(`SELECT format_type($1, NULL) AS t`, [field.dataTypeID])).rows[0]!.t;
+export async function typeOf(c: pg.ClientBase, relation: string, column: string): Promise<string> {
+  const field = (await c.query(columnTypeProbeSql(relation, column))).fields[0]!;
+  return (await c.query<{ t: string }>(FORMAT_TYPE_SQL, [field.dataTypeID])).rows[0]!.t;
 }
 
 /**
@@ -47,15 +54,15 @@ async function typeOf(c: pg.ClientBase, relation: string, column: string): Promi
  */
 export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, purpose: ComparePurpose, runCursor: CursorValue[] | null) {
   const plan = await columnPlan(s, t, p, pipeline);
-  const source = `(SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)}) AS v`;
-  const target = `${quoteTable(p.target.table!)} AS v`;
+  const source = sourceSideSql(plan.select, sourceRelation(p));
+  const target = targetSideSql(p.target.table!);
   const bucketColumn = p.key[0] ?? p.cursor ?? null;
   const exclude: string[] = [];
   // A source marker column: marked rows are deleted from the target, so neither side counts them.
-  if (p.softDeleteColumn && p.deletes !== 'soft') exclude.push(`v.${quoteIdent(p.softDeleteColumn)} IS NOT NULL`);
+  if (p.softDeleteColumn && p.deletes !== 'soft') exclude.push(markedSql(p.softDeleteColumn));
   // A keyless append cannot name rows that came after the sync: both sides stop at its cursor.
-  if (p.key.length === 0 && p.cursor && runCursor?.[0] != null) exclude.push(`v.${quoteIdent(p.cursor)} > ${cursorLiteral(runCursor[0])}`);
-  const targetExclude = [...exclude, ...(p.deletes === 'soft' && p.softDeleteColumn ? [`v.${quoteIdent(p.softDeleteColumn)} IS NOT NULL`] : [])];
+  if (p.key.length === 0 && p.cursor && runCursor?.[0] != null) exclude.push(pastCursorSql(p.cursor, runCursor[0]));
+  const targetExclude = [...exclude, ...(p.deletes === 'soft' && p.softDeleteColumn ? [markedSql(p.softDeleteColumn)] : [])];
   const either = (xs: string[]) => (xs.length ? xs.map((x) => `(${x})`).join(' OR ') : undefined);
   const shape: CompareShape = {
     source: { relation: source, exclude: either(exclude), bucketType: bucketColumn ? await typeOf(s, source, bucketColumn) : '' },
@@ -108,7 +115,7 @@ export async function planBuckets(s: pg.ClientBase, p: PipelineConfig, shape: Co
   const percent = Math.min(100, (100 * SAMPLE_ROWS) / Math.max(1, estimatedRows));
   const sampled =
     p.source.table && percent < 100 && ['r', 'm', 'p'].includes((await tablePages(s, p.source.table)).kind)
-      ? `(SELECT ${plan.select.join(', ')} FROM ${quoteTable(p.source.table)} AS src TABLESAMPLE SYSTEM (${percent.toFixed(4)})) AS v`
+      ? sampledSourceSql(plan.select, p.source.table, percent)
       : shape.source.relation;
   const { rows } = await s.query<{ points: (string | null)[] | null }>(bucketSplitSql(shape, sampled, parts));
   const points = (rows[0]?.points ?? []).filter((x, i, all): x is string => x !== null && (i === 0 || x !== all[i - 1]));
@@ -119,15 +126,45 @@ export async function planBuckets(s: pg.ClientBase, p: PipelineConfig, shape: Co
 export interface BucketDiff {
   sourceRows: number;
   targetRows: number;
-  /** Sub-ranges whose digests differ (the whole bucket for a table without a bucket column). */
-  differing: { range: KeyRange; sourceRows: number; targetRows: number }[];
+  /** Sub-ranges digested. */
+  subRanges: number;
+  /** Lower bounds of the sub-ranges after the first. */
+  bounds: string[];
+  /** Sub-ranges whose digests differ (the whole bucket for a table without a bucket column); `id` numbers them over `bounds`. */
+  differing: { id: number; range: KeyRange; sourceRows: number; targetRows: number }[];
 }
 
 type Digest = Map<number, { n: number; h: string }>;
 
 async function digest(c: pg.ClientBase, sql: string): Promise<Digest> {
+  await c.query(HASH_DIGEST.before);
   const { rows } = await c.query<{ b: number; n: string; h: string }>(sql);
+  await c.query(HASH_DIGEST.after);
   return new Map(rows.map((r) => [Number(r.b), { n: Number(r.n), h: r.h }]));
+}
+
+const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
+
+/**
+ * Lower bounds of sub-buckets: an integer column's extent in the source split by arithmetic (two
+ * index probes), any other type every `leafRows`-th value in order (one ordered read of the keys).
+ */
+async function subBounds(s: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number, maxParts: number): Promise<string[]> {
+  if (shape.bucketColumn === null) return [];
+  if (INTEGER_TYPES.has(shape.source.bucketType) && INTEGER_TYPES.has(shape.target.bucketType)) {
+    const { lo, hi } = (await s.query<{ lo: string | null; hi: string | null }>(bucketExtentSql(shape, range))).rows[0]!;
+    if (lo === null || hi === null) return [];
+    const [a, z] = [BigInt(lo), BigInt(hi)];
+    // At most one sub-bucket per leafRows values: rows in the range are no more than its values (keys are unique).
+    const width = z - a + 1n;
+    const parts = BigInt(Math.max(1, Math.min(maxParts, Math.ceil(Number(width) / Math.max(1, leafRows)))));
+    const step = (width + parts - 1n) / parts;
+    const out: string[] = [];
+    for (let x = a + step; step > 0n && x <= z; x += step) out.push(String(x));
+    return out;
+  }
+  const raw = (await s.query<{ b: string }>(subBoundsSql(shape, range, leafRows))).rows.map((r) => r.b);
+  return raw.filter((x, i) => i === 0 || x !== raw[i - 1]);
 }
 
 /**
@@ -135,10 +172,10 @@ async function digest(c: pg.ClientBase, sql: string): Promise<Digest> {
  * source) and returns the sub-ranges that differ. `s` must be inside sourceSnapshot, `t` inside a
  * transaction with CANONICAL_TEXT_SETTINGS.
  */
-export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number): Promise<BucketDiff> {
-  const raw = shape.bucketColumn === null ? [] : (await s.query<{ b: string }>(subBoundsSql(shape, range, leafRows))).rows.map((r) => r.b);
-  const bounds = raw.filter((x, i) => i === 0 || x !== raw[i - 1]);
-  const [src, tgt] = [await digest(s, bucketDigestSql(shape, shape.source, range, bounds)), await digest(t, bucketDigestSql(shape, shape.target, range, bounds))];
+export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number, maxParts = SUB_BUCKETS): Promise<BucketDiff> {
+  const bounds = await subBounds(s, shape, range, leafRows, maxParts);
+  // Two connections, two servers: both sides are read at once.
+  const [src, tgt] = await Promise.all([digest(s, bucketDigestSql(shape, shape.source, range, bounds)), digest(t, bucketDigestSql(shape, shape.target, range, bounds))]);
   const sub = (b: number): KeyRange => ({ lower: b === 0 ? range.lower : bounds[b - 1]!, upper: b === bounds.length ? range.upper : bounds[b]! });
   const differing: BucketDiff['differing'] = [];
   let sourceRows = 0;
@@ -148,9 +185,9 @@ export async function diffBucket(s: pg.ClientBase, t: pg.ClientBase, shape: Comp
     const z = tgt.get(b) ?? { n: 0, h: '0' };
     sourceRows += a.n;
     targetRows += z.n;
-    if (a.n !== z.n || a.h !== z.h) differing.push({ range: sub(b), sourceRows: a.n, targetRows: z.n });
+    if (a.n !== z.n || a.h !== z.h) differing.push({ id: b, range: sub(b), sourceRows: a.n, targetRows: z.n });
   }
-  return { sourceRows, targetRows, differing };
+  return { sourceRows, targetRows, subRanges: bounds.length + 1, bounds, differing };
 }
 
 /**
@@ -172,7 +209,6 @@ export async function copyLeaves(s: pg.ClientBase, t: pg.ClientBase, shape: Comp
   await t.query(leafTableSql(shape));
   const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows, bytes }));
   await pipe(s.query(copyTo(leafCopyOutSql(shape, ranges))), meter, t.query(copyFrom(leafCopyInSql(shape))), { signal: ctx.signal });
-  // Statistics, so the join against the target hashes instead of sorting both sides to disk.
-  await t.query(`ANALYZE ${LEAF_TABLE}`);
+  await t.query(analyzeLeafSql());
   return meter.rows;
 }

@@ -25,7 +25,7 @@ export interface DeleteBucketInput extends DeletesInput {
 
 type Deps = SyncEngineDeps & { budget: ConnectionBudget };
 
-async function ownRun(t: pg.ClientBase, p: PipelineConfig, pipeline: string, runId: string): Promise<void> {
+export async function ownRun(t: pg.ClientBase, p: PipelineConfig, pipeline: string, runId: string): Promise<void> {
   const state = await readState(t, p.stateSchema, pipeline, 'share');
   if (state.runId !== runId)
     throw conflictError(`pipeline "${pipeline}" is now owned by run ${state.runId ?? '(none)'}; this run (${runId}) stops looking for deletes so two runs never write at once`);
@@ -60,7 +60,7 @@ export async function planDeletes(deps: Deps, ctx: CallContext, input: DeletesIn
       await ownRun(t, p, pipeline, runId);
       const mine = await readBuckets(t, p.stateSchema, pipeline, runId);
       if (mine.length) return mine;
-      const fresh = planned.buckets.map((r, bucket) => ({ bucket, lower: r.lower, upper: r.upper, done: false, rowsDeleted: 0 }));
+      const fresh = planned.buckets.map((r, bucket) => ({ bucket, lower: r.lower, upper: r.upper, done: false, rowsDeleted: 0, rowsWritten: 0 }));
       await replaceBuckets(t, p.stateSchema, pipeline, runId, fresh);
       return fresh;
     });

@@ -4,7 +4,7 @@ import type { PipelineConfig } from '../config/schema';
 import { countRows, generatedColumns, isEmpty, tableColumns } from '../db/catalog';
 import { blockWriters, dropRefreshTable, refreshTableName, renameSwap, renameSwapBlockers, truncateSwap } from '../db/swap';
 import { mergeSql } from '../db/syncSql';
-import { deleteBuckets, deletePartitions, readBuckets, readPartitions, readState, writeState, type PartitionState } from '../db/syncState';
+import { deleteBuckets, deletePartitions, hasBucketTable, readBuckets, readPartitions, readState, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
 import { incremental, withConnection, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError } from './errors';
@@ -85,16 +85,18 @@ export async function finishSync(deps: SyncEngineDeps, ctx: CallContext, input: 
         const { method, reason } = await firstLoadIn(t, p, deps);
         result = { ...result, swap: { method, reason } };
       }
-      // sync_bucket exists once a worker that detects deletes has planned a run (see planSync).
-      const deleted = p.deletes === 'ignore' ? 0 : (await readBuckets(t, p.stateSchema, pipeline, runId)).reduce((n, b) => n + b.rowsDeleted, 0);
+      // Buckets of delete detection and of a compare-then-copy re-sync; sync_bucket exists once a
+      // worker that has them planned a run (see ensureStateTable).
+      const buckets = (await hasBucketTable(t, p.stateSchema)) ? await readBuckets(t, p.stateSchema, pipeline, runId) : null;
+      const bucketRows = (buckets ?? []).reduce((n, b) => n + b.rowsDeleted + b.rowsWritten, 0);
       await deletePartitions(t, p.stateSchema, pipeline);
-      if (p.deletes !== 'ignore') await deleteBuckets(t, p.stateSchema, pipeline);
+      if (buckets) await deleteBuckets(t, p.stateSchema, pipeline);
       await writeState(t, p.stateSchema, {
         ...state,
         phase: 'idle',
         runId: null,
         cursor: incremental(p) ? cursor : null,
-        rowsWritten: state.rowsWritten + loaded + deleted,
+        rowsWritten: state.rowsWritten + loaded + bucketRows,
         chunks: state.chunks + partitions.reduce((n, x) => n + x.chunks, 0),
       });
       return result;

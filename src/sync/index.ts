@@ -5,6 +5,7 @@ import { connectionBudget, type CallContext, type SyncEngineDeps } from './conte
 import { deleteBucket, planDeletes, type DeleteBucketInput, type DeletesInput } from './deletes';
 import { finishSync, type FinishInput } from './finish';
 import { planSync, type PlanInput } from './plan';
+import { resyncBucket, type ResyncBucketInput } from './resync';
 import { planVerify, verifyBucket, type VerifyBucketInput, type VerifyInput } from './verify';
 
 export type { CallContext, Connector, SyncEngineDeps } from './context';
@@ -13,6 +14,7 @@ export type { FinishInput } from './finish';
 export type { PlanInput } from './plan';
 export type { DeleteBucketInput, DeletesInput } from './deletes';
 export type { VerifyBucketInput, VerifyInput } from './verify';
+export type { ResyncBucketInput } from './resync';
 export { partitionCount } from './plan';
 export { SyncError } from './errors';
 export { ConnectionBudget } from './gates';
@@ -27,6 +29,7 @@ export function createSyncEngine(deps: SyncEngineDeps) {
     finish: (ctx: CallContext, input: FinishInput) => finishSync(full, ctx, input),
     planDeletes: (ctx: CallContext, input: DeletesInput) => planDeletes(full, ctx, input),
     deleteBucket: (ctx: CallContext, input: DeleteBucketInput) => deleteBucket(full, ctx, input),
+    resyncBucket: (ctx: CallContext, input: ResyncBucketInput) => resyncBucket(full, ctx, input),
     planVerify: (ctx: CallContext, input: VerifyInput & { mode?: 'counts' | 'checksums' }) => planVerify(full, ctx, input),
     verifyBucket: (ctx: CallContext, input: VerifyBucketInput) => verifyBucket(full, ctx, input),
   };

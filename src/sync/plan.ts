@@ -5,15 +5,17 @@ import { columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tableP
 import { ensureSnapshotTable, sameSnapshot, writeSnapshot } from '../db/schemaSnapshot';
 import { createRefreshTable, refreshTableName } from '../db/swap';
 import type { ColumnPlan } from '../db/syncSql';
-import { ensureStateTable, peekState, readPartitions, readState, replacePartitions, writeState, type PartitionState } from '../db/syncState';
+import { ensureStateTable, peekState, readBuckets, readPartitions, readState, replaceBuckets, replacePartitions, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
 import { targetColumns } from '../db/typeCatalog';
 import { columnPlan, incremental, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { runDdl, targetCreation, type DdlStatement } from './createTarget';
 import { configError } from './errors';
 import type { ConnectionBudget } from './gates';
+import { compareShape, planBuckets } from './compare';
+import { compareEligible, probeResync } from './resync';
 import { inspectSchema, snapshotOf, type SchemaInspection } from './schemaChanges';
-import type { CursorValue, SyncPlan, TargetShapeReport } from './types';
+import type { CursorValue, ResyncProbe, SyncPlan, TargetShapeReport } from './types';
 
 export interface PlanInput {
   pipeline: string;
@@ -26,6 +28,8 @@ export interface PlanInput {
   partitioned?: boolean;
   /** Validate and describe what a run would do (SyncPlan.dryRun) without claiming state or changing anything. */
   dryRun?: boolean;
+  /** A populated target without a cursor may be re-synced by comparing first (SyncPlan.resync); older workflows leave it out. */
+  compare?: boolean;
 }
 
 /** Rows sampled to place partition bounds: enough for even slices, cheap on any table. */
@@ -63,6 +67,24 @@ async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig
       `pipelines.${pipeline}: mode upsert merges on key (${p.key.join(', ')}), but ${p.target.table} has no primary key or unique index on exactly those columns; add one (ALTER TABLE … ADD PRIMARY KEY (${p.key.join(', ')})) or use mode append`,
     );
   return { plan, inspection };
+}
+
+/** The target's shape changes in this run: chunks evolve it, which a compare before them would not see. */
+const shapeChanges = (shapes: Shapes) => !!(shapes.creation || shapes.inspection.evolution.length || shapes.inspection.decision?.notes.length);
+
+/** A compare-then-copy run continued as new: its buckets are in the state; the figures of its probe are not. */
+async function continuedResync(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<ResyncProbe> {
+  const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+  const planned = await planBuckets(s, p, shape, plan, p.batchRows);
+  return {
+    method: 'compare',
+    reason: 'continues a compare-then-copy re-sync',
+    probe: { buckets: planned.buckets.length, subRanges: 0, differingSubRanges: 0, rows: 0, changedRows: 0 },
+    digests: true,
+    groupRows: planned.leafRows,
+    leafRows: planned.leafRows,
+    estimatedRows: planned.estimatedRows,
+  };
 }
 
 /** What the plan does to the target's shape, for the UI (nothing: undefined). */
@@ -120,6 +142,8 @@ async function dryRun(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pip
   if (p.mode === 'full-refresh') actions.push(`full refresh: copies ${rows} into ${refreshTableName(target)} (${chunks}), then swaps it in for ${target} in one transaction`);
   else if (p.mode === 'append') actions.push(`append: inserts ${rows} into ${target} (${chunks})`);
   else if (empty && !softDeletes(p).softDeleteColumn && start === null) actions.push(`upsert, first load into an empty target: copies ${rows} without merging (${chunks})`);
+  else if (!empty && start === null && compareEligible(p) && !shapeChanges(shapes))
+    actions.push(`upsert, populated target without cursor: compares bucket digests of ${target} with the source first and copies only what differs, or merges every row when a sampled bucket shows most rows changed (resync: auto)`);
   else actions.push(`upsert: merges ${rows} into ${target} on key (${p.key.join(', ')}), writing only rows that differ (${chunks})`);
   if (p.mode === 'upsert' && p.deletes !== 'ignore')
     actions.push(`then looks for target rows whose key left the source and ${p.deletes === 'soft' ? `marks them in ${p.softDeleteColumn}` : 'deletes them'} (deletes: ${p.deletes})`);
@@ -161,6 +185,9 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
     if (input.dryRun) return dryRun(s, t, p, pipeline, shapes);
     await ensureStateTable(t, p.stateSchema);
     await ensureSnapshotTable(t, p.stateSchema);
+    // Before the claim: the probe reads both sides in transactions of its own.
+    const probe = input.compare && partitioned && !continuing && compareEligible(p) && !shapeChanges(shapes) ? await probeResync(s, t, p, pipeline, ctx) : undefined;
+    if (probe) deps.log?.(probe.method === 'compare' ? 're-sync by compare-then-copy' : 're-sync by merging every row', { pipeline, reason: probe.reason, ...probe.probe });
     const claimed = await withTransaction(t, async () => {
       const st = await readState(t, p.stateSchema, pipeline, 'update');
       // Under the state row's lock: a second run of the pipeline finds the table made, not half made.
@@ -169,13 +196,24 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       if (!sameSnapshot(recorded, shapes.inspection.snapshot)) await writeSnapshot(t, p.stateSchema, pipeline, recorded);
       const existing = partitioned ? await readPartitions(t, p.stateSchema, pipeline) : [];
       const single = (): PartitionState[] => [partitionState(0, null, null, st.cursor)];
+      const compared = partitioned && existing.length === 0 ? await readBuckets(t, p.stateSchema, pipeline, runId) : [];
+      if (continuing && input.compare && compared.length) return { start: null, resumed: true, initialLoad: false, partitions: [], compared };
       if (continuing) {
         // A whole-table run of an older workflow that continued as new here goes on as one slice.
         if (partitioned && existing.length === 0) await replacePartitions(t, p.stateSchema, pipeline, single());
         const loading = !!partitioned && p.mode === 'upsert' && st.phase === 'loading';
-        return { start: st.cursor, resumed: true, initialLoad: loading, partitions: partitioned && existing.length === 0 ? single() : existing };
+        return { start: st.cursor, resumed: true, initialLoad: loading, partitions: partitioned && existing.length === 0 ? single() : existing, compared: [] };
       }
       const unfinished = st.phase !== 'idle';
+      if (probe?.method === 'compare' && !(unfinished && existing.length)) {
+        // A retried plan finds its buckets; a run taking over an unfinished re-sync compares afresh (what is done compares equal).
+        const mine = unfinished && st.runId === runId ? compared : [];
+        const fresh = probe.buckets.map((r, bucket) => ({ bucket, lower: r.lower, upper: r.upper, done: false, rowsDeleted: 0, rowsWritten: 0 }));
+        if (!mine.length) await replaceBuckets(t, p.stateSchema, pipeline, runId, fresh);
+        await replacePartitions(t, p.stateSchema, pipeline, []);
+        await writeState(t, p.stateSchema, { ...st, cursor: null, phase: 'running', runId });
+        return { start: null, resumed: mine.some((b) => b.done), initialLoad: false, partitions: [], compared: mine.length ? mine : fresh };
+      }
       const start = unfinished || incremental(p) ? st.cursor : null;
       const firstLoad = async () => p.mode === 'upsert' && !softDeletes(p).softDeleteColumn && start === null && (await isEmpty(t, p.target.table!));
       // A partitioned upsert into an empty target loads like a full refresh: into a new table
@@ -192,8 +230,17 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       if (loadsNewTable && !unfinished) await createRefreshTable(t, p.target.table!);
       await writeState(t, p.stateSchema, { ...st, cursor: start, phase: loadsNewTable ? 'loading' : 'running', runId });
       const resumed = unfinished && (st.cursor !== null || existing.some((x) => x.rowsCopied > 0));
-      return { start, resumed, initialLoad, partitions };
+      return { start, resumed, initialLoad, partitions, compared: [] };
     });
+    if (claimed.compared.length) {
+      const resync = probe ?? (await continuedResync(s, t, p, pipeline));
+      return {
+        ...planOf(p, pipeline, shapes, { startCursor: null, resumed: claimed.resumed, estimatedRows: resync.estimatedRows, initialLoad: false }),
+        partitions: [],
+        parallelism: p.parallelism,
+        resync: { ...resync, method: 'compare', buckets: claimed.compared.map((b) => ({ bucket: b.bucket, done: b.done, rowsWritten: b.rowsWritten, rowsDeleted: b.rowsDeleted })) },
+      };
+    }
     const left = claimed.partitions.filter((x) => !x.done);
     const slices = partitioned ? left.map((x) => ({ after: x.cursor, lower: x.lower, upper: x.upper })) : [{ after: claimed.start }];
     let estimatedRows = 0;
@@ -204,6 +251,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
         partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
         parallelism: p.parallelism,
       }),
+      ...(probe && { resync: { ...probe, buckets: [] } }),
     };
   });
 }

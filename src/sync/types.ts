@@ -41,6 +41,42 @@ export interface SyncPlan {
   targetShape?: TargetShapeReport;
   /** A dry run's description: nothing was claimed or changed. */
   dryRun?: DryRunReport;
+  /** A re-sync of a populated target without a cursor, planned with `compare`: how it re-syncs and why (absent otherwise). */
+  resync?: ResyncPlan;
+}
+
+/** How a re-sync without a cursor goes: compare-then-copy, or the plain merge of every row. */
+export interface ResyncProbe {
+  method: 'compare' | 'merge';
+  /** The choice in a sentence, with the figures (also logged). */
+  reason: string;
+  /** The sampled bucket: sub-ranges digested and differing, source rows and rows changed (copied or gone). */
+  probe: { buckets: number; subRanges: number; differingSubRanges: number; rows: number; changedRows: number };
+  /** Buckets digest sub-buckets of `groupRows` rows and copy the differing ones whole (few changes); off: they compare row hashes. */
+  digests: boolean;
+  groupRows: number;
+  leafRows: number;
+  estimatedRows: number;
+}
+
+export interface ResyncPlan extends ResyncProbe {
+  /** compare: the run's buckets (each commits its writes with `done`); empty for merge, which runs the partitions. */
+  buckets: { bucket: number; done: boolean; rowsWritten: number; rowsDeleted: number }[];
+}
+
+export interface ResyncBucketResult {
+  bucket: number;
+  /** Source rows copied into the stage (only those that differ, or whole ranges where most do). */
+  rowsCopied: number;
+  /** Rows inserted or updated in the target. */
+  rowsWritten: number;
+  /** Target rows deleted (deletes: hard). */
+  rowsDeleted: number;
+  /** Sub-ranges whose digests differed. */
+  rangesDiffering: number;
+  /** Source keys whose row hashes were compared in the target. */
+  keysCompared: number;
+  alreadyCommitted: boolean;
 }
 
 export interface TargetShapeReport {

@@ -67,7 +67,7 @@ export async function verifyBucket(deps: Deps, ctx: CallContext, input: VerifyBu
       const { shape } = await compareShape(s, t, p, pipeline, input.mode, input.runCursor);
       return sourceSnapshot(s, async () => {
         const diff = await diffBucket(s, t, shape, range, input.leafRows);
-        const base = { range, sourceRows: diff.sourceRows, targetRows: diff.targetRows, ranges: diff.differing.slice(0, RANGES_REPORTED) };
+        const base = { range, sourceRows: diff.sourceRows, targetRows: diff.targetRows, ranges: diff.differing.slice(0, RANGES_REPORTED).map(({ range, sourceRows, targetRows }) => ({ range, sourceRows, targetRows })) };
         if (diff.differing.length === 0) return { ...base, mismatches: 0, tolerated: 0, differences: [] };
         if (shape.key.length === 0) return { ...base, mismatches: diff.differing.length, tolerated: 0, differences: [] };
         const ranges = joinAdjacent(diff.differing.map((d) => d.range));

@@ -9,7 +9,9 @@ export const DELETES_PATCH = 'sync-deletes';
 
 /** Deletes step: buckets of the key space compared, target rows whose key left the source deleted (or marked). */
 export async function detectDeletes(run: SyncRun, plan: SyncPlan): Promise<void> {
-  // An upsert's first load puts exactly the source's rows in place: nothing to delete.
+  // An upsert's first load puts exactly the source's rows in place: nothing to delete; a
+  // compare-then-copy re-sync deleted in its own pass.
+  if (plan.resync?.method === 'compare') return;
   if (!(plan.deletes && plan.deletes !== 'ignore' && !plan.initialLoad && patched(DELETES_PATCH))) return;
   const { pipeline, environment, runId, progress } = run;
   const nonRetryable = nonRetryableTypes(run.wakeVisible);

@@ -5,15 +5,28 @@ import type { SyncProgress, SyncRun } from './syncRun';
 
 /** Runs started from here on split the table into partitions that sync in parallel (sync engine v2). */
 export const PARTITIONED_SYNC_PATCH = 'sync-engine-v2-partitions';
+/**
+ * Runs started from here on let the plan choose compare-then-copy for a populated target without
+ * a cursor (SyncPlan.resync): buckets compared and written instead of chunks and delete detection.
+ */
+export const RESYNC_PATCH = 'sync-compare-then-copy';
 
 /** Plan step: what this run copies, from where (a continued run picks up its own state). Sets `run.plan`. */
 export async function planRun(run: SyncRun): Promise<{ plan: SyncPlan; partitioned: boolean }> {
   const { input, progress, pipeline, environment, runId } = run;
   const { planSync } = stepActivities(nonRetryableTypes(run.wakeVisible));
   const partitioned = patched(PARTITIONED_SYNC_PATCH);
+  const compare = partitioned && !input.dryRun && patched(RESYNC_PATCH);
   const plan = (run.plan = await run.call(() =>
-    planSync({ pipeline, environment, runId, auth: run.identity.auth, continuing: input.resume !== undefined, ...(partitioned && { partitioned: true }), ...(input.dryRun && { dryRun: true }) }),
+    planSync({
+      pipeline, environment, runId, auth: run.identity.auth, continuing: input.resume !== undefined,
+      ...(partitioned && { partitioned: true }), ...(input.dryRun && { dryRun: true }), ...(compare && { compare: true }),
+    }),
   ));
+  if (plan.resync && !progress.resync) {
+    const { method, reason, probe, buckets } = plan.resync;
+    progress.resync = { method, reason, probe, buckets: buckets.length, done: buckets.filter((b) => b.done).length, rowsCopied: 0, rowsWritten: 0, rowsDeleted: 0 };
+  }
   progress.mode = plan.mode;
   if (plan.targetShape && !input.resume) progress.targetShape = plan.targetShape;
   if (!input.dryRun && !input.resume) {

@@ -1,7 +1,7 @@
 // The one state a dataSync run's steps share (plan → copy → deletes → finish → verify): its input,
 // progress, identity, and the wrapper every activity call goes through.
 import { defineQuery, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo, SwapReport, SyncPlan, TargetShapeReport, VerifyReport } from '../activities/types';
+import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo, ResyncPlan, SwapReport, SyncPlan, TargetShapeReport, VerifyReport } from '../activities/types';
 import { acceptRelogins, retryAfterReloginOrWake, type RunIdentity } from './activityCalls';
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { VerifyProgress } from './verify';
@@ -46,6 +46,11 @@ export interface SyncProgress {
   dryRun?: DryRunReport;
   /** deletes: hard/soft — buckets of the key space compared after the chunks, and target rows deleted (or marked). */
   deletes?: { buckets: number; done: number; rowsDeleted: number };
+  /**
+   * A re-sync of a populated target without a cursor: how (compare-then-copy, or the plain merge of
+   * every row) and why, with the figures; compare: its buckets, and the rows copied, written and deleted.
+   */
+  resync?: Pick<ResyncPlan, 'method' | 'reason' | 'probe'> & { buckets: number; done: number; rowsCopied: number; rowsWritten: number; rowsDeleted: number };
   /** verify: the compare after the run; `report` once it passed. */
   verify?: VerifyProgress & { report?: VerifyReport };
   /** While a step waits for a scale-to-zero compute to wake: which try, and what the login met. */
@@ -137,10 +142,16 @@ export function describeSync({ pipeline, progress, plan }: SyncRun): string {
   const deletes = d ? `, deletes: bucket ${d.done}/${d.buckets}, ${d.rowsDeleted.toLocaleString('en')} removed` : '';
   const v = progress.verify;
   const verify = v ? `, verify (${v.mode}): bucket ${v.bucketsDone}/${v.buckets}, ${v.mismatches} difference(s)` : '';
+  const r = progress.resync;
+  const resync = !r
+    ? ''
+    : r.method === 'compare'
+      ? `, compare-then-copy: bucket ${r.done}/${r.buckets}, ${r.rowsWritten.toLocaleString('en')} written, ${r.rowsDeleted.toLocaleString('en')} removed`
+      : ', re-sync by merging every row';
   return (
     `${pipeline} (${progress.mode}${shapeNote}): chunk ${progress.chunks}${chunkOf}${parts}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
     `${progress.rowsWritten.toLocaleString('en')} written, ${Math.round(progress.rowsPerSecond).toLocaleString('en')} rows/s` +
-    `${formatEta(progress.etaSeconds)}${deletes}${verify}${progress.done ? ' — done' : ''}`
+    `${formatEta(progress.etaSeconds)}${resync}${deletes}${verify}${progress.done ? ' — done' : ''}${r && !progress.done ? `\n\n${r.reason}` : ''}`
   );
 }
 

@@ -93,9 +93,13 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
         srcrestart: append({ profile: 'other', environment: 'test', table: 'src' }, local('dst_srcrestart')),
         tgtrestart: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_tgtrestart' }),
         pfull: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pfull' }, { mode: 'full-refresh', parallelism: 4 }),
-        pupsert: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pupsert' }, { mode: 'upsert', parallelism: 4 }),
+        // resync: merge — the scenario is about merge chunks (compare-then-copy has its own below).
+        pupsert: append(local('src'), { profile: 'other', environment: 'test', table: 'dst_pupsert' }, { mode: 'upsert', parallelism: 4, resync: 'merge' }),
         // Delete detection and verify: 100 buckets of about 2,000 rows, 4 at once, so a kill finds some done and some in flight.
-        pdel: append(local('src_del'), local('dst_del'), { mode: 'upsert', batchRows: 2_000, parallelism: 4, deletes: 'hard', verify: 'checksums' }),
+        // resync: merge — this scenario is about delete detection after the chunks, not compare-then-copy.
+        pdel: append(local('src_del'), local('dst_del'), { mode: 'upsert', batchRows: 2_000, parallelism: 4, deletes: 'hard', verify: 'checksums', resync: 'merge' }),
+        // Compare-then-copy re-sync: 100 buckets of about 2,000 rows, 4 at once.
+        presync: append(local('src_resync'), local('dst_resync'), { mode: 'upsert', batchRows: 2_000, parallelism: 4, deletes: 'hard' }),
       },
     };
     config = parseConfig(raw, {});
@@ -424,6 +428,54 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     assert.equal(left, 0, 'every deleted source key is gone from the target');
     assert.equal(merged, changed, 'the chunks wrote the changed rows and nothing else');
     assert.equal(r.verify?.report?.ok, true);
+    assert.deepEqual([lost, dup, equal], [0, 0, true]);
+  });
+
+  test('compare-then-copy re-sync: worker SIGKILLed with resyncBucket activities in flight; a second worker finishes exactly', async () => {
+    await db.client.query(`CREATE TABLE src_resync (id int PRIMARY KEY, payload text, n int); INSERT INTO src_resync SELECT * FROM src;
+      CREATE TABLE dst_resync (id int PRIMARY KEY, payload text, n int)`);
+    const first = await withWorker(async (q) => (await start(q, 'presync')).result());
+    assert.equal(first.rowsCopied, ROWS);
+    // 1% of the source deleted, 1% changed, 0.5% inserted past the end: the next run compares first.
+    const deleted = (await db.client.query<{ id: number }>(`DELETE FROM src_resync WHERE id % 100 = 7 RETURNING id`)).rows.map((r) => r.id);
+    const changed = (await db.client.query<{ id: number }>(`UPDATE src_resync SET payload = payload || '*' WHERE id % 100 = 9 RETURNING id`)).rows.map((r) => r.id);
+    const inserted = (await db.client.query(`INSERT INTO src_resync SELECT g, md5(g::text), g FROM generate_series(${ROWS + 1}, ${ROWS + 1000}) g`)).rowCount ?? 0;
+    const upper = changed.filter((id) => id > ROWS / 2);
+    const { result: r, h, inFlightAtKill, recovery } = await killWhileBlocked({
+      start: (q) => start(q, 'presync'),
+      // Row locks on the target rows of the upper half's changed keys: those buckets stop at their merge.
+      lock: async (locker) => {
+        await locker.query('BEGIN');
+        await locker.query(`SELECT id FROM dst_resync WHERE id = ANY($1::int[]) FOR UPDATE`, [upper]);
+      },
+      ready: async (h) => {
+        const p = await h.query<SyncProgress>('progress').catch(() => undefined);
+        return (p?.resync?.done ?? 0) > 0 && (await blockedOn('dst_resync')) > 0 && (await inFlight(h, 'resyncBucket')).length > 0;
+      },
+      activity: 'resyncBucket',
+      finish: (h) => (h as WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>).result(),
+    });
+    const retried = (await attemptsOf(h, 'resyncBucket')).filter((a) => a.attempt >= 2).length;
+    const chunks = (await attemptsOf(h, 'syncChunk')).length;
+    const rs = r.resync!;
+    const { lost, dup, equal } = await compare(db.client, 'src_resync', 'dst_resync', COLS, 'id');
+    await record({
+      scenario: 'worker killed (SIGKILL) during a compare-then-copy re-sync',
+      injected: `1% of 200,000 source rows deleted, 1% changed, 1,000 inserted; the next sync (upsert without cursor, so it compares first) has the resyncBucket activities of the upper key half held at their merge by row locks; SIGKILL of the worker then, a second worker started, the locks let go`,
+      expected: 'the killed buckets roll back and are compared and written again, once each; exactly the changed, inserted and deleted rows are written; no chunk re-reads the table',
+      observed:
+        `completed by the second worker (${rs.method}: ${rs.reason}); ${rs.buckets} buckets, ${inFlightAtKill} in flight at the kill, ${retried} redone (attempt ≥ 2); ` +
+        `${rs.rowsWritten} rows written (${changed.length} changed + ${inserted} inserted), ${rs.rowsDeleted} deleted (${deleted.length} in the source), ${rs.rowsCopied} copied, ${chunks} chunks; checksum ${equal ? 'equal' : 'DIFFERENT'}`,
+      rowsLost: lost,
+      rowsDuplicated: dup,
+      recoverySeconds: recovery,
+    });
+    assert.equal(rs.method, 'compare', rs.reason);
+    assert.ok(inFlightAtKill > 0 && retried > 0, 'the kill landed while resyncBucket activities ran, and they were redone');
+    assert.equal(rs.done, rs.buckets);
+    assert.equal(rs.rowsWritten, changed.length + inserted, 'written: the changed and inserted rows, each once');
+    assert.equal(rs.rowsDeleted, deleted.length, 'deleted: exactly the keys gone from the source');
+    assert.equal(chunks, 0, 'no chunk re-read the table');
     assert.deepEqual([lost, dup, equal], [0, 0, true]);
   });
 

@@ -1,0 +1,227 @@
+// Compare-then-copy re-sync: a populated target with no cursor to say what changed is compared with
+// its source bucket by bucket first (the digests of verify and delete detection), and only the rows
+// that differ are copied and merged — deleted too, when the pipeline asks — in the same pass.
+import { pipeline as pipe } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { resolvePipeline } from '../config/lookup';
+import type { PipelineConfig } from '../config/schema';
+import { isEmpty } from '../db/catalog';
+import { changedKeysSql, deleteGoneFromStageSql, deleteGoneSql, keyedRowsCopyOutSql, rangeRowsCopyOutSql, subBucketRowsCopyOutSql, type CompareShape, type KeyRange } from '../db/compareSql';
+import { CopyMeter } from '../db/copyText';
+import { quoteTable } from '../db/identifiers';
+import { copyInSql, createStageSql, mergeSql } from '../db/syncSql';
+import { finishBucket, lockBucket, peekState, readPartitions } from '../db/syncState';
+import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, typeOf, withCanonicalText } from './compare';
+import { withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { ownRun } from './deletes';
+import { conflictError } from './errors';
+import type { ConnectionBudget } from './gates';
+import type { ResyncBucketResult, ResyncProbe } from './types';
+
+/** Above this share of the sampled bucket's rows changed, comparing first costs more than merging every row. */
+const MERGE_ABOVE = 0.5;
+/** From this share of sub-ranges differing, digests name nearly everything: buckets compare row hashes directly. */
+const DIGESTS_BELOW = 0.5;
+/** Above this share of a range's rows changed, the range is copied whole instead of by a list of keys. */
+const KEYS_BELOW = 0.3;
+/** Up to this share of rows changed, buckets digest small sub-buckets and copy the differing ones whole; above it they compare row hashes. */
+const GROUPS_UP_TO = 0.05;
+/** Sized so about this share of sub-buckets differ when changes are spread: few rows copied beyond the changed ones. */
+const GROUP_DIFFER_SHARE = 0.1;
+/** Sub-buckets a bucket digests at most: the bounds travel in the SQL text. */
+const MAX_GROUPS = 4096;
+const STAGE = 'lbw_stage';
+
+export interface ResyncBucketInput {
+  pipeline: string;
+  environment?: string;
+  runId: string;
+  bucket: number;
+  /** From the plan: rows per sub-range. */
+  leafRows: number;
+  /** From the plan: digest sub-buckets of `groupRows` rows and copy the differing ones whole (false: compare row hashes). */
+  digests: boolean;
+  /** From the plan: rows per sub-bucket when `digests` (leafRows when left out). */
+  groupRows?: number;
+}
+
+type Deps = SyncEngineDeps & { budget: ConnectionBudget };
+
+/**
+ * Whether a run of `p` may re-sync by comparing first (`resync: auto`): an upsert with no cursor
+ * (nothing says which rows changed), merging on its key, with nothing the compare cannot see — a
+ * row transform (runs in the worker) or a soft-delete marker (changes which rows count).
+ */
+export function compareEligible(p: PipelineConfig): boolean {
+  return p.resync === 'auto' && p.mode === 'upsert' && p.cursor === undefined && p.key.length > 0 && !p.softDeleteColumn && !p.transform.rowTransform && p.deletes !== 'soft';
+}
+
+interface Changes {
+  /** Ranges whose rows were compared by key (joined where they touch). */
+  ranges: KeyRange[];
+  subRanges: number;
+  differingSubRanges: number;
+  /** Source rows of the range. */
+  sourceRows: number;
+  keysCompared: number;
+  /** Keys of source rows the target lacks or holds with other values. */
+  copy: (string | null)[][];
+  /** Target rows whose key the source no longer has. */
+  gone: number;
+}
+
+/**
+ * Where source and target differ within `range`: digests name the sub-ranges (unless `digests`
+ * is off), then the source's keys and row hashes of those are streamed to the target and joined
+ * there to name rows. `s` inside sourceSnapshot, `t` inside withCanonicalText.
+ */
+async function findChanges(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number, digests: boolean, ctx: CallContext): Promise<Changes> {
+  const found: Changes = { ranges: [range], subRanges: 1, differingSubRanges: 1, sourceRows: 0, keysCompared: 0, copy: [], gone: 0 };
+  if (digests) {
+    const d = await diffBucket(s, t, shape, range, leafRows);
+    Object.assign(found, { ranges: joinAdjacent(d.differing.map((x) => x.range)), subRanges: d.subRanges, differingSubRanges: d.differing.length, sourceRows: d.sourceRows });
+    if (found.ranges.length === 0) return found;
+  }
+  found.keysCompared = await copyLeaves(s, t, shape, found.ranges, ctx);
+  if (!digests) found.sourceRows = found.keysCompared;
+  const { rows } = await t.query<{ gone: boolean; key: (string | null)[] }>(changedKeysSql(shape, found.ranges));
+  for (const r of rows) if (r.gone) found.gone += 1;
+  found.copy = rows.filter((r) => !r.gone).map((r) => r.key);
+  return found;
+}
+
+/**
+ * Decides how a run re-syncs a populated target (called by planSync for eligible pipelines): one
+ * bucket from the middle of the key space is compared (read only) and its figures choose between
+ * compare-then-copy and the plain merge of every row. Undefined when the plain path applies anyway:
+ * an empty target (first load) or an unfinished plain run to resume.
+ */
+export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, ctx: CallContext): Promise<(ResyncProbe & { buckets: KeyRange[] }) | undefined> {
+  const st = await peekState(t, p.stateSchema, pipeline);
+  if (st && st.phase !== 'idle' && (await readPartitions(t, p.stateSchema, pipeline)).length) return undefined;
+  if (await isEmpty(t, p.target.table!)) return undefined;
+  const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+  const planned = await planBuckets(s, p, shape, plan, p.batchRows);
+  const probe = (at: number) =>
+    withCanonicalText(t, (tx) => {
+      tx.rollbackOnly();
+      return sourceSnapshot(s, () => findChanges(s, t, shape, planned.buckets[Math.floor(planned.buckets.length * at)]!, planned.leafRows, true, ctx));
+    });
+  const c = await probe(1 / 2);
+  let sampled = 1;
+  // About to merge every row: first make sure the middle bucket did not just hold a cluster of
+  // changes, with two more buckets (this costs only where the merge would cost far more).
+  if ((c.copy.length + c.gone) / Math.max(1, c.sourceRows) > MERGE_ABOVE && planned.buckets.length >= 3)
+    for (const more of [await probe(1 / 6), await probe(5 / 6)]) {
+      c.copy.push(...more.copy);
+      c.gone += more.gone;
+      c.sourceRows += more.sourceRows;
+      c.subRanges += more.subRanges;
+      c.differingSubRanges += more.differingSubRanges;
+      sampled += 1;
+    }
+  const changed = c.copy.length + c.gone;
+  const rowShare = changed / Math.max(1, c.sourceRows);
+  const figures = `${changed.toLocaleString('en')} of ${c.sourceRows.toLocaleString('en')} rows (${(100 * rowShare).toFixed(1)}%) and ${c.differingSubRanges} of ${c.subRanges} sub-ranges differ in ${sampled === 1 ? 'the sampled bucket' : `${sampled} sampled buckets`}`;
+  const method = rowShare > MERGE_ABOVE ? 'merge' : 'compare';
+  const digests = rowShare <= GROUPS_UP_TO;
+  const bucketRows = planned.leafRows * 64;
+  const groupRows = rowShare === 0 ? planned.leafRows : Math.max(Math.ceil(bucketRows / MAX_GROUPS), Math.min(planned.leafRows, Math.floor(GROUP_DIFFER_SHARE / rowShare)));
+  return {
+    method,
+    reason:
+      method === 'merge'
+        ? `${figures}: most rows changed, so every row is merged (comparing first would read them twice)`
+        : `${figures}: only differing ${digests ? `sub-buckets (${groupRows.toLocaleString('en')} rows each)` : 'rows'} are copied`,
+    probe: { buckets: planned.buckets.length, subRanges: c.subRanges, differingSubRanges: c.differingSubRanges, rows: c.sourceRows, changedRows: changed },
+    digests,
+    groupRows,
+    leafRows: planned.leafRows,
+    estimatedRows: planned.estimatedRows,
+    buckets: planned.buckets,
+  };
+}
+
+interface BucketWrites {
+  rowsCopied: number;
+  rowsWritten: number;
+  rowsDeleted: number;
+  rangesDiffering: number;
+  keysCompared: number;
+}
+
+/** Streams `copyOut` from the source into a stage on the target and merges it on the key; returns rows copied and written. */
+async function stageAndMerge(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, columns: string[], copyOut: string, ctx: CallContext, base = 0) {
+  const target = p.target.table!;
+  await t.query(createStageSql(STAGE, target, columns));
+  const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows: base + rows, bytes }));
+  await pipe(s.query(copyTo(copyOut)), meter, t.query(copyFrom(copyInSql(STAGE, columns))), { signal: ctx.signal });
+  let rowsWritten = 0;
+  for (const sql of mergeSql({ target, stage: STAGE, columns, key: p.key, mode: 'upsert' })) rowsWritten += (await t.query(sql)).rowCount ?? 0;
+  return { rowsCopied: meter.rows, rowsWritten };
+}
+
+/**
+ * Few changes: both sides digest sub-buckets small enough that most hold no change, and the
+ * differing ones are copied whole and merged (the merge writes only rows that differ); target
+ * rows there whose key the stage lacks are gone from the source.
+ */
+async function bySubBuckets(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], range: KeyRange, groupRows: number, ctx: CallContext): Promise<BucketWrites> {
+  const d = await diffBucket(s, t, shape, range, groupRows, MAX_GROUPS);
+  const none = { rowsCopied: 0, rowsWritten: 0, rowsDeleted: 0, rangesDiffering: 0, keysCompared: 0 };
+  if (d.differing.length === 0) return none;
+  const ids = d.differing.map((x) => x.id);
+  const { rowsCopied, rowsWritten } = await stageAndMerge(s, t, p, columns, subBucketRowsCopyOutSql(shape, columns, range, d.bounds, ids), ctx);
+  const extra = d.differing.some((x) => x.targetRows > 0);
+  const rowsDeleted = extra && p.deletes === 'hard' ? ((await t.query(deleteGoneFromStageSql(shape, quoteTable(p.target.table!), STAGE, range, d.bounds, ids))).rowCount ?? 0) : 0;
+  return { ...none, rowsCopied, rowsWritten, rowsDeleted, rangesDiffering: ids.length };
+}
+
+/**
+ * Many changes, spread: the source's keys and row hashes of the whole bucket are compared in the
+ * target, and only the rows that differ are copied (by key; whole where most do).
+ */
+async function byRows(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], keyTypes: string[], range: KeyRange, leafRows: number, ctx: CallContext): Promise<BucketWrites> {
+  const c = await findChanges(s, t, shape, range, leafRows, false, ctx);
+  let written = { rowsCopied: 0, rowsWritten: 0 };
+  if (c.copy.length) {
+    const whole = c.copy.length > KEYS_BELOW * c.keysCompared;
+    const out = whole ? rangeRowsCopyOutSql(shape, columns, c.ranges) : keyedRowsCopyOutSql(shape, columns, keyTypes, c.copy);
+    written = await stageAndMerge(s, t, p, columns, out, ctx, c.keysCompared);
+  }
+  const rowsDeleted = c.gone && p.deletes === 'hard' ? ((await t.query(deleteGoneSql(shape, quoteTable(p.target.table!), c.ranges))).rowCount ?? 0) : 0;
+  return { ...written, rowsDeleted, rangesDiffering: c.differingSubRanges, keysCompared: c.keysCompared };
+}
+
+/**
+ * One bucket of a compare-then-copy re-sync: finds the rows that differ, copies those from the
+ * source into a stage and merges them, deletes target rows whose key left the source (deletes:
+ * hard) — all committed with the bucket's `done`, so a retried bucket writes nothing twice.
+ */
+export async function resyncBucket(deps: Deps, ctx: CallContext, input: ResyncBucketInput): Promise<ResyncBucketResult> {
+  const { pipeline, runId, bucket } = input;
+  const p = resolvePipeline(deps.config, pipeline, input.environment);
+  const target = p.target.table!;
+  return withBoth(deps.budget, ctx, p, (s, t) =>
+    withCanonicalText(t, async (tx) => {
+      await ownRun(t, p, pipeline, runId);
+      const b = await lockBucket(t, p.stateSchema, pipeline, runId, bucket);
+      if (!b) throw conflictError(`pipeline "${pipeline}" has no re-sync bucket ${bucket} in run ${runId}; it was re-planned by another run`);
+      if (b.done) {
+        tx.rollbackOnly();
+        return { bucket, rowsCopied: 0, rowsWritten: b.rowsWritten, rowsDeleted: b.rowsDeleted, rangesDiffering: 0, keysCompared: 0, alreadyCommitted: true };
+      }
+      const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+      const keyTypes: string[] = [];
+      for (const k of p.key) keyTypes.push(await typeOf(s, shape.source.relation, k));
+      const range = { lower: b.lower, upper: b.upper };
+      const done = await sourceSnapshot(s, () =>
+        input.digests ? bySubBuckets(s, t, p, shape, plan.columns, range, input.groupRows ?? input.leafRows, ctx) : byRows(s, t, p, shape, plan.columns, keyTypes, range, input.leafRows, ctx),
+      );
+      await finishBucket(t, p.stateSchema, pipeline, bucket, done.rowsDeleted, done.rowsWritten);
+      deps.log?.('re-sync bucket compared', { pipeline, bucket, ...done });
+      return { bucket, ...done, alreadyCommitted: false };
+    }),
+  );
+}

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+
+/** True while `pid` is a live process (a zombie, killed but not yet reaped, counts as gone). */
+async function alive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (stat === undefined) return false;
+  return !/^\d+ \(.*\) Z /.test(stat);
+}
+
+describe('npm test (scripts/run-tests.ts): a hung test file cannot hang the run', () => {
+  let dir: string;
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a file past its time limit is killed with its whole process tree and counted as failed', { timeout: 120_000 }, async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-runner-'));
+    const pidFile = path.join(dir, 'sleeper.pid');
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/run-tests.ts', 'scripts/fixtures/hung-file.test.ts'], {
+      env: { ...process.env, LAKEBASE_TEST_FILE_TIMEOUT_MS: '5000', HUNG_FILE_PID_FILE: pidFile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const lines = out.trim().split('\n');
+    assert.equal(code, 1, out);
+    assert.equal(lines.at(-1), '1 passed, 1 failed', out);
+    assert.match(out, /hung-file\.test\.ts passed its time limit \(5 s\): its process tree was killed/);
+    assert.ok(Date.now() - t0 < 90_000, 'the run ended on its own');
+    const sleeper = Number(await readFile(pidFile, 'utf8'));
+    assert.ok(sleeper > 0);
+    assert.equal(await alive(sleeper), false, 'the grandchild the file started was killed too');
+  });
+});
