@@ -855,7 +855,9 @@ async function main() {
   }
 }
 
-main().then(
+// `--only cdc`: the cdc benchmark needs its own server (wal_level=logical), so it lives in cdc-bench.ts.
+const onlyCdc = process.argv.slice(2).some((a, i, all) => a === '--only=cdc' || (a === 'cdc' && all[i - 1] === '--only'));
+(onlyCdc ? (require('./cdc-bench') as typeof import('./cdc-bench')).cdcBench(process.argv.slice(2)) : main()).then(
   () => process.exit(process.exitCode ?? 0),
   (err: unknown) => {
     console.error(err);

@@ -27,6 +27,8 @@ export const NON_RETRYABLE_FAILURES = {
   branchExists: 'LakebaseBranchExists',
   /** Creating or deleting a branch needs CAN MANAGE on the project (HTTP 403). */
   branchPermission: 'LakebaseBranchPermissionDenied',
+  /** A cdc pipeline's replication slot is gone from the source (dropped behind the worker): its changes since are lost. */
+  cdcSlotMissing: 'LakebaseCdcSlotMissing',
   /**
    * A long-running Lakebase operation (create/delete branch or endpoint) ran and reported failure:
    * an answer, not a missing one, so the same request is not sent again.

@@ -46,6 +46,10 @@ export function createMetrics() {
       labelNames: ['profile', 'environment'],
       registers: [registry],
     }),
+    cdcRowsApplied: new Counter({ name: 'lakebase_cdc_rows_applied_total', help: 'Target rows written by cdc streams (after collapsing repeated changes to a key)', labelNames: ['slot'], registers: [registry] }),
+    cdcLagBytes: new Gauge({ name: 'lakebase_cdc_lag_bytes', help: 'Source WAL not yet applied to the targets of a cdc slot', labelNames: ['slot'], registers: [registry] }),
+    cdcLagSeconds: new Gauge({ name: 'lakebase_cdc_lag_seconds', help: 'Age of the source commit last applied while changes are outstanding (0 when caught up)', labelNames: ['slot'], registers: [registry] }),
+    cdcRetainedWalBytes: new Gauge({ name: 'lakebase_cdc_retained_wal_bytes', help: 'WAL the source keeps for a cdc replication slot (pg_replication_slots restart_lsn)', labelNames: ['slot'], registers: [registry] }),
     jobSteps: new Counter({ name: 'lakebase_job_steps_total', help: 'Job steps run, by outcome', labelNames: ['job', 'outcome'], registers: [registry] }),
     workflowOutcomes: new Counter({
       name: 'lakebase_workflow_outcomes_total',

@@ -119,7 +119,19 @@ describe('config validation', () => {
   test('bad sync mode', () => {
     const raw = valid();
     (raw.pipelines['orders-to-reporting'] as Record<string, unknown>).mode = 'merge';
-    expectProblem(raw, /^pipelines\.orders-to-reporting\.mode: expected one of full-refresh, append, upsert, got "merge"$/);
+    expectProblem(raw, /^pipelines\.orders-to-reporting\.mode: expected one of full-refresh, append, upsert, cdc, got "merge"$/);
+  });
+
+  test('mode cdc: a key, a source table, no SQL transforms, and a slot name PostgreSQL accepts', () => {
+    const raw = valid();
+    const p = raw.pipelines['orders-to-reporting'] as Record<string, unknown>;
+    p.mode = 'cdc';
+    delete p.key;
+    p.transform = { columns: { cents: 'total * 100' } };
+    p.cdc = { slot: 'Orders-Slot' };
+    expectProblem(raw, /^pipelines\.orders-to-reporting\.key: mode cdc applies changes by key/);
+    expectProblem(raw, /^pipelines\.orders-to-reporting\.transform: mode cdc copies columns as they are/);
+    expectProblem(raw, /^pipelines\.orders-to-reporting\.cdc\.slot: expected a replication slot name/);
   });
 
   test('empty key list', () => {

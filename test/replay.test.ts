@@ -27,7 +27,7 @@ describe('replay of histories recorded from earlier releases', () => {
     // v4: recorded after workflows became named steps over one run state (issue 20).
     for (const release of ['v1', 'v2', 'v3', 'v4']) assert.ok(files.some((f) => f.release === release), `no histories of ${release}`);
     // The kinds the issue asks for are there: continue-as-new, a sync group, a job awaiting approval.
-    for (const kind of ['dataSync-continue-as-new-run1', 'syncGroup', 'operationalJob-awaiting-approval'])
+    for (const kind of ['dataSync-continue-as-new-run1', 'syncGroup', 'operationalJob-awaiting-approval', 'cdcStream-run1'])
       assert.ok(files.some((f) => f.name === kind), `missing ${kind}`);
     // Read with @temporalio/proto's own classes (the files are their JSON form): historyFromJSON
     // trips over the second protobufjs copy that @temporalio/common carries in this install.

@@ -1,4 +1,5 @@
 import { createBranchActivities } from './branches';
+import { createCdcActivities } from './cdc';
 import { createJobActivities, type JobFunction } from './jobs';
 import { createSyncActivities, type SyncDeps } from './sync';
 import { createTestConnectionActivities } from './testConnection';
@@ -8,7 +9,7 @@ export type ActivityDeps = SyncDeps & { jobFunctions?: Record<string, JobFunctio
 
 /** All activities, built from the worker's dependencies (config, pools, credentials, transforms). */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createTokenActivities(deps), ...createSyncActivities(deps), ...createJobActivities(deps), ...createBranchActivities(deps), ...createTestConnectionActivities(deps) };
+  return { ...createTokenActivities(deps), ...createSyncActivities(deps), ...createJobActivities(deps), ...createBranchActivities(deps), ...createCdcActivities(deps), ...createTestConnectionActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

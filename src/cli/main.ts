@@ -4,6 +4,7 @@
 import { tracing } from './tracing';
 import { Command } from 'commander';
 import { registerAdmin } from './admin';
+import { registerCdc } from './cdc';
 import { registerEmulator } from './emulator';
 import { registerJob } from './job';
 import { CommandFailed, formatError, installWarningPrinter } from './output';
@@ -20,6 +21,7 @@ const program = new Command()
 registerWorker(program);
 registerSync(program);
 registerVerify(program);
+registerCdc(program);
 registerSchedule(program);
 registerEmulator(program);
 registerJob(program);

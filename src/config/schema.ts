@@ -208,11 +208,26 @@ export const transformSchema = z.strictObject({
   rowTransform: nonEmpty('the name of a registered row transform').optional(),
 });
 
+/** Slot names allow lower-case letters, digits and underscores only. */
+const slotName = z.string().regex(/^[a-z0-9_]{1,63}$/, 'expected a replication slot name: 1–63 lower-case letters, digits or underscores');
+
+export const cdcSchema = z.strictObject({
+  /** Default: lbw_<source database>, one per source database. */
+  slot: slotName.optional(),
+  /** Default: lbw_<source database>, created by the worker; name one an operator made (creating one needs databricks_superuser on Lakebase). */
+  publication: nonEmpty('a publication name').optional(),
+  /** A batch is applied at this many changes or after batchMs, whichever comes first. */
+  batchRows: positiveInt('an integer 1–1000000', 1_000_000).default(10_000),
+  batchMs: positiveInt('milliseconds 1–600000', 600_000).default(1_000),
+  /** cdc status and the logs warn when the slot retains more WAL than this on the source. */
+  retainedWalWarnBytes: z.number().int().positive().default(1024 ** 3),
+});
+
 export const pipelineSchema = z
   .strictObject({
     source: endpointSchema,
     target: endpointSchema,
-    mode: z.enum(['full-refresh', 'append', 'upsert'], { error: 'expected one of full-refresh, append, upsert' }).default('upsert'),
+    mode: z.enum(['full-refresh', 'append', 'upsert', 'cdc'], { error: 'expected one of full-refresh, append, upsert, cdc' }).default('upsert'),
     /** Key columns; a keyless table works with full-refresh (page ranges) and append with a cursor. */
     key: z.array(nonEmpty('a column name')).min(1, 'expected at least one key column, e.g. key: [id]').optional(),
     /** Monotonic column (e.g. updated_at) for incremental runs; rows are taken after the last committed (cursor, key). */
@@ -244,6 +259,8 @@ export const pipelineSchema = z
     schemaChanges: z.enum(['evolve', 'freeze', 'ignore'], { error: 'expected one of evolve, freeze, ignore' }).default('evolve'),
     /** Schema in the target database for the sync state table. */
     stateSchema: nonEmpty('a schema name').default('lakebase_worker'),
+    /** mode cdc: the logical replication slot and publication (shared by the cdc pipelines of one source database) and how changes are batched. */
+    cdc: cdcSchema.default({ batchRows: 10_000, batchMs: 1_000, retainedWalWarnBytes: 1024 ** 3 }),
   })
   .superRefine((p, ctx) => {
     for (const side of ['source', 'target'] as const) {
@@ -274,6 +291,13 @@ export const pipelineSchema = z
         path: ['verify'],
         message: `a row transform runs in the worker, so the source side of a verify cannot apply it: use verify: none with transform.rowTransform "${p.transform.rowTransform}" (SQL transforms under transform.columns verify fine)`,
       });
+    if (p.mode === 'cdc') {
+      if (!p.key) ctx.addIssue({ code: 'custom', path: ['key'], message: 'mode cdc applies changes by key: expected at least one key column, e.g. key: [id]' });
+      if (p.source.query) ctx.addIssue({ code: 'custom', path: ['source'], message: 'mode cdc reads a table\'s changes: give source.table, not a query' });
+      if (Object.keys(p.transform.columns).length || p.transform.rowTransform)
+        ctx.addIssue({ code: 'custom', path: ['transform'], message: 'mode cdc copies columns as they are (rename and exclude work): SQL expressions and row transforms cannot be applied to streamed changes' });
+      if (p.cursor) ctx.addIssue({ code: 'custom', path: ['cursor'], message: 'mode cdc follows the source\'s changes: it needs no cursor' });
+    }
     if (!p.key && p.mode === 'upsert')
       ctx.addIssue({ code: 'custom', path: ['key'], message: 'mode upsert merges on a key: expected at least one key column, e.g. key: [id] (full-refresh, and append with a cursor, work without one)' });
     if (!p.key && p.mode === 'append' && !p.cursor)

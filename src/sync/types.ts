@@ -14,7 +14,8 @@ export interface PartitionPlan {
 
 export interface SyncPlan {
   pipeline: string;
-  mode: 'full-refresh' | 'append' | 'upsert';
+  // 'cdc' only in type: a cdc pipeline's initial load is planned as an upsert (src/sync/cdc/).
+  mode: 'full-refresh' | 'append' | 'upsert' | 'cdc';
   chunkRows: number;
   /** Target columns ordering the chunks (cursor first, then key). */
   order: string[];

@@ -1,7 +1,7 @@
 // How every workflow calls its activities: the option sets, failure typing, waiting for a waking
 // scale-to-zero compute, and pausing for a user's re-login. dataSync, verifySync, operationalJob,
 // syncGroup (and the CDC workflow) take these from here instead of keeping copies.
-import { ActivityFailure, ApplicationFailure, condition, defineSignal, defineUpdate, proxyActivities, setCurrentDetails, setHandler, sleep } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, condition, defineSignal, defineUpdate, proxyActivities, setCurrentDetails, setHandler, sleep } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { JobAuth } from '../activities/types';
 import { NON_RETRYABLE, RETRYABLE_FAILURES } from '../failureTypes';
@@ -28,6 +28,19 @@ export const streamingActivities = (heartbeatTimeout: string, nonRetryableErrorT
     startToCloseTimeout: '2 hours',
     heartbeatTimeout,
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes },
+  });
+
+/**
+ * A cdc stream segment: runs `runSeconds` and heartbeats throughout; retried without limit (a
+ * stream resumes from the targets' checkpoints). Cancelled (cdc stop), it applies and confirms its
+ * pending batch before the workflow goes on.
+ */
+export const cdcStreamActivities = (runSeconds: number, heartbeatTimeout: string) =>
+  proxyActivities<Activities>({
+    startToCloseTimeout: `${runSeconds + 600} seconds`,
+    heartbeatTimeout,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
   });
 
 /** Plans of jobs and groups: a config lookup (and for a dry run, EXPLAINs). */

@@ -8,5 +8,7 @@ export { testConnection } from './testConnection';
 export type { TestConnectionInput } from './testConnection';
 export { verifySync, verifyProgressQuery } from './verify';
 export type { VerifySyncInput, VerifyProgress } from './verify';
+export { cdcStream, cdcProgressQuery, cdcJoinSignal, cdcStopSignal } from './cdcStream';
+export type { CdcStreamInput, CdcProgress, CdcStopRequest } from './cdcStream';
 // Each type's Worker Versioning behaviour (PINNED or AUTO_UPGRADE), set as this module loads.
 import './versioning';

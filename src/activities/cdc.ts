@@ -1,0 +1,157 @@
+import type { CredentialProvider } from '../auth/credentials';
+import type { Config } from '../config/schema';
+import { classifySqlError } from '../db/errors';
+import type { PoolRegistry } from '../db/pools';
+import type { Metrics } from '../metrics';
+import type { CallContext, ConnectionBudget } from '../sync';
+import { createCdcEngine, type CdcJoin, type CdcStatus, type StreamProgress } from '../sync/cdc';
+import { activityContext } from './context';
+import { runActivity } from './adapter';
+import type { ChunkResult, FinishResult, SyncChunkInput, SyncPlan } from './types';
+
+export interface CdcDeps {
+  config: Config;
+  pools: PoolRegistry;
+  credentials: CredentialProvider;
+  metrics?: Metrics;
+  budget?: ConnectionBudget;
+}
+
+export interface CdcStreamInput {
+  pipeline: string;
+  /** The activity returns after this long (figures for the workflow); the next one goes on from the slot. */
+  runSeconds: number;
+}
+
+export interface CdcStreamResult {
+  progress: StreamProgress;
+  status: CdcStatus;
+}
+
+/** Thin Temporal adapters over the CDC engine (src/sync/cdc): heartbeats, metrics, typed failures. */
+export function createCdcActivities({ config, pools, credentials, metrics, budget }: CdcDeps) {
+  const cdc = createCdcEngine({
+    config,
+    budget,
+    log: (message, fields) => activityContext()?.log.info(message, fields),
+    // The replication connection logs in like the pools: the same host lookup, token cache (or password) and SSL.
+    replicationConfig: async (profile, environment) => {
+      (await pools.connect(profile, environment)).release();
+      const { host, port, database, user, password, ssl } = pools.get(profile, environment).options;
+      return { host, port, database, user, password, ssl, application_name: 'lakebase-worker-cdc' };
+    },
+  });
+
+  const callContext = (signal?: AbortSignal): CallContext => ({
+    connect: (profile, environment) => pools.connect(profile, environment),
+    signal: signal ?? activityContext()?.cancellationSignal,
+  });
+
+  const failing = <R>(statement: string, fn: () => Promise<R>): Promise<R> => runActivity({ statement }, fn);
+
+  function gauges(s: CdcStatus): void {
+    metrics?.cdcLagBytes.set({ slot: s.slot }, s.lagBytes);
+    metrics?.cdcLagSeconds.set({ slot: s.slot }, s.lagSeconds);
+    metrics?.cdcRetainedWalBytes.set({ slot: s.slot }, s.retainedWalBytes);
+  }
+
+  const cdcJoin = (input: { pipeline: string }): Promise<CdcJoin> => failing(`cdcJoin(${input.pipeline})`, () => cdc.join(callContext(), input));
+
+  const cdcPlanLoad = (input: { pipeline: string; runId: string }): Promise<SyncPlan> =>
+    failing(`cdcPlanLoad(${input.pipeline})`, () => cdc.load.plan(callContext(), { ...input, partitioned: true }));
+
+  async function cdcLoadChunk(input: SyncChunkInput): Promise<ChunkResult> {
+    const act = activityContext();
+    const ctx = { ...callContext(), onProgress: ({ rows, bytes }: { rows: number; bytes: number }) => act?.heartbeat({ rows, bytes, partition: input.partition }) };
+    const label = {
+      statement: `cdcLoadChunk(${input.pipeline}) into ${config.pipelines[input.pipeline]?.target.table ?? '?'}`,
+      cancelled: { message: `cdcLoadChunk(${input.pipeline}) cancelled; the chunk was rolled back`, when: 'abort' as const },
+    };
+    return runActivity(label, async () => {
+      const result = await cdc.load.chunk(ctx, input);
+      metrics?.rowsCopied.inc({ pipeline: input.pipeline }, result.rowsCopied);
+      metrics?.rowsWritten.inc({ pipeline: input.pipeline }, result.rowsWritten);
+      return result;
+    });
+  }
+
+  /** Ends the initial load (the loaded table takes the target's place) and turns the pipeline to streaming. */
+  const cdcFinishLoad = (input: { pipeline: string; runId: string }): Promise<FinishResult> =>
+    failing(`cdcFinishLoad(${input.pipeline})`, async () => {
+      const result = await cdc.load.finish(callContext(), input);
+      await cdc.finishSnapshot(callContext(), input);
+      return result;
+    });
+
+  const cdcStatus = (input: { pipeline: string }): Promise<CdcStatus> =>
+    failing(`cdcStatus(${input.pipeline})`, async () => {
+      const s = await cdc.status(callContext(), input);
+      gauges(s);
+      return s;
+    });
+
+  const cdcLeave = (input: { pipeline: string; dropSlot: boolean }) => failing(`cdcLeave(${input.pipeline})`, () => cdc.leave(callContext(), input));
+
+  /**
+   * Reads and applies the slot's changes for `runSeconds`, heartbeating the figures; a worker that
+   * dies mid-way has the next attempt resume from the targets' checkpoints. Cancelled (the stream
+   * stopped): the pending batch is applied first, then the activity ends as cancelled.
+   */
+  async function cdcStream(input: CdcStreamInput): Promise<CdcStreamResult> {
+    const act = activityContext();
+    const stop = new AbortController();
+    const cancelled = act?.cancellationSignal;
+    cancelled?.addEventListener('abort', () => stop.abort(), { once: true });
+    const timer = setTimeout(() => stop.abort(), input.runSeconds * 1000);
+    let progress: StreamProgress | undefined;
+    let counted = 0;
+    let status: CdcStatus | undefined;
+    const every = Math.min(5_000, Math.max(200, (act?.info.heartbeatTimeoutMs || 30_000) / 3));
+    const beat = setInterval(() => {
+      void cdc.status(callContext(stop.signal), input).then(
+        (s) => {
+          status = s;
+          gauges(s);
+          if (s.warnings.length) act?.log.warn('cdc slot needs attention', { slot: s.slot, warnings: s.warnings });
+        },
+        () => undefined, // figures only: the stream itself reports real failures
+      );
+      act?.heartbeat({ ...progress, lagBytes: status?.lagBytes, lagSeconds: status?.lagSeconds, retainedWalBytes: status?.retainedWalBytes });
+    }, every);
+    const p = cdc.names(input.pipeline);
+    const label = {
+      statement: `cdcStream(${input.pipeline}) on slot ${p.slot}`,
+      cancelled: { message: `cdcStream(${input.pipeline}) stopped; what it applied is confirmed to the source`, when: 'signal' as const },
+    };
+    return runActivity(label, async () => {
+      try {
+        const result = await cdc.stream(callContext(stop.signal), {
+          pipeline: input.pipeline,
+          onProgress: (x) => {
+            progress = x;
+            metrics?.cdcRowsApplied.inc({ slot: p.slot }, x.rowsApplied - counted);
+            counted = x.rowsApplied;
+          },
+        });
+        metrics?.cdcRowsApplied.inc({ slot: p.slot }, result.rowsApplied - counted);
+        // Stopped: the pending batch was applied; the workflow sees the activity cancelled (label.cancelled).
+        if (cancelled?.aborted) throw new Error('stopped');
+        const s = await cdc.status(callContext(new AbortController().signal), input);
+        gauges(s);
+        return { progress: result, status: s };
+      } catch (err) {
+        // A refused login drops the cached token, so the retry logs in with a fresh one (tokens are checked only at login).
+        if (classifySqlError(err).kind === 'auth') {
+          const q = config.pipelines[input.pipeline];
+          if (q) credentials.invalidate(q.source.profile, q.source.environment);
+        }
+        throw err;
+      } finally {
+        clearTimeout(timer);
+        clearInterval(beat);
+      }
+    });
+  }
+
+  return { cdcJoin, cdcPlanLoad, cdcLoadChunk, cdcFinishLoad, cdcStatus, cdcLeave, cdcStream };
+}

@@ -1,0 +1,205 @@
+import type pg from 'pg';
+import { quoteIdent, quoteTable } from './identifiers';
+import { lostCreateRace } from './syncState';
+
+/**
+ * CDC bookkeeping in the target's state schema: per pipeline, the slot it reads, where its
+ * snapshot started, and the last source transaction applied. The applied position commits with
+ * the rows of each batch, so a retried reader skips exactly what is already in the target.
+ */
+export interface CdcState {
+  pipeline: string;
+  slot: string;
+  publication: string;
+  phase: 'snapshot' | 'streaming';
+  /** The slot's position when this pipeline joined (its copy started after it). */
+  startLsn: string;
+  /** Commit LSN of the last source transaction applied (null: none yet, replay from startLsn). */
+  appliedLsn: string | null;
+  /** Commit time of that transaction (lag in seconds). */
+  appliedCommitTime: Date | null;
+  rowsApplied: number;
+  batches: number;
+}
+
+const cdcTable = (schema: string) => `${quoteIdent(schema, 'stateSchema')}.cdc_state`;
+
+export async function ensureCdcStateTable(c: pg.ClientBase, schema: string): Promise<void> {
+  for (const sql of [
+    `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema, 'stateSchema')}`,
+    `CREATE TABLE IF NOT EXISTS ${cdcTable(schema)} (
+       pipeline text PRIMARY KEY,
+       slot text NOT NULL,
+       publication text NOT NULL,
+       phase text NOT NULL CHECK (phase IN ('snapshot', 'streaming')),
+       start_lsn pg_lsn NOT NULL,
+       applied_lsn pg_lsn,
+       applied_commit_time timestamptz,
+       rows_applied bigint NOT NULL DEFAULT 0,
+       batches bigint NOT NULL DEFAULT 0,
+       updated_at timestamptz NOT NULL DEFAULT now())`,
+  ]) {
+    try {
+      await c.query(sql);
+    } catch (err) {
+      if (!lostCreateRace(err)) throw err;
+    }
+  }
+}
+
+interface Row {
+  pipeline: string;
+  slot: string;
+  publication: string;
+  phase: CdcState['phase'];
+  start_lsn: string;
+  applied_lsn: string | null;
+  applied_commit_time: Date | null;
+  rows_applied: string;
+  batches: string;
+}
+
+const COLUMNS = 'pipeline, slot, publication, phase, start_lsn::text, applied_lsn::text, applied_commit_time, rows_applied, batches';
+const toState = (r: Row): CdcState => ({
+  pipeline: r.pipeline,
+  slot: r.slot,
+  publication: r.publication,
+  phase: r.phase,
+  startLsn: r.start_lsn,
+  appliedLsn: r.applied_lsn,
+  appliedCommitTime: r.applied_commit_time,
+  rowsApplied: Number(r.rows_applied),
+  batches: Number(r.batches),
+});
+
+/** The pipeline's CDC state, or null before it joined a slot (or when the state table is missing). */
+export async function readCdcState(c: pg.ClientBase, schema: string, pipeline: string, lock = false): Promise<CdcState | null> {
+  const { rows: present } = await c.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [cdcTable(schema)]);
+  if (!present[0]!.ok) return null;
+  const { rows } = await c.query<Row>(`SELECT ${COLUMNS} FROM ${cdcTable(schema)} WHERE pipeline = $1${lock ? ' FOR UPDATE' : ''}`, [pipeline]);
+  return rows[0] ? toState(rows[0]) : null;
+}
+
+export async function insertCdcState(c: pg.ClientBase, schema: string, s: Pick<CdcState, 'pipeline' | 'slot' | 'publication' | 'startLsn'>): Promise<void> {
+  await c.query(
+    `INSERT INTO ${cdcTable(schema)} (pipeline, slot, publication, phase, start_lsn) VALUES ($1, $2, $3, 'snapshot', $4::pg_lsn)
+     ON CONFLICT (pipeline) DO UPDATE SET slot = EXCLUDED.slot, publication = EXCLUDED.publication, phase = 'snapshot',
+       start_lsn = EXCLUDED.start_lsn, applied_lsn = NULL, applied_commit_time = NULL, updated_at = now()`,
+    [s.pipeline, s.slot, s.publication, s.startLsn],
+  );
+}
+
+export async function markStreaming(c: pg.ClientBase, schema: string, pipeline: string): Promise<void> {
+  await c.query(`UPDATE ${cdcTable(schema)} SET phase = 'streaming', updated_at = now() WHERE pipeline = $1`, [pipeline]);
+}
+
+/** Inside a batch's transaction: the last transaction applied, committed with its rows. */
+export async function writeApplied(c: pg.ClientBase, schema: string, pipeline: string, lsn: string, commitTime: Date | null, rows: number): Promise<void> {
+  await c.query(
+    `UPDATE ${cdcTable(schema)} SET applied_lsn = $2::pg_lsn, applied_commit_time = coalesce($3, applied_commit_time),
+       rows_applied = rows_applied + $4, batches = batches + 1, updated_at = now() WHERE pipeline = $1`,
+    [pipeline, lsn, commitTime, rows],
+  );
+}
+
+export async function deleteCdcState(c: pg.ClientBase, schema: string, pipeline: string): Promise<void> {
+  const { rows } = await c.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [cdcTable(schema)]);
+  if (rows[0]!.ok) await c.query(`DELETE FROM ${cdcTable(schema)} WHERE pipeline = $1`, [pipeline]);
+}
+
+// --- source side: publication and slot --------------------------------------------------------
+
+export interface SlotInfo {
+  slot: string;
+  database: string;
+  plugin: string;
+  active: boolean;
+  confirmedLsn: string | null;
+  restartLsn: string | null;
+  currentLsn: string;
+  /** WAL the server keeps for the slot (current position minus restart_lsn). */
+  retainedBytes: number;
+  /** Current position minus confirmed_flush_lsn. */
+  unconfirmedBytes: number;
+}
+
+export async function slotInfo(c: pg.ClientBase, slot: string): Promise<SlotInfo | null> {
+  const { rows } = await c.query<{
+    database: string; plugin: string; active: boolean; confirmed: string | null; restart: string | null; current: string; retained: string | null; unconfirmed: string | null;
+  }>(
+    `SELECT database, plugin, active, confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart, pg_current_wal_lsn()::text AS current,
+            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 AS retained, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 AS unconfirmed
+       FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    slot, database: r.database, plugin: r.plugin, active: r.active, confirmedLsn: r.confirmed, restartLsn: r.restart, currentLsn: r.current,
+    retainedBytes: Number(r.retained ?? 0), unconfirmedBytes: Number(r.unconfirmed ?? 0),
+  };
+}
+
+/** Creates the logical slot (pgoutput) when missing; returns its consistent point (confirmed_flush_lsn). */
+export async function ensureSlot(c: pg.ClientBase, slot: string): Promise<{ created: boolean; lsn: string }> {
+  const existing = await slotInfo(c, slot);
+  if (existing) return { created: false, lsn: existing.confirmedLsn ?? existing.currentLsn };
+  try {
+    const { rows } = await c.query<{ lsn: string }>(`SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    return { created: true, lsn: rows[0]!.lsn };
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42710') throw err; // another worker created it just now
+    const info = await slotInfo(c, slot);
+    return { created: false, lsn: info!.confirmedLsn ?? info!.currentLsn };
+  }
+}
+
+export async function dropSlot(c: pg.ClientBase, slot: string): Promise<boolean> {
+  const { rows } = await c.query<{ n: number }>(`SELECT count(pg_drop_replication_slot(slot_name))::int AS n FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+  return rows[0]!.n > 0;
+}
+
+/** Tables the publication publishes (schema-qualified, as the source sees them), or null when it does not exist. */
+export async function publicationTables(c: pg.ClientBase, publication: string): Promise<{ viaRoot: boolean; all: boolean; tables: string[] } | null> {
+  const { rows } = await c.query<{ root: boolean; all: boolean }>(`SELECT pubviaroot AS root, puballtables AS all FROM pg_publication WHERE pubname = $1`, [publication]);
+  if (!rows[0]) return null;
+  const { rows: t } = await c.query<{ t: string }>(`SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_publication_tables WHERE pubname = $1`, [publication]);
+  return { viaRoot: rows[0].root, all: rows[0].all, tables: t.map((r) => r.t) };
+}
+
+/** `schema.table` exactly as format('%I.%I') writes it, for a config table name; null when it does not exist. */
+export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Promise<{ name: string; schema: string; table: string; partitioned: boolean } | null> {
+  const { rows } = await c.query<{ name: string; schema: string; table: string; kind: string }>(
+    `SELECT format('%I.%I', n.nspname, r.relname) AS name, n.nspname AS schema, r.relname AS table, r.relkind AS kind
+       FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = to_regclass($1)`,
+    [quoteTable(table)],
+  );
+  return rows[0] ? { name: rows[0].name, schema: rows[0].schema, table: rows[0].table, partitioned: rows[0].kind === 'p' } : null;
+}
+
+export const createPublicationSql = (publication: string, tables: string[]) =>
+  `CREATE PUBLICATION ${quoteIdent(publication, 'publication')} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`;
+export const addToPublicationSql = (publication: string, table: string) => `ALTER PUBLICATION ${quoteIdent(publication, 'publication')} ADD TABLE ${table}`;
+export const currentLsnSql = 'SELECT pg_current_wal_lsn()::text AS lsn';
+export const lsnDiffSql = 'SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::int8 AS bytes';
+
+// --- target side: applying a collapsed batch ----------------------------------------------------
+
+/** DELETE of the given keys (text values cast to the key columns' types). */
+export function deleteKeysSql(table: string, key: { name: string; type: string }[]): string {
+  const cols = key.map((k, i) => `t.${quoteIdent(k.name)} = (x.v->>${i})::${k.type}`).join(' AND ');
+  return `DELETE FROM ${quoteTable(table)} t USING jsonb_array_elements($1::jsonb) x(v) WHERE ${cols}`;
+}
+
+/** INSERT … ON CONFLICT (key) DO UPDATE of rows given as JSON arrays of text, one per row, in `columns` order. */
+export function upsertRowsSql(table: string, columns: { name: string; type: string }[], key: string[]): string {
+  const list = columns.map((c) => quoteIdent(c.name)).join(', ');
+  const values = columns.map((c, i) => `(x.v->>${i})::${c.type}`).join(', ');
+  const rest = columns.filter((c) => !key.includes(c.name));
+  const conflict = `ON CONFLICT (${key.map((k) => quoteIdent(k)).join(', ')}) DO ${
+    rest.length ? `UPDATE SET ${rest.map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`).join(', ')}` : 'NOTHING'
+  }`;
+  return `INSERT INTO ${quoteTable(table)} (${list}) SELECT ${values} FROM jsonb_array_elements($1::jsonb) x(v) ${conflict}`;
+}
+
+export const truncateSql = (table: string) => `TRUNCATE ${quoteTable(table)}`;

@@ -1,0 +1,78 @@
+// A batch of decoded changes, collapsed per target row: only the last state of each key is
+// written, so a hot row updated 1,000 times between two flushes costs one write.
+
+/** Column values in PostgreSQL text form; `undefined` = an unchanged TOAST value (keep the target's). */
+export type ChangeRow = Record<string, string | null | undefined>;
+
+export type RowOp = { kind: 'upsert'; row: ChangeRow } | { kind: 'delete'; key: (string | null)[] };
+
+/** Pending work for one source table: whether it was truncated first, then one op per key. */
+export interface TableBatch {
+  truncated: boolean;
+  ops: Map<string, RowOp>;
+}
+
+export const keyOf = (row: ChangeRow, key: string[]): (string | null)[] =>
+  key.map((k) => {
+    const v = row[k];
+    return v === undefined ? null : v;
+  });
+
+const keyText = (values: (string | null)[]) => JSON.stringify(values);
+
+export class ChangeBatch {
+  readonly tables = new Map<string, TableBatch>();
+  /** Changes received (before collapsing), for rows/s and the flush threshold. */
+  changes = 0;
+
+  private table(name: string): TableBatch {
+    let t = this.tables.get(name);
+    if (!t) this.tables.set(name, (t = { truncated: false, ops: new Map() }));
+    return t;
+  }
+
+  /** An insert or the new image of an update: merged over a pending upsert of the same key (its values fill unchanged TOAST columns). */
+  upsert(table: string, key: string[], row: ChangeRow, oldKey?: (string | null)[]): void {
+    const t = this.table(table);
+    const newKey = keyOf(row, key);
+    this.changes++;
+    if (oldKey && keyText(oldKey) !== keyText(newKey)) {
+      // The key changed: the old key's row is gone; its pending values carry over to the new key.
+      const prior = t.ops.get(keyText(oldKey));
+      t.ops.set(keyText(oldKey), { kind: 'delete', key: oldKey });
+      row = merge(prior, row);
+    } else row = merge(t.ops.get(keyText(newKey)), row);
+    t.ops.set(keyText(newKey), { kind: 'upsert', row });
+  }
+
+  delete(table: string, key: (string | null)[]): void {
+    this.changes++;
+    this.table(table).ops.set(keyText(key), { kind: 'delete', key });
+  }
+
+  /** Everything pending for the table is moot: the target is emptied first, then what follows applies. */
+  truncate(table: string): void {
+    this.changes++;
+    const t = this.table(table);
+    t.truncated = true;
+    t.ops.clear();
+  }
+
+  get empty(): boolean {
+    return this.tables.size === 0;
+  }
+
+  /** Target rows this batch writes after collapsing. */
+  get rows(): number {
+    let n = 0;
+    for (const t of this.tables.values()) n += t.ops.size;
+    return n;
+  }
+}
+
+function merge(prior: RowOp | undefined, row: ChangeRow): ChangeRow {
+  if (prior?.kind !== 'upsert') return row;
+  const out: ChangeRow = { ...row };
+  for (const [k, v] of Object.entries(row)) if (v === undefined) out[k] = prior.row[k];
+  return out;
+}

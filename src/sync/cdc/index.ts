@@ -1,0 +1,173 @@
+// Continuous sync by logical replication: the slot and publication, the initial load (the ordinary
+// partitioned engine, after the slot exists), and the stream applied in batches. No Temporal here.
+import type pg from 'pg';
+import type { Config, PipelineConfig } from '../../config/schema';
+import {
+  addToPublicationSql, createPublicationSql, currentLsnSql, deleteCdcState, dropSlot, ensureCdcStateTable, ensureSlot, insertCdcState,
+  markStreaming, publicationTables, qualifiedSourceTable, readCdcState, slotInfo, type CdcState,
+} from '../../db/cdcSql';
+import { createSyncEngine } from '../index';
+import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
+import { configError } from '../errors';
+import { lsnBytes } from './lsn';
+import { cdcPipeline, slotGroup, slotNames } from './names';
+import { streamChanges, type StreamPipeline } from './stream';
+import type { CdcJoin, CdcStatus, StreamProgress } from './types';
+
+export type * from './types';
+export { compareLsn, lsnBytes } from './lsn';
+export { defaultSlotName, slotGroup, slotNames } from './names';
+
+export interface CdcEngineDeps extends SyncEngineDeps {
+  /** Settings for a replication connection to an environment, logging in like the pools do (token or password, SSL). */
+  replicationConfig: (profile: string, environment: string) => Promise<pg.ClientConfig>;
+}
+
+
+
+export function createCdcEngine(deps: CdcEngineDeps) {
+  const { config } = deps;
+  // The initial load is an upsert's first load: partitioned, resumable, creates the target with the key.
+  const loadConfig: Config = {
+    ...config,
+    pipelines: Object.fromEntries(
+      Object.entries(config.pipelines).map(([n, p]) => [n, p.mode === 'cdc' ? { ...p, mode: 'upsert' as const, deletes: 'ignore' as const, verify: 'none' as const } : p]),
+    ),
+  };
+  const load = createSyncEngine({ ...deps, config: loadConfig });
+
+  const names = (name: string) => slotNames(config, name);
+  const group = (name: string) => slotGroup(config, name);
+
+  async function sourceTable(s: pg.ClientBase, name: string, p: PipelineConfig) {
+    const t = await qualifiedSourceTable(s, p.source.table!);
+    if (!t) throw configError(`pipelines.${name}.source.table: table ${p.source.table} does not exist in the source database`);
+    return t;
+  }
+
+  /**
+   * Makes sure the publication carries the table and the slot exists, and records where this
+   * pipeline's copy starts. The slot comes first: every change after its start is replayed after
+   * the copy, and replayed upserts and deletes by key converge on the source's rows.
+   */
+  async function join(ctx: CallContext, input: { pipeline: string }): Promise<CdcJoin> {
+    const name = input.pipeline;
+    const p = cdcPipeline(config, name);
+    const { slot, publication } = names(name);
+    const existing = await withConnection(ctx.connect, p.target, async (t) => {
+      await ensureCdcStateTable(t, p.stateSchema);
+      return readCdcState(t, p.stateSchema, name);
+    });
+    return withConnection(ctx.connect, p.source, async (s) => {
+      const table = await sourceTable(s, name, p);
+      const slotNow = await slotInfo(s, slot);
+      if (existing && existing.slot === slot && slotNow)
+        return { pipeline: name, slot, publication, phase: existing.phase, startLsn: existing.startLsn, createdSlot: false, createdPublication: false };
+      let createdPublication = false;
+      const pub = await publicationTables(s, publication);
+      if (!pub) {
+        if (p.cdc.publication)
+          throw configError(`pipelines.${name}.cdc.publication: publication "${publication}" does not exist on the source; create it (${createPublicationSql(publication, [table.name])}; on Lakebase this needs databricks_superuser) or leave cdc.publication out and let the worker create one`);
+        await s.query(createPublicationSql(publication, [table.name]));
+        createdPublication = true;
+      } else {
+        if (table.partitioned && !pub.viaRoot)
+          throw configError(`pipelines.${name}: ${table.name} is partitioned but publication "${publication}" does not publish via the partition root; run ALTER PUBLICATION "${publication}" SET (publish_via_partition_root = true)`);
+        if (!pub.all && !pub.tables.includes(table.name)) {
+          if (p.cdc.publication)
+            throw configError(`pipelines.${name}.cdc.publication: publication "${publication}" does not publish ${table.name}; run ${addToPublicationSql(publication, table.name)}`);
+          await s.query(addToPublicationSql(publication, table.name));
+        }
+      }
+      const made = await ensureSlot(s, slot);
+      // An existing slot: this pipeline's changes count from now (the publication carries the table as of now).
+      const startLsn = made.created ? made.lsn : (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn;
+      await withConnection(ctx.connect, p.target, (t) => insertCdcState(t, p.stateSchema, { pipeline: name, slot, publication, startLsn }));
+      return { pipeline: name, slot, publication, phase: 'snapshot' as const, startLsn, createdSlot: made.created, createdPublication };
+    });
+  }
+
+  async function finishSnapshot(ctx: CallContext, input: { pipeline: string }): Promise<void> {
+    const p = cdcPipeline(config, input.pipeline);
+    await withConnection(ctx.connect, p.target, (t) => markStreaming(t, p.stateSchema, input.pipeline));
+  }
+
+  /** Reads the pipeline's slot and applies changes for every cdc pipeline sharing it, until aborted (or untilLsn is applied). */
+  async function stream(ctx: CallContext, input: { pipeline: string; untilLsn?: string; onProgress?: (p: StreamProgress) => void }): Promise<StreamProgress> {
+    const p = cdcPipeline(config, input.pipeline);
+    const { slot, publication } = names(input.pipeline);
+    const members = group(input.pipeline);
+    const pipelines: StreamPipeline[] = await withConnection(ctx.connect, p.source, async (s) => {
+      const out: StreamPipeline[] = [];
+      for (const n of members) {
+        const q = cdcPipeline(config, n);
+        const t = await sourceTable(s, n, q);
+        out.push({ name: n, config: q, source: { schema: t.schema, table: t.table } });
+      }
+      return out;
+    });
+    return streamChanges(ctx, {
+      slot,
+      publication,
+      replication: await deps.replicationConfig(p.source.profile, p.source.environment),
+      pipelines,
+      stateSchema: (n) => cdcPipeline(config, n).stateSchema,
+      batchRows: p.cdc.batchRows,
+      batchMs: p.cdc.batchMs,
+      untilLsn: input.untilLsn,
+      onProgress: input.onProgress,
+      log: deps.log,
+    });
+  }
+
+  async function currentLsn(ctx: CallContext, input: { pipeline: string }): Promise<string> {
+    const p = cdcPipeline(config, input.pipeline);
+    return withConnection(ctx.connect, p.source, async (s) => (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn);
+  }
+
+  async function status(ctx: CallContext, input: { pipeline: string }): Promise<CdcStatus> {
+    const name = input.pipeline;
+    const p = cdcPipeline(config, name);
+    const { slot, publication } = names(name);
+    const state = await withConnection(ctx.connect, p.target, (t) => readCdcState(t, p.stateSchema, name));
+    const info = await withConnection(ctx.connect, p.source, (s) => slotInfo(s, slot));
+    const applied = state?.appliedLsn ?? state?.startLsn ?? null;
+    const current = info?.currentLsn ?? null;
+    // Bytes of WAL behind the target; WAL of other tables counts too until the reader confirms past it.
+    const lagBytes = applied && current ? Math.min(lsnBytes(applied, current), info?.unconfirmedBytes ?? Infinity) : 0;
+    const lagSeconds = lagBytes > 0 && state?.appliedCommitTime ? Math.max(0, (Date.now() - state.appliedCommitTime.getTime()) / 1000) : 0;
+    const warnings: string[] = [];
+    if (state && !info) warnings.push(`replication slot "${slot}" does not exist on the source: the stream cannot go on; stop the pipeline and start it again`);
+    if (info && info.retainedBytes > p.cdc.retainedWalWarnBytes)
+      warnings.push(`slot "${slot}" retains ${info.retainedBytes} bytes of WAL on the source (limit ${p.cdc.retainedWalWarnBytes}): is the stream running? cdc stop --drop-slot removes a forgotten slot`);
+    return {
+      pipeline: name, slot, publication, phase: state?.phase ?? 'not-started', slotExists: !!info, slotActive: !!info?.active,
+      startLsn: state?.startLsn ?? null, appliedLsn: state?.appliedLsn ?? null, confirmedLsn: info?.confirmedLsn ?? null, currentLsn: current,
+      lagBytes, lagSeconds, retainedWalBytes: info?.retainedBytes ?? 0, rowsApplied: state?.rowsApplied ?? 0, batches: state?.batches ?? 0, warnings,
+    };
+  }
+
+  /**
+   * The pipeline leaves its slot (its state row goes). With dropSlot, the slot is dropped once no
+   * other pipeline of the group still uses it; the publication stays (an operator may own it).
+   */
+  async function leave(ctx: CallContext, input: { pipeline: string; dropSlot: boolean }): Promise<{ slotDropped: boolean; stillUsedBy: string[] }> {
+    const name = input.pipeline;
+    const p = cdcPipeline(config, name);
+    const { slot } = names(name);
+    await withConnection(ctx.connect, p.target, (t) => deleteCdcState(t, p.stateSchema, name));
+    const stillUsedBy: string[] = [];
+    for (const n of group(name)) {
+      if (n === name) continue;
+      const q = cdcPipeline(config, n);
+      const s = await withConnection(ctx.connect, q.target, (t) => readCdcState(t, q.stateSchema, n));
+      if (s?.slot === slot) stillUsedBy.push(n);
+    }
+    if (!input.dropSlot || stillUsedBy.length) return { slotDropped: false, stillUsedBy };
+    return { slotDropped: await withConnection(ctx.connect, p.source, (s) => dropSlot(s, slot)), stillUsedBy };
+  }
+
+  return { names, group, join, load, finishSnapshot, stream, currentLsn, status, leave };
+}
+
+export type CdcEngine = ReturnType<typeof createCdcEngine>;

@@ -1,0 +1,410 @@
+import type pg from 'pg';
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import type { PipelineConfig } from '../../config/schema';
+import { deleteKeysSql, readCdcState, truncateSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
+import { withTransaction } from '../../db/transaction';
+import { targetColumns } from '../../db/typeCatalog';
+import type { CallContext } from '../context';
+import { withConnection } from '../context';
+import { SyncError } from '../errors';
+import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
+import { reconcileSchema } from '../schemaChanges';
+import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
+import type { StreamProgress } from './types';
+import { compareLsn, formatLsn, lsnValue, minLsn, normalizeLsn } from './lsn';
+
+/** One pipeline the reader applies for: its config and where its target stands. */
+export interface StreamPipeline {
+  name: string;
+  config: PipelineConfig;
+  /** The source table as the stream names it (schema and table, unquoted). */
+  source: { schema: string; table: string };
+}
+
+
+export interface StreamOptions {
+  slot: string;
+  publication: string;
+  /** The replication connection's settings (login as every other connection: password callback, SSL). */
+  replication: pg.ClientConfig;
+  pipelines: StreamPipeline[];
+  stateSchema: (pipeline: string) => string;
+  /** A batch is applied at this many changes or this age, whichever comes first. */
+  batchRows: number;
+  batchMs: number;
+  /** Stop once everything committed up to this source LSN is applied (tests, catch-up); otherwise run until aborted. */
+  untilLsn?: string;
+  onProgress?: (p: StreamProgress) => void;
+  log?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** A pipeline's snapshot finished while the reader ran past its start: read the slot again from its confirmed position. */
+class Restart extends Error {}
+
+/** Column values in text form: the library's default parsers would turn numerics and timestamps into lossy JS values. */
+class TextPgoutput extends PgoutputPlugin {
+  override parse(buffer: Buffer): Pgoutput.Message {
+    const m = super.parse(buffer);
+    if (m.tag === 'relation') for (const c of m.columns) c.parser = (raw: unknown) => raw;
+    return m;
+  }
+}
+
+interface Runtime extends StreamPipeline {
+  state: CdcState;
+  /** Target column name -> type, and the names written (after schemaChanges); null until the first batch. */
+  columns: Map<string, string> | null;
+  written: Set<string>;
+  /** Source column names of the relation as last announced by the stream. */
+  relationColumns: string | null;
+  reconcile: boolean;
+  /** Skip the transaction being received: already applied. */
+  skip: boolean;
+}
+
+/** Source row (source column names) to target column names, without excluded columns. */
+function toTarget(p: PipelineConfig, row: Record<string, unknown>): ChangeRow {
+  const out: ChangeRow = {};
+  for (const [k, v] of Object.entries(row)) {
+    if (p.transform.exclude.includes(k)) continue;
+    out[p.transform.rename[k] ?? k] = v === undefined ? undefined : v === null ? null : String(v);
+  }
+  return out;
+}
+
+const slotMissing = (slot: string, detail: string) =>
+  new SyncError(
+    NON_RETRYABLE_FAILURES.cdcSlotMissing,
+    `replication slot "${slot}" does not exist on the source any more (${detail}); changes made since it was dropped are lost to this pipeline. ` +
+      'Stop the pipeline (cdc stop) and start it again: it creates the slot and copies the table anew',
+  );
+
+/**
+ * Reads the slot and applies its changes to every pipeline's target: batches collapse changes per
+ * key; each batch commits to a target in one transaction with the last applied commit LSN; only
+ * after every target committed is that LSN confirmed to the source. A retried reader starts at the
+ * slot's confirmed position and skips transactions a target already has.
+ */
+export async function streamChanges(ctx: CallContext, o: StreamOptions): Promise<StreamProgress> {
+  const progress: StreamProgress = { appliedLsn: null, confirmedLsn: null, receivedLsn: null, lastCommitTime: null, rowsApplied: 0, changesReceived: 0, batches: 0, rowsPerSecond: 0 };
+  for (;;) {
+    try {
+      return await readOnce(ctx, o, progress);
+    } catch (err) {
+      if (!(err instanceof Restart)) throw err;
+      o.log?.('a pipeline finished its snapshot: reading the slot again from its confirmed position', { slot: o.slot });
+    }
+  }
+}
+
+async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ streaming: Runtime[]; waiting: { name: string; startLsn: string }[] }> {
+  const streaming: Runtime[] = [];
+  const waiting: { name: string; startLsn: string }[] = [];
+  for (const p of o.pipelines) {
+    const state = await withConnection(ctx.connect, p.config.target, (t) => readCdcState(t, o.stateSchema(p.name), p.name));
+    if (!state || state.slot !== o.slot) continue; // not joined: nothing to hold back for it
+    if (state.phase === 'snapshot') waiting.push({ name: p.name, startLsn: state.startLsn });
+    else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, reconcile: true, skip: false });
+  }
+  return { streaming, waiting };
+}
+
+async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProgress): Promise<StreamProgress> {
+  const { streaming, waiting } = await loadRuntimes(ctx, o);
+  const byRelation = new Map(streaming.map((r) => [`${r.source.schema}.${r.source.table}`, r]));
+  const service = new LogicalReplicationService(o.replication, {
+    // Never acknowledge on the library's own timer: it would confirm what was received, not what was applied.
+    acknowledge: { auto: false, timeoutSeconds: 0 },
+    flowControl: { enabled: true },
+  });
+  let batch = new ChangeBatch();
+  let batchStarted = 0;
+  let inTransaction = false;
+  let current: { lsn: string; time: Date } | null = null;
+  /** The last commit received into the batch: what the batch's flush checkpoints. */
+  let lastCommit: { lsn: string; endLsn: string; time: Date } | null = null;
+  let confirmed: string | null = null;
+  let stopped = false;
+  const rates: { at: number; rows: number }[] = [];
+
+  /** The library reports lsn + 1 as flushed; the slot's confirmed_flush_lsn must be exactly what was applied (a commit record may start right there). */
+  const sendFlushed = (lsn: string, ping = false) => service.acknowledge(formatLsn(lsnValue(lsn) - 1n), ping);
+
+  let chain = Promise.resolve();
+  let queued = 0;
+  const serial = (fn: () => Promise<void>) => {
+    queued++;
+    return (chain = chain.then(fn).finally(() => void queued--));
+  };
+
+  async function applyTo(r: Runtime, t: pg.PoolClient, tb: TableBatch | undefined): Promise<number> {
+    if (r.reconcile || !r.columns) {
+      // A new relation shape (or the first batch): evolve the target per schemaChanges, in this transaction.
+      const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, r.config, r.name));
+      const cols = (await targetColumns(t, r.config.target.table!)) ?? [];
+      r.columns = new Map(cols.map((c) => [c.name, c.type]));
+      r.written = new Set(plan.columns);
+      r.reconcile = false;
+    }
+    if (!tb) return 0;
+    const table = r.config.target.table!;
+    const types = r.columns;
+    let n = 0;
+    if (tb.truncated) await t.query(truncateSql(table));
+    const deletes: (string | null)[][] = [];
+    const upserts = new Map<string, { columns: string[]; rows: (string | null)[][] }>();
+    for (const op of tb.ops.values()) {
+      if (op.kind === 'delete') {
+        deletes.push(op.key);
+        continue;
+      }
+      // Unchanged TOAST values (undefined) are left out, so the target keeps its value.
+      const columns = Object.keys(op.row).filter((c) => op.row[c] !== undefined && r.written.has(c) && types.has(c));
+      const sig = columns.join('\u0000');
+      let g = upserts.get(sig);
+      if (!g) upserts.set(sig, (g = { columns, rows: [] }));
+      g.rows.push(columns.map((c) => op.row[c] as string | null));
+    }
+    const key = r.config.key.map((k) => ({ name: k, type: types.get(k)! }));
+    if (deletes.length) n += (await t.query(deleteKeysSql(table, key), [JSON.stringify(deletes)])).rowCount ?? 0;
+    for (const g of upserts.values()) {
+      const sql = upsertRowsSql(table, g.columns.map((c) => ({ name: c, type: types.get(c)! })), r.config.key);
+      n += (await t.query(sql, [JSON.stringify(g.rows)])).rowCount ?? 0;
+    }
+    return n;
+  }
+
+  /**
+   * Targets whose transaction is open: a source transaction larger than batchRows is applied in
+   * pieces as it arrives (memory stays bounded), and committed with its LSN at its source commit.
+   */
+  const open = new Map<string, { client: pg.PoolClient; ops: number; rows: number }>();
+  let spilled = { changes: 0, ms: 0 };
+
+  async function spill(): Promise<void> {
+    const began = Date.now();
+    for (const r of streaming) {
+      const tb = batch.tables.get(`${r.source.schema}.${r.source.table}`);
+      if (!tb) continue;
+      let e = open.get(r.name);
+      if (!e) {
+        const client = await ctx.connect(r.config.target.profile, r.config.target.environment);
+        open.set(r.name, (e = { client, ops: 0, rows: 0 }));
+        await client.query('BEGIN');
+      }
+      e.rows += await applyTo(r, e.client, tb);
+      e.ops += tb.ops.size;
+    }
+    spilled = { changes: spilled.changes + batch.changes, ms: spilled.ms + Date.now() - began };
+    batch = new ChangeBatch();
+  }
+
+  /** A failed or stopped reader: open target transactions roll back (the next reader replays them from the slot). */
+  async function discardOpen(): Promise<void> {
+    for (const e of open.values()) {
+      await e.client.query('ROLLBACK').catch(() => undefined);
+      e.client.release(true);
+    }
+    open.clear();
+  }
+
+  async function flush(): Promise<void> {
+    if (!lastCommit) return;
+    const commit = lastCommit;
+    const began = Date.now();
+    let rows = 0;
+    for (const r of streaming) {
+      if (r.state.appliedLsn && compareLsn(commit.lsn, r.state.appliedLsn) <= 0) continue;
+      const tb = batch.tables.get(`${r.source.schema}.${r.source.table}`);
+      const e = open.get(r.name);
+      if (e) {
+        // Opened by spill(): the rest of the batch, the checkpoint, then the commit.
+        e.rows += await applyTo(r, e.client, tb);
+        await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0));
+        await e.client.query('COMMIT');
+        open.delete(r.name);
+        e.client.release();
+        rows += e.rows;
+      } else
+        rows += await withConnection(ctx.connect, r.config.target, (t) =>
+          withTransaction(t, async () => {
+            const n = await applyTo(r, t, tb);
+            await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0);
+            return n;
+          }),
+        );
+      r.state.appliedLsn = commit.lsn;
+    }
+    progress.rowsApplied += rows;
+    progress.batches++;
+    progress.lastBatch = { changes: spilled.changes + batch.changes, rows, applyMs: spilled.ms + Date.now() - began };
+    spilled = { changes: 0, ms: 0 };
+    progress.appliedLsn = commit.lsn;
+    progress.lastCommitTime = commit.time.toISOString();
+    const now = Date.now();
+    rates.push({ at: now, rows: progress.rowsApplied });
+    while (rates.length > 2 && now - rates[0]!.at > 5_000) rates.shift();
+    progress.rowsPerSecond = rates.length > 1 ? ((progress.rowsApplied - rates[0]!.rows) * 1000) / Math.max(1, now - rates[0]!.at) : 0;
+    batch = new ChangeBatch();
+    lastCommit = null;
+    await confirm(commit.endLsn);
+    await checkWaiting();
+  }
+
+  /** Confirms to the source, but never past a pipeline still copying (it replays from its start). */
+  async function confirm(lsn: string): Promise<void> {
+    let upTo = lsn;
+    for (const w of waiting) upTo = minLsn(upTo, w.startLsn);
+    if (confirmed && compareLsn(upTo, confirmed) <= 0) return;
+    confirmed = upTo;
+    progress.confirmedLsn = upTo;
+    await sendFlushed(upTo);
+  }
+
+  let lastWaitingCheck = Date.now();
+  async function checkWaiting(): Promise<void> {
+    if (!waiting.length || Date.now() - lastWaitingCheck < 2_000) return;
+    lastWaitingCheck = Date.now();
+    for (const w of waiting) {
+      const p = o.pipelines.find((x) => x.name === w.name)!;
+      const s = await withConnection(ctx.connect, p.config.target, (t) => readCdcState(t, o.stateSchema(p.name), p.name));
+      if (s?.phase === 'streaming') throw new Restart();
+    }
+  }
+
+  const done = () => !!o.untilLsn && !!progress.appliedLsn && compareLsn(progress.appliedLsn, o.untilLsn) >= 0;
+
+  /** Takes one message into the batch; true when the batch is due (applied by the caller, asynchronously). */
+  function onMessage(m: Pgoutput.Message): boolean {
+    switch (m.tag) {
+      case 'begin': {
+        inTransaction = true;
+        current = { lsn: normalizeLsn(m.commitLsn!), time: new Date(Number(BigInt(String(m.commitTime)) / 1000n)) };
+        for (const r of streaming)
+          r.skip = (!!r.state.appliedLsn && compareLsn(current.lsn, r.state.appliedLsn) <= 0) || compareLsn(current.lsn, r.state.startLsn) < 0;
+        return false;
+      }
+      case 'relation': {
+        const r = byRelation.get(`${m.schema}.${m.name}`);
+        if (!r) return false;
+        // A new shape: the next batch evolves the target first, in its own transaction. Rows decoded
+        // with the old shape simply lack the new columns, so they keep the target's values.
+        const shape = m.columns.map((c) => `${c.name}:${c.typeOid}`).join(',');
+        if (r.relationColumns !== null && r.relationColumns !== shape) r.reconcile = true;
+        r.relationColumns = shape;
+        return false;
+      }
+      case 'insert':
+      case 'update':
+      case 'delete': {
+        const r = byRelation.get(`${m.relation.schema}.${m.relation.name}`);
+        if (!r || r.skip) return false;
+        const name = `${r.source.schema}.${r.source.table}`;
+        if (m.tag === 'delete') {
+          const old = toTarget(r.config, (m.key ?? m.old ?? {}) as Record<string, unknown>);
+          batch.delete(name, keyOf(old, r.config.key));
+        } else {
+          const row = toTarget(r.config, m.new as Record<string, unknown>);
+          const before = m.tag === 'update' && (m.key ?? m.old) ? keyOf(toTarget(r.config, (m.key ?? m.old) as Record<string, unknown>), r.config.key) : undefined;
+          batch.upsert(name, r.config.key, row, before);
+        }
+        if (batchStarted === 0) batchStarted = Date.now();
+        progress.changesReceived++;
+        return batch.changes >= o.batchRows;
+      }
+      case 'truncate': {
+        for (const rel of m.relations) {
+          const r = byRelation.get(`${rel.schema}.${rel.name}`);
+          if (r && !r.skip) batch.truncate(`${r.source.schema}.${r.source.table}`);
+        }
+        if (batchStarted === 0) batchStarted = Date.now();
+        return false;
+      }
+      case 'commit': {
+        inTransaction = false;
+        if (current) lastCommit = { lsn: current.lsn, endLsn: normalizeLsn(m.commitEndLsn!), time: current.time };
+        progress.receivedLsn = lastCommit?.endLsn ?? progress.receivedLsn;
+        return batch.changes >= o.batchRows || (batchStarted && Date.now() - batchStarted >= o.batchMs) || done() || reached(lastCommit);
+      }
+      default:
+        return false;
+    }
+  }
+
+  const reached = (c: { lsn: string } | null) => !!o.untilLsn && !!c && compareLsn(c.lsn, o.untilLsn) >= 0;
+
+  async function flushNow(): Promise<void> {
+    batchStarted = 0;
+    await flush();
+    o.onProgress?.({ ...progress });
+  }
+
+  return await new Promise<StreamProgress>((resolve, reject) => {
+    let settled = false;
+    const finish = async (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      stopped = true;
+      clearInterval(timer);
+      await service.stop().catch(() => undefined);
+      await discardOpen();
+      if (err) reject(err);
+      else resolve({ ...progress });
+    };
+    const fail = (err: unknown) => void finish(err);
+
+    service.on('data', (_lsn: string, m: Pgoutput.Message) => {
+      if (stopped) return;
+      // Most messages only join the batch: taken synchronously (no promise per row) unless a flush,
+      // a timer or a keepalive is under way, so they stay in order with it.
+      if (queued === 0 && m.tag !== 'commit') {
+        try {
+          // A batch full mid-transaction is applied (not committed) before more rows pile up.
+          if (onMessage(m)) return serial(() => (inTransaction ? spill() : flushNow())).catch(fail);
+        } catch (err) {
+          fail(err);
+        }
+        return;
+      }
+      return serial(async () => {
+        if (stopped) return;
+        if (onMessage(m)) await (inTransaction ? spill() : flushNow());
+        if (done()) await finish();
+      }).catch(fail);
+    });
+    service.on('heartbeat', (raw: string, _ts: number, shouldRespond: boolean) =>
+      serial(async () => {
+        if (stopped) return;
+        const lsn = normalizeLsn(raw);
+        progress.receivedLsn = lsn;
+        // Idle and everything applied: WAL up to the server's position holds nothing for us (other
+        // tables' writes), so confirm it too, or the slot would retain it until our next change.
+        if (!inTransaction && batch.empty && !lastCommit && streaming.length) await confirm(lsn);
+        else if (shouldRespond) await sendFlushed(confirmed ?? '0/1');
+        if (o.untilLsn && !inTransaction && batch.empty && !lastCommit && compareLsn(lsn, o.untilLsn) >= 0) await finish();
+      }).catch(fail),
+    );
+    service.on('error', (err: Error & { code?: string }) => fail(err.code === '42704' ? slotMissing(o.slot, err.message) : err));
+    const timer = setInterval(() => {
+      serial(async () => {
+        if (stopped) return;
+        if (!inTransaction && lastCommit && batchStarted && Date.now() - batchStarted >= o.batchMs) await flushNow();
+        else await checkWaiting();
+        // Ask the server for a keepalive: it tells us its position (idle catch-up, untilLsn).
+        if (confirmed) await sendFlushed(confirmed, true);
+      }).catch(fail);
+    }, Math.max(100, Math.min(1_000, o.batchMs)));
+    const onAbort = () => void serial(async () => (lastCommit && !inTransaction ? flushNow() : undefined)).then(() => finish(), fail);
+    if (ctx.signal?.aborted) onAbort();
+    else ctx.signal?.addEventListener('abort', onAbort, { once: true });
+    service
+      .subscribe(new TextPgoutput({ protoVersion: 1, publicationNames: [o.publication] }), o.slot)
+      .then(
+        () => fail(new Error(`the replication stream of slot "${o.slot}" ended`)),
+        (err: Error & { code?: string }) => fail(err.code === '42704' ? slotMissing(o.slot, err.message) : err),
+      );
+  }).catch(async (err) => {
+    await chain.catch(() => undefined);
+    throw err;
+  });
+}

@@ -1,0 +1,173 @@
+import { CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { CdcStreamResult } from '../activities/cdc';
+import type { CdcStatus } from '../sync/cdc/types';
+import { NON_RETRYABLE } from '../failureTypes';
+import { cdcStreamActivities, stepActivities, streamingActivities } from './activityCalls';
+import { inLanes } from './lanes';
+
+/**
+ * One workflow per replication slot (`cdc:<slot>`): the cdc pipelines of a source database share
+ * the slot, so one reader applies changes for all of them. A pipeline joins (initial load, then
+ * streaming) by signal; the stream runs in segments of runSeconds, each a long activity that
+ * heartbeats, until every pipeline has been stopped. Continues as new to keep the history small.
+ */
+
+export interface CdcStreamInput {
+  slot: string;
+  /** Pipelines of the slot, in the order they joined. */
+  pipelines: string[];
+  /** Seconds each stream activity runs before it reports its figures (default 30). */
+  runSeconds?: number;
+  /** Continue as new after this many segments (default 100, or when Temporal suggests it). */
+  segmentsPerRun?: number;
+  /** How soon a stream whose worker died is resumed elsewhere (default 30 seconds). */
+  heartbeatTimeout?: string;
+  /** Set by continue-as-new. */
+  resume?: CdcProgress;
+}
+
+export interface CdcProgress extends Omit<CdcStatus, 'pipeline' | 'phase'> {
+  /** Pipelines by phase: copying their table, or streaming. */
+  pipelines: Record<string, 'joining' | 'snapshot' | 'streaming'>;
+  /** Initial loads in flight: partitions done of total, rows copied. */
+  snapshots: Record<string, { partitions: number; done: number; rowsCopied: number }>;
+  rowsPerSecond: number;
+  segments: number;
+  run: number;
+  /** The newest source commit applied (ISO), as the stream last reported. */
+  lastCommitTime: string | null;
+  stopped: boolean;
+}
+
+export interface CdcStopRequest {
+  pipeline: string;
+  /** Drop the slot when this is its last pipeline. */
+  dropSlot: boolean;
+}
+
+export const cdcProgressQuery = defineQuery<CdcProgress>('progress');
+export const cdcJoinSignal = defineSignal<[string]>('cdcJoin');
+export const cdcStopSignal = defineSignal<[CdcStopRequest]>('cdcStop');
+
+const steps = stepActivities(NON_RETRYABLE);
+
+function describe(p: CdcProgress, slot: string): string {
+  const phases = Object.entries(p.pipelines).map(([n, ph]) => {
+    const s = p.snapshots[n];
+    return s ? `${n}: snapshot ${s.done}/${s.partitions} partitions, ${s.rowsCopied.toLocaleString('en')} rows` : `${n}: ${ph}`;
+  });
+  return [
+    `cdc slot ${slot}: ${phases.join('; ')}`,
+    `applied ${p.appliedLsn ?? '-'}, confirmed ${p.confirmedLsn ?? '-'}, current ${p.currentLsn ?? '-'}`,
+    `lag ${p.lagBytes.toLocaleString('en')} bytes, ${p.lagSeconds.toFixed(1)} s; ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s; ${p.rowsApplied.toLocaleString('en')} rows applied`,
+    `slot retains ${p.retainedWalBytes.toLocaleString('en')} bytes of WAL`,
+    ...p.warnings.map((w) => `warning: ${w}`),
+  ].join('\n');
+}
+
+export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
+  const runSeconds = input.runSeconds ?? 30;
+  const heartbeatTimeout = input.heartbeatTimeout ?? '30 seconds';
+  const members = [...input.pipelines];
+  const progress: CdcProgress = input.resume
+    ? { ...input.resume, run: input.resume.run + 1, segments: 0 }
+    : {
+        pipelines: {}, snapshots: {}, slot: input.slot, publication: '', slotExists: false, slotActive: false, startLsn: null, appliedLsn: null, confirmedLsn: null,
+        currentLsn: null, lagBytes: 0, lagSeconds: 0, retainedWalBytes: 0, rowsApplied: 0, batches: 0, warnings: [], rowsPerSecond: 0, segments: 0, run: 1,
+        lastCommitTime: null, stopped: false,
+      };
+  const toJoin = members.filter((m) => progress.pipelines[m] !== 'streaming');
+  const stops: CdcStopRequest[] = [];
+  const show = () => setCurrentDetails(describe(progress, input.slot));
+  setHandler(cdcProgressQuery, () => progress);
+  setHandler(cdcJoinSignal, (pipeline) => {
+    if (members.includes(pipeline)) return;
+    members.push(pipeline);
+    toJoin.push(pipeline);
+  });
+  setHandler(cdcStopSignal, (req) => void stops.push(req));
+
+  let failure: unknown;
+  const loads = new Map<string, Promise<void>>();
+  /** join -> the partitioned initial load -> streaming (the running reader picks the pipeline up). */
+  async function snapshot(pipeline: string): Promise<void> {
+    progress.pipelines[pipeline] = 'joining';
+    const joined = await steps.cdcJoin({ pipeline });
+    progress.publication = joined.publication;
+    if (joined.phase === 'snapshot') {
+      progress.pipelines[pipeline] = 'snapshot';
+      const runId = `cdc-load:${pipeline}:${joined.startLsn}`;
+      const plan = await steps.cdcPlanLoad({ pipeline, runId });
+      const open = plan.partitions!.filter((x) => !x.done);
+      const s = (progress.snapshots[pipeline] = { partitions: plan.partitions!.length, done: plan.partitions!.length - open.length, rowsCopied: 0 });
+      show();
+      const { cdcLoadChunk } = streamingActivities(heartbeatTimeout);
+      await inLanes(open, plan.parallelism ?? 1, async (part) => {
+        for (let after = part.cursor; ; ) {
+          const c = await cdcLoadChunk({ pipeline, runId, after, partition: part.partition, initialLoad: plan.initialLoad });
+          s.rowsCopied += c.rowsCopied;
+          after = c.cursor;
+          if (c.done) break;
+        }
+        s.done += 1;
+        show();
+      });
+      await steps.cdcFinishLoad({ pipeline, runId });
+      delete progress.snapshots[pipeline];
+    }
+    progress.pipelines[pipeline] = 'streaming';
+    show();
+  }
+
+  const startLoads = () => {
+    for (let p = toJoin.shift(); p !== undefined; p = toJoin.shift()) {
+      const name = p;
+      loads.set(name, snapshot(name).then(() => void loads.delete(name), (err) => void (failure ??= err)));
+    }
+  };
+
+  function figures(r: CdcStreamResult): void {
+    const { pipeline: _p, phase: _ph, ...status } = r.status;
+    Object.assign(progress, status, { rowsPerSecond: r.progress.rowsPerSecond, lastCommitTime: r.progress.lastCommitTime ?? progress.lastCommitTime });
+  }
+
+  for (;;) {
+    startLoads();
+    if (failure !== undefined) throw failure;
+    // Stops: a pipeline leaves (its state goes; the slot too, when asked and it was the last).
+    for (let req = stops.shift(); req; req = stops.shift()) {
+      if (!members.includes(req.pipeline)) continue;
+      await loads.get(req.pipeline)?.catch(() => undefined);
+      const last = members.length === 1;
+      const left = await steps.cdcLeave({ pipeline: req.pipeline, dropSlot: req.dropSlot && last });
+      members.splice(members.indexOf(req.pipeline), 1);
+      delete progress.pipelines[req.pipeline];
+      if (left.slotDropped) progress.slotExists = false;
+    }
+    if (members.length === 0) {
+      progress.stopped = true;
+      show();
+      return progress;
+    }
+    const streaming = members.filter((m) => progress.pipelines[m] === 'streaming');
+    if (streaming.length === 0) {
+      await condition(() => stops.length > 0 || toJoin.length > 0 || failure !== undefined || members.some((m) => progress.pipelines[m] === 'streaming'));
+      continue;
+    }
+    const { cdcStream: readSlot } = cdcStreamActivities(runSeconds, heartbeatTimeout);
+    const scope = new CancellationScope();
+    const segment = scope.run(() => readSlot({ pipeline: streaming[0]!, runSeconds }));
+    await Promise.race([segment.then(() => undefined, () => undefined), condition(() => stops.length > 0 || failure !== undefined)]);
+    if (stops.length > 0 || failure !== undefined) scope.cancel();
+    try {
+      figures(await segment);
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+    }
+    progress.segments += 1;
+    show();
+    if ((progress.segments >= (input.segmentsPerRun ?? 100) || workflowInfo().continueAsNewSuggested) && loads.size === 0 && stops.length === 0 && toJoin.length === 0) {
+      await continueAsNew<typeof cdcStream>({ ...input, pipelines: members, resume: progress });
+    }
+  }
+}
