@@ -14,7 +14,7 @@ test('the demo runs on a machine with nothing but Node: embedded PostgreSQL, emu
   assert.match(stdout, /Token economy: 1 OAuth token request\(s\)/);
   assert.match(stdout, /verify orders-to-reporting \(checksums\): source and target match — source 5,000 rows, target 5,000/);
   assert.match(stdout, /Deleted 50 and changed 50 source orders/);
-  assert.match(stdout, /Second sync: 50 rows written \(the rest unchanged\), 50 deleted/);
+  assert.match(stdout, /Second sync by compare-then-copy \(\w+\): 50 rows written \(the rest unchanged\), 50 deleted/);
   assert.match(stdout, /^verify orders-to-reporting \(checksums\): source and target match — source 4,950 rows, target 4,950/m);
   assert.match(stdout, /^verified: target matches source$/m);
   assert.match(stdout, /Temporal UI: http:\/\/localhost:\d+\/namespaces\/default\/workflows\/sync%3Aorders-to-reporting/);
