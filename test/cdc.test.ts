@@ -210,7 +210,7 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
     };
     const clean = await compare();
     assert.equal(clean.mismatches, 0);
-    assert.match(describeVerify(clean, plan.key), new RegExp(`source and target match .* at the target's applied LSN ${applied!.replace('/', '\\/')} \\(source at `));
+    assert.match(describeVerify(clean, plan.key), new RegExp(`source and target match .*; planned at the target's applied LSN ${applied!.replace('/', '\\/')} \\(source at `));
     // Edited behind the stream: the same plan finds it.
     const { rows: [orig] } = await source.query<{ name: string }>(`SELECT name FROM mixed WHERE id = 3`);
     await target.query(`UPDATE copy_mixed SET name = 'edited' WHERE id = 3`);
