@@ -13,7 +13,8 @@ import { createLogger } from '../src/logger';
 import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
 import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
-import { SyncError } from '../src/sync';
+import { createSyncEngine, SyncError } from '../src/sync';
+import { describeVerify } from '../src/workflows/verifyReport';
 import { compareLsn, createCdcEngine, type CdcEngine, type StreamProgress } from '../src/sync/cdc';
 
 // The CDC engine on real servers, no Temporal: an embedded PostgreSQL started with
@@ -26,6 +27,7 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
   let target: pg.Client;
   let pools: PoolRegistry;
   let cdc: CdcEngine;
+  let sync: ReturnType<typeof createSyncEngine>;
   let ctx: CallContext;
   let emu: LakebaseEmulator;
   const PAT = `dapi${Math.random().toString(16).slice(2)}${Math.random().toString(16).slice(2)}`;
@@ -113,6 +115,7 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
     const logger = createLogger({ level: 'silent' });
     pools = createPoolRegistry({ config, logger, credentials: createCredentialProvider({ config, logger }) });
     ctx = { connect: (profile, environment) => pools.connect(profile, environment) };
+    sync = createSyncEngine({ config });
     cdc = createCdcEngine({
       config,
       replicationConfig: async (profile, environment) => {
@@ -190,6 +193,33 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
     // Nothing new: a second reader finds everything applied and writes nothing.
     const again = await catchUp('mixed');
     assert.equal(again.rowsApplied, 0);
+  });
+
+  test('verify on a cdc pipeline compares at the applied LSN it names, excuses no source row, and finds a target edit', async () => {
+    await source.query(`UPDATE mixed SET name = 'before verify' WHERE id % 11 = 0`);
+    const applied = (await catchUp('mixed')).appliedLsn;
+    const plan = await sync.planVerify(ctx, { pipeline: 'mixed' });
+    assert.equal(plan.at?.appliedLsn, applied);
+    assert.equal((await cdc.status(ctx, { pipeline: 'mixed' })).appliedLsn, applied);
+    assert.ok(compareLsn(plan.at!.sourceLsn, applied!) >= 0, `${plan.at!.sourceLsn} is at or after ${applied}`);
+    assert.equal(plan.runCursor, null, 'the stream applies every change: no source row is excused by a cursor');
+    const compare = async () => {
+      const results = await Promise.all(plan.buckets.map((range) => sync.verifyBucket(ctx, { pipeline: 'mixed', mode: plan.mode, range, leafRows: plan.leafRows, runCursor: plan.runCursor })));
+      const sum = (f: (r: (typeof results)[number]) => number) => results.reduce((n, r) => n + f(r), 0);
+      return { ...plan, ok: sum((r) => r.mismatches) === 0, buckets: plan.buckets.length, sourceRows: sum((r) => r.sourceRows), targetRows: sum((r) => r.targetRows), mismatches: sum((r) => r.mismatches), tolerated: sum((r) => r.tolerated), differences: [], ranges: [] };
+    };
+    const clean = await compare();
+    assert.equal(clean.mismatches, 0);
+    assert.match(describeVerify(clean, plan.key), new RegExp(`source and target match .*; planned at the target's applied LSN ${applied!.replace('/', '\\/')} \\(source at `));
+    // Edited behind the stream: the same plan finds it.
+    const { rows: [orig] } = await source.query<{ name: string }>(`SELECT name FROM mixed WHERE id = 3`);
+    await target.query(`UPDATE copy_mixed SET name = 'edited' WHERE id = 3`);
+    try {
+      const edited = await compare();
+      assert.equal(edited.mismatches, 1);
+    } finally {
+      await target.query(`UPDATE copy_mixed SET name = $1 WHERE id = 3`, [orig!.name]);
+    }
   });
 
   test('an update that changes the key moves the row; a source transaction larger than a batch is applied in pieces and committed once', async () => {

@@ -59,6 +59,12 @@ export interface ResyncProbe {
   estimatedRows: number;
 }
 
+/** Where a verify of a cdc pipeline compares: the target as of its applied LSN, the source as of when it was planned. */
+export interface VerifyPoint {
+  appliedLsn: string | null;
+  sourceLsn: string;
+}
+
 export interface ResyncPlan extends ResyncProbe {
   /** compare: the run's buckets (each commits its writes with `done`); empty for merge, which runs the partitions. */
   buckets: { bucket: number; done: boolean; rowsWritten: number; rowsDeleted: number }[];
@@ -127,6 +133,8 @@ export interface VerifyPlan {
   /** Key columns the report names rows by (empty: ranges only). */
   key: string[];
   estimatedRows: number;
+  /** A cdc pipeline: the point the compare stands at (the stream goes on while it runs). */
+  at?: VerifyPoint;
 }
 
 export interface VerifyDifference {
@@ -161,6 +169,8 @@ export interface VerifyReport {
   /** The first differing buckets and rows. */
   differences: (VerifyDifference & { bucket: BucketRange })[];
   ranges: { range: BucketRange; sourceRows: number; targetRows: number }[];
+  /** A cdc pipeline: the point compared at (see VerifyPlan.at). */
+  at?: VerifyPoint;
 }
 
 export interface ChunkResult {

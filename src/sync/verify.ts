@@ -1,5 +1,6 @@
 import { resolvePipeline } from '../config/lookup';
 import { leafDiffSql } from '../db/compareSql';
+import { currentLsnSql, readCdcState } from '../db/cdcSql';
 import { ensureStateTable, readState } from '../db/syncState';
 import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, withCanonicalText } from './compare';
 import { withBoth, type CallContext, type SyncEngineDeps } from './context';
@@ -39,9 +40,16 @@ export async function planVerify(deps: Deps, ctx: CallContext, input: VerifyInpu
     const state = await readState(t, p.stateSchema, pipeline);
     if (state.phase !== 'idle')
       throw conflictError(`pipeline "${pipeline}" is being synced (run ${state.runId ?? '?'}, ${state.phase}); verify it when that run has finished`);
-    const { shape, plan } = await compareShape(s, t, p, pipeline, mode, state.cursor);
+    // A cdc pipeline: the stream applies every change, so no source row is excused by a cursor; the
+    // compare names its point, the LSN the target had applied when it was planned.
+    const cdc = p.mode === 'cdc';
+    const runCursor = cdc ? null : state.cursor;
+    const at = cdc
+      ? { appliedLsn: (await readCdcState(t, p.stateSchema, pipeline))?.appliedLsn ?? null, sourceLsn: (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn }
+      : undefined;
+    const { shape, plan } = await compareShape(s, t, p, pipeline, mode, runCursor);
     const planned = await planBuckets(s, p, shape, plan, p.batchRows);
-    return { pipeline, mode, buckets: planned.buckets, leafRows: planned.leafRows, runCursor: state.cursor, parallelism: p.parallelism, key: p.key, estimatedRows: planned.estimatedRows };
+    return { pipeline, mode, buckets: planned.buckets, leafRows: planned.leafRows, runCursor, parallelism: p.parallelism, key: p.key, estimatedRows: planned.estimatedRows, ...(at && { at }) };
   });
 }
 

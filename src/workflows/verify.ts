@@ -71,6 +71,7 @@ export async function runVerify(opts: RunVerifyOptions): Promise<VerifyReport> {
     tolerated: progress.tolerated,
     differences: failing.flatMap((r) => r.differences.map((d) => ({ ...d, bucket: r.range }))).slice(0, NAMED),
     ranges: failing.flatMap((r) => r.ranges).slice(0, NAMED),
+    ...(plan.at && { at: plan.at }),
   };
   if (!report.ok)
     throw ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.verifyFailed, nonRetryable: true, message: describeVerify(report, plan.key), details: [report] });
