@@ -113,14 +113,16 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     return runActivity({ statement: `planDeletes(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan deletes' }, () => engine.planDeletes(callContext(input.auth), input)));
   }
 
+  /** A bucket activity that writes the target: named with its table; a cancel rolls the bucket back. */
+  const bucketLabel = (activity: string, pipeline: string, bucket: number) => ({
+    statement: `${activity}(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`,
+    cancelled: { message: `${activity}(${pipeline}) cancelled; the bucket was rolled back`, when: 'abort' as const },
+  });
+
   /** One bucket of delete detection: its deletes (or marks) commit with the bucket's done flag. */
   async function deleteBucket(input: DeleteBucketInput & { auth?: JobAuth }): Promise<DeleteBucketResult> {
     const { pipeline, bucket } = input;
-    const label = {
-      statement: `deleteBucket(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`,
-      cancelled: { message: `deleteBucket(${pipeline}) cancelled; the bucket was rolled back`, when: 'abort' as const },
-    };
-    return runActivity(label, async () => {
+    return runActivity(bucketLabel('deleteBucket', pipeline, bucket), async () => {
       const result = await withHeartbeats({ phase: 'deletes', bucket }, () => engine.deleteBucket(callContext(input.auth, { bucket }), input));
       if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsDeleted);
       return result;
@@ -130,11 +132,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
   /** One bucket of a compare-then-copy re-sync: its merged and deleted rows commit with the bucket's done flag. */
   async function resyncBucket(input: ResyncBucketInput & { auth?: JobAuth }): Promise<ResyncBucketResult> {
     const { pipeline, bucket } = input;
-    const label = {
-      statement: `resyncBucket(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`,
-      cancelled: { message: `resyncBucket(${pipeline}) cancelled; the bucket was rolled back`, when: 'abort' as const },
-    };
-    return runActivity(label, async () => {
+    return runActivity(bucketLabel('resyncBucket', pipeline, bucket), async () => {
       const result = await withHeartbeats({ phase: 're-sync', bucket }, () => engine.resyncBucket(callContext(input.auth, { bucket }), input));
       if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsWritten + result.rowsDeleted);
       return result;
