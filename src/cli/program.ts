@@ -3,7 +3,9 @@
 import { Command } from 'commander';
 import { registerAdmin } from './admin';
 import { registerCdc } from './cdc';
+import { registerConfig } from './config';
 import { registerEmulator } from './emulator';
+import { registerInit } from './init';
 import { registerJob } from './job';
 import { registerSchedule } from './schedule';
 import { registerSync } from './sync';
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .name('lakebase-worker')
     .description('Temporal worker for data-sync workflows and operational SQL jobs on Databricks Lakebase')
     .showHelpAfterError();
+  registerInit(program);
+  registerConfig(program);
   registerWorker(program);
   registerSync(program);
   registerVerify(program);
