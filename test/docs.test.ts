@@ -90,7 +90,7 @@ describe('the docs checks catch what they are for', () => {
     };
     assert.match(broken('sync start --pipeline orders', 'sync start --pipelin orders').join('\n'), /sync start: unknown option --pipelin/);
     assert.match(broken('lakebase-worker verify --pipeline', 'lakebase-worker verifi --pipeline').join('\n'), /verifi: no such command/);
-    assert.match(broken('job run --job count-orders', 'job run --job').join('\n'), /option --job needs a value|unknown option/);
+    assert.match(broken('npx lakebase-worker job run --job daily-totals', 'npx lakebase-worker job run --job').join('\n'), /option --job needs a value|unknown option/);
     assert.match(commandProblem(program, ['status']) ?? '', /status: expects workflowId/);
     assert.match(commandProblem(program, ['cdc', 'start|statuz', '--pipeline', 'p']) ?? '', /cdc statuz: no such command/);
     assert.equal(commandProblem(program, ['job', 'start', '--job', 'j', '--param', 'a=1', '--param', 'b=2', '--no-wait']), undefined);

@@ -45,13 +45,15 @@ describe('lakebase-worker init', () => {
       assert.ok(profile);
       assert.equal(others.length, 0, 'one profile');
       assert.equal(profile.auth.method, auth);
-      assert.deepEqual(Object.keys(profile.environments), ['prod', 'staging']);
+      assert.deepEqual(Object.keys(profile.environments), auth === 'none' ? ['shop', 'reporting'] : ['prod', 'staging']);
       assert.deepEqual(Object.values(config.pipelines).map((p) => p.mode).sort(), ['cdc', 'upsert']);
       assert.equal(Object.keys(config.jobs).length, 1);
       // The other two methods are there, commented out.
-      for (const other of INIT_AUTH_METHODS.filter((m) => m !== auth))
+      // A Lakebase starter shows the other two methods commented out; the local one points at them.
+      for (const other of auth === 'none' ? [] : INIT_AUTH_METHODS.filter((m) => m !== auth && m !== 'none'))
         assert.match(text, new RegExp(`^\\s*#\\s*(auth: \\{ )?method: ${other}`, 'm'), `${other} shown as a comment`);
       assert.equal(text.match(/^\s*(auth: \{ )?method: /gm)?.length ?? 0, 1, 'one active auth method');
+      if (auth === 'none') assert.match(text, /^ {4}# For Lakebase: method pat, m2m or federation \(lakebase-worker init --auth pat\|m2m\|federation\)\.$/m);
       // Secrets only as ${ENV} references: every secret-looking key's value is a reference.
       const uncommented = text.replace(/#.*$/gm, '');
       for (const m of uncommented.matchAll(/\b(token|clientSecret|password|apiKey):\s*(\$\{[^}]*\}|[^,}\s]+)/g)) assert.match(m[2] ?? '', /^\$\{[A-Z_]+\}$/, `${m[1]}: ${m[2]}`);
@@ -74,7 +76,7 @@ describe('lakebase-worker init', () => {
   test('an unknown --auth is refused naming the choices', async () => {
     const r = await runCli(['init', '--auth', 'oauth', '--config', path.join(dir, 'never.yaml')]);
     assert.equal(r.code, 1, shown(r));
-    assert.match(r.stderr, /argument 'oauth' is invalid\. Allowed choices are pat, m2m, federation/);
+    assert.match(r.stderr, /argument 'oauth' is invalid\. Allowed choices are pat, m2m, federation, none/);
   });
 });
 
@@ -102,9 +104,9 @@ describe('lakebase-worker config check', () => {
       assert.match(r.stdout, /^ {2}analytics: auth \{ method: m2m, workspaceHost: https:\/\/dbc-1234\.cloud\.databricks\.com, clientId: 6f1f5b0e-sp, clientSecret: \*\*\*/m);
       assert.match(r.stdout, /^ {4}prod: svc@example\.com@instance-1\.database\.cloud\.databricks\.com:5432\/databricks_postgres, ssl verify-full/m);
       assert.match(r.stdout, /^ {4}staging: /m);
-      assert.match(r.stdout, /^ {2}orders-to-reporting: upsert, analytics\/prod public\.orders -> analytics\/prod reporting\.orders; key \[id\], cursor updated_at, deletes hard, verify counts/m);
+      assert.match(r.stdout, /^ {2}orders: upsert, analytics\/prod public\.orders -> analytics\/prod reporting\.orders; key \[id\], cursor updated_at, deletes hard, verify counts/m);
       assert.match(r.stdout, /^ {2}orders-cdc: cdc, /m);
-      assert.match(r.stdout, /^ {2}refresh-daily: analytics\/prod; params day \(date\); 2 steps: clear \(write\), fill \(write\)$/m);
+      assert.match(r.stdout, /^ {2}daily-totals: analytics\/prod; params since \(date\); 3 steps: prepare \(sql\), clear \(write\), fill \(write\)$/m);
       for (const secret of [SECRET_CLIENT, 'inline-secret-0a9b8c', 'temporal-api-key-inline-7d1e'])
         assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), `${secret} printed:\n${shown(r)}`);
     }

@@ -7,10 +7,11 @@ import path from 'node:path';
 import { CommandFailed, print } from './output';
 import { configPath, type ConfigOption } from './shared';
 
-export const INIT_AUTH_METHODS = ['pat', 'm2m', 'federation'] as const;
+export const INIT_AUTH_METHODS = ['pat', 'm2m', 'federation', 'none'] as const;
 export type InitAuth = (typeof INIT_AUTH_METHODS)[number];
+const LAKEBASE_METHODS = ['pat', 'm2m', 'federation'] as const;
 
-/** Each method's lines under `auth:` (indented for the profile), and why one would pick it. */
+/** Each method's lines under the profile, and why one would pick it. */
 const AUTH_BLOCKS: Record<InitAuth, string[]> = {
   pat: [
     '# Personal access token: the PAT is the Postgres password.',
@@ -28,18 +29,68 @@ const AUTH_BLOCKS: Record<InitAuth, string[]> = {
     '  clientId: ${DATABRICKS_CLIENT_ID}',
     '  subjectToken: { source: static, tokenFile: ${DATABRICKS_TOKEN_FILE:-/var/run/secrets/tokens/databricks}, tokenFileWrittenLater: true }',
   ],
+  none: [
+    '# No password: a PostgreSQL with trust or peer auth, as a fresh local install has.',
+    'auth: { method: none }',
+  ],
 };
 
-/** The starter config for `auth`: that method active, the other two commented out. */
+/** Where the starter points: a Lakebase instance (prod and staging), or a local server (two databases). */
+interface Layout {
+  profile: string;
+  comment: string;
+  environments: string[];
+  source: string;
+  target: string;
+  /** Schema of the target tables (the pipelines' and the job's). */
+  schema: string;
+}
+
+const LAKEBASE: Layout = {
+  profile: 'analytics',
+  comment: 'one Lakebase instance (or project)',
+  environments: [
+    '      prod:',
+    '        host: ${LAKEBASE_HOST}       # instance-xxxx.database.cloud.databricks.com (Lakebase console: Connect)',
+    "        user: ${LAKEBASE_USER}       # your email, or the service principal's application id",
+    '        database: databricks_postgres',
+    '        ssl: { mode: verify-full }',
+    '      staging:',
+    '        host: ${LAKEBASE_STAGING_HOST}',
+    '        user: ${LAKEBASE_USER}',
+    '        database: databricks_postgres',
+    '        ssl: { mode: verify-full }',
+  ],
+  source: 'prod',
+  target: 'prod',
+  schema: 'reporting',
+};
+
+const LOCAL: Layout = {
+  profile: 'local',
+  comment: 'a PostgreSQL on this machine',
+  environments: [
+    '      shop:      { host: ${PGHOST:-127.0.0.1}, port: ${PGPORT:-5432}, user: ${PGUSER:-postgres}, database: shop, ssl: { mode: disable } }',
+    '      reporting: { host: ${PGHOST:-127.0.0.1}, port: ${PGPORT:-5432}, user: ${PGUSER:-postgres}, database: reporting, ssl: { mode: disable } }',
+  ],
+  source: 'shop',
+  target: 'reporting',
+  schema: 'public',
+};
+
+/** The starter config for `auth`: that method active, the others commented out beside it. */
 export function starterConfig(auth: InitAuth): string {
-  const authLines = INIT_AUTH_METHODS.flatMap((m) =>
-    AUTH_BLOCKS[m].map((line) => `    ${m === auth || line.startsWith('#') ? line : `# ${line}`}`),
-  );
-  return `# lakebase-worker configuration, written by \`lakebase-worker init --auth ${auth}\`.
-# Every value may be a \${ENV} reference (\${ENV:-default} gives a default); keep secrets out of this
-# file: set them in the environment, or point a …File setting at a mounted secret.
-# Check it without any server: lakebase-worker config check --config <this file>
-# Every key: docs/configuration.md; auth methods: docs/authentication.md.
+  const l = auth === 'none' ? LOCAL : LAKEBASE;
+  // A Lakebase starter shows its three methods; the local one points at them (init --auth pat writes them out).
+  const authLines =
+    auth === 'none'
+      ? [...AUTH_BLOCKS.none, '# For Lakebase: method pat, m2m or federation (lakebase-worker init --auth pat|m2m|federation).'].map((line) => `    ${line}`)
+      : ['    # Exactly one auth method is active; the other two are shown for reference.'].concat(
+          LAKEBASE_METHODS.flatMap((m) => AUTH_BLOCKS[m].map((line) => `    ${m === auth || line.startsWith('#') ? line : `# ${line}`}`)),
+        );
+  const at = (env: string) => `profile: ${l.profile}, environment: ${env}`;
+  return `# lakebase-worker configuration, written by \`lakebase-worker init --auth ${auth}\`; every key: docs/configuration.md.
+# Any value may be \${ENV} or \${ENV:-default}: keep secrets in the environment (or a …File setting), not here.
 
 temporal:
   address: \${TEMPORAL_ADDRESS:-localhost:7233}
@@ -47,26 +98,16 @@ temporal:
   taskQueue: lakebase
 
 profiles:
-  analytics:                        # one Lakebase instance (or project)
-    # Exactly one auth method; the other two are shown for reference.
+  ${l.profile}:${' '.repeat(Math.max(1, 33 - l.profile.length))}# ${l.comment}
 ${authLines.join('\n')}
-    environments:                   # one per stage; --env picks another at run time
-      prod:
-        host: \${LAKEBASE_HOST}       # instance-xxxx.database.cloud.databricks.com (Lakebase console: Connect)
-        user: \${LAKEBASE_USER}       # your email, or the service principal's application id
-        database: databricks_postgres
-        ssl: { mode: verify-full }
-      staging:
-        host: \${LAKEBASE_STAGING_HOST}
-        user: \${LAKEBASE_USER}
-        database: databricks_postgres
-        ssl: { mode: verify-full }
+    environments:                   # --env picks another one at run time
+${l.environments.join('\n')}
 
 pipelines:
-  # Batch sync: merges on the key; with a cursor each run reads only rows changed since the last.
-  orders-to-reporting:
-    source: { profile: analytics, environment: prod, table: public.orders }
-    target: { profile: analytics, environment: prod, table: reporting.orders }   # created if missing
+  # Batch sync: merges on the key; with a cursor each run reads only the rows changed since the last.
+  orders:
+    source: { ${at(l.source)}, table: public.orders }
+    target: { ${at(l.target)}, table: ${l.schema}.orders }   # created if missing
     mode: upsert
     key: [id]
     cursor: updated_at              # a NOT NULL column that grows on every change
@@ -74,27 +115,28 @@ pipelines:
     verify: counts                  # compare source and target after every run
   # Continuous sync by logical replication (the source needs wal_level=logical, as Lakebase has).
   orders-cdc:
-    source: { profile: analytics, environment: prod, table: public.orders }
-    target: { profile: analytics, environment: prod, table: reporting.orders_live }
+    source: { ${at(l.source)}, table: public.orders }
+    target: { ${at(l.target)}, table: ${l.schema}.orders_live }
     mode: cdc
     key: [id]
 
 jobs:
-  # lakebase-worker job run --job refresh-daily --param day=2026-11-24
-  refresh-daily:
-    description: Rebuild one day of the daily totals
-    profile: analytics
-    environment: prod
+  # lakebase-worker job run --job daily-totals --param since=2026-11-24
+  daily-totals:
+    description: Rebuild the daily order totals from the synced orders
+    profile: ${l.profile}
+    environment: ${l.target}
     params:
-      day: { type: date }
+      since: { type: date }
     steps:
-      - { name: clear, kind: write, sql: "delete from reporting.daily_totals where day = :day", transaction: swap }
+      - { name: prepare, kind: sql, sql: "create table if not exists ${l.schema}.daily_totals (day date primary key, orders bigint not null, total numeric)" }
+      - { name: clear, kind: write, sql: "delete from ${l.schema}.daily_totals where day >= :since", transaction: swap }
       - name: fill
         kind: write
-        transaction: swap           # both steps commit together, or neither
+        transaction: swap           # clear and fill commit together, or neither
         sql: >-
-          insert into reporting.daily_totals (day, orders, total)
-          select :day, count(*), coalesce(sum(total), 0) from public.orders where created_at::date = :day
+          insert into ${l.schema}.daily_totals (day, orders, total)
+          select updated_at::date, count(*), sum(total) from ${l.schema}.orders where updated_at >= :since group by 1
 `;
 }
 
@@ -111,8 +153,8 @@ export function requiredVariables(text: string): string[] {
 export function registerInit(program: Command): void {
   program
     .command('init')
-    .description('write a commented starter lakebase.yaml: one profile, two environments, an upsert and a cdc pipeline, a job')
-    .addOption(new Option('-a, --auth <method>', 'the auth method to make active (the others are shown as comments)').choices(INIT_AUTH_METHODS).default('pat'))
+    .description('write a commented starter lakebase.yaml: one profile, two environments, an upsert and a cdc pipeline, a job (--auth none: for a local PostgreSQL)')
+    .addOption(new Option('-a, --auth <method>', 'the auth method to make active, the others shown as comments; none: a local PostgreSQL with trust or peer auth').choices(INIT_AUTH_METHODS).default('pat'))
     .option('-f, --force', 'overwrite the file if it exists')
     .option('-c, --config <file>', 'the file to write; default $LAKEBASE_CONFIG or lakebase.yaml')
     .action((opts: ConfigOption & { auth: InitAuth; force?: boolean }) => {
@@ -126,7 +168,8 @@ export function registerInit(program: Command): void {
         throw new CommandFailed(`cannot write ${path.resolve(file)} (${code ?? (err as Error).message})`, 1);
       }
       print(`wrote ${file} (auth: ${opts.auth})`);
-      print(`set ${requiredVariables(text).join(', ')} in the environment, then check it:`);
+      const required = requiredVariables(text);
+      print(required.length ? `set ${required.join(', ')} in the environment, then check it:` : 'check it:');
       print(`  lakebase-worker config check --config ${file}`);
     });
 }

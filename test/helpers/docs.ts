@@ -18,7 +18,7 @@ export interface CodeBlock {
   /** 1-based line of the opening fence. */
   line: number;
   body: string;
-  /** The HTML comment marker on the line before the fence, e.g. `invalid-example`. */
+  /** The HTML comment on the line before the fence, e.g. `invalid-example` or `quickstart: run`. */
   marker?: string;
 }
 
@@ -40,7 +40,7 @@ export function codeBlocks(text: string): CodeBlock[] {
     while (j < lines.length && !/^\s*```\s*$/.test(lines[j] ?? '')) j++;
     let k = i - 1;
     while (k >= 0 && (lines[k] ?? '').trim() === '') k--;
-    const marker = k >= 0 ? /^\s*<!--\s*([\w-]+)\s*-->\s*$/.exec(lines[k] ?? '')?.[1] : undefined;
+    const marker = k >= 0 ? /^\s*<!--\s*(.+?)\s*-->\s*$/.exec(lines[k] ?? '')?.[1] : undefined;
     blocks.push({ lang: open[1] ?? '', line: i + 1, body: lines.slice(i + 1, j).join('\n'), marker });
     i = j;
   }
@@ -112,7 +112,7 @@ export function brokenLinks(doc: DocFile, root: string, readText: (file: string)
 }
 
 /** Splits a shell command line into words (quotes removed), stopping at a comment, a pipe or `;`/`&&`. */
-function shellWords(line: string): string[] {
+export function shellWords(line: string): string[] {
   const words: string[] = [];
   let word: string | undefined;
   for (let i = 0; i < line.length; i++) {
