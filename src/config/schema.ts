@@ -244,7 +244,7 @@ export const pipelineSchema = z
     deletes: z.enum(['hard', 'soft', 'ignore'], { error: 'expected one of hard, soft, ignore' }).default('ignore'),
     /**
      * upsert without cursor, populated target: auto compares bucket digests first and copies only
-     * what differs when that pays (see README, Sync modes); merge always re-reads and merges every row.
+     * what differs when that pays (docs/sync.md, Sync modes); merge always re-reads and merges every row.
      */
     resync: z.enum(['auto', 'merge'], { error: 'expected one of auto, merge' }).default('auto'),
     /** After every sync: compare source and target by key-range buckets (row counts, or counts and row checksums). */
@@ -328,7 +328,7 @@ export const workerSchema = z.strictObject({
   /**
    * Temporal Worker Versioning: this worker polls as one build of a worker deployment. Runs of
    * short workflows (jobs, verify, connection tests) stay on the build that started them; syncs
-   * and groups move to the current build at their next workflow task (README, "Run it as a fleet").
+   * and groups move to the current build at their next workflow task (docs/operations.md, "Run it as a fleet").
    */
   deployment: z
     .strictObject({
