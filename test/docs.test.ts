@@ -57,6 +57,10 @@ describe('docs stay true to the code', () => {
     assert.ok(examples.length >= 6, `found only ${examples.length} YAML examples`);
     assert.deepEqual(docs.flatMap(yamlProblems), []);
   });
+
+  test('examples/lakebase.yaml, which configuration.md calls the complete example, parses with the schema', () => {
+    assert.equal(yamlConfigProblem(readText('examples/lakebase.yaml')), undefined);
+  });
 });
 
 describe('the docs checks catch what they are for', () => {
