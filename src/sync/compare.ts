@@ -11,7 +11,9 @@ import {
   bucketDigestSql,
   bucketExtentSql,
   bucketSplitSql,
+  byteOrderedSql,
   CANONICAL_TEXT_SETTINGS,
+  COLLATABLE_TYPE_SQL,
   columnTypeProbeSql,
   FORMAT_TYPE_SQL,
   HASH_DIGEST,
@@ -48,6 +50,15 @@ export async function typeOf(c: pg.ClientBase, relation: string, column: string)
   return (await c.query<{ t: string }>(FORMAT_TYPE_SQL, [field.dataTypeID])).rows[0]!.t;
 }
 
+/** One side's bucket column: its type, and whether bounds on it must be compared under COLLATE "C" (CompareSide.collateC). */
+async function bucketSide(c: pg.ClientBase, relation: string, column: string): Promise<{ bucketType: string; collateC: boolean }> {
+  const field = (await c.query(columnTypeProbeSql(relation, column))).fields[0]!;
+  const bucketType = (await c.query<{ t: string }>(FORMAT_TYPE_SQL, [field.dataTypeID])).rows[0]!.t;
+  if (!(await c.query<{ collatable: boolean }>(COLLATABLE_TYPE_SQL, [field.dataTypeID])).rows[0]?.collatable) return { bucketType, collateC: false };
+  const bytes = (await c.query<{ bytes: boolean }>(byteOrderedSql(relation, column))).rows[0]?.bytes ?? false;
+  return { bucketType, collateC: !bytes };
+}
+
 /**
  * The compare of a pipeline: its source as the target would see it (SQL transforms applied,
  * target column names), rows left out on each side, and which source rows arrived after `runCursor`.
@@ -65,8 +76,8 @@ export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, p: Pipeli
   const targetExclude = [...exclude, ...(p.deletes === 'soft' && p.softDeleteColumn ? [markedSql(p.softDeleteColumn)] : [])];
   const either = (xs: string[]) => (xs.length ? xs.map((x) => `(${x})`).join(' OR ') : undefined);
   const shape: CompareShape = {
-    source: { relation: source, exclude: either(exclude), bucketType: bucketColumn ? await typeOf(s, source, bucketColumn) : '' },
-    target: { relation: target, exclude: either(targetExclude), bucketType: bucketColumn ? await typeOf(t, target, bucketColumn) : '' },
+    source: { relation: source, exclude: either(exclude), ...(bucketColumn ? await bucketSide(s, source, bucketColumn) : { bucketType: '' }) },
+    target: { relation: target, exclude: either(targetExclude), ...(bucketColumn ? await bucketSide(t, target, bucketColumn) : { bucketType: '' }) },
     bucketColumn,
     key: p.key,
     hashColumns: purpose === 'deletes' ? p.key : purpose === 'checksums' ? plan.columns : [],
