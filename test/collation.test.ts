@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { PoolRegistry } from '../src/db/pools';
-import type { CallContext, SyncEngine } from '../src/sync';
+import { SyncError, type CallContext, type SyncEngine } from '../src/sync';
 import { createCollatedDatabase, multiDatabaseConfig, type TestCollation, type TestDatabase } from './helpers/db';
 import { engineFor, runSync, runVerify } from './helpers/engine';
 
@@ -55,8 +55,18 @@ describe('compares between servers that collate text differently', () => {
       CREATE TABLE items (id text COLLATE "C" PRIMARY KEY, n int NOT NULL, v text);
       INSERT INTO items SELECT ${KEY('g')}, g, 'v' || g FROM generate_series(1, ${ROWS}) g;
     `);
+    // Columns of several collations, one the target database lacks until a test creates it there.
+    await dbs.c.client.query(`
+      CREATE COLLATION german (provider = icu, locale = 'de-DE');
+      CREATE TABLE labels (id text COLLATE "C" PRIMARY KEY, posix text COLLATE "POSIX", icu text COLLATE "und-x-icu", tags text[] COLLATE "C", plain text, n int);
+      INSERT INTO labels SELECT ${KEY('g')}, 'p' || g, 'i' || g, ARRAY['T' || g, 't' || g], 'x' || g, g FROM generate_series(1, 500) g;
+      CREATE TABLE germans (id int PRIMARY KEY, name text COLLATE german);
+      INSERT INTO germans VALUES (1, 'Äpfel'), (2, 'Zoo');
+    `);
     const pipelines: Record<string, unknown> = {
       items: { source: side('c', 'items'), target: side('icu', 'items'), mode: 'upsert', key: ['id'], deletes: 'hard', batchRows: 1000 },
+      labels: { source: side('c', 'labels'), target: side('icu', 'labels'), mode: 'upsert', key: ['id'], batchRows: 200, schemaChanges: 'evolve' },
+      germans: { source: side('c', 'germans'), target: side('icu', 'germans'), mode: 'full-refresh', key: ['id'] },
     };
     for (const d of directions) {
       const tag = `${d.source}2${d.target}`;
@@ -89,6 +99,59 @@ describe('compares between servers that collate text differently', () => {
     assert.deepEqual([unchanged.written, unchanged.deleted], [0, 0]);
     const v = await runVerify(engine, ctx, 'items');
     assert.deepEqual([v.mismatches, v.sourceRows, v.targetRows], [0, ROWS, ROWS]);
+  });
+
+  /** Each column's collation in a database's table ('default' where none was given), by column name. */
+  const collations = async (db: TestDatabase, table: string) =>
+    Object.fromEntries(
+      (
+        await db.client.query<{ name: string; coll: string | null }>(
+          `SELECT a.attname AS name, CASE a.attcollation WHEN 0 THEN NULL WHEN 100 THEN 'default' ELSE c.collname END AS coll
+             FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+          [table],
+        )
+      ).rows.map((r) => [r.name, r.coll]),
+    );
+
+  test('target creation keeps each column\'s collation (C, POSIX, ICU, on an array too); the database default stays the default', async () => {
+    await runSync(engine, ctx, 'items', 'items-created');
+    assert.equal((await collations(dbs.icu, 'items')).id, 'C', 'the issue: the key kept its COLLATE "C"');
+    await runSync(engine, ctx, 'labels', 'labels-1');
+    assert.deepEqual(await collations(dbs.icu, 'labels'), { id: 'C', posix: 'POSIX', icu: 'und-x-icu', tags: 'C', plain: 'default', n: null });
+    const cols = ['id', 'posix', 'icu', 'tags', 'plain', 'n'];
+    assert.deepEqual(await contents(dbs.icu, 'labels', cols), await contents(dbs.c, 'labels', cols));
+  });
+
+  test('a collation the target database lacks fails planning naming the column, the collation and the fix', async () => {
+    await assert.rejects(
+      engine.plan(ctx, { pipeline: 'germans', runId: 'germans-1', partitioned: true }),
+      (err: unknown) => {
+        assert.ok(err instanceof SyncError, String(err));
+        assert.match(err.message, /pipelines\.germans\.target: column "name" has collation "public"\."german" in the source, which the target database lacks; create it there first \(CREATE COLLATION/);
+        return true;
+      },
+    );
+    assert.equal((await collations(dbs.icu, 'labels')).id, 'C');
+    assert.equal((await dbs.icu.client.query(`SELECT to_regclass('germans') AS t`)).rows[0].t, null, 'nothing was created');
+    await dbs.icu.client.query(`CREATE COLLATION german (provider = icu, locale = 'de-DE')`);
+    await runSync(engine, ctx, 'germans', 'germans-2');
+    assert.equal((await collations(dbs.icu, 'germans')).name, 'german');
+  });
+
+  test('schema changes: an added column keeps its collation (evolve); a changed collation is refused until the target column has it', async () => {
+    await runSync(engine, ctx, 'labels', 'labels-2');
+    await dbs.c.client.query(`ALTER TABLE labels ADD COLUMN extra text COLLATE "POSIX"`);
+    await runSync(engine, ctx, 'labels', 'labels-3');
+    assert.equal((await collations(dbs.icu, 'labels')).extra, 'POSIX', 'evolve added the column with its collation');
+    await dbs.c.client.query(`ALTER TABLE labels ALTER COLUMN plain TYPE text COLLATE "C"`);
+    await assert.rejects(runSync(engine, ctx, 'labels', 'labels-4'), (err: unknown) => {
+      assert.ok(err instanceof SyncError, String(err));
+      assert.equal(err.type, 'LakebaseSchemaChanged');
+      assert.match(err.message, /column "plain" changed collation from the default to "C" \(the target column has the default\)\. To go on: .*COLLATE/);
+      return true;
+    });
+    await dbs.icu.client.query(`ALTER TABLE labels ALTER COLUMN plain TYPE text COLLATE "C"`);
+    await runSync(engine, ctx, 'labels', 'labels-5');
   });
 
   for (const d of directions) {
