@@ -33,6 +33,7 @@ import { CopyMeter } from '../db/copyText';
 import { sourceRelation, type CursorValue } from '../db/syncSql';
 import { withTransaction, type Transaction } from '../db/transaction';
 import { columnPlan, type CallContext } from './context';
+import type { ResolvedRun } from './run';
 
 
 /** What a compare looks at: keys only (delete detection), row counts, or counts and row checksums. */
@@ -63,8 +64,9 @@ async function bucketSide(c: pg.ClientBase, relation: string, column: string): P
  * The compare of a pipeline: its source as the target would see it (SQL transforms applied,
  * target column names), rows left out on each side, and which source rows arrived after `runCursor`.
  */
-export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, purpose: ComparePurpose, runCursor: CursorValue[] | null) {
-  const plan = await columnPlan(s, t, p, pipeline);
+export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, run: Pick<ResolvedRun, 'pipeline' | 'name'>, purpose: ComparePurpose, runCursor: CursorValue[] | null) {
+  const p = run.pipeline;
+  const plan = await columnPlan(s, t, run);
   const source = sourceSideSql(plan.select, sourceRelation(p));
   const target = targetSideSql(p.target.table!);
   const bucketColumn = p.key[0] ?? p.cursor ?? null;

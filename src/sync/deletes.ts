@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { deleteGoneSql, markGoneSql } from '../db/compareSql';
 import { targetColumns } from '../db/typeCatalog';
@@ -9,6 +8,7 @@ import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, source
 import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { configError, conflictError } from './errors';
 import type { ConnectionBudget } from './gates';
+import { checkDrift, type ResolvedRun } from './run';
 import type { DeleteBucketResult, DeletePlan } from './types';
 
 export interface DeletesInput {
@@ -21,6 +21,8 @@ export interface DeleteBucketInput extends DeletesInput {
   bucket: number;
   /** From the plan: rows per sub-bucket. */
   leafRows: number;
+  /** From the plan (DeletePlan.fingerprint): the bucket fails with PipelineDriftError if the config changed since. */
+  fingerprint?: string;
 }
 
 type Deps = SyncEngineDeps & { budget: ConnectionBudget };
@@ -48,13 +50,13 @@ async function markerValue(t: pg.ClientBase, p: PipelineConfig, pipeline: string
  * Splits the key space into buckets for this run's delete detection (or returns the run's buckets
  * when an earlier attempt made them), recorded in the state schema beside the partitions.
  */
-export async function planDeletes(deps: Deps, ctx: CallContext, input: DeletesInput): Promise<DeletePlan> {
-  const { pipeline, runId } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
+export async function planDeletes(deps: Deps, ctx: CallContext, run: ResolvedRun, input: DeletesInput): Promise<DeletePlan> {
+  const { runId } = input;
+  const { pipeline: p, name: pipeline } = run;
   if (p.deletes === 'ignore') return { buckets: [], leafRows: 0, estimatedRows: 0 };
-  return withBoth(deps.budget, ctx, p, async (s, t) => {
+  return withBoth(deps.budget, ctx, run, async (s, t) => {
     if (p.deletes === 'soft') await markerValue(t, p, pipeline);
-    const { shape, plan } = await compareShape(s, t, p, pipeline, 'deletes', null);
+    const { shape, plan } = await compareShape(s, t, run, 'deletes', null);
     const planned = await planBuckets(s, p, shape, plan, p.batchRows);
     const existing = await withCanonicalText(t, async () => {
       await ownRun(t, p, pipeline, runId);
@@ -68,6 +70,7 @@ export async function planDeletes(deps: Deps, ctx: CallContext, input: DeletesIn
       buckets: existing.map((b) => ({ bucket: b.bucket, done: b.done, rowsDeleted: b.rowsDeleted })),
       leafRows: planned.leafRows,
       estimatedRows: planned.estimatedRows,
+      fingerprint: run.fingerprint,
     };
   });
 }
@@ -76,10 +79,11 @@ export async function planDeletes(deps: Deps, ctx: CallContext, input: DeletesIn
  * One bucket: digests both sides, streams the source's keys of differing sub-ranges to the target
  * and deletes (or marks) the target rows whose key is gone — committed with the bucket's `done`.
  */
-export async function deleteBucket(deps: Deps, ctx: CallContext, input: DeleteBucketInput): Promise<DeleteBucketResult> {
-  const { pipeline, runId, bucket } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
-  return withBoth(deps.budget, ctx, p, (s, t) =>
+export async function deleteBucket(deps: Deps, ctx: CallContext, run: ResolvedRun, input: DeleteBucketInput): Promise<DeleteBucketResult> {
+  const { runId, bucket } = input;
+  const { pipeline: p, name: pipeline } = run;
+  checkDrift(run, input.fingerprint);
+  return withBoth(deps.budget, ctx, run, (s, t) =>
     withCanonicalText(t, async (tx) => {
       await ownRun(t, p, pipeline, runId);
       const b = await lockBucket(t, p.stateSchema, pipeline, runId, bucket);
@@ -88,7 +92,7 @@ export async function deleteBucket(deps: Deps, ctx: CallContext, input: DeleteBu
         tx.rollbackOnly();
         return { bucket, rowsDeleted: b.rowsDeleted, rangesChecked: 0, keysCompared: 0, alreadyCommitted: true };
       }
-      const { shape } = await compareShape(s, t, p, pipeline, 'deletes', null);
+      const { shape } = await compareShape(s, t, run, 'deletes', null);
       const range = { lower: b.lower, upper: b.upper };
       let rowsDeleted = 0;
       const diff = await sourceSnapshot(s, async () => {

@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { countRows, generatedColumns, isEmpty, tableColumns } from '../db/catalog';
 import { blockWriters, dropRefreshTable, refreshTableName, renameSwap, renameSwapBlockers, truncateSwap } from '../db/swap';
@@ -8,6 +7,7 @@ import { deleteBuckets, deletePartitions, hasBucketTable, readBuckets, readParti
 import { withTransaction } from '../db/transaction';
 import { incremental, withConnection, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError } from './errors';
+import type { ResolvedRun } from './run';
 import type { CursorValue, FinishResult, SwapReport } from './types';
 
 export interface FinishInput {
@@ -61,9 +61,9 @@ async function swapIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps)
  * Ends a run: a full refresh puts its loaded table in place (one transaction); incremental runs
  * keep their cursor for the next run. A repeated call after success changes nothing.
  */
-export async function finishSync(deps: SyncEngineDeps, ctx: CallContext, input: FinishInput): Promise<FinishResult> {
-  const { pipeline, runId } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
+export async function finishSync(deps: SyncEngineDeps, ctx: CallContext, run: ResolvedRun, input: FinishInput): Promise<FinishResult> {
+  const { runId } = input;
+  const { pipeline: p, name: pipeline } = run;
   return withConnection(ctx.connect, p.target, (t) =>
     withTransaction(t, async (tx) => {
       const state = await readState(t, p.stateSchema, pipeline, 'update');

@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tablePages } from '../db/catalog';
 import { ensureSnapshotTable, sameSnapshot, writeSnapshot } from '../db/schemaSnapshot';
@@ -8,13 +7,14 @@ import type { ColumnPlan } from '../db/syncSql';
 import { ensureStateTable, peekState, readBuckets, readPartitions, readState, replaceBuckets, replacePartitions, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
 import { targetColumns } from '../db/typeCatalog';
-import { columnPlan, incremental, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { incremental, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { runDdl, targetCreation, type DdlStatement } from './createTarget';
 import { configError } from './errors';
 import type { ConnectionBudget } from './gates';
 import { compareShape, planBuckets } from './compare';
 import { compareEligible, probeResync } from './resync';
 import { inspectSchema, snapshotOf, type SchemaInspection } from './schemaChanges';
+import type { ResolvedRun } from './run';
 import type { CursorValue, ResyncProbe, SyncPlan, TargetShapeReport } from './types';
 
 export interface PlanInput {
@@ -73,8 +73,9 @@ async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig
 const shapeChanges = (shapes: Shapes) => !!(shapes.creation || shapes.inspection.evolution.length || shapes.inspection.decision?.notes.length);
 
 /** A compare-then-copy run continued as new: its buckets are in the state; the figures of its probe are not. */
-async function continuedResync(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<ResyncProbe> {
-  const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+async function continuedResync(s: pg.ClientBase, t: pg.ClientBase, run: ResolvedRun): Promise<ResyncProbe> {
+  const p = run.pipeline;
+  const { shape, plan } = await compareShape(s, t, run, 'checksums', null);
   const planned = await planBuckets(s, p, shape, plan, p.batchRows);
   return {
     method: 'compare',
@@ -175,18 +176,17 @@ function planOf(p: PipelineConfig, pipeline: string, shapes: Shapes, run: Pick<S
  * Checks the pipeline against both tables, claims the sync state for this run, and (partitioned)
  * splits the rows into slices with their own cursors; an unfinished run's slices are resumed.
  */
-export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, input: PlanInput): Promise<SyncPlan> {
-  const { pipeline, runId, continuing, partitioned } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
-  rowTransformOf(deps, p, pipeline);
-  return withBoth(deps.budget, ctx, p, async (s, t) => {
+export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, run: ResolvedRun, input: PlanInput): Promise<SyncPlan> {
+  const { runId, continuing, partitioned } = input;
+  const { pipeline: p, name: pipeline } = run;
+  const planned = await withBoth(deps.budget, ctx, run, async (s, t): Promise<SyncPlan> => {
     const shapes = await checkShapes(s, t, p, pipeline);
     const { plan } = shapes;
     if (input.dryRun) return dryRun(s, t, p, pipeline, shapes);
     await ensureStateTable(t, p.stateSchema);
     await ensureSnapshotTable(t, p.stateSchema);
     // Before the claim: the probe reads both sides in transactions of its own.
-    const probe = input.compare && partitioned && !continuing && compareEligible(p) && !shapeChanges(shapes) ? await probeResync(s, t, p, pipeline, ctx) : undefined;
+    const probe = input.compare && partitioned && !continuing && compareEligible(p) && !shapeChanges(shapes) ? await probeResync(s, t, run, ctx) : undefined;
     if (probe) deps.log?.(probe.method === 'compare' ? 're-sync by compare-then-copy' : 're-sync by merging every row', { pipeline, reason: probe.reason, ...probe.probe });
     const claimed = await withTransaction(t, async () => {
       const st = await readState(t, p.stateSchema, pipeline, 'update');
@@ -233,7 +233,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       return { start, resumed, initialLoad, partitions, compared: [] };
     });
     if (claimed.compared.length) {
-      const resync = probe ?? (await continuedResync(s, t, p, pipeline));
+      const resync = probe ?? (await continuedResync(s, t, run));
       return {
         ...planOf(p, pipeline, shapes, { startCursor: null, resumed: claimed.resumed, estimatedRows: resync.estimatedRows, initialLoad: false }),
         partitions: [],
@@ -254,4 +254,6 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       ...(probe && { resync: { ...probe, buckets: [] } }),
     };
   });
+  // Chunks and buckets of this plan check it against their own config (src/sync/run.ts).
+  return { ...planned, fingerprint: run.fingerprint };
 }

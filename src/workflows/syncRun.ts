@@ -171,3 +171,9 @@ export function recordChunk(run: SyncRun, chunk: ChunkResult): void {
   if (workflowInfo().typedSearchAttributes.get(LakebasePipeline) !== undefined)
     upsertSearchAttributes([{ key: LakebaseRowsWritten, value: progress.rowsWritten }]);
 }
+
+/**
+ * The plan's config fingerprint, for the inputs of its chunks and buckets (they refuse to run
+ * under another config); nothing for plans of older workers, so their steps' inputs stay as recorded.
+ */
+export const plannedFingerprint = (plan: { fingerprint?: string } | undefined): { fingerprint?: string } => (plan?.fingerprint ? { fingerprint: plan.fingerprint } : {});
