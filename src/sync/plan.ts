@@ -14,7 +14,7 @@ import type { ConnectionBudget } from './gates';
 import { compareShape, planBuckets } from './compare';
 import { compareEligible, probeResync } from './resync';
 import { inspectSchema, snapshotOf, type SchemaInspection } from './schemaChanges';
-import type { ResolvedRun } from './run';
+import { checkDrift, type ResolvedRun } from './run';
 import type { CursorValue, ResyncProbe, SyncPlan, TargetShapeReport } from './types';
 
 export interface PlanInput {
@@ -30,6 +30,8 @@ export interface PlanInput {
   dryRun?: boolean;
   /** A populated target without a cursor may be re-synced by comparing first (SyncPlan.resync); older workflows leave it out. */
   compare?: boolean;
+  /** continuing: the fingerprint the run's first plan had (PipelineDriftError when the config changed since). */
+  fingerprint?: string;
 }
 
 /** Rows sampled to place partition bounds: enough for even slices, cheap on any table. */
@@ -179,6 +181,7 @@ function planOf(p: PipelineConfig, pipeline: string, shapes: Shapes, run: Pick<S
 export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, run: ResolvedRun, input: PlanInput): Promise<SyncPlan> {
   const { runId, continuing, partitioned } = input;
   const { pipeline: p, name: pipeline } = run;
+  if (continuing) checkDrift(run, input.fingerprint);
   const planned = await withBoth(deps.budget, ctx, run, async (s, t): Promise<SyncPlan> => {
     const shapes = await checkShapes(s, t, p, pipeline);
     const { plan } = shapes;

@@ -55,6 +55,8 @@ export interface SyncProgress {
   verify?: VerifyProgress & { report?: VerifyReport };
   /** While a step waits for a scale-to-zero compute to wake: which try, and what the login met. */
   computeWaking?: { tries: number; message: string };
+  /** Of the pipeline's config when the first run of this sync planned (SyncPlan.fingerprint); continued runs must match it. */
+  fingerprint?: string;
   /** Non-secret metadata of the tokens this sync logs in with. */
   tokens: LakebaseTokenInfo[];
   startedAt: number;
