@@ -62,11 +62,15 @@ describe('compares between servers that collate text differently', () => {
       INSERT INTO labels SELECT ${KEY('g')}, 'p' || g, 'i' || g, ARRAY['T' || g, 't' || g], 'x' || g, g FROM generate_series(1, 500) g;
       CREATE TABLE germans (id int PRIMARY KEY, name text COLLATE german);
       INSERT INTO germans VALUES (1, 'Äpfel'), (2, 'Zoo');
+      CREATE TABLE log (at text NOT NULL, msg text);
+      INSERT INTO log SELECT ${KEY('(g / 3)')}, 'm' || g FROM generate_series(3, 6002) g;
     `);
+    await dbs.icu.client.query(`CREATE TABLE log (at text, msg text)`);
     const pipelines: Record<string, unknown> = {
       items: { source: side('c', 'items'), target: side('icu', 'items'), mode: 'upsert', key: ['id'], deletes: 'hard', batchRows: 1000 },
       labels: { source: side('c', 'labels'), target: side('icu', 'labels'), mode: 'upsert', key: ['id'], batchRows: 200, schemaChanges: 'evolve' },
       germans: { source: side('c', 'germans'), target: side('icu', 'germans'), mode: 'full-refresh', key: ['id'] },
+      log: { source: side('c', 'log'), target: side('icu', 'log'), mode: 'append', cursor: 'at', batchRows: 400, verify: 'counts' },
     };
     for (const d of directions) {
       const tag = `${d.source}2${d.target}`;
@@ -152,6 +156,18 @@ describe('compares between servers that collate text differently', () => {
     });
     await dbs.icu.client.query(`ALTER TABLE labels ALTER COLUMN plain TYPE text COLLATE "C"`);
     await runSync(engine, ctx, 'labels', 'labels-5');
+  });
+
+  test('keyless append on a text cursor: verify counts rows up to the cursor on the source only; the target holds what the syncs copied', async () => {
+    await runSync(engine, ctx, 'log', 'log-1');
+    assert.equal(await count(dbs.icu, 'log'), 6000);
+    // Rows after the cursor in the source's (byte) order came after the sync: not differences yet.
+    await dbs.c.client.query(`INSERT INTO log SELECT 'ü' || g, 'late' FROM generate_series(1, 30) g`);
+    const v = await runVerify(engine, ctx, 'log');
+    assert.deepEqual([v.mismatches, v.sourceRows, v.targetRows], [0, 6000, 6000]);
+    await runSync(engine, ctx, 'log', 'log-2');
+    assert.equal(await count(dbs.icu, 'log'), 6030);
+    assert.equal((await runVerify(engine, ctx, 'log')).mismatches, 0);
   });
 
   for (const d of directions) {

@@ -73,9 +73,11 @@ export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, run: Pick
   const exclude: string[] = [];
   // A source marker column: marked rows are deleted from the target, so neither side counts them.
   if (p.softDeleteColumn && p.deletes !== 'soft') exclude.push(markedSql(p.softDeleteColumn));
-  // A keyless append cannot name rows that came after the sync: both sides stop at its cursor.
-  if (p.key.length === 0 && p.cursor && runCursor?.[0] != null) exclude.push(pastCursorSql(p.cursor, runCursor[0]));
   const targetExclude = [...exclude, ...(p.deletes === 'soft' && p.softDeleteColumn ? [markedSql(p.softDeleteColumn)] : [])];
+  // A keyless append cannot name rows that came after the sync: the source stops at its cursor.
+  // Only the source: the cursor is in the source's order, which the target's collation need not
+  // share, and every target row was copied by a sync that ended at or before it.
+  if (p.key.length === 0 && p.cursor && runCursor?.[0] != null) exclude.push(pastCursorSql(p.cursor, runCursor[0]));
   const either = (xs: string[]) => (xs.length ? xs.map((x) => `(${x})`).join(' OR ') : undefined);
   const shape: CompareShape = {
     source: { relation: source, exclude: either(exclude), ...(bucketColumn ? await bucketSide(s, source, bucketColumn) : { bucketType: '' }) },
