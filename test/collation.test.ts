@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { PoolRegistry } from '../src/db/pools';
 import { SyncError, type CallContext, type SyncEngine } from '../src/sync';
+import { compareShape } from '../src/sync/compare';
 import { createCollatedDatabase, multiDatabaseConfig, type TestCollation, type TestDatabase } from './helpers/db';
 import { engineFor, runSync, runVerify } from './helpers/engine';
 
@@ -70,6 +71,7 @@ describe('compares between servers that collate text differently', () => {
       items: { source: side('c', 'items'), target: side('icu', 'items'), mode: 'upsert', key: ['id'], deletes: 'hard', batchRows: 1000 },
       labels: { source: side('c', 'labels'), target: side('icu', 'labels'), mode: 'upsert', key: ['id'], batchRows: 200, schemaChanges: 'evolve' },
       germans: { source: side('c', 'germans'), target: side('icu', 'germans'), mode: 'full-refresh', key: ['id'] },
+      same_icu: { source: side('icu', 'words_rs_src'), target: side('icu', 'words_del'), mode: 'upsert', key: ['id'] },
       log: { source: side('c', 'log'), target: side('icu', 'log'), mode: 'append', cursor: 'at', batchRows: 400, verify: 'counts' },
     };
     for (const d of directions) {
@@ -156,6 +158,17 @@ describe('compares between servers that collate text differently', () => {
     });
     await dbs.icu.client.query(`ALTER TABLE labels ALTER COLUMN plain TYPE text COLLATE "C"`);
     await runSync(engine, ctx, 'labels', 'labels-5');
+  });
+
+  test('byte order only where needed: C stays as it is, ICU against C gets COLLATE "C", the same ICU collation on both sides keeps its own order (and index)', async () => {
+    const collated = async (pipeline: string, s: TestCollation, t: TestCollation) => {
+      const { shape } = await compareShape(dbs[s].client, dbs[t].client, engine.resolve({ pipeline }), 'deletes', null);
+      return [shape.source.collateC, shape.target.collateC];
+    };
+    assert.deepEqual(await collated('resync_c2icu', 'c', 'icu'), [false, true]);
+    assert.deepEqual(await collated('resync_icu2c', 'icu', 'c'), [true, false]);
+    assert.deepEqual(await collated('same_icu', 'icu', 'icu'), [false, false]);
+    assert.deepEqual(await collated('pairs_c2icu', 'c', 'icu'), [false, true], 'a composite key: its first column');
   });
 
   test('keyless append on a text cursor: verify counts rows up to the cursor on the source only; the target holds what the syncs copied', async () => {

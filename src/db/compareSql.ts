@@ -75,14 +75,26 @@ export const FORMAT_TYPE_SQL = `SELECT format_type($1, NULL) AS t`;
 export const COLLATABLE_TYPE_SQL = `SELECT typcollation <> 0 AS collatable FROM pg_type WHERE oid = $1`;
 
 /**
- * Whether a text-like column of `relation` is ordered by bytes here: its collation is libc C or
- * POSIX, or the database default where the database's is (the subquery is typed, never run).
- * Anything else — ICU, en_US, even C.UTF-8, whose order a server's libc decides — is not.
+ * How a text-like column of `relation` is ordered here (the subquery is typed, never run):
+ * `bytes` when its collation is libc C or POSIX (its own, or the database default that is), and
+ * otherwise the collation's provider, locale and the version its library reports now — two
+ * servers whose columns agree on all three order them alike. Column names differ across
+ * PostgreSQL 15–17 (colliculocale/colllocale, daticulocale/datlocale), hence to_jsonb.
  */
-export const byteOrderedSql = (relation: string, column: string) =>
-  `SELECT (c.collprovider = 'c' AND c.collcollate IN ('C', 'POSIX')) OR (c.oid = 100 AND COALESCE(to_jsonb(d) ->> 'datlocprovider', 'c') = 'c' AND d.datcollate IN ('C', 'POSIX')) AS bytes ` +
-  `FROM pg_collation c, pg_database d WHERE d.datname = current_database() ` +
-  `AND c.oid = pg_collation_for((SELECT ${col(column)} FROM ${relation} WHERE false))::regcollation`;
+export const collationOrderSql = (relation: string, column: string) => {
+  const dflt = 'c.oid = 100';
+  const provider = `CASE WHEN ${dflt} THEN COALESCE(to_jsonb(d) ->> 'datlocprovider', 'c') ELSE c.collprovider::text END`;
+  const locale =
+    `CASE WHEN ${dflt} THEN COALESCE(to_jsonb(d) ->> 'daticulocale', to_jsonb(d) ->> 'datlocale', '') || '/' || d.datcollate ` +
+    `ELSE COALESCE(to_jsonb(c) ->> 'colliculocale', to_jsonb(c) ->> 'colllocale', '') || '/' || COALESCE(c.collcollate, '') END`;
+  return (
+    `SELECT (c.collprovider = 'c' AND c.collcollate IN ('C', 'POSIX')) OR (${dflt} AND ${provider} = 'c' AND d.datcollate IN ('C', 'POSIX')) AS bytes, ` +
+    `${provider} AS provider, ${locale} AS locale, ` +
+    `CASE WHEN ${dflt} THEN pg_database_collation_actual_version(d.oid) ELSE pg_collation_actual_version(c.oid) END AS version ` +
+    `FROM pg_collation c, pg_database d WHERE d.datname = current_database() ` +
+    `AND c.oid = pg_collation_for((SELECT ${col(column)} FROM ${relation} WHERE false))::regcollation`
+  );
+};
 const lit = (x: string) => cursorLiteral(x);
 
 function rangeCondition(shape: CompareShape, side: CompareSide, r: KeyRange): string {

@@ -11,8 +11,8 @@ import {
   bucketDigestSql,
   bucketExtentSql,
   bucketSplitSql,
-  byteOrderedSql,
   CANONICAL_TEXT_SETTINGS,
+  collationOrderSql,
   COLLATABLE_TYPE_SQL,
   columnTypeProbeSql,
   FORMAT_TYPE_SQL,
@@ -51,13 +51,34 @@ export async function typeOf(c: pg.ClientBase, relation: string, column: string)
   return (await c.query<{ t: string }>(FORMAT_TYPE_SQL, [field.dataTypeID])).rows[0]!.t;
 }
 
-/** One side's bucket column: its type, and whether bounds on it must be compared under COLLATE "C" (CompareSide.collateC). */
-async function bucketSide(c: pg.ClientBase, relation: string, column: string): Promise<{ bucketType: string; collateC: boolean }> {
+/** One side's bucket column: its type and, for a type with collations, how this server orders it. */
+interface BucketSide {
+  bucketType: string;
+  /** null: the type has no collation; `bytes`: already in byte order; otherwise an identity other servers must match. */
+  order: null | 'bytes' | { identity: string | null };
+}
+
+async function bucketSide(c: pg.ClientBase, relation: string, column: string): Promise<BucketSide> {
   const field = (await c.query(columnTypeProbeSql(relation, column))).fields[0]!;
   const bucketType = (await c.query<{ t: string }>(FORMAT_TYPE_SQL, [field.dataTypeID])).rows[0]!.t;
-  if (!(await c.query<{ collatable: boolean }>(COLLATABLE_TYPE_SQL, [field.dataTypeID])).rows[0]?.collatable) return { bucketType, collateC: false };
-  const bytes = (await c.query<{ bytes: boolean }>(byteOrderedSql(relation, column))).rows[0]?.bytes ?? false;
-  return { bucketType, collateC: !bytes };
+  if (!(await c.query<{ collatable: boolean }>(COLLATABLE_TYPE_SQL, [field.dataTypeID])).rows[0]?.collatable) return { bucketType, order: null };
+  const r = (await c.query<{ bytes: boolean; provider: string; locale: string; version: string | null }>(collationOrderSql(relation, column))).rows[0];
+  if (!r) return { bucketType, order: { identity: null } };
+  if (r.bytes) return { bucketType, order: 'bytes' };
+  // Without a version only C.* locales (code point order, which PostgreSQL leaves unversioned) can be matched.
+  const unversionedOk = /(^|\/)C\./i.test(r.locale);
+  return { bucketType, order: { identity: r.version !== null || unversionedOk ? `${r.provider}|${r.locale}|${r.version ?? ''}` : null } };
+}
+
+/**
+ * Which sides compare the bucket column under COLLATE "C" (CompareSide.collateC): none when both
+ * already order it alike (byte order, or the same collation at the same library version, where
+ * the key's index serves), otherwise each side not already in byte order.
+ */
+function collateSides(a: BucketSide['order'], b: BucketSide['order']): [boolean, boolean] {
+  const needs = (x: BucketSide['order']) => x !== null && x !== 'bytes';
+  if (a !== null && b !== null && a !== 'bytes' && b !== 'bytes' && a.identity !== null && a.identity === b.identity) return [false, false];
+  return [needs(a), needs(b)];
 }
 
 /**
@@ -79,9 +100,11 @@ export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, run: Pick
   // share, and every target row was copied by a sync that ended at or before it.
   if (p.key.length === 0 && p.cursor && runCursor?.[0] != null) exclude.push(pastCursorSql(p.cursor, runCursor[0]));
   const either = (xs: string[]) => (xs.length ? xs.map((x) => `(${x})`).join(' OR ') : undefined);
+  const sides = bucketColumn ? await Promise.all([bucketSide(s, source, bucketColumn), bucketSide(t, target, bucketColumn)]) : undefined;
+  const [sourceC, targetC] = sides ? collateSides(sides[0].order, sides[1].order) : [false, false];
   const shape: CompareShape = {
-    source: { relation: source, exclude: either(exclude), ...(bucketColumn ? await bucketSide(s, source, bucketColumn) : { bucketType: '' }) },
-    target: { relation: target, exclude: either(targetExclude), ...(bucketColumn ? await bucketSide(t, target, bucketColumn) : { bucketType: '' }) },
+    source: { relation: source, exclude: either(exclude), bucketType: sides?.[0].bucketType ?? '', collateC: sourceC },
+    target: { relation: target, exclude: either(targetExclude), bucketType: sides?.[1].bucketType ?? '', collateC: targetC },
     bucketColumn,
     key: p.key,
     hashColumns: purpose === 'deletes' ? p.key : purpose === 'checksums' ? plan.columns : [],
