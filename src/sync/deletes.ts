@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import type { PipelineConfig } from '../config/schema';
 import { deleteGoneSql, markGoneSql } from '../db/compareSql';
 import { targetColumns } from '../db/typeCatalog';
 import { quoteIdent, quoteTable } from '../db/identifiers';
@@ -27,14 +26,14 @@ export interface DeleteBucketInput extends DeletesInput {
 
 type Deps = SyncEngineDeps & { budget: ConnectionBudget };
 
-export async function ownRun(t: pg.ClientBase, p: PipelineConfig, pipeline: string, runId: string): Promise<void> {
+export async function ownRun(t: pg.ClientBase, { pipeline: p, name: pipeline }: ResolvedRun, runId: string): Promise<void> {
   const state = await readState(t, p.stateSchema, pipeline, 'share');
   if (state.runId !== runId)
     throw conflictError(`pipeline "${pipeline}" is now owned by run ${state.runId ?? '(none)'}; this run (${runId}) stops looking for deletes so two runs never write at once`);
 }
 
 /** deletes: soft sets the marker to now() (a timestamp column) or true (a boolean one). */
-async function markerValue(t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<string> {
+async function markerValue(t: pg.ClientBase, { pipeline: p, name: pipeline }: ResolvedRun): Promise<string> {
   const column = p.softDeleteColumn!;
   const type = (await targetColumns(t, p.target.table!))?.find((c) => c.name === column)?.type;
   if (type === 'boolean') return 'true';
@@ -55,11 +54,11 @@ export async function planDeletes(deps: Deps, ctx: CallContext, run: ResolvedRun
   const { pipeline: p, name: pipeline } = run;
   if (p.deletes === 'ignore') return { buckets: [], leafRows: 0, estimatedRows: 0 };
   return withBoth(deps.budget, ctx, run, async (s, t) => {
-    if (p.deletes === 'soft') await markerValue(t, p, pipeline);
+    if (p.deletes === 'soft') await markerValue(t, run);
     const { shape, plan } = await compareShape(s, t, run, 'deletes', null);
     const planned = await planBuckets(s, p, shape, plan, p.batchRows);
     const existing = await withCanonicalText(t, async () => {
-      await ownRun(t, p, pipeline, runId);
+      await ownRun(t, run, runId);
       const mine = await readBuckets(t, p.stateSchema, pipeline, runId);
       if (mine.length) return mine;
       const fresh = planned.buckets.map((r, bucket) => ({ bucket, lower: r.lower, upper: r.upper, done: false, rowsDeleted: 0, rowsWritten: 0 }));
@@ -85,7 +84,7 @@ export async function deleteBucket(deps: Deps, ctx: CallContext, run: ResolvedRu
   checkDrift(run, input.fingerprint);
   return withBoth(deps.budget, ctx, run, (s, t) =>
     withCanonicalText(t, async (tx) => {
-      await ownRun(t, p, pipeline, runId);
+      await ownRun(t, run, runId);
       const b = await lockBucket(t, p.stateSchema, pipeline, runId, bucket);
       if (!b) throw conflictError(`pipeline "${pipeline}" has no delete bucket ${bucket} in run ${runId}; it was re-planned by another run`);
       if (b.done) {
@@ -103,7 +102,7 @@ export async function deleteBucket(deps: Deps, ctx: CallContext, run: ResolvedRu
         const keys = suspect.length ? await copyLeaves(s, t, shape, suspect, ctx) : 0;
         if (suspect.length) {
           const table = quoteTable(p.target.table!);
-          const sql = p.deletes === 'soft' ? markGoneSql(shape, table, suspect, p.softDeleteColumn!, await markerValue(t, p, pipeline)) : deleteGoneSql(shape, table, suspect);
+          const sql = p.deletes === 'soft' ? markGoneSql(shape, table, suspect, p.softDeleteColumn!, await markerValue(t, run)) : deleteGoneSql(shape, table, suspect);
           rowsDeleted = (await t.query(sql)).rowCount ?? 0;
         }
         return { ranges: differing.length, keys };

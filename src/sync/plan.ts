@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import type { PipelineConfig } from '../config/schema';
 import { columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tablePages } from '../db/catalog';
 import { ensureSnapshotTable, sameSnapshot, writeSnapshot } from '../db/schemaSnapshot';
 import { createRefreshTable, refreshTableName } from '../db/swap';
@@ -58,7 +57,7 @@ interface Shapes {
 }
 
 /** Checks the pipeline against both sides (the target may be missing: then it says how to create it). */
-async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<Shapes> {
+async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, { pipeline: p, name: pipeline }: ResolvedRun): Promise<Shapes> {
   const inspection = await inspectSchema(s, t, p, pipeline);
   const plan = inspection.plan;
   if (p.cursor && (await columnHasNull(s, p, plan.sourceOrder[0]!)))
@@ -104,7 +103,7 @@ const partitionState = (partition: number, lower: string | null, upper: string |
 });
 
 /** A keyless table (full refresh) is sliced by heap pages; the last slice is open-ended for pages added meanwhile. */
-async function pageSlices(s: pg.ClientBase, p: PipelineConfig, pipeline: string, estimated: number): Promise<PartitionState[]> {
+async function pageSlices(s: pg.ClientBase, { pipeline: p, name: pipeline }: ResolvedRun, estimated: number): Promise<PartitionState[]> {
   const { kind, pages } = await tablePages(s, p.source.table!);
   if (kind !== 'r' && kind !== 'm')
     throw configError(`pipelines.${pipeline}: without a key, a full refresh reads page ranges of a plain table, and ${p.source.table} is not one; set key`);
@@ -114,8 +113,9 @@ async function pageSlices(s: pg.ClientBase, p: PipelineConfig, pipeline: string,
 }
 
 /** Slices of the rows after `start`, bounded on the first order column by sampled split points. */
-async function slice(s: pg.ClientBase, p: PipelineConfig, pipeline: string, plan: ColumnPlan, start: CursorValue[] | null, estimated: number): Promise<PartitionState[]> {
-  if (plan.sourceOrder.length === 0) return pageSlices(s, p, pipeline, estimated);
+async function slice(s: pg.ClientBase, run: ResolvedRun, plan: ColumnPlan, start: CursorValue[] | null, estimated: number): Promise<PartitionState[]> {
+  const p = run.pipeline;
+  if (plan.sourceOrder.length === 0) return pageSlices(s, run, estimated);
   const parts = partitionCount(estimated, p.batchRows, p.parallelism);
   const samplePercent = Math.min(100, (100 * SAMPLE_ROWS) / Math.max(1, estimated));
   const points = await splitPoints(s, p, plan, start, parts, samplePercent);
@@ -127,7 +127,8 @@ async function slice(s: pg.ClientBase, p: PipelineConfig, pipeline: string, plan
 const count = (n: number) => n.toLocaleString('en');
 
 /** A dry run: everything planning checks, described instead of done (no state row, no table, no DDL). */
-async function dryRun(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, shapes: Shapes): Promise<SyncPlan> {
+async function dryRun(s: pg.ClientBase, t: pg.ClientBase, resolved: ResolvedRun, shapes: Shapes): Promise<SyncPlan> {
+  const { pipeline: p, name: pipeline } = resolved;
   const target = p.target.table!;
   const st = await peekState(t, p.stateSchema, pipeline);
   const unfinished = !!st && st.phase !== 'idle';
@@ -152,11 +153,11 @@ async function dryRun(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pip
     actions.push(`then looks for target rows whose key left the source and ${p.deletes === 'soft' ? `marks them in ${p.softDeleteColumn}` : 'deletes them'} (deletes: ${p.deletes})`);
   if (p.verify !== 'none') actions.push(`finally compares source and target (verify: ${p.verify})`);
   const statements = [...(shapes.creation ?? []), ...shapes.inspection.evolution].map((x) => x.sql);
-  return { ...planOf(p, pipeline, shapes, { startCursor: start, resumed: unfinished, estimatedRows: estimated, initialLoad: false }), dryRun: { actions, statements } };
+  return { ...planOf(resolved, shapes, { startCursor: start, resumed: unfinished, estimatedRows: estimated, initialLoad: false }), dryRun: { actions, statements } };
 }
 
 /** What every plan says, from the pipeline, its shapes and where this run stands. */
-function planOf(p: PipelineConfig, pipeline: string, shapes: Shapes, run: Pick<SyncPlan, 'startCursor' | 'resumed' | 'estimatedRows' | 'initialLoad'>): SyncPlan {
+function planOf({ pipeline: p, name: pipeline }: ResolvedRun, shapes: Shapes, run: Pick<SyncPlan, 'startCursor' | 'resumed' | 'estimatedRows' | 'initialLoad'>): SyncPlan {
   const targetShape = shapeReport(shapes);
   return {
     pipeline,
@@ -183,9 +184,9 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
   const { pipeline: p, name: pipeline } = run;
   if (continuing) checkDrift(run, input.fingerprint);
   const planned = await withBoth(deps.budget, ctx, run, async (s, t): Promise<SyncPlan> => {
-    const shapes = await checkShapes(s, t, p, pipeline);
+    const shapes = await checkShapes(s, t, run);
     const { plan } = shapes;
-    if (input.dryRun) return dryRun(s, t, p, pipeline, shapes);
+    if (input.dryRun) return dryRun(s, t, run, shapes);
     await ensureStateTable(t, p.stateSchema);
     await ensureSnapshotTable(t, p.stateSchema);
     // Before the claim: the probe reads both sides in transactions of its own.
@@ -226,7 +227,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       let partitions = existing;
       if (partitioned && !(unfinished && existing.length)) {
         // A whole-table run left unfinished by an older worker continues as one slice from its cursor.
-        partitions = unfinished ? single() : await slice(s, p, pipeline, plan, start, await estimateRows(s, p, plan, { after: start }));
+        partitions = unfinished ? single() : await slice(s, run, plan, start, await estimateRows(s, p, plan, { after: start }));
         await replacePartitions(t, p.stateSchema, pipeline, partitions);
       }
       const loadsNewTable = p.mode === 'full-refresh' || bulkLoad;
@@ -238,7 +239,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
     if (claimed.compared.length) {
       const resync = probe ?? (await continuedResync(s, t, run));
       return {
-        ...planOf(p, pipeline, shapes, { startCursor: null, resumed: claimed.resumed, estimatedRows: resync.estimatedRows, initialLoad: false }),
+        ...planOf(run, shapes, { startCursor: null, resumed: claimed.resumed, estimatedRows: resync.estimatedRows, initialLoad: false }),
         partitions: [],
         parallelism: p.parallelism,
         resync: { ...resync, method: 'compare', buckets: claimed.compared.map((b) => ({ bucket: b.bucket, done: b.done, rowsWritten: b.rowsWritten, rowsDeleted: b.rowsDeleted })) },
@@ -249,7 +250,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
     let estimatedRows = 0;
     for (const sl of slices) estimatedRows += await estimateRows(s, p, plan, sl);
     return {
-      ...planOf(p, pipeline, shapes, { startCursor: claimed.start, resumed: claimed.resumed, estimatedRows, initialLoad: claimed.initialLoad }),
+      ...planOf(run, shapes, { startCursor: claimed.start, resumed: claimed.resumed, estimatedRows, initialLoad: claimed.initialLoad }),
       ...(partitioned && {
         partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
         parallelism: p.parallelism,

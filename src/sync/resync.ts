@@ -208,7 +208,7 @@ export async function resyncBucket(deps: Deps, ctx: CallContext, run: ResolvedRu
   checkDrift(run, input.fingerprint);
   return withBoth(deps.budget, ctx, run, (s, t) =>
     withCanonicalText(t, async (tx) => {
-      await ownRun(t, p, pipeline, runId);
+      await ownRun(t, run, runId);
       const b = await lockBucket(t, p.stateSchema, pipeline, runId, bucket);
       if (!b) throw conflictError(`pipeline "${pipeline}" has no re-sync bucket ${bucket} in run ${runId}; it was re-planned by another run`);
       if (b.done) {
