@@ -88,6 +88,8 @@ describe('a run resolved once, and config drift between plan and steps', () => {
     assert.equal((await engines.tuned!.resyncBucket(ctx, bucket)).alreadyCommitted, false);
     await assert.rejects(engines.drifted!.chunk(ctx, { pipeline: 'p', runId: 'drift', after: null, partition: 0, fingerprint: plan.fingerprint }), drift);
     await assert.rejects(engines.drifted!.deleteBucket(ctx, { pipeline: 'p', runId: 'drift', bucket: 0, leafRows, fingerprint: plan.fingerprint }), drift);
+    await assert.rejects(engines.drifted!.planDeletes(ctx, { pipeline: 'p', runId: 'drift', fingerprint: plan.fingerprint }), drift);
+    await assert.rejects(engines.drifted!.finish(ctx, { pipeline: 'p', runId: 'drift', fingerprint: plan.fingerprint }), drift);
     // A run continued as new re-plans: under another config it stops there too.
     await assert.rejects(engines.drifted!.plan(ctx, { pipeline: 'p', runId: 'drift', partitioned: true, compare: true, continuing: true, fingerprint: plan.fingerprint }), drift);
     // A step without a fingerprint (planned by an older worker) goes on.

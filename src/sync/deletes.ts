@@ -14,6 +14,8 @@ export interface DeletesInput {
   pipeline: string;
   environment?: string;
   runId: string;
+  /** From the run's plan (SyncPlan.fingerprint): PipelineDriftError under another config. */
+  fingerprint?: string;
 }
 
 export interface DeleteBucketInput extends DeletesInput {
@@ -52,6 +54,7 @@ async function markerValue(t: pg.ClientBase, { pipeline: p, name: pipeline }: Re
 export async function planDeletes(deps: Deps, ctx: CallContext, run: ResolvedRun, input: DeletesInput): Promise<DeletePlan> {
   const { runId } = input;
   const { pipeline: p, name: pipeline } = run;
+  checkDrift(run, input.fingerprint);
   if (p.deletes === 'ignore') return { buckets: [], leafRows: 0, estimatedRows: 0 };
   return withBoth(deps.budget, ctx, run, async (s, t) => {
     if (p.deletes === 'soft') await markerValue(t, run);

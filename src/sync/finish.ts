@@ -7,13 +7,15 @@ import { deleteBuckets, deletePartitions, hasBucketTable, readBuckets, readParti
 import { withTransaction } from '../db/transaction';
 import { incremental, withConnection, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError } from './errors';
-import type { ResolvedRun } from './run';
+import { checkDrift, type ResolvedRun } from './run';
 import type { CursorValue, FinishResult, SwapReport } from './types';
 
 export interface FinishInput {
   pipeline: string;
   environment?: string;
   runId: string;
+  /** From the plan (SyncPlan.fingerprint): finishing under another config fails with PipelineDriftError. */
+  fingerprint?: string;
 }
 
 /** Slices are disjoint and ordered, so the last one that copied anything holds the run's greatest cursor. */
@@ -64,6 +66,7 @@ async function swapIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps)
 export async function finishSync(deps: SyncEngineDeps, ctx: CallContext, run: ResolvedRun, input: FinishInput): Promise<FinishResult> {
   const { runId } = input;
   const { pipeline: p, name: pipeline } = run;
+  checkDrift(run, input.fingerprint);
   return withConnection(ctx.connect, p.target, (t) =>
     withTransaction(t, async (tx) => {
       const state = await readState(t, p.stateSchema, pipeline, 'update');

@@ -21,8 +21,6 @@ import type { ResyncBucketResult, ResyncProbe } from './types';
 
 /** Above this share of the sampled bucket's rows changed, comparing first costs more than merging every row. */
 const MERGE_ABOVE = 0.5;
-/** From this share of sub-ranges differing, digests name nearly everything: buckets compare row hashes directly. */
-const DIGESTS_BELOW = 0.5;
 /** Above this share of a range's rows changed, the range is copied whole instead of by a list of keys. */
 const KEYS_BELOW = 0.3;
 /** Up to this share of rows changed, buckets digest small sub-buckets and copy the differing ones whole; above it they compare row hashes. */

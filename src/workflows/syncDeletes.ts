@@ -16,7 +16,7 @@ export async function detectDeletes(run: SyncRun, plan: SyncPlan): Promise<void>
   const { pipeline, environment, runId, progress } = run;
   const nonRetryable = nonRetryableTypes(run.wakeVisible);
   const { planDeletes } = stepActivities(nonRetryable);
-  const found = await run.call(() => planDeletes({ pipeline, environment, runId, auth: run.identity.auth }));
+  const found = await run.call(() => planDeletes({ pipeline, environment, runId, auth: run.identity.auth, ...plannedFingerprint(run.plan) }));
   const deletes = (progress.deletes = {
     buckets: found.buckets.length,
     done: found.buckets.filter((b) => b.done).length,
