@@ -39,6 +39,10 @@ async function main() {
     profiles: { s: { auth, environments: { b: env(srcUrl) } }, t: { auth, environments: { b: env(dstUrl) } } },
     pipelines: {
       up: { source: { profile: 's', environment: 'b', table: 'pgbench_accounts' }, target: { profile: 't', environment: 'b', table: 'accounts' }, mode: 'upsert', key: ['aid'], deletes: 'hard' },
+      // Full refresh at parallelism 1 and 4, timed by phase: where a copy's seconds go.
+      ...Object.fromEntries(
+        [1, 4].map((n) => [`full${n}`, { source: { profile: 's', environment: 'b', table: 'pgbench_accounts' }, target: { profile: 't', environment: 'b', table: `full${n}` }, mode: 'full-refresh', key: ['aid'], parallelism: n }]),
+      ),
     },
   });
   const logger = createLogger({ level: 'silent' });
@@ -112,6 +116,29 @@ async function main() {
     return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), written, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests, groupRows: plan.resync.groupRows }) };
   };
 
+  /** A full refresh by phase: plan (split points), chunks (COPY into the new table, n lanes), finish (index build and swap). */
+  const fullRefresh = async (pipeline: string) => {
+    const runId = `f${n++}`;
+    const t0 = performance.now();
+    const plan = await engine.plan(ctx, { pipeline, runId, partitioned: true });
+    const t1 = performance.now();
+    const q = plan.partitions!.filter((x) => !x.done);
+    let chunks = 0;
+    await Promise.all(
+      Array.from({ length: plan.parallelism ?? 1 }, async () => {
+        for (let x = q.shift(); x; x = q.shift())
+          for (let after = x.cursor, done = false; !done; chunks++) ({ cursor: after, done } = await engine.chunk(ctx, { pipeline, runId, after, partition: x.partition, initialLoad: plan.initialLoad }));
+      }),
+    );
+    const t2 = performance.now();
+    await engine.finish(ctx, { pipeline, runId });
+    const t3 = performance.now();
+    const sec = (a: number, z: number) => Number(((z - a) / 1000).toFixed(2));
+    return { partitions: plan.partitions!.length, chunks, plan: sec(t0, t1), copy: sec(t1, t2), finish: sec(t2, t3) };
+  };
+  for (const k of [1, 4]) await dst.query(`CREATE TABLE full${k} (aid int PRIMARY KEY, bid int, abalance int, filler char(84))`);
+  await timed('full refresh, parallelism 1', () => fullRefresh('full1'), pipe);
+  await timed('full refresh, parallelism 4', () => fullRefresh('full4'), pipe);
   await timed('upsert first load (empty keyed target)', () => run(true), pipe);
   await timed('re-sync 0% changed, plain merge', () => run(false), pipe);
   await timed('re-sync 0% changed, compare', () => run(true), pipe);

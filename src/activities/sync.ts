@@ -5,7 +5,7 @@ import type { Config } from '../config/schema';
 import type { RecordTransform } from '../db/copyText';
 import type { PoolRegistry } from '../db/pools';
 import type { Metrics } from '../metrics';
-import { createSyncEngine, type CallContext, type ConnectionBudget, type DeleteBucketInput, type DeletesInput, type ResyncBucketInput, type VerifyBucketInput, type VerifyInput } from '../sync';
+import { createSyncEngine, type CallContext, type ConnectionBudget, type ResolvedRun, type DeleteBucketInput, type DeletesInput, type ResyncBucketInput, type VerifyBucketInput, type VerifyInput } from '../sync';
 import { activityContext } from './context';
 import { runActivity } from './adapter';
 import type {
@@ -62,21 +62,37 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     };
   }
 
+  /**
+   * The run, resolved once for this activity: its label names the target table and the engine
+   * takes it as it is. Undefined when the name does not resolve: the engine call then resolves it
+   * inside runActivity, so the error is classified like any other.
+   */
+  function resolved(input: { pipeline: string; environment?: string }): ResolvedRun | undefined {
+    try {
+      return engine.resolve(input);
+    } catch {
+      return undefined;
+    }
+  }
+  const targetOf = (run: ResolvedRun | undefined) => run?.pipeline.target.table ?? '?';
+
   async function planSync(input: PlanSyncInput): Promise<SyncPlan> {
-    return runActivity({ statement: `planSync(${input.pipeline})` }, () => engine.plan(callContext(input.auth), input));
+    const run = resolved(input);
+    return runActivity({ statement: `planSync(${input.pipeline})` }, () => engine.plan(callContext(input.auth), input, run));
   }
 
   /** One chunk: up to batchRows rows after `after` (in `partition`, for partitioned runs), committed with its cursor. */
   async function syncChunk(input: SyncChunkInput): Promise<ChunkResult> {
     const { pipeline } = input;
+    const run = resolved(input);
     const timer = metrics?.chunkSeconds.startTimer({ pipeline });
     const label = {
-      statement: `syncChunk(${pipeline}) into ${config.pipelines[pipeline]?.target.table ?? '?'}`,
+      statement: `syncChunk(${pipeline}) into ${targetOf(run)}`,
       configPath: `pipelines.${pipeline}`,
       cancelled: { message: `syncChunk(${pipeline}) cancelled; the chunk was rolled back`, when: 'abort' as const },
     };
     return runActivity(label, async () => {
-      const result = await engine.chunk(callContext(input.auth, { after: input.after, partition: input.partition }), input);
+      const result = await engine.chunk(callContext(input.auth, { after: input.after, partition: input.partition }), input, run);
       timer?.();
       metrics?.rowsCopied.inc({ pipeline }, result.rowsCopied);
       metrics?.rowsWritten.inc({ pipeline }, result.rowsWritten);
@@ -87,7 +103,8 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
 
   /** Ends a run: a full refresh swaps its loaded table in (one transaction); incremental runs keep their cursor. */
   async function finishSync(input: FinishSyncInput): Promise<FinishResult> {
-    return runActivity({ statement: `finishSync(${input.pipeline}) on ${config.pipelines[input.pipeline]?.target.table ?? '?'}` }, () => engine.finish(callContext(input.auth), input));
+    const run = resolved(input);
+    return runActivity({ statement: `finishSync(${input.pipeline}) on ${targetOf(run)}` }, () => engine.finish(callContext(input.auth), input, run));
   }
 
   /**
@@ -110,20 +127,22 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
 
   /** The run's delete-detection buckets (made once per run, kept in the state schema). */
   async function planDeletes(input: DeletesInput & { auth?: JobAuth }): Promise<DeletePlan> {
-    return runActivity({ statement: `planDeletes(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan deletes' }, () => engine.planDeletes(callContext(input.auth), input)));
+    const run = resolved(input);
+    return runActivity({ statement: `planDeletes(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan deletes' }, () => engine.planDeletes(callContext(input.auth), input, run)));
   }
 
   /** A bucket activity that writes the target: named with its table; a cancel rolls the bucket back. */
-  const bucketLabel = (activity: string, pipeline: string, bucket: number) => ({
-    statement: `${activity}(${pipeline}, bucket ${bucket}) on ${config.pipelines[pipeline]?.target.table ?? '?'}`,
+  const bucketLabel = (activity: string, pipeline: string, bucket: number, run: ResolvedRun | undefined) => ({
+    statement: `${activity}(${pipeline}, bucket ${bucket}) on ${targetOf(run)}`,
     cancelled: { message: `${activity}(${pipeline}) cancelled; the bucket was rolled back`, when: 'abort' as const },
   });
 
   /** One bucket of delete detection: its deletes (or marks) commit with the bucket's done flag. */
   async function deleteBucket(input: DeleteBucketInput & { auth?: JobAuth }): Promise<DeleteBucketResult> {
     const { pipeline, bucket } = input;
-    return runActivity(bucketLabel('deleteBucket', pipeline, bucket), async () => {
-      const result = await withHeartbeats({ phase: 'deletes', bucket }, () => engine.deleteBucket(callContext(input.auth, { bucket }), input));
+    const run = resolved(input);
+    return runActivity(bucketLabel('deleteBucket', pipeline, bucket, run), async () => {
+      const result = await withHeartbeats({ phase: 'deletes', bucket }, () => engine.deleteBucket(callContext(input.auth, { bucket }), input, run));
       if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsDeleted);
       return result;
     });
@@ -132,23 +151,26 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
   /** One bucket of a compare-then-copy re-sync: its merged and deleted rows commit with the bucket's done flag. */
   async function resyncBucket(input: ResyncBucketInput & { auth?: JobAuth }): Promise<ResyncBucketResult> {
     const { pipeline, bucket } = input;
-    return runActivity(bucketLabel('resyncBucket', pipeline, bucket), async () => {
-      const result = await withHeartbeats({ phase: 're-sync', bucket }, () => engine.resyncBucket(callContext(input.auth, { bucket }), input));
+    const run = resolved(input);
+    return runActivity(bucketLabel('resyncBucket', pipeline, bucket, run), async () => {
+      const result = await withHeartbeats({ phase: 're-sync', bucket }, () => engine.resyncBucket(callContext(input.auth, { bucket }), input, run));
       if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsWritten + result.rowsDeleted);
       return result;
     });
   }
 
   async function planVerify(input: VerifyInput & { mode?: VerifyPlan['mode']; auth?: JobAuth }): Promise<VerifyPlan> {
-    return runActivity({ statement: `planVerify(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input.auth), input)));
+    const run = resolved(input);
+    return runActivity({ statement: `planVerify(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input.auth), input, run)));
   }
 
   /** One bucket of a verify; reads only. Mismatches are counted in lakebase_verify_mismatches_total. */
   async function verifyBucket(input: VerifyBucketInput & { auth?: JobAuth }): Promise<VerifyBucketResult> {
     const { pipeline } = input;
+    const run = resolved(input);
     const label = { statement: `verifyBucket(${pipeline})`, cancelled: { message: `verifyBucket(${pipeline}) cancelled`, when: 'abort' as const } };
     return runActivity(label, async () => {
-      const result = await withHeartbeats({ phase: 'verify', range: input.range }, () => engine.verifyBucket(callContext(input.auth), input));
+      const result = await withHeartbeats({ phase: 'verify', range: input.range }, () => engine.verifyBucket(callContext(input.auth), input, run));
       metrics?.verifyMismatches.inc({ pipeline }, result.mismatches);
       return result;
     });

@@ -10,6 +10,12 @@ export interface CompareSide {
   exclude?: string;
   /** The bucket column's type on this side, for the bounds array. */
   bucketType: string;
+  /**
+   * The bucket column is text-like and this side does not already order it by bytes: its ranges,
+   * sub-buckets and split points are taken under COLLATE "C", so both servers mean the same rows
+   * by one bound whatever their collations (left off where not needed, so an index still serves).
+   */
+  collateC?: boolean;
 }
 
 export interface CompareShape {
@@ -42,6 +48,9 @@ export const CANONICAL_TEXT_SETTINGS = [
 
 const col = (c: string) => `v.${quoteIdent(c)}`;
 
+/** The bucket column on one side, ordered by bytes (see CompareSide.collateC). */
+const bucketOf = (shape: CompareShape, side: CompareSide) => `${col(shape.bucketColumn!)}${side.collateC ? ' COLLATE "C"' : ''}`;
+
 /** The source as the target sees it: the pipeline's select list (transforms applied, target names) over its relation. */
 export const sourceSideSql = (select: string[], relation: string) => `(SELECT ${select.join(', ')} FROM ${relation}) AS v`;
 
@@ -61,17 +70,42 @@ export const markedSql = (column: string) => `${col(column)} IS NOT NULL`;
 export const pastCursorSql = (column: string, value: string) => `${col(column)} > ${lit(value)}`;
 
 export const FORMAT_TYPE_SQL = `SELECT format_type($1, NULL) AS t`;
+
+/** Whether a type (OID) takes a collation at all: COLLATE on any other is an error. */
+export const COLLATABLE_TYPE_SQL = `SELECT typcollation <> 0 AS collatable FROM pg_type WHERE oid = $1`;
+
+/**
+ * How a text-like column of `relation` is ordered here (the subquery is typed, never run):
+ * `bytes` when its collation is libc C or POSIX (its own, or the database default that is), and
+ * otherwise the collation's provider, locale and the version its library reports now — two
+ * servers whose columns agree on all three order them alike. Column names differ across
+ * PostgreSQL 15–17 (colliculocale/colllocale, daticulocale/datlocale), hence to_jsonb.
+ */
+export const collationOrderSql = (relation: string, column: string) => {
+  const dflt = 'c.oid = 100';
+  const provider = `CASE WHEN ${dflt} THEN COALESCE(to_jsonb(d) ->> 'datlocprovider', 'c') ELSE c.collprovider::text END`;
+  const locale =
+    `CASE WHEN ${dflt} THEN COALESCE(to_jsonb(d) ->> 'daticulocale', to_jsonb(d) ->> 'datlocale', '') || '/' || d.datcollate ` +
+    `ELSE COALESCE(to_jsonb(c) ->> 'colliculocale', to_jsonb(c) ->> 'colllocale', '') || '/' || COALESCE(c.collcollate, '') END`;
+  return (
+    `SELECT (c.collprovider = 'c' AND c.collcollate IN ('C', 'POSIX')) OR (${dflt} AND ${provider} = 'c' AND d.datcollate IN ('C', 'POSIX')) AS bytes, ` +
+    `${provider} AS provider, ${locale} AS locale, ` +
+    `CASE WHEN ${dflt} THEN pg_database_collation_actual_version(d.oid) ELSE pg_collation_actual_version(c.oid) END AS version ` +
+    `FROM pg_collation c, pg_database d WHERE d.datname = current_database() ` +
+    `AND c.oid = pg_collation_for((SELECT ${col(column)} FROM ${relation} WHERE false))::regcollation`
+  );
+};
 const lit = (x: string) => cursorLiteral(x);
 
-function rangeCondition(shape: CompareShape, r: KeyRange): string {
-  const b = col(shape.bucketColumn!);
+function rangeCondition(shape: CompareShape, side: CompareSide, r: KeyRange): string {
+  const b = bucketOf(shape, side);
   const parts = [...(r.lower === null ? [] : [`${b} >= ${lit(r.lower)}`]), ...(r.upper === null ? [] : [`${b} < ${lit(r.upper)}`])];
   return parts.length ? `(${parts.join(' AND ')})` : 'true';
 }
 
 function conditions(shape: CompareShape, side: CompareSide, ranges: KeyRange[]): string[] {
   const c: string[] = [];
-  if (shape.bucketColumn !== null && ranges.length) c.push(ranges.length === 1 ? rangeCondition(shape, ranges[0]!) : `(${ranges.map((r) => rangeCondition(shape, r)).join(' OR ')})`);
+  if (shape.bucketColumn !== null && ranges.length) c.push(ranges.length === 1 ? rangeCondition(shape, side, ranges[0]!) : `(${ranges.map((r) => rangeCondition(shape, side, r)).join(' OR ')})`);
   if (side.exclude) c.push(`NOT (${side.exclude})`);
   return c;
 }
@@ -90,7 +124,7 @@ function rowHash(shape: CompareShape): string {
 export function subBoundsSql(shape: CompareShape, range: KeyRange, every: number): string {
   const b = col(shape.bucketColumn!);
   return (
-    `SELECT x.b::text AS b FROM (SELECT ${b} AS b, row_number() OVER (ORDER BY ${b}) AS rn FROM ${shape.source.relation}` +
+    `SELECT x.b::text AS b FROM (SELECT ${b} AS b, row_number() OVER (ORDER BY ${bucketOf(shape, shape.source)}) AS rn FROM ${shape.source.relation}` +
     `${where(shape, shape.source, [range])}) x WHERE (x.rn - 1) % ${Math.max(1, Math.trunc(every))} = 0 AND x.rn > 1 ORDER BY x.rn`
   );
 }
@@ -109,7 +143,7 @@ export const HASH_DIGEST = { before: 'SET LOCAL enable_sort = off', after: 'SET 
 
 /** A row's sub-bucket: 0 below the first bound, i from bound i on. */
 function subBucketOf(shape: CompareShape, side: CompareSide, bounds: string[]): string {
-  return shape.bucketColumn !== null && bounds.length ? `width_bucket(${col(shape.bucketColumn)}, ARRAY[${bounds.map(lit).join(', ')}]::${side.bucketType}[])` : '0';
+  return shape.bucketColumn !== null && bounds.length ? `width_bucket(${bucketOf(shape, side)}, ARRAY[${bounds.map(lit).join(', ')}]::${side.bucketType}[])` : '0';
 }
 
 /** Rows of `range` in the sub-buckets `ids` (over `bounds`): one range scan, filtered, however many sub-buckets. */
@@ -142,7 +176,7 @@ export function bucketDigestSql(shape: CompareShape, side: CompareSide, range: K
 export function bucketSplitSql(shape: CompareShape, sampledSource: string, parts: number): string {
   const fractions = Array.from({ length: parts - 1 }, (_, i) => ((i + 1) / parts).toFixed(6)).join(', ');
   return (
-    `SELECT (percentile_disc(ARRAY[${fractions}]::float8[]) WITHIN GROUP (ORDER BY ${col(shape.bucketColumn!)}))::text[] AS points ` +
+    `SELECT (percentile_disc(ARRAY[${fractions}]::float8[]) WITHIN GROUP (ORDER BY ${bucketOf(shape, shape.source)}))::text[] AS points ` +
     `FROM ${sampledSource}${where(shape, shape.source, [])}`
   );
 }

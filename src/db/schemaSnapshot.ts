@@ -16,6 +16,8 @@ const snapshotColumn = z.object({
   /** The wire type (RowDescription): when it is unchanged, the type needs no new look-up. */
   oid: z.number(),
   typmod: z.number(),
+  /** Its collation as SQL (`"C"`), null for the database default; absent where not known (expressions, older snapshots). */
+  collation: z.string().nullable().optional(),
   /** The source dropped it; the target keeps the column and gets NULL in it (schemaChanges: evolve). */
   dropped: z.boolean().optional(),
 });
@@ -55,6 +57,6 @@ export async function writeSnapshot(c: pg.ClientBase, schema: string, pipeline: 
 
 export function sameSnapshot(a: SnapshotColumn[] | null, b: SnapshotColumn[] | null): boolean {
   if (a === null || b === null) return a === b;
-  const key = (cols: SnapshotColumn[]) => JSON.stringify([...cols].sort((x, y) => (x.name < y.name ? -1 : 1)).map((c) => [c.name, c.type, c.oid, c.typmod, !!c.dropped]));
+  const key = (cols: SnapshotColumn[]) => JSON.stringify([...cols].sort((x, y) => (x.name < y.name ? -1 : 1)).map((c) => [c.name, c.type, c.oid, c.typmod, !!c.dropped, c.collation === undefined ? '?' : c.collation]));
   return key(a) === key(b);
 }

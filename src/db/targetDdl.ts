@@ -15,10 +15,15 @@ export interface ColumnDefinition {
   /** Rendered type (renderType). */
   type: string;
   notNull: boolean;
+  /** A collation other than the database default, as SQL (`"C"`, `"public"."german"`). */
+  collation?: string | null;
 }
 
+/** A column's type with its collation, for CREATE TABLE and ADD COLUMN. */
+export const columnTypeSql = (type: string, collation?: string | null) => (collation ? `${type} COLLATE ${collation}` : type);
+
 export function createTableSql(table: string, columns: ColumnDefinition[], key: string[]): string {
-  const lines = columns.map((c) => `  ${quoteIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`);
+  const lines = columns.map((c) => `  ${quoteIdent(c.name)} ${columnTypeSql(c.type, c.collation)}${c.notNull ? ' NOT NULL' : ''}`);
   if (key.length) lines.push(`  PRIMARY KEY (${key.map((k) => quoteIdent(k)).join(', ')})`);
   return `CREATE TABLE ${quoteTable(table)} (\n${lines.join(',\n')}\n)`;
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import type { PipelineConfig } from '../config/schema';
-import { parseQualifiedName, quoteTable } from './identifiers';
+import { parseQualifiedName, quoteIdent, quoteTable } from './identifiers';
 import { RAW_TEXT } from './rawText';
 import { sourceRelation, type ColumnPlan } from './syncSql';
 
@@ -20,6 +20,11 @@ export interface WireColumn {
   /** The table column it comes from unchanged (0 for expressions): its catalog entry has the exact type. */
   tableId: number;
   columnId: number;
+  /**
+   * The table column's collation as SQL (`"C"`, `"public"."german"`); null for the database
+   * default or a type without collations; undefined for an expression (not traced to a column).
+   */
+  collation?: string | null;
 }
 
 /** A type as one database names it: enough to name it in another database, or to create it there. */
@@ -38,13 +43,47 @@ export interface SourceColumn {
   name: string;
   type: TypeInfo;
   notNull: boolean;
+  /** See WireColumn.collation. */
+  collation?: string | null;
   wire: { oid: number; typmod: number };
 }
 
 /** Runs the plan's select list for no rows: compiles it (a typo fails here) and describes each output column. */
 export async function outputColumns(c: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan): Promise<WireColumn[]> {
   const res = await c.query({ text: `SELECT ${plan.select.join(', ')} FROM ${sourceRelation(p)} LIMIT 0`, types: RAW_TEXT });
-  return res.fields.map((f) => ({ name: f.name, oid: f.dataTypeID, typmod: f.dataTypeModifier, tableId: f.tableID, columnId: f.columnID }));
+  const wire = res.fields.map((f) => ({ name: f.name, oid: f.dataTypeID, typmod: f.dataTypeModifier, tableId: f.tableID, columnId: f.columnID }));
+  const collations = await columnCollations(c, wire);
+  return wire.map((w, i) => (w.tableId === 0 ? w : { ...w, collation: collations[i] ?? null }));
+}
+
+/** A collation's schema and name, as columns `coll_schema`, `coll_name` (NULL when joined to nothing). */
+const COLLATION_COLUMNS = `cn.nspname AS coll_schema, co.collname AS coll_name`;
+
+/** A collation as SQL names it: built-in ones bare (`"C"`), others schema-qualified. */
+const collationSql = (r: { coll_schema: string | null; coll_name: string | null }): string | null =>
+  r.coll_name === null ? null : r.coll_schema === 'pg_catalog' || r.coll_schema === null ? quoteIdent(r.coll_name) : `${quoteIdent(r.coll_schema)}.${quoteIdent(r.coll_name)}`;
+
+/** Collations of table columns other than the database default (RowDescription does not carry them); one statement, rows not read. */
+async function columnCollations(c: pg.ClientBase, wire: { tableId: number; columnId: number }[]): Promise<(string | null)[]> {
+  const traced = wire.some((w) => w.tableId !== 0);
+  if (!traced) return wire.map(() => null);
+  const { rows } = await c.query<{ ord: number; coll_schema: string | null; coll_name: string | null }>(
+    `SELECT x.ord::int AS ord, ${COLLATION_COLUMNS}
+       FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS x(rel, attnum, ord)
+       JOIN pg_attribute a ON a.attrelid = x.rel AND a.attnum = x.attnum
+       JOIN pg_collation co ON co.oid = a.attcollation AND co.oid <> 100
+       JOIN pg_namespace cn ON cn.oid = co.collnamespace`,
+    [wire.map((w) => w.tableId), wire.map((w) => w.columnId)],
+  );
+  const byOrd = new Map(rows.map((r) => [r.ord, collationSql(r)]));
+  return wire.map((_, i) => byOrd.get(i + 1) ?? null);
+}
+
+/** The subset of `collations` (as SQL names, see WireColumn.collation) that database `c` lacks. */
+export async function missingCollations(c: pg.ClientBase, collations: string[]): Promise<string[]> {
+  if (collations.length === 0) return [];
+  const { rows } = await c.query<{ name: string }>(`SELECT x.name FROM unnest($1::text[]) AS x(name) WHERE to_regcollation(x.name) IS NULL`, [collations]);
+  return rows.map((r) => r.name);
 }
 
 interface TypeRow {
@@ -109,7 +148,7 @@ export async function describeColumns(c: pg.ClientBase, wire: WireColumn[], isTa
   const infos = await describe(c, wire.map((w) => ({ oid: w.oid, typmod: w.typmod, rel: w.tableId, attnum: w.columnId })));
   return wire.map((w, i) => {
     const { notNull, ...type } = infos[i]!;
-    return { name: w.name, type, notNull: isTable && w.tableId !== 0 && notNull, wire: { oid: w.oid, typmod: w.typmod } };
+    return { name: w.name, type, notNull: isTable && w.tableId !== 0 && notNull, wire: { oid: w.oid, typmod: w.typmod }, ...(w.collation !== undefined && { collation: w.collation }) };
   });
 }
 
@@ -158,6 +197,8 @@ export interface TargetColumn {
   type: string;
   notNull: boolean;
   generated: boolean;
+  /** Its collation as SQL (see WireColumn.collation); null: the database default, or none. */
+  collation?: string | null;
 }
 
 /**
@@ -165,15 +206,20 @@ export interface TargetColumn {
  * the table, so a chunk can still take the ALTER's lock first (see src/sync/schemaChanges.ts).
  */
 export async function targetColumns(c: pg.ClientBase, table: string): Promise<TargetColumn[] | null> {
-  const { rows } = await c.query<{ rel: number | null; name: string | null; type: string; not_null: boolean; generated: boolean }>(
-    `SELECT r.oid::int8 AS rel, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null, a.attgenerated <> '' AS generated
+  const { rows } = await c.query<{ rel: number | null; name: string | null; type: string; not_null: boolean; generated: boolean; coll_schema: string | null; coll_name: string | null }>(
+    `SELECT r.oid::int8 AS rel, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null, a.attgenerated <> '' AS generated,
+            ${COLLATION_COLUMNS}
        FROM (SELECT to_regclass($1) AS oid) r
        LEFT JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+       LEFT JOIN pg_collation co ON co.oid = a.attcollation AND co.oid <> 100
+       LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
       ORDER BY a.attnum`,
     [quoteTable(table)],
   );
   if (rows[0]?.rel == null) return null;
-  return rows.filter((r) => r.name !== null).map((r) => ({ name: r.name!, type: r.type, notNull: r.not_null, generated: r.generated }));
+  return rows
+    .filter((r) => r.name !== null)
+    .map((r) => ({ name: r.name!, type: r.type, notNull: r.not_null, generated: r.generated, collation: collationSql(r) }));
 }
 
 /** What the target database already has of the schemas, types and extensions a new table needs. */

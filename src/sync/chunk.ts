@@ -2,7 +2,6 @@ import type { Transform } from 'node:stream';
 import { pipeline as pipe } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { CopyMeter, copyRowTransform, type RecordTransform } from '../db/copyText';
 import { quoteTable } from '../db/identifiers';
@@ -12,10 +11,11 @@ import { copyInSql, copyOutSql, copyPagesSql, createStageSql, mergeSql, type Col
 import type { PartitionState } from '../db/syncState';
 import { lockPartition, readState, sameCursor, writePartition, writeState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
-import { columnPlan, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError, initialLoadConflict } from './errors';
 import type { ConnectionBudget } from './gates';
 import { reconcileSchema } from './schemaChanges';
+import { checkDrift, type ResolvedRun } from './run';
 import type { ChunkResult } from './types';
 
 export interface ChunkInput {
@@ -28,6 +28,8 @@ export interface ChunkInput {
   initialLoad?: boolean;
   /** Partitioned runs: which slice. Left out by whole-table runs of older workflows. */
   partition?: number;
+  /** From the plan (SyncPlan.fingerprint): the chunk fails with PipelineDriftError if the config changed since. */
+  fingerprint?: string;
 }
 
 const STAGE = 'lbw_stage';
@@ -93,11 +95,11 @@ const nothing = (cursor: CursorValue[] | null, done: boolean, alreadyCommitted: 
  * Copies the rows after `after` (at most batchRows; within its slice for a partition) from
  * source to target as a stream, writes them and advances the cursor in one target transaction.
  */
-export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, input: ChunkInput): Promise<ChunkResult> {
-  const { pipeline, runId, after, partition } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
-  const transform = rowTransformOf(deps, p, pipeline);
-  return withBoth(deps.budget, ctx, p, (s, t) =>
+export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, run: ResolvedRun, input: ChunkInput): Promise<ChunkResult> {
+  const { runId, after, partition } = input;
+  const { pipeline: p, name: pipeline, transform } = run;
+  checkDrift(run, input.fingerprint);
+  return withBoth(deps.budget, ctx, run, (s, t) =>
     withTransaction(t, async (tx) => {
       // Partition chunks run side by side: they share the run's row and lock only their own slice.
       const state = await readState(t, p.stateSchema, pipeline, partition === undefined ? 'update' : 'share');

@@ -12,6 +12,8 @@ import {
   bucketExtentSql,
   bucketSplitSql,
   CANONICAL_TEXT_SETTINGS,
+  collationOrderSql,
+  COLLATABLE_TYPE_SQL,
   columnTypeProbeSql,
   FORMAT_TYPE_SQL,
   HASH_DIGEST,
@@ -31,6 +33,7 @@ import { CopyMeter } from '../db/copyText';
 import { sourceRelation, type CursorValue } from '../db/syncSql';
 import { withTransaction, type Transaction } from '../db/transaction';
 import { columnPlan, type CallContext } from './context';
+import type { ResolvedRun } from './run';
 
 
 /** What a compare looks at: keys only (delete detection), row counts, or counts and row checksums. */
@@ -48,25 +51,60 @@ export async function typeOf(c: pg.ClientBase, relation: string, column: string)
   return (await c.query<{ t: string }>(FORMAT_TYPE_SQL, [field.dataTypeID])).rows[0]!.t;
 }
 
+/** One side's bucket column: its type and, for a type with collations, how this server orders it. */
+interface BucketSide {
+  bucketType: string;
+  /** null: the type has no collation; `bytes`: already in byte order; otherwise an identity other servers must match. */
+  order: null | 'bytes' | { identity: string | null };
+}
+
+async function bucketSide(c: pg.ClientBase, relation: string, column: string): Promise<BucketSide> {
+  const field = (await c.query(columnTypeProbeSql(relation, column))).fields[0]!;
+  const bucketType = (await c.query<{ t: string }>(FORMAT_TYPE_SQL, [field.dataTypeID])).rows[0]!.t;
+  if (!(await c.query<{ collatable: boolean }>(COLLATABLE_TYPE_SQL, [field.dataTypeID])).rows[0]?.collatable) return { bucketType, order: null };
+  const r = (await c.query<{ bytes: boolean; provider: string; locale: string; version: string | null }>(collationOrderSql(relation, column))).rows[0];
+  if (!r) return { bucketType, order: { identity: null } };
+  if (r.bytes) return { bucketType, order: 'bytes' };
+  // Without a version only C.* locales (code point order, which PostgreSQL leaves unversioned) can be matched.
+  const unversionedOk = /(^|\/)C\./i.test(r.locale);
+  return { bucketType, order: { identity: r.version !== null || unversionedOk ? `${r.provider}|${r.locale}|${r.version ?? ''}` : null } };
+}
+
+/**
+ * Which sides compare the bucket column under COLLATE "C" (CompareSide.collateC): none when both
+ * already order it alike (byte order, or the same collation at the same library version, where
+ * the key's index serves), otherwise each side not already in byte order.
+ */
+function collateSides(a: BucketSide['order'], b: BucketSide['order']): [boolean, boolean] {
+  const needs = (x: BucketSide['order']) => x !== null && x !== 'bytes';
+  if (a !== null && b !== null && a !== 'bytes' && b !== 'bytes' && a.identity !== null && a.identity === b.identity) return [false, false];
+  return [needs(a), needs(b)];
+}
+
 /**
  * The compare of a pipeline: its source as the target would see it (SQL transforms applied,
  * target column names), rows left out on each side, and which source rows arrived after `runCursor`.
  */
-export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, purpose: ComparePurpose, runCursor: CursorValue[] | null) {
-  const plan = await columnPlan(s, t, p, pipeline);
+export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, run: Pick<ResolvedRun, 'pipeline' | 'name'>, purpose: ComparePurpose, runCursor: CursorValue[] | null) {
+  const p = run.pipeline;
+  const plan = await columnPlan(s, t, run);
   const source = sourceSideSql(plan.select, sourceRelation(p));
   const target = targetSideSql(p.target.table!);
   const bucketColumn = p.key[0] ?? p.cursor ?? null;
   const exclude: string[] = [];
   // A source marker column: marked rows are deleted from the target, so neither side counts them.
   if (p.softDeleteColumn && p.deletes !== 'soft') exclude.push(markedSql(p.softDeleteColumn));
-  // A keyless append cannot name rows that came after the sync: both sides stop at its cursor.
-  if (p.key.length === 0 && p.cursor && runCursor?.[0] != null) exclude.push(pastCursorSql(p.cursor, runCursor[0]));
   const targetExclude = [...exclude, ...(p.deletes === 'soft' && p.softDeleteColumn ? [markedSql(p.softDeleteColumn)] : [])];
+  // A keyless append cannot name rows that came after the sync: the source stops at its cursor.
+  // Only the source: the cursor is in the source's order, which the target's collation need not
+  // share, and every target row was copied by a sync that ended at or before it.
+  if (p.key.length === 0 && p.cursor && runCursor?.[0] != null) exclude.push(pastCursorSql(p.cursor, runCursor[0]));
   const either = (xs: string[]) => (xs.length ? xs.map((x) => `(${x})`).join(' OR ') : undefined);
+  const sides = bucketColumn ? await Promise.all([bucketSide(s, source, bucketColumn), bucketSide(t, target, bucketColumn)]) : undefined;
+  const [sourceC, targetC] = sides ? collateSides(sides[0].order, sides[1].order) : [false, false];
   const shape: CompareShape = {
-    source: { relation: source, exclude: either(exclude), bucketType: bucketColumn ? await typeOf(s, source, bucketColumn) : '' },
-    target: { relation: target, exclude: either(targetExclude), bucketType: bucketColumn ? await typeOf(t, target, bucketColumn) : '' },
+    source: { relation: source, exclude: either(exclude), bucketType: sides?.[0].bucketType ?? '', collateC: sourceC },
+    target: { relation: target, exclude: either(targetExclude), bucketType: sides?.[1].bucketType ?? '', collateC: targetC },
     bucketColumn,
     key: p.key,
     hashColumns: purpose === 'deletes' ? p.key : purpose === 'checksums' ? plan.columns : [],

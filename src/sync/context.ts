@@ -5,8 +5,8 @@ import { sourceColumns } from '../db/catalog';
 import type { RecordTransform } from '../db/copyText';
 import { adjustPlan, planColumns, type ColumnPlan } from '../db/syncSql';
 import { targetColumns } from '../db/typeCatalog';
-import { configError } from './errors';
 import { ConnectionBudget } from './gates';
+import type { ResolvedRun } from './run';
 
 /** Opens a connection to one environment of a profile, as the caller's identity. */
 export type Connector = (profile: string, environment: string) => Promise<pg.PoolClient>;
@@ -51,21 +51,15 @@ export async function withConnection<R>(connect: Connector, side: { profile: str
 }
 
 /** Source and target connections together, within the worker's connection budget. */
-export function withBoth<R>(budget: ConnectionBudget, ctx: CallContext, p: PipelineConfig, fn: (source: pg.PoolClient, target: pg.PoolClient) => Promise<R>): Promise<R> {
-  return budget.run([environmentKey(p.source), environmentKey(p.target)], () =>
-    withConnection(ctx.connect, p.target, (t) => withConnection(ctx.connect, p.source, (s) => fn(s, t))),
+export function withBoth<R>(
+  budget: ConnectionBudget,
+  ctx: CallContext,
+  sides: { source: { profile: string; environment: string }; target: { profile: string; environment: string } },
+  fn: (source: pg.PoolClient, target: pg.PoolClient) => Promise<R>,
+): Promise<R> {
+  return budget.run([environmentKey(sides.source), environmentKey(sides.target)], () =>
+    withConnection(ctx.connect, sides.target, (t) => withConnection(ctx.connect, sides.source, (s) => fn(s, t))),
   );
-}
-
-export function rowTransformOf(deps: SyncEngineDeps, p: PipelineConfig, pipeline: string): RecordTransform | undefined {
-  const name = p.transform.rowTransform;
-  if (!name) return undefined;
-  const fn = deps.rowTransforms?.[name];
-  if (!fn)
-    throw configError(
-      `pipelines.${pipeline}.transform.rowTransform: no row transform "${name}" is registered with this worker; registered: ${Object.keys(deps.rowTransforms ?? {}).join(', ') || '(none)'}`,
-    );
-  return fn;
 }
 
 /**
@@ -73,7 +67,7 @@ export function rowTransformOf(deps: SyncEngineDeps, p: PipelineConfig, pipeline
  * itself (not generated): what verify and delete detection compare. Chunks use reconcileSchema
  * (src/sync/schemaChanges.ts), which also evolves the target.
  */
-export async function columnPlan(source: pg.ClientBase, target: pg.ClientBase, p: PipelineConfig, name: string): Promise<ColumnPlan> {
+export async function columnPlan(source: pg.ClientBase, target: pg.ClientBase, { pipeline: p, name }: Pick<ResolvedRun, 'pipeline' | 'name'>): Promise<ColumnPlan> {
   const columns = (await targetColumns(target, p.target.table!)) ?? [];
   const writable = new Set(columns.filter((c) => !c.generated).map((c) => c.name));
   const plan = planColumns(p, await sourceColumns(source, p), name);

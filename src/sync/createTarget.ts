@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { PipelineConfig } from '../config/schema';
 import { createExtensionSql, createSchemaSql, createTableSql, createTypeSql, renderType } from '../db/targetDdl';
-import { tableSchema, targetCatalog, typeDefinition, typeKey, type SourceColumn, type TypeDefinition, type TypeInfo } from '../db/typeCatalog';
+import { missingCollations, tableSchema, targetCatalog, typeDefinition, typeKey, type SourceColumn, type TypeDefinition, type TypeInfo } from '../db/typeCatalog';
 import { configError } from './errors';
 
 /**
@@ -42,10 +42,11 @@ const KIND_NAMES: Record<string, string> = { b: 'base type', c: 'table row type'
 export async function prepareTypes(
   s: pg.ClientBase,
   t: pg.ClientBase,
-  columns: { name: string; type: TypeInfo }[],
+  columns: { name: string; type: TypeInfo; collation?: string | null }[],
   pipeline: string,
   schemas: string[] = [],
 ): Promise<TypePreparation> {
+  await requireCollations(t, columns, pipeline);
   const userTypes = new Map<string, UserType>();
   const extensions = new Map<string, { sourceSchema: string; column: string; type: string }>();
   const visit = async (type: TypeInfo, column: string): Promise<void> => {
@@ -97,6 +98,21 @@ export async function prepareTypes(
   return { statements, render, currentSchema: catalog.currentSchema };
 }
 
+/**
+ * Columns keep their collation in the target (it decides their order, and so what a key range
+ * holds); one the target database lacks is not guessed at: the error names it and the fix.
+ */
+async function requireCollations(t: pg.ClientBase, columns: { name: string; collation?: string | null }[], pipeline: string): Promise<void> {
+  const wanted = [...new Set(columns.map((c) => c.collation).filter((x): x is string => !!x))];
+  const [missing] = await missingCollations(t, wanted);
+  if (missing === undefined) return;
+  const column = columns.find((c) => c.collation === missing)!.name;
+  throw configError(
+    `pipelines.${pipeline}.target: column "${column}" has collation ${missing} in the source, which the target database lacks; create it there first ` +
+      `(CREATE COLLATION ${missing} (…) with the provider and locale the source's pg_collation shows), or cast the column under transform.columns`,
+  );
+}
+
 /** The statements that create the missing target table of `p` for these source columns. */
 export async function targetCreation(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, columns: SourceColumn[]): Promise<DdlStatement[]> {
   const table = p.target.table!;
@@ -104,7 +120,7 @@ export async function targetCreation(s: pg.ClientBase, t: pg.ClientBase, p: Pipe
   const prep = await prepareTypes(s, t, columns, pipeline, schema ? [schema] : []);
   if (!schema && prep.currentSchema === null)
     throw configError(`pipelines.${pipeline}.target.table: "${table}" names no schema and the target's search_path has none that exists; write it as schema.table`);
-  const defs = columns.map((c) => ({ name: c.name, type: prep.render(c.type), notNull: c.notNull || p.key.includes(c.name) }));
+  const defs = columns.map((c) => ({ name: c.name, type: prep.render(c.type), notNull: c.notNull || p.key.includes(c.name), collation: c.collation }));
   return [...prep.statements, { sql: createTableSql(table, defs, p.key) }];
 }
 

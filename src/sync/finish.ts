@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { countRows, generatedColumns, isEmpty, tableColumns } from '../db/catalog';
 import { blockWriters, dropRefreshTable, refreshTableName, renameSwap, renameSwapBlockers, truncateSwap } from '../db/swap';
@@ -8,12 +7,15 @@ import { deleteBuckets, deletePartitions, hasBucketTable, readBuckets, readParti
 import { withTransaction } from '../db/transaction';
 import { incremental, withConnection, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError } from './errors';
+import { checkDrift, type ResolvedRun } from './run';
 import type { CursorValue, FinishResult, SwapReport } from './types';
 
 export interface FinishInput {
   pipeline: string;
   environment?: string;
   runId: string;
+  /** From the plan (SyncPlan.fingerprint): finishing under another config fails with PipelineDriftError. */
+  fingerprint?: string;
 }
 
 /** Slices are disjoint and ordered, so the last one that copied anything holds the run's greatest cursor. */
@@ -61,9 +63,10 @@ async function swapIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps)
  * Ends a run: a full refresh puts its loaded table in place (one transaction); incremental runs
  * keep their cursor for the next run. A repeated call after success changes nothing.
  */
-export async function finishSync(deps: SyncEngineDeps, ctx: CallContext, input: FinishInput): Promise<FinishResult> {
-  const { pipeline, runId } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
+export async function finishSync(deps: SyncEngineDeps, ctx: CallContext, run: ResolvedRun, input: FinishInput): Promise<FinishResult> {
+  const { runId } = input;
+  const { pipeline: p, name: pipeline } = run;
+  checkDrift(run, input.fingerprint);
   return withConnection(ctx.connect, p.target, (t) =>
     withTransaction(t, async (tx) => {
       const state = await readState(t, p.stateSchema, pipeline, 'update');

@@ -1,6 +1,4 @@
 import type pg from 'pg';
-import { resolvePipeline } from '../config/lookup';
-import type { PipelineConfig } from '../config/schema';
 import { columnHasNull, estimateRows, hasUniqueKey, isEmpty, splitPoints, tablePages } from '../db/catalog';
 import { ensureSnapshotTable, sameSnapshot, writeSnapshot } from '../db/schemaSnapshot';
 import { createRefreshTable, refreshTableName } from '../db/swap';
@@ -8,13 +6,14 @@ import type { ColumnPlan } from '../db/syncSql';
 import { ensureStateTable, peekState, readBuckets, readPartitions, readState, replaceBuckets, replacePartitions, writeState, type PartitionState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
 import { targetColumns } from '../db/typeCatalog';
-import { columnPlan, incremental, rowTransformOf, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { incremental, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { runDdl, targetCreation, type DdlStatement } from './createTarget';
 import { configError } from './errors';
 import type { ConnectionBudget } from './gates';
 import { compareShape, planBuckets } from './compare';
 import { compareEligible, probeResync } from './resync';
 import { inspectSchema, snapshotOf, type SchemaInspection } from './schemaChanges';
+import { checkDrift, type ResolvedRun } from './run';
 import type { CursorValue, ResyncProbe, SyncPlan, TargetShapeReport } from './types';
 
 export interface PlanInput {
@@ -30,6 +29,8 @@ export interface PlanInput {
   dryRun?: boolean;
   /** A populated target without a cursor may be re-synced by comparing first (SyncPlan.resync); older workflows leave it out. */
   compare?: boolean;
+  /** continuing: the fingerprint the run's first plan had (PipelineDriftError when the config changed since). */
+  fingerprint?: string;
 }
 
 /** Rows sampled to place partition bounds: enough for even slices, cheap on any table. */
@@ -56,7 +57,7 @@ interface Shapes {
 }
 
 /** Checks the pipeline against both sides (the target may be missing: then it says how to create it). */
-async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<Shapes> {
+async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, { pipeline: p, name: pipeline }: ResolvedRun): Promise<Shapes> {
   const inspection = await inspectSchema(s, t, p, pipeline);
   const plan = inspection.plan;
   if (p.cursor && (await columnHasNull(s, p, plan.sourceOrder[0]!)))
@@ -73,8 +74,9 @@ async function checkShapes(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig
 const shapeChanges = (shapes: Shapes) => !!(shapes.creation || shapes.inspection.evolution.length || shapes.inspection.decision?.notes.length);
 
 /** A compare-then-copy run continued as new: its buckets are in the state; the figures of its probe are not. */
-async function continuedResync(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string): Promise<ResyncProbe> {
-  const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+async function continuedResync(s: pg.ClientBase, t: pg.ClientBase, run: ResolvedRun): Promise<ResyncProbe> {
+  const p = run.pipeline;
+  const { shape, plan } = await compareShape(s, t, run, 'checksums', null);
   const planned = await planBuckets(s, p, shape, plan, p.batchRows);
   return {
     method: 'compare',
@@ -101,7 +103,7 @@ const partitionState = (partition: number, lower: string | null, upper: string |
 });
 
 /** A keyless table (full refresh) is sliced by heap pages; the last slice is open-ended for pages added meanwhile. */
-async function pageSlices(s: pg.ClientBase, p: PipelineConfig, pipeline: string, estimated: number): Promise<PartitionState[]> {
+async function pageSlices(s: pg.ClientBase, { pipeline: p, name: pipeline }: ResolvedRun, estimated: number): Promise<PartitionState[]> {
   const { kind, pages } = await tablePages(s, p.source.table!);
   if (kind !== 'r' && kind !== 'm')
     throw configError(`pipelines.${pipeline}: without a key, a full refresh reads page ranges of a plain table, and ${p.source.table} is not one; set key`);
@@ -111,8 +113,9 @@ async function pageSlices(s: pg.ClientBase, p: PipelineConfig, pipeline: string,
 }
 
 /** Slices of the rows after `start`, bounded on the first order column by sampled split points. */
-async function slice(s: pg.ClientBase, p: PipelineConfig, pipeline: string, plan: ColumnPlan, start: CursorValue[] | null, estimated: number): Promise<PartitionState[]> {
-  if (plan.sourceOrder.length === 0) return pageSlices(s, p, pipeline, estimated);
+async function slice(s: pg.ClientBase, run: ResolvedRun, plan: ColumnPlan, start: CursorValue[] | null, estimated: number): Promise<PartitionState[]> {
+  const p = run.pipeline;
+  if (plan.sourceOrder.length === 0) return pageSlices(s, run, estimated);
   const parts = partitionCount(estimated, p.batchRows, p.parallelism);
   const samplePercent = Math.min(100, (100 * SAMPLE_ROWS) / Math.max(1, estimated));
   const points = await splitPoints(s, p, plan, start, parts, samplePercent);
@@ -124,7 +127,8 @@ async function slice(s: pg.ClientBase, p: PipelineConfig, pipeline: string, plan
 const count = (n: number) => n.toLocaleString('en');
 
 /** A dry run: everything planning checks, described instead of done (no state row, no table, no DDL). */
-async function dryRun(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, shapes: Shapes): Promise<SyncPlan> {
+async function dryRun(s: pg.ClientBase, t: pg.ClientBase, resolved: ResolvedRun, shapes: Shapes): Promise<SyncPlan> {
+  const { pipeline: p, name: pipeline } = resolved;
   const target = p.target.table!;
   const st = await peekState(t, p.stateSchema, pipeline);
   const unfinished = !!st && st.phase !== 'idle';
@@ -149,11 +153,11 @@ async function dryRun(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pip
     actions.push(`then looks for target rows whose key left the source and ${p.deletes === 'soft' ? `marks them in ${p.softDeleteColumn}` : 'deletes them'} (deletes: ${p.deletes})`);
   if (p.verify !== 'none') actions.push(`finally compares source and target (verify: ${p.verify})`);
   const statements = [...(shapes.creation ?? []), ...shapes.inspection.evolution].map((x) => x.sql);
-  return { ...planOf(p, pipeline, shapes, { startCursor: start, resumed: unfinished, estimatedRows: estimated, initialLoad: false }), dryRun: { actions, statements } };
+  return { ...planOf(resolved, shapes, { startCursor: start, resumed: unfinished, estimatedRows: estimated, initialLoad: false }), dryRun: { actions, statements } };
 }
 
 /** What every plan says, from the pipeline, its shapes and where this run stands. */
-function planOf(p: PipelineConfig, pipeline: string, shapes: Shapes, run: Pick<SyncPlan, 'startCursor' | 'resumed' | 'estimatedRows' | 'initialLoad'>): SyncPlan {
+function planOf({ pipeline: p, name: pipeline }: ResolvedRun, shapes: Shapes, run: Pick<SyncPlan, 'startCursor' | 'resumed' | 'estimatedRows' | 'initialLoad'>): SyncPlan {
   const targetShape = shapeReport(shapes);
   return {
     pipeline,
@@ -175,18 +179,18 @@ function planOf(p: PipelineConfig, pipeline: string, shapes: Shapes, run: Pick<S
  * Checks the pipeline against both tables, claims the sync state for this run, and (partitioned)
  * splits the rows into slices with their own cursors; an unfinished run's slices are resumed.
  */
-export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, input: PlanInput): Promise<SyncPlan> {
-  const { pipeline, runId, continuing, partitioned } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
-  rowTransformOf(deps, p, pipeline);
-  return withBoth(deps.budget, ctx, p, async (s, t) => {
-    const shapes = await checkShapes(s, t, p, pipeline);
+export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget }, ctx: CallContext, run: ResolvedRun, input: PlanInput): Promise<SyncPlan> {
+  const { runId, continuing, partitioned } = input;
+  const { pipeline: p, name: pipeline } = run;
+  if (continuing) checkDrift(run, input.fingerprint);
+  const planned = await withBoth(deps.budget, ctx, run, async (s, t): Promise<SyncPlan> => {
+    const shapes = await checkShapes(s, t, run);
     const { plan } = shapes;
-    if (input.dryRun) return dryRun(s, t, p, pipeline, shapes);
+    if (input.dryRun) return dryRun(s, t, run, shapes);
     await ensureStateTable(t, p.stateSchema);
     await ensureSnapshotTable(t, p.stateSchema);
     // Before the claim: the probe reads both sides in transactions of its own.
-    const probe = input.compare && partitioned && !continuing && compareEligible(p) && !shapeChanges(shapes) ? await probeResync(s, t, p, pipeline, ctx) : undefined;
+    const probe = input.compare && partitioned && !continuing && compareEligible(p) && !shapeChanges(shapes) ? await probeResync(s, t, run, ctx) : undefined;
     if (probe) deps.log?.(probe.method === 'compare' ? 're-sync by compare-then-copy' : 're-sync by merging every row', { pipeline, reason: probe.reason, ...probe.probe });
     const claimed = await withTransaction(t, async () => {
       const st = await readState(t, p.stateSchema, pipeline, 'update');
@@ -223,7 +227,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       let partitions = existing;
       if (partitioned && !(unfinished && existing.length)) {
         // A whole-table run left unfinished by an older worker continues as one slice from its cursor.
-        partitions = unfinished ? single() : await slice(s, p, pipeline, plan, start, await estimateRows(s, p, plan, { after: start }));
+        partitions = unfinished ? single() : await slice(s, run, plan, start, await estimateRows(s, p, plan, { after: start }));
         await replacePartitions(t, p.stateSchema, pipeline, partitions);
       }
       const loadsNewTable = p.mode === 'full-refresh' || bulkLoad;
@@ -233,9 +237,9 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       return { start, resumed, initialLoad, partitions, compared: [] };
     });
     if (claimed.compared.length) {
-      const resync = probe ?? (await continuedResync(s, t, p, pipeline));
+      const resync = probe ?? (await continuedResync(s, t, run));
       return {
-        ...planOf(p, pipeline, shapes, { startCursor: null, resumed: claimed.resumed, estimatedRows: resync.estimatedRows, initialLoad: false }),
+        ...planOf(run, shapes, { startCursor: null, resumed: claimed.resumed, estimatedRows: resync.estimatedRows, initialLoad: false }),
         partitions: [],
         parallelism: p.parallelism,
         resync: { ...resync, method: 'compare', buckets: claimed.compared.map((b) => ({ bucket: b.bucket, done: b.done, rowsWritten: b.rowsWritten, rowsDeleted: b.rowsDeleted })) },
@@ -246,7 +250,7 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
     let estimatedRows = 0;
     for (const sl of slices) estimatedRows += await estimateRows(s, p, plan, sl);
     return {
-      ...planOf(p, pipeline, shapes, { startCursor: claimed.start, resumed: claimed.resumed, estimatedRows, initialLoad: claimed.initialLoad }),
+      ...planOf(run, shapes, { startCursor: claimed.start, resumed: claimed.resumed, estimatedRows, initialLoad: claimed.initialLoad }),
       ...(partitioned && {
         partitions: claimed.partitions.map((x) => ({ partition: x.partition, cursor: x.cursor, done: x.done })),
         parallelism: p.parallelism,
@@ -254,4 +258,6 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
       ...(probe && { resync: { ...probe, buckets: [] } }),
     };
   });
+  // Chunks and buckets of this plan check it against their own config (src/sync/run.ts).
+  return { ...planned, fingerprint: run.fingerprint };
 }

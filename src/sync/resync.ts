@@ -4,7 +4,6 @@
 import { pipeline as pipe } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { resolvePipeline } from '../config/lookup';
 import type { PipelineConfig } from '../config/schema';
 import { isEmpty } from '../db/catalog';
 import { changedKeysSql, deleteGoneFromStageSql, deleteGoneSql, keyedRowsCopyOutSql, rangeRowsCopyOutSql, subBucketRowsCopyOutSql, type CompareShape, type KeyRange } from '../db/compareSql';
@@ -17,12 +16,11 @@ import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { ownRun } from './deletes';
 import { conflictError } from './errors';
 import type { ConnectionBudget } from './gates';
+import { checkDrift, type ResolvedRun } from './run';
 import type { ResyncBucketResult, ResyncProbe } from './types';
 
 /** Above this share of the sampled bucket's rows changed, comparing first costs more than merging every row. */
 const MERGE_ABOVE = 0.5;
-/** From this share of sub-ranges differing, digests name nearly everything: buckets compare row hashes directly. */
-const DIGESTS_BELOW = 0.5;
 /** Above this share of a range's rows changed, the range is copied whole instead of by a list of keys. */
 const KEYS_BELOW = 0.3;
 /** Up to this share of rows changed, buckets digest small sub-buckets and copy the differing ones whole; above it they compare row hashes. */
@@ -44,6 +42,8 @@ export interface ResyncBucketInput {
   digests: boolean;
   /** From the plan: rows per sub-bucket when `digests` (leafRows when left out). */
   groupRows?: number;
+  /** From the plan (SyncPlan.fingerprint): the bucket fails with PipelineDriftError if the config changed since. */
+  fingerprint?: string;
 }
 
 type Deps = SyncEngineDeps & { budget: ConnectionBudget };
@@ -97,11 +97,12 @@ async function findChanges(s: pg.ClientBase, t: pg.ClientBase, shape: CompareSha
  * compare-then-copy and the plain merge of every row. Undefined when the plain path applies anyway:
  * an empty target (first load) or an unfinished plain run to resume.
  */
-export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, ctx: CallContext): Promise<(ResyncProbe & { buckets: KeyRange[] }) | undefined> {
+export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, run: ResolvedRun, ctx: CallContext): Promise<(ResyncProbe & { buckets: KeyRange[] }) | undefined> {
+  const { pipeline: p, name: pipeline } = run;
   const st = await peekState(t, p.stateSchema, pipeline);
   if (st && st.phase !== 'idle' && (await readPartitions(t, p.stateSchema, pipeline)).length) return undefined;
   if (await isEmpty(t, p.target.table!)) return undefined;
-  const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+  const { shape, plan } = await compareShape(s, t, run, 'checksums', null);
   const planned = await planBuckets(s, p, shape, plan, p.batchRows);
   const probe = (at: number) =>
     withCanonicalText(t, (tx) => {
@@ -199,20 +200,20 @@ async function byRows(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, sha
  * source into a stage and merges them, deletes target rows whose key left the source (deletes:
  * hard) — all committed with the bucket's `done`, so a retried bucket writes nothing twice.
  */
-export async function resyncBucket(deps: Deps, ctx: CallContext, input: ResyncBucketInput): Promise<ResyncBucketResult> {
-  const { pipeline, runId, bucket } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
-  const target = p.target.table!;
-  return withBoth(deps.budget, ctx, p, (s, t) =>
+export async function resyncBucket(deps: Deps, ctx: CallContext, run: ResolvedRun, input: ResyncBucketInput): Promise<ResyncBucketResult> {
+  const { runId, bucket } = input;
+  const { pipeline: p, name: pipeline } = run;
+  checkDrift(run, input.fingerprint);
+  return withBoth(deps.budget, ctx, run, (s, t) =>
     withCanonicalText(t, async (tx) => {
-      await ownRun(t, p, pipeline, runId);
+      await ownRun(t, run, runId);
       const b = await lockBucket(t, p.stateSchema, pipeline, runId, bucket);
       if (!b) throw conflictError(`pipeline "${pipeline}" has no re-sync bucket ${bucket} in run ${runId}; it was re-planned by another run`);
       if (b.done) {
         tx.rollbackOnly();
         return { bucket, rowsCopied: 0, rowsWritten: b.rowsWritten, rowsDeleted: b.rowsDeleted, rangesDiffering: 0, keysCompared: 0, alreadyCommitted: true };
       }
-      const { shape, plan } = await compareShape(s, t, p, pipeline, 'checksums', null);
+      const { shape, plan } = await compareShape(s, t, run, 'checksums', null);
       const keyTypes: string[] = [];
       for (const k of p.key) keyTypes.push(await typeOf(s, shape.source.relation, k));
       const range = { lower: b.lower, upper: b.upper };

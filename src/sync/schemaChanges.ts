@@ -4,7 +4,7 @@ import { quoteTable } from '../db/identifiers';
 import { readSnapshot, sameSnapshot, writeSnapshot, type SnapshotColumn } from '../db/schemaSnapshot';
 import { sourceColumns } from '../db/catalog';
 import { adjustPlan, planColumns, type ColumnPlan } from '../db/syncSql';
-import { addColumnSql, alterLockTimeoutSql, dropNotNullSql, lockForAlterSql } from '../db/targetDdl';
+import { addColumnSql, alterLockTimeoutSql, columnTypeSql, dropNotNullSql, lockForAlterSql } from '../db/targetDdl';
 import { describeColumns, outputColumns, targetColumns, type SourceColumn, type TargetColumn, type WireColumn } from '../db/typeCatalog';
 import { prepareTypes, runDdl, type DdlStatement } from './createTarget';
 import { configError, schemaChangedError } from './errors';
@@ -24,6 +24,8 @@ export interface ShapeColumn {
   type: string;
   oid: number;
   typmod: number;
+  /** Its collation (WireColumn.collation): looked up every time, since a change of it leaves the wire type as it was. */
+  collation?: string | null;
   /** Full type information, when it was looked up. */
   source?: SourceColumn;
 }
@@ -63,7 +65,7 @@ export function decideSchema(policy: SchemaPolicy, source: ShapeColumn[], snapsh
   for (const c of source) {
     const t = inTarget.get(c.name);
     const r = recorded.get(c.name);
-    d.snapshot.push({ name: c.name, type: c.type, oid: c.oid, typmod: c.typmod });
+    d.snapshot.push(snapshotColumn(c));
     if (t?.generated) {
       d.leaveOut.push(c.name);
       continue;
@@ -86,6 +88,10 @@ export function decideSchema(policy: SchemaPolicy, source: ShapeColumn[], snapsh
     // Changed since the last run, and the target was not changed to match: no policy writes it.
     if (r && !sameType(r.type, c.type) && !sameType(t.type, c.type))
       d.problems.push(`column "${c.name}" changed type from ${r.type} to ${c.type} (the target column is ${t.type})`);
+    // Likewise a collation (where both runs could tell it: older snapshots did not record it).
+    const collated = (x: string | null | undefined) => x ?? 'the default';
+    if (r && r.collation !== undefined && c.collation !== undefined && r.collation !== c.collation && (t.collation ?? null) !== c.collation)
+      d.problems.push(`column "${c.name}" changed collation from ${collated(r.collation)} to ${collated(c.collation)} (the target column has ${collated(t.collation)})`);
   }
   for (const r of snapshot ?? []) {
     if (inSource.has(r.name)) continue;
@@ -113,9 +119,11 @@ export function decideSchema(policy: SchemaPolicy, source: ShapeColumn[], snapsh
 /** The LakebaseSchemaChanged error for a decision's problems, with what to do. */
 function refused(pipeline: string, policy: SchemaPolicy, d: SchemaDecision): Error {
   const typeChange = d.problems.some((p) => p.includes('changed type'));
+  const collationChange = d.problems.some((p) => p.includes('changed collation'));
   const fixes = [
     typeChange && 'for a type change, change the target column to the new type (ALTER TABLE … ALTER COLUMN … TYPE …) or cast the column back under transform.columns',
-    d.problems.some((p) => !p.includes('changed type')) && 'apply the change to the target yourself, exclude the column under transform, or set schemaChanges: evolve (or ignore) for this pipeline',
+    collationChange && 'for a collation change, give the target column the new collation (ALTER TABLE … ALTER COLUMN … TYPE … COLLATE …)',
+    d.problems.some((p) => !p.includes('changed type') && !p.includes('changed collation')) && 'apply the change to the target yourself, exclude the column under transform, or set schemaChanges: evolve (or ignore) for this pipeline',
   ].filter(Boolean);
   return schemaChangedError(`pipelines.${pipeline}: the source's columns and the target's differ (schemaChanges: ${policy}): ${d.problems.join('; ')}. To go on: ${fixes.join('; ')}`);
 }
@@ -131,7 +139,10 @@ async function sourceShape(s: pg.ClientBase, p: PipelineConfig, wire: WireColumn
   const byName = new Map(described.map((c) => [c.name, c]));
   return wire.map((w) => {
     const src = byName.get(w.name);
-    return src ? { name: w.name, type: src.type.formatted, oid: w.oid, typmod: w.typmod, source: src } : { ...known.get(w.name)!, oid: w.oid, typmod: w.typmod };
+    const collation = w.collation !== undefined ? { collation: w.collation } : {};
+    return src
+      ? { name: w.name, type: src.type.formatted, oid: w.oid, typmod: w.typmod, ...collation, source: src }
+      : { name: w.name, type: known.get(w.name)!.type, oid: w.oid, typmod: w.typmod, ...collation };
   });
 }
 
@@ -145,7 +156,7 @@ async function evolution(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, 
     const columns = need.map((c) => c.source ?? looked.find((l) => l.name === c.name)!);
     const prep = await prepareTypes(s, t, columns, pipeline);
     statements.push(...prep.statements);
-    for (const table of tables) for (const c of columns) statements.push({ sql: addColumnSql(table, c.name, prep.render(c.type)) });
+    for (const table of tables) for (const c of columns) statements.push({ sql: addColumnSql(table, c.name, columnTypeSql(prep.render(c.type), c.collation)) });
   }
   for (const table of tables) for (const name of d.dropNotNull) statements.push({ sql: dropNotNullSql(table, name) });
   return statements;
@@ -191,7 +202,12 @@ export async function inspectSchema(s: pg.ClientBase, t: pg.ClientBase, p: Pipel
 }
 
 /** Snapshot columns for a target created from `shape`. */
-export const snapshotOf = (shape: ShapeColumn[]): SnapshotColumn[] => shape.map((c) => ({ name: c.name, type: c.type, oid: c.oid, typmod: c.typmod }));
+export const snapshotOf = (shape: ShapeColumn[]): SnapshotColumn[] => shape.map(snapshotColumn);
+
+/** What a snapshot records of a source column (its collation only where it could be told). */
+function snapshotColumn(c: ShapeColumn): SnapshotColumn {
+  return { name: c.name, type: c.type, oid: c.oid, typmod: c.typmod, ...(c.collation !== undefined && { collation: c.collation }) };
+}
 
 /** How long a chunk waits for the ALTER's lock before it fails (retryably) instead of outliving its heartbeat timeout. */
 const ALTER_LOCK_TIMEOUT_MS = 20_000;

@@ -43,6 +43,8 @@ export interface SyncPlan {
   dryRun?: DryRunReport;
   /** A re-sync of a populated target without a cursor, planned with `compare`: how it re-syncs and why (absent otherwise). */
   resync?: ResyncPlan;
+  /** Of the pipeline's config when planned: its chunks and buckets carry it, and refuse to run under another (absent from older workers' plans). */
+  fingerprint?: string;
 }
 
 /** How a re-sync without a cursor goes: compare-then-copy, or the plain merge of every row. */
@@ -106,6 +108,8 @@ export interface DeletePlan {
   buckets: { bucket: number; done: boolean; rowsDeleted: number }[];
   leafRows: number;
   estimatedRows: number;
+  /** See SyncPlan.fingerprint. */
+  fingerprint?: string;
 }
 
 export interface DeleteBucketResult {
@@ -135,6 +139,8 @@ export interface VerifyPlan {
   estimatedRows: number;
   /** A cdc pipeline: the point the compare stands at (the stream goes on while it runs). */
   at?: VerifyPoint;
+  /** See SyncPlan.fingerprint. */
+  fingerprint?: string;
 }
 
 export interface VerifyDifference {

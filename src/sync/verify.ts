@@ -1,4 +1,3 @@
-import { resolvePipeline } from '../config/lookup';
 import { leafDiffSql } from '../db/compareSql';
 import { currentLsnSql, readCdcState } from '../db/cdcSql';
 import { ensureStateTable, readState } from '../db/syncState';
@@ -6,6 +5,7 @@ import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, source
 import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { configError, conflictError } from './errors';
 import type { ConnectionBudget } from './gates';
+import { checkDrift, type ResolvedRun } from './run';
 import type { BucketRange, CursorValue, VerifyBucketResult, VerifyDifference, VerifyPlan } from './types';
 
 export interface VerifyInput {
@@ -18,6 +18,8 @@ export interface VerifyBucketInput extends VerifyInput {
   range: BucketRange;
   leafRows: number;
   runCursor: CursorValue[] | null;
+  /** From the plan (VerifyPlan.fingerprint): the bucket fails with PipelineDriftError if the config changed since. */
+  fingerprint?: string;
 }
 
 type Deps = SyncEngineDeps & { budget: ConnectionBudget };
@@ -29,13 +31,12 @@ const RANGES_REPORTED = 5;
  * Plans a compare of the pipeline's source and target: key-range buckets, and the cursor of the
  * last finished sync (source rows after it are not differences yet). Refuses while a sync runs.
  */
-export async function planVerify(deps: Deps, ctx: CallContext, input: VerifyInput & { mode?: VerifyPlan['mode'] }): Promise<VerifyPlan> {
-  const { pipeline } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
+export async function planVerify(deps: Deps, ctx: CallContext, run: ResolvedRun, input: VerifyInput & { mode?: VerifyPlan['mode'] }): Promise<VerifyPlan> {
+  const { pipeline: p, name: pipeline } = run;
   const mode = input.mode ?? (p.verify === 'counts' ? 'counts' : 'checksums');
   if (p.transform.rowTransform)
     throw configError(`pipelines.${pipeline}: the row transform "${p.transform.rowTransform}" runs in the worker, so the source side of a verify cannot apply it; verify needs SQL transforms only`);
-  return withBoth(deps.budget, ctx, p, async (s, t) => {
+  return withBoth(deps.budget, ctx, run, async (s, t) => {
     await ensureStateTable(t, p.stateSchema);
     const state = await readState(t, p.stateSchema, pipeline);
     if (state.phase !== 'idle')
@@ -47,9 +48,12 @@ export async function planVerify(deps: Deps, ctx: CallContext, input: VerifyInpu
     const at = cdc
       ? { appliedLsn: (await readCdcState(t, p.stateSchema, pipeline))?.appliedLsn ?? null, sourceLsn: (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn }
       : undefined;
-    const { shape, plan } = await compareShape(s, t, p, pipeline, mode, runCursor);
+    const { shape, plan } = await compareShape(s, t, run, mode, runCursor);
     const planned = await planBuckets(s, p, shape, plan, p.batchRows);
-    return { pipeline, mode, buckets: planned.buckets, leafRows: planned.leafRows, runCursor, parallelism: p.parallelism, key: p.key, estimatedRows: planned.estimatedRows, ...(at && { at }) };
+    return {
+      pipeline, mode, buckets: planned.buckets, leafRows: planned.leafRows, runCursor, parallelism: p.parallelism, key: p.key, estimatedRows: planned.estimatedRows,
+      ...(at && { at }), fingerprint: run.fingerprint,
+    };
   });
 }
 
@@ -66,13 +70,14 @@ interface LeafRow {
  * table, the source's keys and row hashes are streamed to the target and joined there, naming the
  * first rows that are missing, extra or different. Reads only (the target transaction rolls back).
  */
-export async function verifyBucket(deps: Deps, ctx: CallContext, input: VerifyBucketInput): Promise<VerifyBucketResult> {
-  const { pipeline, range } = input;
-  const p = resolvePipeline(deps.config, pipeline, input.environment);
-  return withBoth(deps.budget, ctx, p, (s, t) =>
+export async function verifyBucket(deps: Deps, ctx: CallContext, run: ResolvedRun, input: VerifyBucketInput): Promise<VerifyBucketResult> {
+  const { range } = input;
+  const p = run.pipeline;
+  checkDrift(run, input.fingerprint);
+  return withBoth(deps.budget, ctx, run, (s, t) =>
     withCanonicalText(t, async (tx) => {
       tx.rollbackOnly();
-      const { shape } = await compareShape(s, t, p, pipeline, input.mode, input.runCursor);
+      const { shape } = await compareShape(s, t, run, input.mode, input.runCursor);
       return sourceSnapshot(s, async () => {
         const diff = await diffBucket(s, t, shape, range, input.leafRows);
         const base = { range, sourceRows: diff.sourceRows, targetRows: diff.targetRows, ranges: diff.differing.slice(0, RANGES_REPORTED).map(({ range, sourceRows, targetRows }) => ({ range, sourceRows, targetRows })) };

@@ -3,7 +3,7 @@ import type { ChunkResult, SyncPlan } from '../activities/types';
 import { NON_RETRYABLE_FAILURES } from '../failureTypes';
 import { failureType, nonRetryableTypes, streamingActivities } from './activityCalls';
 import { inLanes, type Lane } from './lanes';
-import { recordChunk, type DataSyncInput, type SyncProgress, type SyncRun } from './syncRun';
+import { plannedFingerprint, recordChunk, type DataSyncInput, type SyncProgress, type SyncRun } from './syncRun';
 
 type Partition = NonNullable<SyncPlan['partitions']>[number];
 
@@ -19,7 +19,7 @@ async function copyChunk(run: SyncRun, initialLoad: boolean, after: Partition['c
   const { pipeline, environment, runId } = run;
   const { syncChunk } = streamingActivities(run.heartbeatTimeout, nonRetryableTypes(run.wakeVisible));
   try {
-    return await run.call(() => syncChunk({ pipeline, environment, runId, after, auth: run.identity.auth, initialLoad, ...(partition !== undefined && { partition }) }));
+    return await run.call(() => syncChunk({ pipeline, environment, runId, after, auth: run.identity.auth, initialLoad, ...(partition !== undefined && { partition }), ...plannedFingerprint(run.plan) }));
   } catch (err) {
     if (failureType(err) !== NON_RETRYABLE_FAILURES.initialLoadConflict) throw err;
     return 'conflict';

@@ -2,7 +2,7 @@ import { patched, setCurrentDetails } from '@temporalio/workflow';
 import type { SyncPlan } from '../activities/types';
 import { nonRetryableTypes, stepActivities, streamingActivities } from './activityCalls';
 import { inLanes } from './lanes';
-import type { SyncRun } from './syncRun';
+import { plannedFingerprint, type SyncRun } from './syncRun';
 
 /** Runs of pipelines with `deletes` look for target rows whose key left the source before finishing. */
 export const DELETES_PATCH = 'sync-deletes';
@@ -16,7 +16,7 @@ export async function detectDeletes(run: SyncRun, plan: SyncPlan): Promise<void>
   const { pipeline, environment, runId, progress } = run;
   const nonRetryable = nonRetryableTypes(run.wakeVisible);
   const { planDeletes } = stepActivities(nonRetryable);
-  const found = await run.call(() => planDeletes({ pipeline, environment, runId, auth: run.identity.auth }));
+  const found = await run.call(() => planDeletes({ pipeline, environment, runId, auth: run.identity.auth, ...plannedFingerprint(run.plan) }));
   const deletes = (progress.deletes = {
     buckets: found.buckets.length,
     done: found.buckets.filter((b) => b.done).length,
@@ -28,7 +28,7 @@ export async function detectDeletes(run: SyncRun, plan: SyncPlan): Promise<void>
     found.buckets.filter((b) => !b.done),
     plan.parallelism ?? 1,
     async (b) => {
-      const r = await run.call(() => deleteBucket({ pipeline, environment, runId, auth: run.identity.auth, bucket: b.bucket, leafRows: found.leafRows }));
+      const r = await run.call(() => deleteBucket({ pipeline, environment, runId, auth: run.identity.auth, bucket: b.bucket, leafRows: found.leafRows, ...plannedFingerprint(found) }));
       deletes.done += 1;
       deletes.rowsDeleted += r.rowsDeleted;
       progress.rowsWritten += r.rowsDeleted;

@@ -1,7 +1,7 @@
 import { patched, setCurrentDetails } from '@temporalio/workflow';
 import type { SyncPlan } from '../activities/types';
 import { nonRetryableTypes, stepActivities } from './activityCalls';
-import type { SyncRun } from './syncRun';
+import { plannedFingerprint, type SyncRun } from './syncRun';
 import { runVerify } from './verify';
 
 /** Runs of pipelines with `verify` compare source and target after finishing. */
@@ -11,7 +11,7 @@ export const VERIFY_PATCH = 'sync-verify';
 export async function finishRun(run: SyncRun, partitioned: boolean): Promise<void> {
   const { pipeline, environment, runId, progress } = run;
   const { finishSync } = stepActivities(nonRetryableTypes(run.wakeVisible));
-  const finished = await run.call(() => finishSync({ pipeline, environment, runId, auth: run.identity.auth }));
+  const finished = await run.call(() => finishSync({ pipeline, environment, runId, auth: run.identity.auth, ...plannedFingerprint(run.plan) }));
   if (finished.swap) progress.swap = finished.swap;
   if (partitioned && finished.cursor !== undefined) progress.cursor = finished.cursor;
 }

@@ -20,6 +20,8 @@ export async function planRun(run: SyncRun): Promise<{ plan: SyncPlan; partition
   const plan = (run.plan = await run.call(() =>
     planSync({
       pipeline, environment, runId, auth: run.identity.auth, continuing: input.resume !== undefined,
+      // A continued run checks the config is still the one its first run planned under.
+      ...(input.resume?.fingerprint && { fingerprint: input.resume.fingerprint }),
       ...(partitioned && { partitioned: true }), ...(input.dryRun && { dryRun: true }), ...(compare && { compare: true }),
     }),
   ));
@@ -28,6 +30,7 @@ export async function planRun(run: SyncRun): Promise<{ plan: SyncPlan; partition
     progress.resync = { method, reason, probe, buckets: buckets.length, done: buckets.filter((b) => b.done).length, rowsCopied: 0, rowsWritten: 0, rowsDeleted: 0 };
   }
   progress.mode = plan.mode;
+  if (plan.fingerprint && !progress.fingerprint) progress.fingerprint = plan.fingerprint;
   if (plan.targetShape && !input.resume) progress.targetShape = plan.targetShape;
   if (!input.dryRun && !input.resume) {
     progress.cursor = plan.startCursor;

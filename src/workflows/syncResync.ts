@@ -2,7 +2,7 @@ import { setCurrentDetails } from '@temporalio/workflow';
 import type { ResyncPlan } from '../activities/types';
 import { nonRetryableTypes, streamingActivities } from './activityCalls';
 import { inLanes } from './lanes';
-import type { SyncRun } from './syncRun';
+import { plannedFingerprint, type SyncRun } from './syncRun';
 
 /**
  * Compare-then-copy step (the plan chose it, SyncPlan.resync): each bucket compares source and
@@ -19,7 +19,9 @@ export async function resyncBuckets(run: SyncRun, resync: ResyncPlan, parallelis
     parallelism,
     async (b) => {
       const done = await run.call(() =>
-        resyncBucket({ pipeline, environment, runId, auth: run.identity.auth, bucket: b.bucket, leafRows: resync.leafRows, digests: resync.digests, groupRows: resync.groupRows }),
+        resyncBucket({
+          pipeline, environment, runId, auth: run.identity.auth, bucket: b.bucket, leafRows: resync.leafRows, digests: resync.digests, groupRows: resync.groupRows, ...plannedFingerprint(run.plan),
+        }),
       );
       r.done += 1;
       r.rowsCopied += done.rowsCopied;

@@ -55,6 +55,8 @@ export interface SyncProgress {
   verify?: VerifyProgress & { report?: VerifyReport };
   /** While a step waits for a scale-to-zero compute to wake: which try, and what the login met. */
   computeWaking?: { tries: number; message: string };
+  /** Of the pipeline's config when the first run of this sync planned (SyncPlan.fingerprint); continued runs must match it. */
+  fingerprint?: string;
   /** Non-secret metadata of the tokens this sync logs in with. */
   tokens: LakebaseTokenInfo[];
   startedAt: number;
@@ -171,3 +173,9 @@ export function recordChunk(run: SyncRun, chunk: ChunkResult): void {
   if (workflowInfo().typedSearchAttributes.get(LakebasePipeline) !== undefined)
     upsertSearchAttributes([{ key: LakebaseRowsWritten, value: progress.rowsWritten }]);
 }
+
+/**
+ * The plan's config fingerprint, for the inputs of its chunks and buckets (they refuse to run
+ * under another config); nothing for plans of older workers, so their steps' inputs stay as recorded.
+ */
+export const plannedFingerprint = (plan: { fingerprint?: string } | undefined): { fingerprint?: string } => (plan?.fingerprint ? { fingerprint: plan.fingerprint } : {});

@@ -2,6 +2,7 @@ import { ApplicationFailure, defineQuery, setCurrentDetails, setHandler } from '
 import type { JobAuth, VerifyBucketResult, VerifyPlan, VerifyReport } from '../activities/types';
 import { NON_RETRYABLE, NON_RETRYABLE_FAILURES } from '../failureTypes';
 import { stepActivities, streamingActivities } from './activityCalls';
+import { plannedFingerprint } from './syncRun';
 import { inLanes } from './lanes';
 import { describeVerify } from './verifyReport';
 
@@ -49,7 +50,7 @@ export async function runVerify(opts: RunVerifyOptions): Promise<VerifyReport> {
     plan.buckets.map((range, i) => ({ range, i })),
     plan.parallelism,
     async ({ range, i }) => {
-      const r = await call(() => verifyBucket({ pipeline, environment, auth, mode: plan.mode, range, leafRows: plan.leafRows, runCursor: plan.runCursor }));
+      const r = await call(() => verifyBucket({ pipeline, environment, auth, mode: plan.mode, range, leafRows: plan.leafRows, runCursor: plan.runCursor, ...plannedFingerprint(plan) }));
       results[i] = r;
       progress.bucketsDone += 1;
       progress.sourceRows += r.sourceRows;

@@ -23,9 +23,9 @@ import { LAKEBASE_SEARCH_ATTRIBUTES } from '../../src/workflows/searchAttributes
 import { createLakebaseWorker } from '../../src/worker';
 import type { VerifyReport } from '../../src/activities/types';
 import type { DataSyncInput, SyncProgress, VerifyProgress } from '../../src/workflows';
-import { createTestDatabase, type TestDatabase } from '../helpers/db';
+import { createCollatedDatabase, createTestDatabase, type TestDatabase } from '../helpers/db';
 import { startTemporal, uniqueQueue } from '../helpers/temporal';
-import { compare, FaultyProxy, record } from './helpers';
+import { compare, compareAcross, FaultyProxy, record } from './helpers';
 
 const ROWS = 200_000;
 const COLS = ['id', 'payload', 'n'];
@@ -35,6 +35,8 @@ const logger = createLogger({ level: 'silent' });
 describe('fault injection: nothing lost, nothing duplicated, every failure explained', () => {
   let env: TestWorkflowEnvironment;
   let db: TestDatabase;
+  /** A source database on ICU en-US, for the text-keyed compare against the test database (libc C.UTF-8). */
+  let icuDb: TestDatabase;
   let other: ProvisionedPostgres;
   let otherDb: pg.Client;
   let proxy: FaultyProxy;
@@ -44,11 +46,14 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
   before(async () => {
     // allSettled: whatever did start is assigned, so after() stops it even when another part
     // failed (a dev server left running would keep this file's process, and the suite, alive).
-    const [e, d, o] = await Promise.allSettled([startTemporal(), createTestDatabase('faults'), provisionPostgres(() => undefined, { forceEmbedded: true })]);
+    const [e, d, o, i] = await Promise.allSettled([
+      startTemporal(), createTestDatabase('faults'), provisionPostgres(() => undefined, { forceEmbedded: true }), createCollatedDatabase('faults', 'icu'),
+    ]);
     if (e.status === 'fulfilled') env = e.value;
     if (d.status === 'fulfilled') db = d.value;
     if (o.status === 'fulfilled') other = o.value;
-    for (const r of [e, d, o]) if (r.status === 'rejected') throw r.reason;
+    if (i.status === 'fulfilled') icuDb = i.value;
+    for (const r of [e, d, o, i]) if (r.status === 'rejected') throw r.reason;
     const fill = `CREATE TABLE src (id int PRIMARY KEY, payload text, n int); INSERT INTO src SELECT g, md5(g::text), g FROM generate_series(1, ${ROWS}) g;`;
     await db.client.query(fill);
     // Targets without a key: a chunk applied twice would show as duplicates.
@@ -80,6 +85,7 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
             test: db.environment,
             proxied: { ...db.environment, host: '127.0.0.1', port: proxy.port, idleTimeoutMs: 1000 },
             impatient: { ...db.environment, statementTimeoutMs: 1500 },
+            icu: icuDb.environment,
           },
         },
         other: {
@@ -105,6 +111,8 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
         pdel: append(local('src_del'), local('dst_del'), { mode: 'upsert', batchRows: 2_000, parallelism: 4, deletes: 'hard', verify: 'checksums', resync: 'merge' }),
         // Compare-then-copy re-sync: 100 buckets of about 2,000 rows, 4 at once.
         presync: append(local('src_resync'), local('dst_resync'), { mode: 'upsert', batchRows: 2_000, parallelism: 4, deletes: 'hard' }),
+        // The same, text-keyed, from a source that collates differently (ICU en-US → libc C.UTF-8).
+        ptresync: append(local('src_tresync', 'icu'), local('dst_tresync'), { mode: 'upsert', batchRows: 2_000, parallelism: 4, deletes: 'hard' }),
       },
     };
     config = parseConfig(raw, {});
@@ -116,6 +124,7 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     await other?.stop();
     await env?.teardown();
     await db?.close();
+    await icuDb?.close();
   });
 
   async function connectOther(): Promise<pg.Client> {
@@ -468,6 +477,55 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
       scenario: 'worker killed (SIGKILL) during a compare-then-copy re-sync',
       injected: `1% of 200,000 source rows deleted, 1% changed, 1,000 inserted; the next sync (upsert without cursor, so it compares first) has the resyncBucket activities of the upper key half held at their merge by row locks; SIGKILL of the worker then, a second worker started, the locks let go`,
       expected: 'the killed buckets roll back and are compared and written again, once each; exactly the changed, inserted and deleted rows are written; no chunk re-reads the table',
+      observed:
+        `completed by the second worker (${rs.method}: ${rs.reason}); ${rs.buckets} buckets, ${inFlightAtKill} in flight at the kill, ${retried} redone (attempt ≥ 2); ` +
+        `${rs.rowsWritten} rows written (${changed.length} changed + ${inserted} inserted), ${rs.rowsDeleted} deleted (${deleted.length} in the source), ${rs.rowsCopied} copied, ${chunks} chunks; checksum ${equal ? 'equal' : 'DIFFERENT'}`,
+      rowsLost: lost,
+      rowsDuplicated: dup,
+      recoverySeconds: recovery,
+    });
+    assert.equal(rs.method, 'compare', rs.reason);
+    assert.ok(inFlightAtKill > 0 && retried > 0, 'the kill landed while resyncBucket activities ran, and they were redone');
+    assert.equal(rs.done, rs.buckets);
+    assert.equal(rs.rowsWritten, changed.length + inserted, 'written: the changed and inserted rows, each once');
+    assert.equal(rs.rowsDeleted, deleted.length, 'deleted: exactly the keys gone from the source');
+    assert.equal(chunks, 0, 'no chunk re-read the table');
+    assert.deepEqual([lost, dup, equal], [0, 0, true]);
+  });
+
+  test('compare-then-copy re-sync of a text key between servers that collate differently: worker SIGKILLed mid-run; 0 lost', async () => {
+    // Keys whose order differs between the two: 'B…' < 'a…' in C.UTF-8, 'a…' < 'B…' in ICU en-US (and '_', 'é', 'ß' elsewhere again).
+    const key = (g: string) => `(ARRAY['a','B','é','Z','_','ß','b','A'])[1 + ${g} % 8] || lpad(${g}::text, 7, '0')`;
+    await icuDb.client.query(`CREATE TABLE src_tresync (id text PRIMARY KEY, payload text, n int); INSERT INTO src_tresync SELECT ${key('g')}, md5(g::text), g FROM generate_series(1, ${ROWS}) g`);
+    await db.client.query(`CREATE TABLE dst_tresync (id text PRIMARY KEY, payload text, n int)`);
+    const first = await withWorker(async (q) => (await start(q, 'ptresync')).result());
+    assert.equal(first.rowsCopied, ROWS);
+    const deleted = (await icuDb.client.query<{ id: string }>(`DELETE FROM src_tresync WHERE n % 100 = 7 RETURNING id`)).rows.map((r) => r.id);
+    const changed = (await icuDb.client.query<{ id: string }>(`UPDATE src_tresync SET payload = payload || '*' WHERE n % 100 = 9 RETURNING id`)).rows.map((r) => r.id);
+    const inserted = (await icuDb.client.query(`INSERT INTO src_tresync SELECT ${key('g')} || 'x', md5(g::text), g FROM generate_series(${ROWS + 1}, ${ROWS + 1000}) g`)).rowCount ?? 0;
+    // Buckets are key ranges in byte order: hold those at and above 'a' at their merge, so the ones below finish first.
+    const upper = changed.filter((id) => Buffer.compare(Buffer.from(id), Buffer.from('a')) >= 0);
+    const { result: r, h, inFlightAtKill, recovery } = await killWhileBlocked({
+      start: (q) => start(q, 'ptresync'),
+      lock: async (locker) => {
+        await locker.query('BEGIN');
+        await locker.query(`SELECT id FROM dst_tresync WHERE id = ANY($1::text[]) FOR UPDATE`, [upper]);
+      },
+      ready: async (h) => {
+        const p = await h.query<SyncProgress>('progress').catch(() => undefined);
+        return (p?.resync?.done ?? 0) > 0 && (await blockedOn('dst_tresync')) > 0 && (await inFlight(h, 'resyncBucket')).length > 0;
+      },
+      activity: 'resyncBucket',
+      finish: (h) => (h as WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>).result(),
+    });
+    const retried = (await attemptsOf(h, 'resyncBucket')).filter((a) => a.attempt >= 2).length;
+    const chunks = (await attemptsOf(h, 'syncChunk')).length;
+    const rs = r.resync!;
+    const { lost, dup, equal } = await compareAcross(icuDb.client, 'src_tresync', db.client, 'dst_tresync', COLS, 'id');
+    await record({
+      scenario: 'worker killed (SIGKILL) during a compare-then-copy re-sync of a text key, source and target collating differently',
+      injected: `a text key ('a0000002', 'B0000001', 'é…', '_…') in a source database on ICU en-US, the target on libc C.UTF-8; 1% of 200,000 source rows deleted, 1% changed, 1,000 inserted; the resyncBucket activities of the keys from 'a' on (byte order) held at their merge by row locks; SIGKILL of the worker then, a second worker started, the locks let go`,
+      expected: 'both sides bucket the key in byte order (COLLATE "C"), so no row is copied or deleted by mistake; the killed buckets roll back and are redone once each; exactly the changed, inserted and deleted rows are written',
       observed:
         `completed by the second worker (${rs.method}: ${rs.reason}); ${rs.buckets} buckets, ${inFlightAtKill} in flight at the kill, ${retried} redone (attempt ≥ 2); ` +
         `${rs.rowsWritten} rows written (${changed.length} changed + ${inserted} inserted), ${rs.rowsDeleted} deleted (${deleted.length} in the source), ${rs.rowsCopied} copied, ${chunks} chunks; checksum ${equal ? 'equal' : 'DIFFERENT'}`,

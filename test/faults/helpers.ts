@@ -28,6 +28,22 @@ export async function compare(db: pg.Client, source: string, target: string, col
 }
 
 /**
+ * `compare` for a source and target in different databases: keys and row digests of both are
+ * read (no join is possible) and compared here; equality needs no common collation.
+ */
+export async function compareAcross(sourceDb: pg.Client, source: string, targetDb: pg.Client, target: string, columns: string[], key: string) {
+  const read = async (db: pg.Client, table: string) =>
+    (await db.query<{ k: string; h: string }>(`SELECT ${key}::text AS k, md5(ROW(${columns.join(', ')})::text) AS h FROM ${table}`)).rows;
+  const [src, tgt] = await Promise.all([read(sourceDb, source), read(targetDb, target)]);
+  const inTarget = new Map<string, string[]>();
+  for (const r of tgt) inTarget.set(r.k, [...(inTarget.get(r.k) ?? []), r.h]);
+  const lost = src.filter((r) => !inTarget.has(r.k)).length;
+  const dup = [...inTarget.values()].reduce((n, hs) => n + hs.length - 1, 0);
+  const equal = src.length === tgt.length && dup === 0 && src.every((r) => inTarget.get(r.k)?.[0] === r.h);
+  return { lost, dup, equal };
+}
+
+/**
  * A TCP proxy between the worker and PostgreSQL that can blackhole traffic (bytes are swallowed,
  * connections stay open) or reset every connection, and can add latency.
  */

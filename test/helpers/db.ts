@@ -45,3 +45,46 @@ export function testConfig(db: TestDatabase, pipelines: Record<string, unknown>,
     ...more,
   });
 }
+
+/** Database collations for collation tests: libc `C` (byte order) or ICU `en-US` (case-insensitive first, accents folded). */
+export type TestCollation = 'c' | 'icu';
+
+/**
+ * createTestDatabase with a chosen default collation, from template0 (which has no sessions, so
+ * CREATE DATABASE … TEMPLATE never waits on one).
+ */
+export async function createCollatedDatabase(prefix: string, collation: TestCollation): Promise<TestDatabase> {
+  const name = `lbw_${prefix}_${collation}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  try {
+    const locale = collation === 'c' ? `LOCALE 'C'` : `LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`;
+    await admin.query(`CREATE DATABASE "${name}" TEMPLATE template0 ENCODING 'UTF8' ${locale}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  return {
+    url,
+    name,
+    client,
+    environment: { host: u.hostname, port: Number(u.port || 5432), database: name, user: decodeURIComponent(u.username) || 'postgres', ssl: { mode: 'disable' } },
+    async close() {
+      await client.end();
+      const a = new pg.Client({ connectionString: ADMIN_URL });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
+
+/** A config with one profile `local` whose environments are the given databases, plus the given pipelines. */
+export function multiDatabaseConfig(dbs: Record<string, TestDatabase>, pipelines: Record<string, unknown>, taskQueue = 'test'): Config {
+  const environments = Object.fromEntries(Object.entries(dbs).map(([k, db]) => [k, db.environment]));
+  return parseConfig({ temporal: { taskQueue }, profiles: { local: { auth: { method: 'pat', token: 'trust-auth-ignores-this' }, environments } }, pipelines });
+}
