@@ -8,9 +8,11 @@ import {
 } from '../../db/cdcSql';
 import { createSyncEngine } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
+import type { CheckStep } from '../../db/diagnose';
 import { configError } from '../errors';
 import { lsnBytes } from './lsn';
 import { cdcPipeline, slotGroup, slotNames } from './names';
+import { assertCdcReady, cdcPreflight } from './preflight';
 import { streamChanges, type StreamPipeline } from './stream';
 import type { CdcJoin, CdcStatus, StreamProgress } from './types';
 
@@ -60,6 +62,8 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     });
     return withConnection(ctx.connect, p.source, async (s) => {
       const table = await sourceTable(s, name, p);
+      // Before any publication or slot is touched (preflight.ts): a refused check changes nothing on the source.
+      await assertCdcReady(s, { pipeline: name, config: p, slot, publication });
       const slotNow = await slotInfo(s, slot);
       if (existing && existing.slot === slot && slotNow)
         return { pipeline: name, slot, publication, phase: existing.phase, startLsn: existing.startLsn, createdSlot: false, createdPublication: false };
@@ -125,6 +129,13 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     return withConnection(ctx.connect, p.source, async (s) => (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn);
   }
 
+  /** The checks the join makes before it touches the source (preflight.ts), as a report: test-connection and cdc start --dry-run. */
+  async function preflight(ctx: CallContext, input: { pipeline: string }): Promise<CheckStep[]> {
+    const p = cdcPipeline(config, input.pipeline);
+    const { slot, publication } = names(input.pipeline);
+    return withConnection(ctx.connect, p.source, (s) => cdcPreflight(s, { pipeline: input.pipeline, config: p, slot, publication }));
+  }
+
   async function status(ctx: CallContext, input: { pipeline: string }): Promise<CdcStatus> {
     const name = input.pipeline;
     const p = cdcPipeline(config, name);
@@ -167,7 +178,7 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     return { slotDropped: await withConnection(ctx.connect, p.source, (s) => dropSlot(s, slot)), stillUsedBy };
   }
 
-  return { names, group, join, load, finishSnapshot, stream, currentLsn, status, leave };
+  return { names, group, join, load, finishSnapshot, stream, currentLsn, preflight, status, leave };
 }
 
 export type CdcEngine = ReturnType<typeof createCdcEngine>;
