@@ -2,13 +2,15 @@
 // is touched. A table added to a publication without a replica identity makes the SOURCE refuse
 // every UPDATE and DELETE on it, so these checks come before any ALTER PUBLICATION.
 import type pg from 'pg';
-import type { PipelineConfig } from '../../config/schema';
+import type { Config, PipelineConfig } from '../../config/schema';
 import { publicationInfo, replicaIdentities, replicationRights, slotHealth, type ReplicaIdentity } from '../../db/cdcChecks';
 import { publicationTables, qualifiedSourceTable } from '../../db/cdcSql';
 import { quoteIdent } from '../../db/identifiers';
-import type { CheckStep } from '../../db/diagnose';
+import type { CheckStep, ConnectionReport } from '../../db/diagnose';
 import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
+import { withConnection, type Connector } from '../context';
 import { SyncError } from '../errors';
+import { cdcPipeline, slotNames } from './names';
 
 export interface CdcPreflightInput {
   pipeline: string;
@@ -150,4 +152,23 @@ export async function assertCdcReady(s: pg.ClientBase, input: CdcPreflightInput)
   if (failed.length === 0) return;
   const type = failed.some((x) => x.step === 'slot' && /invalidated/.test(x.detail)) ? NON_RETRYABLE_FAILURES.cdcSlotInvalidated : NON_RETRYABLE_FAILURES.cdcSourceNotReady;
   throw new SyncError(type, `pipelines.${input.pipeline}: the source is not ready for cdc, nothing was changed: ${failed.map((x) => `${x.step}: ${x.detail}; fix: ${x.fix}`).join(' | ')}`);
+}
+
+/**
+ * test-connection for a cdc pipeline: the connection checks of its source, then (when they pass)
+ * the cdc checks, as one report. `diagnose` is the connection report of the source environment.
+ */
+export async function cdcPipelineReport(
+  config: Config,
+  pipeline: string,
+  diagnose: (profile: string, environment: string) => Promise<ConnectionReport>,
+  connect: Connector,
+): Promise<ConnectionReport & { pipeline: string }> {
+  const p = cdcPipeline(config, pipeline);
+  const base = await diagnose(p.source.profile, p.source.environment);
+  if (!base.ok) return { ...base, pipeline, steps: [...base.steps, { step: 'cdc', ok: false, skipped: true, ms: 0, detail: 'skipped' }] };
+  const { slot, publication } = slotNames(config, pipeline);
+  const steps = await withConnection(connect, p.source, (s) => cdcPreflight(s, { pipeline, config: p, slot, publication }));
+  const all = [...base.steps, ...steps.map((x) => ({ ...x, step: `cdc ${x.step}` }))];
+  return { ...base, pipeline, ok: all.every((x) => x.ok || x.skipped), steps: all };
 }
