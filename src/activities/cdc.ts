@@ -53,6 +53,8 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
     metrics?.cdcLagBytes.set({ slot: s.slot }, s.lagBytes);
     metrics?.cdcLagSeconds.set({ slot: s.slot }, s.lagSeconds);
     metrics?.cdcRetainedWalBytes.set({ slot: s.slot }, s.retainedWalBytes);
+    if (s.walStatus) for (const w of ['reserved', 'extended', 'unreserved', 'lost'] as const) metrics?.cdcSlotWalStatus.set({ slot: s.slot, status: w }, s.walStatus === w ? 1 : 0);
+    if (s.safeWalSize !== null && s.safeWalSize !== undefined) metrics?.cdcSlotSafeWalBytes.set({ slot: s.slot }, s.safeWalSize);
   }
 
   const cdcJoin = (input: { pipeline: string }): Promise<CdcJoin> => failing(`cdcJoin(${input.pipeline})`, () => cdc.join(callContext(), input));
