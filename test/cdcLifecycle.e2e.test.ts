@@ -210,6 +210,16 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
     assert.equal(status.code, 0, status.out);
     assert.match(status.out, /^pipeline pair_a: streaming$/m, status.out);
     assert.match(status.out, /^pipeline pair_b: streaming$/m, status.out);
+    // The reader's connection is cut: the stream retries, and status shows the failure it retries after.
+    const { rows: [reader] } = await source.query(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = 'lbw_pair' AND active`);
+    assert.ok(reader?.pid, 'the stream reads the slot');
+    await source.query(`SELECT pg_terminate_backend($1)`, [reader.pid]);
+    const deadline = Date.now() + 60_000;
+    let retried = await cli('cdc', 'status', '--pipeline', 'pair_a');
+    while (!/^last failure: /m.test(retried.out) && Date.now() < deadline) retried = await cli('cdc', 'status', '--pipeline', 'pair_a');
+    assert.match(retried.out, /^last failure: cdcStream attempt \d+: \w+: .*terminat/im, retried.out);
+    await source.query(`UPDATE pair_a SET v = 'after the cut' WHERE id = 1`);
+    await converged('pair_a', ['id', 'v']);
     const first = await cli('cdc', 'stop', '--pipeline', 'pair_a', '--drop-slot');
     assert.equal(first.code, 0, first.out);
     assert.match(first.out, /pair_a left the stream of slot lbw_pair; pair_b keeps it/, first.out);
