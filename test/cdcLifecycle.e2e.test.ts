@@ -56,6 +56,10 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
       CREATE TABLE pair_b (id int PRIMARY KEY, v text);
       INSERT INTO pair_a SELECT g, 'a' || g FROM generate_series(1, 100) g;
       INSERT INTO pair_b SELECT g, 'b' || g FROM generate_series(1, 100) g;
+      CREATE TABLE rc_a (id int PRIMARY KEY, v text);
+      CREATE TABLE rc_b (id int PRIMARY KEY, v text);
+      INSERT INTO rc_a SELECT g, 'a' || g FROM generate_series(1, 500) g;
+      INSERT INTO rc_b SELECT g, 'b' || g FROM generate_series(1, 100) g;
       CREATE TABLE lonely (id int PRIMARY KEY, v text);
       INSERT INTO lonely SELECT g, 'l' || g FROM generate_series(1, 100) g;`);
     await machine.client.query(`CREATE TABLE orders (id int PRIMARY KEY, v text); INSERT INTO orders VALUES (1, 'a')`);
@@ -81,9 +85,11 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
         pair_a: pipeline('pair_a', 'lbw_pair'),
         pair_b: pipeline('pair_b', 'lbw_pair'),
         lonely: pipeline('lonely', 'lbw_lonely'),
+        rc_a: pipeline('rc_a', 'lbw_rc'),
+        rc_b: pipeline('rc_b', 'lbw_rc'),
         machine: { ...pipeline('orders', 'lbw_machine'), source: { profile: 'machine', environment: 'replica', table: 'orders' }, target: { profile: 'local', environment: 'reporting', table: 'machine_orders' } },
       },
-      syncGroups: { pair: { pipelines: ['pair_a', 'pair_b'] } },
+      syncGroups: { pair: { pipelines: ['pair_a', 'pair_b'] }, rc: { pipelines: ['rc_a', 'rc_b'] } },
       worker: { opsPort: 0 },
     };
     file = path.join(base, 'lakebase.yaml');
@@ -228,6 +234,24 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
     assert.equal(last.code, 0, last.out);
     assert.match(last.out, /stream of slot lbw_pair stopped; slot dropped/, last.out);
     assert.equal(await slotExists('lbw_pair'), false);
+  });
+
+  test('stop while another pipeline keeps the slot, deletes meanwhile, start: the copy into the populated target converges, deletes included', async () => {
+    const started = await cli('cdc', 'start', '--group', 'rc');
+    assert.equal(started.code, 0, started.out);
+    await converged('rc_a', ['id', 'v']);
+    await converged('rc_b', ['id', 'v']);
+    const stopped = await cli('cdc', 'stop', '--pipeline', 'rc_a');
+    assert.equal(stopped.code, 0, stopped.out);
+    assert.match(stopped.out, /rc_a left the stream of slot lbw_rc; rc_b keeps it; rc_a copies its table anew at the next start/, stopped.out);
+    await source.query(`DELETE FROM rc_a WHERE id % 25 = 0; UPDATE rc_a SET v = 'while stopped' WHERE id % 9 = 0; INSERT INTO rc_a VALUES (9001, 'new')`);
+    const again = await cli('cdc', 'start', '--pipeline', 'rc_a');
+    assert.equal(again.code, 0, again.out);
+    await converged('rc_a', ['id', 'v'], 60_000);
+    assert.equal((await target.query(`SELECT count(*)::int AS n FROM rc_a`)).rows[0].n, 500 - 20 + 1);
+    const done = await cli('cdc', 'stop', '--group', 'rc', '--drop-slot');
+    assert.equal(done.code, 0, done.out);
+    assert.equal(await slotExists('lbw_rc'), false, done.out);
   });
 
   test('after the stream ended without a stop (failed, terminated): stop --drop-slot still drops the slot', async () => {

@@ -81,6 +81,8 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
   const cdcFinishLoad = (input: { pipeline: string; runId: string }): Promise<FinishResult> =>
     failing(`cdcFinishLoad(${input.pipeline})`, async () => {
       const result = await cdc.load.finish(callContext(), input);
+      // Not a fresh table swapped in: the copy merged into rows already there (a checkpoint that could not be kept), so rows deleted meanwhile go first.
+      if (result.swap?.method !== 'rename' && result.swap?.method !== 'truncate-insert') await cdc.pruneAfterCopy(callContext(), input);
       await cdc.finishSnapshot(callContext(), input);
       return result;
     });

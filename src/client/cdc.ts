@@ -149,7 +149,7 @@ export interface CdcStopResult {
  * The pipeline leaves the stream (with dropSlot, the slot goes too when it was the last): waits until
  * the stream has processed the stop, and for the stream to end when it was the last pipeline.
  */
-export async function stopCdc(client: Client, opts: { config: Config; pipeline: string; dropSlot: boolean }): Promise<CdcStopResult> {
+export async function stopCdc(client: Client, opts: { config: Config; pipeline: string; dropSlot: boolean; timeoutMs?: number }): Promise<CdcStopResult> {
   const { slot } = slotNames(opts.config, opts.pipeline);
   const handle: StreamHandle = client.workflow.getHandle(cdcWorkflowId(slot));
   const running = await handle.describe().then((d) => d.status.name === 'RUNNING', (err: unknown) => {
@@ -159,7 +159,10 @@ export async function stopCdc(client: Client, opts: { config: Config; pipeline: 
   const before = running ? await handle.query(cdcProgressQuery) : null;
   if (!before || !(opts.pipeline in before.pipelines)) return { slot, ended: null, others: before ? Object.keys(before.pipelines) : [], notStreaming: true };
   await handle.signal(cdcStopSignal, { pipeline: opts.pipeline, dropSlot: opts.dropSlot });
+  const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
   for (;;) {
+    if (Date.now() > deadline)
+      throw new Error(`the stream ${cdcWorkflowId(slot)} has not processed the stop of ${opts.pipeline} within ${Math.round((opts.timeoutMs ?? 300_000) / 1000)} s (the stop is queued: it takes effect once a worker runs the stream); is a worker running on its task queue?`);
     const { status } = await handle.describe();
     if (status.name !== 'RUNNING') return { slot, ended: await handle.result(), others: [], notStreaming: false };
     const now = await handle.query(cdcProgressQuery).catch(() => null);

@@ -14,6 +14,7 @@ import { lsnBytes } from './lsn';
 import { cdcPipeline, slotGroup, slotNames } from './names';
 import { assertCdcReady, cdcPreflight, slotInvalidatedText } from './preflight';
 import { slotHealth } from '../../db/cdcChecks';
+import { pruneVanishedRows } from './prune';
 import { streamChanges, type StreamPipeline } from './stream';
 import type { CdcJoin, CdcStatus, StreamProgress } from './types';
 
@@ -143,6 +144,14 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     }
   }
 
+  /** After a copy merged into a populated target, before streaming: drop the rows the source deleted meanwhile (prune.ts). */
+  async function pruneAfterCopy(ctx: CallContext, input: { pipeline: string }): Promise<number> {
+    const p = cdcPipeline(config, input.pipeline);
+    const pruned = await withConnection(ctx.connect, p.target, (t) => withConnection(ctx.connect, p.source, (s) => pruneVanishedRows(s, t, p)));
+    if (pruned) deps.log?.('cdc copy into a populated target: deleted the rows the source no longer has', { pipeline: input.pipeline, rows: pruned });
+    return pruned;
+  }
+
   /** The checks the join makes before it touches the source (preflight.ts), as a report: test-connection and cdc start --dry-run. */
   async function preflight(ctx: CallContext, input: { pipeline: string }): Promise<CheckStep[]> {
     const p = cdcPipeline(config, input.pipeline);
@@ -214,7 +223,7 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     };
   }
 
-  return { names, group, join, load, finishSnapshot, stream, currentLsn, preflight, status, leave };
+  return { names, group, join, load, finishSnapshot, pruneAfterCopy, stream, currentLsn, preflight, status, leave };
 }
 
 export type CdcEngine = ReturnType<typeof createCdcEngine>;
