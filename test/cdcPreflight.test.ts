@@ -16,6 +16,7 @@ import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
 import { SyncError } from '../src/sync';
 import { createCdcEngine, type CdcEngine } from '../src/sync/cdc';
+import { identityProblem } from '../src/sync/cdc/preflight';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 
 // cdc's checks before anything is touched (src/sync/cdc/preflight.ts), on real servers: an embedded
@@ -222,5 +223,25 @@ describe('cdc preflight: the source is checked before a publication or slot is t
     const failure = toActivityFailure(err, 'cdcJoin(machine)');
     assert.equal(failure.nonRetryable, true);
     assert.match(failure.message, /fix: the source needs wal_level = logical/);
+  });
+});
+
+describe('identityProblem: the replica identity against key, after transform.rename', () => {
+  const pk = { table: 'public.orders', mode: 'default' as const, columns: ['id'], primaryKey: ['id'], candidateIndexes: [{ name: 'orders_code_key', columns: ['code'] }], owned: true };
+
+  test('a renamed key column is matched by its target name', () => {
+    assert.equal(identityProblem(pk, ['order_id'], { id: 'order_id' }, 'pipelines.o'), null);
+    assert.match(identityProblem(pk, ['id'], { id: 'order_id' }, 'pipelines.o')!.detail, /pipelines\.o\.key is \[id\] but the primary key of public\.orders is \(order_id\)/);
+  });
+
+  test('FULL serves any key; a key in another column order is the same key', () => {
+    assert.equal(identityProblem({ ...pk, mode: 'full', columns: null }, ['code'], {}, 'pipelines.o'), null);
+    assert.equal(identityProblem({ ...pk, columns: ['a', 'b'] }, ['b', 'a'], {}, 'pipelines.o'), null);
+  });
+
+  test('a USING INDEX identity that is not the key: the fix does not offer another index', () => {
+    const r = identityProblem({ ...pk, mode: 'index', columns: ['code'] }, ['id'], {}, 'pipelines.o')!;
+    assert.match(r.detail, /replica identity index of public\.orders is \(code\)/);
+    assert.equal(r.fix, 'set pipelines.o.key to [code], or run ALTER TABLE public.orders REPLICA IDENTITY FULL');
   });
 });
