@@ -60,6 +60,8 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
       CREATE TABLE rc_b (id int PRIMARY KEY, v text);
       INSERT INTO rc_a SELECT g, 'a' || g FROM generate_series(1, 500) g;
       INSERT INTO rc_b SELECT g, 'b' || g FROM generate_series(1, 100) g;
+      CREATE TABLE guarded (id int PRIMARY KEY, v text);
+      CREATE ROLE noc LOGIN;
       CREATE TABLE lonely (id int PRIMARY KEY, v text);
       INSERT INTO lonely SELECT g, 'l' || g FROM generate_series(1, 100) g;`);
     await machine.client.query(`CREATE TABLE orders (id int PRIMARY KEY, v text); INSERT INTO orders VALUES (1, 'a')`);
@@ -76,7 +78,7 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
     const raw = {
       temporal: { address: env.address, taskQueue },
       profiles: {
-        local: { auth: { method: 'password', password: 'trust' }, environments: { shop: e('shop'), reporting: e('reporting') } },
+        local: { auth: { method: 'password', password: 'trust' }, environments: { shop: e('shop'), reporting: e('reporting'), locked: { ...e('reporting'), user: 'noc' } } },
         machine: { auth: { method: 'password', password: 'trust' }, environments: { replica: machine.environment } },
       },
       pipelines: {
@@ -86,6 +88,8 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
         pair_b: pipeline('pair_b', 'lbw_pair'),
         lonely: pipeline('lonely', 'lbw_lonely'),
         rc_a: pipeline('rc_a', 'lbw_rc'),
+        // The source passes every check; the target's role may not create the state schema: the join itself fails.
+        guarded: { ...pipeline('guarded', 'lbw_guarded'), target: { profile: 'local', environment: 'locked', table: 'guarded' } },
         rc_b: pipeline('rc_b', 'lbw_rc'),
         machine: { ...pipeline('orders', 'lbw_machine'), source: { profile: 'machine', environment: 'replica', table: 'orders' }, target: { profile: 'local', environment: 'reporting', table: 'machine_orders' } },
       },
@@ -162,6 +166,13 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
     assert.doesNotMatch(r.out, /joined/);
     await notStarted('lbw_machine');
     assert.equal((await machine.client.query(`SELECT count(*)::int AS n FROM pg_publication`)).rows[0].n, 0);
+  });
+
+  test("cdc start waits for the join's answer: a join the stream refuses is printed with its failure, exit 1", async () => {
+    const r = await cli('cdc', 'start', '--pipeline', 'guarded');
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /guarded: did not join cdc:lbw_guarded: LakebaseSqlError: cdcJoin\(guarded\) failed: permission denied for database reporting; SQLSTATE 42501/, r.out);
+    assert.doesNotMatch(r.out, /guarded joined/);
   });
 
   test('stop (slot kept), then deletes, updates and inserts, then start: it resumes from its checkpoint and converges; status tells the truth at each step', async () => {
