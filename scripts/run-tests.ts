@@ -1,7 +1,7 @@
 // `npm test`: makes sure the real components are there (Temporal CLI, PostgreSQL), runs every
 // test file on node's test runner, each in its own process group with a time limit (a hung file
-// is killed with everything it started and counts as failed), and ends with one plain
-// "N passed, N failed" line.
+// is killed with everything it started and counts as failed), and ends with the skipped tests'
+// reasons, "N passed, N failed, N skipped", and a plain "N passed, N failed" last (.ci/run reads it).
 //
 // PostgreSQL, as the demo finds it: DATABASE_URL (must answer), else the local server
 // (postgres@127.0.0.1:5432, trust auth), else an embedded PostgreSQL started here for the run and
@@ -51,9 +51,18 @@ const TEST_TIMEOUT_MS = 5 * 60_000;
 const FILE_TIMEOUT_MS = Number(process.env.LAKEBASE_TEST_FILE_TIMEOUT_MS) || 20 * 60_000;
 const CONCURRENCY = 2;
 
+interface Skip {
+  file: string;
+  name: string;
+  reason: string;
+  /** A whole suite skipped (its tests are not reported one by one). */
+  suite: boolean;
+}
+
 interface FileResult {
   passed: number;
   failed: number;
+  skipped: Skip[];
 }
 
 /** Process groups of the files still running (killed if the run itself is interrupted). */
@@ -68,22 +77,58 @@ function killGroup(pid: number): boolean {
   }
 }
 
-/** Counts from a file's TAP report; a report cut short (killed file) counts the tests that ended. */
-function countTap(report: string): FileResult {
-  const summary = (name: string) => new RegExp(`^# ${name} (\\d+)$`, 'm').exec(report)?.[1];
-  if (summary('pass') !== undefined) return { passed: Number(summary('pass')), failed: Number(summary('fail') ?? 0) + Number(summary('cancelled') ?? 0) };
+/** Is the TAP result line at `i` a suite's? Its YAML block (the next lines) says type: 'suite'. */
+function isSuite(lines: string[], i: number): boolean {
+  const yaml = lines.slice(i + 1, i + 6).join('\n');
+  return /^\s*type: 'suite'$/m.test(yaml.split(/\n\s*\.\.\./)[0] ?? '');
+}
+
+/** The tests and suites a TAP report marks `# SKIP`, with their reasons. */
+function skipsOf(report: string, file: string): Skip[] {
   const lines = report.split('\n');
-  const result: FileResult = { passed: 0, failed: 0 };
+  const skips: Skip[] = [];
+  lines.forEach((line, i) => {
+    const m = /^\s*ok \d+ - (.*?) # SKIP(?: (.*))?$/.exec(line);
+    if (!m) return;
+    const unescape = (t: string) => t.replace(/\\#/g, '#').replace(/\\\\/g, '\\');
+    skips.push({ file, name: unescape(m[1] ?? ''), reason: unescape(m[2]?.trim() || 'no reason given'), suite: isSuite(lines, i) });
+  });
+  return skips;
+}
+
+/** Counts from a file's TAP report; a report cut short (killed file) counts the tests that ended. */
+function countTap(report: string, file: string): FileResult {
+  const skipped = skipsOf(report, file);
+  const summary = (name: string) => new RegExp(`^# ${name} (\\d+)$`, 'm').exec(report)?.[1];
+  if (summary('pass') !== undefined)
+    return { passed: Number(summary('pass')), failed: Number(summary('fail') ?? 0) + Number(summary('cancelled') ?? 0), skipped };
+  const lines = report.split('\n');
+  const result: FileResult = { passed: 0, failed: 0, skipped };
   lines.forEach((line, i) => {
     const m = /^\s*(not ok|ok) \d+ - /.exec(line);
-    if (!m) return;
-    // A suite's result line is followed by its YAML block naming type: 'suite'.
-    const yaml = lines.slice(i + 1, i + 6).join('\n');
-    if (/^\s*type: 'suite'$/m.test(yaml.split(/\n\s*\.\.\./)[0] ?? '')) return;
+    if (!m || isSuite(lines, i) || / # (SKIP|TODO)\b/.test(line)) return;
     if (m[1] === 'ok') result.passed++;
     else result.failed++;
   });
   return result;
+}
+
+/** The skipped tests grouped by reason, each reason once: what the closing line's count is made of. */
+function formatSkips(skips: Skip[]): string[] {
+  if (!skips.length) return [];
+  const byReason = new Map<string, Skip[]>();
+  for (const s of skips) byReason.set(s.reason, [...(byReason.get(s.reason) ?? []), s]);
+  const lines = [`skipped (${skips.length}):`];
+  for (const [reason, group] of byReason) {
+    const files = [...new Set(group.map((s) => s.file))].map((file) => {
+      const inFile = group.filter((s) => s.file === file);
+      const one = inFile[0];
+      if (inFile.length === 1 && one) return `${file}: ${one.suite ? 'suite ' : ''}"${one.name}"`;
+      return `${file}: ${inFile.length} ${inFile.every((s) => s.suite) ? 'suites' : 'tests'}`;
+    });
+    lines.push(`  ${reason} — ${files.join('; ')}`);
+  }
+  return lines;
 }
 
 /**
@@ -126,7 +171,7 @@ async function runFile(file: string, dir: string, index: number): Promise<FileRe
   // Whatever the file left running (a server, a worker) goes with it.
   if (pid !== undefined && !timedOut) killGroup(pid);
   if (pid !== undefined) running.delete(pid);
-  const result = countTap(await readFile(tap, 'utf8').catch(() => ''));
+  const result = countTap(await readFile(tap, 'utf8').catch(() => ''), file);
   process.stdout.write(output);
   if (timedOut) {
     console.log(`✖ ${file} passed its time limit (${Math.round(FILE_TIMEOUT_MS / 1000)} s): its process tree was killed; the file counts as failed`);
@@ -142,7 +187,7 @@ async function runFiles(started: number): Promise<number> {
   const only = process.argv.slice(2);
   const files = only.length ? only : await testFiles('test');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-tests-'));
-  const totals: FileResult = { passed: 0, failed: 0 };
+  const totals: FileResult = { passed: 0, failed: 0, skipped: [] };
   let next = 0;
   const lane = async () => {
     while (next < files.length) {
@@ -150,10 +195,14 @@ async function runFiles(started: number): Promise<number> {
       const r = await runFile(files[i]!, dir, i);
       totals.passed += r.passed;
       totals.failed += r.failed;
+      totals.skipped.push(...r.skipped);
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, lane));
+  for (const line of formatSkips(totals.skipped)) console.log(line);
   console.log(`test run took ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped.length} skipped`);
+  // Last, and bare: .ci/run sums the runs by this line.
   console.log(`${totals.passed} passed, ${totals.failed} failed`);
   return totals.failed > 0 || totals.passed === 0 ? 1 : 0;
 }

@@ -69,7 +69,7 @@ describe('config validation', () => {
   test('unknown auth method', () => {
     const raw = valid();
     (raw.profiles.analytics.auth as Record<string, unknown>).method = 'password123';
-    expectProblem(raw, /^profiles\.analytics\.auth\.method: expected method: pat, m2m, federation, databricks or password, got "password123"$/);
+    expectProblem(raw, /^profiles\.analytics\.auth\.method: expected method: pat, m2m, federation, databricks, password or none, got "password123"$/);
   });
 
   test('pat without token or tokenFile', () => {

@@ -40,3 +40,27 @@ describe('npm test (scripts/run-tests.ts): a hung test file cannot hang the run'
     assert.equal(await alive(sleeper), false, 'the grandchild the file started was killed too');
   });
 });
+
+describe('npm test (scripts/run-tests.ts): skipped tests are counted and their reasons shown', () => {
+  test('the closing lines count skips, each reason listed once above them, and a bare "N passed, N failed" stays last', { timeout: 120_000 }, async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/run-tests.ts', 'scripts/fixtures/skipping-file.test.ts'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 0, out);
+    const lines = out.trim().split('\n');
+    assert.equal(lines.at(-1), '1 passed, 0 failed', out);
+    assert.equal(lines.at(-2), '1 passed, 0 failed, 4 skipped', out);
+    const at = lines.indexOf('skipped (4):');
+    assert.ok(at > 0 && at < lines.length - 3, out);
+    const f = 'scripts/fixtures/skipping-file.test.ts';
+    assert.deepEqual(lines.slice(at + 1, at + 4).sort(), [
+      `  helm is not built: node --import tsx scripts/build-tools.ts helm — ${f}: 2 tests`,
+      `  no Chromium at /usr/bin/chromium — ${f}: suite "a browser suite"`,
+      `  no docker-compose on PATH (#1: apt-get install docker-compose) — ${f}: "finds no tool at run time"`,
+    ]);
+    assert.equal(out.split('helm is not built').length - 1, 1 + 2, 'the reason appears once in the summary (the spec output shows each test once)');
+  });
+});
+

@@ -178,6 +178,8 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     return cache.get(key, () => inSpan('lakebase.token_request', { 'lakebase.profile': profile, 'lakebase.auth.method': auth.method }, async () => {
       opts.metrics?.tokenRequests.inc({ profile });
       try {
+        // A server that asks for no password (trust, peer): pg calls for one only if the server does.
+        if (auth.method === 'none') return { token: '', expiresAt: Date.now() + PAT_REREAD_MS * 2, identity: 'no password (method none)' };
         if (auth.method === 'password') {
           // Native Postgres password role: the same re-read rhythm as a PAT file.
           const token = auth.password ?? (await readFile(auth.passwordFile!, 'utf8')).trim();

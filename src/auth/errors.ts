@@ -55,7 +55,7 @@ export class LakebaseAuthError extends Error {
 
 export interface AuthContext {
   profile: string;
-  method: 'pat' | 'm2m' | 'federation' | 'password';
+  method: 'pat' | 'm2m' | 'federation' | 'password' | 'none';
   /** Whether this worker can get a new subject token by itself (m2m; federation from a file). */
   canMint: boolean;
 }

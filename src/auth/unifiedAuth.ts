@@ -126,7 +126,9 @@ export function resolveDatabricksAuth(explicit: ExplicitDatabricksAuth, env: Nod
   throw new DatabricksAuthResolutionError(
     `${where}: Databricks unified auth found no complete credential. ` +
       `Found: ${found.length ? found.join('; ') : 'nothing'}; config file ${fileNote!}; profile ${profileName} (${profileFrom}). ` +
-      `For a personal access token, missing ${describe(patMissing)}. For OAuth M2M, missing ${describe(m2mMissing)}.`,
+      `For a personal access token, missing ${describe(patMissing)}. For OAuth M2M, missing ${describe(m2mMissing)}. ` +
+      `A plain PostgreSQL needs no Databricks credential: give the profile auth: { method: password, password: \${PGPASSWORD} } (or passwordFile), ` +
+      `or auth: { method: none } for a server that asks for no password (trust, peer).`,
   );
 }
 

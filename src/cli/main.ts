@@ -1,34 +1,12 @@
-// The `lakebase-worker` command: registers the command modules and prints how a command failed.
+// The `lakebase-worker` command: parses argv with the command tree (program.ts) and prints how a command failed.
 // Nothing imports this file; bin/lakebase-worker.js loads it.
 // First: tracing must be in place before any command module loads `pg`.
 import { tracing } from './tracing';
-import { Command } from 'commander';
-import { registerAdmin } from './admin';
-import { registerCdc } from './cdc';
-import { registerEmulator } from './emulator';
-import { registerJob } from './job';
 import { CommandFailed, formatError, installWarningPrinter } from './output';
-import { registerSchedule } from './schedule';
-import { registerSync } from './sync';
-import { registerVerify } from './verify';
-import { registerWorker } from './worker';
-
-const program = new Command()
-  .name('lakebase-worker')
-  .description('Temporal worker for data-sync workflows and operational SQL jobs on Databricks Lakebase')
-  .showHelpAfterError();
-
-registerWorker(program);
-registerSync(program);
-registerVerify(program);
-registerCdc(program);
-registerSchedule(program);
-registerEmulator(program);
-registerJob(program);
-registerAdmin(program);
+import { buildProgram } from './program';
 
 installWarningPrinter();
-program
+buildProgram()
   .parseAsync()
   // Buffered spans go out before the process ends (a worker's after it has drained).
   .then(() => tracing?.shutdown())

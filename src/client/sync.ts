@@ -8,7 +8,7 @@ import { progressQuery, reloginUpdate } from '../workflows/dataSync';
 import { LakebaseEnvironment, LakebasePipeline, LakebaseProfile, LakebaseRowsWritten } from '../workflows/searchAttributes';
 import { startIndexed } from './indexedStart';
 
-/** `sync:<pipeline>:<time>` — an id that says what runs (design.md §7). */
+/** `sync:<pipeline>:<time>` — an id that says what runs (docs/operations.md, "Watching it in the Temporal UI"). */
 export function syncWorkflowId(pipeline: string, at = new Date()): string {
   return `sync:${pipeline}:${at.toISOString()}`;
 }

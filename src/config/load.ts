@@ -74,7 +74,10 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, 
   const problems: string[] = [];
   const interpolated = interpolateEnv(raw ?? {}, env, [], problems);
   const result = configSchema.safeParse(interpolated, { reportInput: true });
-  if (!result.success) problems.push(...formatIssues(result.error.issues));
+  // An unset variable is already named at its path; the schema's complaint about the '' left there
+  // ("expected a non-empty …") would only repeat it.
+  const unset = new Set(problems.map((p) => p.slice(0, p.indexOf(': '))));
+  if (!result.success) problems.push(...formatIssues(result.error.issues).filter((p) => !unset.has(p.slice(0, p.indexOf(': ')))));
   if (problems.length || !result.success) throw new ConfigError(problems, source);
   return result.data;
 }

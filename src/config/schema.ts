@@ -108,13 +108,16 @@ export const databricksAuthSchema = z.strictObject({
  */
 export const passwordAuthSchema = z.strictObject({
   method: z.literal('password'),
-  password: z.string().min(1, 'expected a non-empty password; set it as ${PGPASSWORD} or use passwordFile').optional(),
+  password: z.string().min(1, 'expected a non-empty password; set it as ${PGPASSWORD} or use passwordFile; a server that asks for none (trust, peer) takes auth: { method: none }').optional(),
   /** Re-read periodically, so a rotated password file is picked up by new connections. */
   passwordFile: nonEmpty('a path to a file holding the password').optional(),
 });
 
-export const authSchema = z.discriminatedUnion('method', [patAuthSchema, m2mAuthSchema, federationAuthSchema, databricksAuthSchema, passwordAuthSchema], {
-  error: (iss) => (iss.code === 'invalid_union' ? 'expected method: pat, m2m, federation, databricks or password' : undefined),
+/** A plain PostgreSQL that asks for no password (trust or peer auth, e.g. a local server): nothing is sent. */
+export const noneAuthSchema = z.strictObject({ method: z.literal('none') });
+
+export const authSchema = z.discriminatedUnion('method', [patAuthSchema, m2mAuthSchema, federationAuthSchema, databricksAuthSchema, passwordAuthSchema, noneAuthSchema], {
+  error: (iss) => (iss.code === 'invalid_union' ? 'expected method: pat, m2m, federation, databricks, password or none' : undefined),
 });
 
 /** Exchange the OAuth token for a Postgres credential (Lakebase database credential APIs). */
@@ -241,7 +244,7 @@ export const pipelineSchema = z
     deletes: z.enum(['hard', 'soft', 'ignore'], { error: 'expected one of hard, soft, ignore' }).default('ignore'),
     /**
      * upsert without cursor, populated target: auto compares bucket digests first and copies only
-     * what differs when that pays (see README, Sync modes); merge always re-reads and merges every row.
+     * what differs when that pays (docs/sync.md, Sync modes); merge always re-reads and merges every row.
      */
     resync: z.enum(['auto', 'merge'], { error: 'expected one of auto, merge' }).default('auto'),
     /** After every sync: compare source and target by key-range buckets (row counts, or counts and row checksums). */
@@ -325,7 +328,7 @@ export const workerSchema = z.strictObject({
   /**
    * Temporal Worker Versioning: this worker polls as one build of a worker deployment. Runs of
    * short workflows (jobs, verify, connection tests) stay on the build that started them; syncs
-   * and groups move to the current build at their next workflow task (README, "Run it as a fleet").
+   * and groups move to the current build at their next workflow task (docs/operations.md, "Run it as a fleet").
    */
   deployment: z
     .strictObject({
@@ -419,11 +422,11 @@ export const configSchema = z
     for (const [name, profile] of Object.entries(cfg.profiles)) {
       const a = profile.auth;
       const at = ['profiles', name, 'auth'];
-      if (a.method === 'pat' && !a.token === !a.tokenFile)
+      if (a.method === 'pat' && (a.token === undefined) === (a.tokenFile === undefined))
         ctx.addIssue({ code: 'custom', path: at, message: 'expected exactly one of token or tokenFile (e.g. token: ${DATABRICKS_TOKEN})' });
-      if (a.method === 'password' && !a.password === !a.passwordFile)
+      if (a.method === 'password' && (a.password === undefined) === (a.passwordFile === undefined))
         ctx.addIssue({ code: 'custom', path: at, message: 'expected exactly one of password or passwordFile (e.g. password: ${LAKEBASE_PASSWORD})' });
-      if (a.method === 'm2m' && !a.clientSecret === !a.clientSecretFile)
+      if (a.method === 'm2m' && (a.clientSecret === undefined) === (a.clientSecretFile === undefined))
         ctx.addIssue({ code: 'custom', path: at, message: 'expected exactly one of clientSecret or clientSecretFile (e.g. clientSecret: ${DATABRICKS_CLIENT_SECRET})' });
       if (a.method === 'federation' && a.subjectToken.source === 'static' && !a.subjectToken.token === !a.subjectToken.tokenFile)
         ctx.addIssue({ code: 'custom', path: [...at, 'subjectToken'], message: 'expected exactly one of token or tokenFile' });
@@ -434,13 +437,13 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ep, message: 'an Autoscaling environment names all of project, branch and endpoint' });
         if (named === 3 && env.host) ctx.addIssue({ code: 'custom', path: [...ep, 'host'], message: 'give host or project/branch/endpoint, not both' });
         if (named === 0 && !env.host) ctx.addIssue({ code: 'custom', path: [...ep, 'host'], message: 'expected host, or project, branch and endpoint of a Lakebase Autoscaling compute' });
-        if (named === 3 && a.method === 'password')
-          ctx.addIssue({ code: 'custom', path: [...ep, 'project'], message: 'looking up the host needs a Databricks token: use host with a password role' });
+        if (named === 3 && (a.method === 'password' || a.method === 'none'))
+          ctx.addIssue({ code: 'custom', path: [...ep, 'project'], message: `looking up the host needs a Databricks token: use host with ${a.method === 'none' ? 'method none' : 'a password role'}` });
         if (named === 3 && a.method === 'pat' && !a.workspaceHost)
           ctx.addIssue({ code: 'custom', path: [...at, 'workspaceHost'], message: `environment "${envName}" looks its host up through the Postgres API: set workspaceHost` });
         // method: databricks finds its host at run time (env or ~/.databrickscfg), so it is not checked here.
-        if (env.credential && a.method === 'password')
-          ctx.addIssue({ code: 'custom', path: ['profiles', name, 'environments', envName, 'credential'], message: 'a password role logs in with its own password: remove credential, or use an OAuth method' });
+        if (env.credential && (a.method === 'password' || a.method === 'none'))
+          ctx.addIssue({ code: 'custom', path: ['profiles', name, 'environments', envName, 'credential'], message: a.method === 'none' ? 'method none sends no password, so there is no token to exchange: remove credential, or use an OAuth method' : 'a password role logs in with its own password: remove credential, or use an OAuth method' });
         if (env.credential && a.method === 'pat' && !a.workspaceHost)
           ctx.addIssue({
             code: 'custom',

@@ -71,7 +71,13 @@ export function createPoolRegistry({ config, credentials, logger, metrics }: Poo
       database: e.database,
       user: e.user,
       // Lakebase checks the token only at login, so every new connection asks the cache.
-      password: async () => (await credentials.acquire(profile, env, sessions.get(id))).token,
+      password: async () => {
+        const { token } = await credentials.acquire(profile, env, sessions.get(id));
+        // pg asks only when the server does; method none (the one empty credential) has nothing to send.
+        if (token === '')
+          throw new Error(`${profile}/${env}: the server asked for a password, but profiles.${profile}.auth is method none (for trust or peer auth): use { method: password, password: \${PGPASSWORD} }`);
+        return token;
+      },
       ssl: tlsOptionsFor(e.ssl),
       max: e.maxConnections,
       statement_timeout: e.statementTimeoutMs,
