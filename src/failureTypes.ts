@@ -30,6 +30,13 @@ export const NON_RETRYABLE_FAILURES = {
   /** A cdc pipeline's replication slot is gone from the source (dropped behind the worker): its changes since are lost. */
   cdcSlotMissing: 'LakebaseCdcSlotMissing',
   /**
+   * The source cannot serve a cdc pipeline as it is (wal_level, REPLICATION right, replica identity vs key,
+   * publication, free slots): found before anything is touched; the message names each fix.
+   */
+  cdcSourceNotReady: 'LakebaseCdcSourceNotReady',
+  /** The source invalidated the slot (wal_status lost, past max_slot_wal_keep_size): its changes are gone; drop it and start again. */
+  cdcSlotInvalidated: 'LakebaseCdcSlotInvalidated',
+  /**
    * A long-running Lakebase operation (create/delete branch or endpoint) ran and reported failure:
    * an answer, not a missing one, so the same request is not sent again.
    */
@@ -70,7 +77,7 @@ export type AuthFailureType = (typeof NON_RETRYABLE_FAILURES)['tokenInvalid' | '
 
 /** The failure types a PostgreSQL / network error classifies as (src/db/errors.ts). */
 export type SqlFailureType =
-  | (typeof NON_RETRYABLE_FAILURES)['tls' | 'sql' | 'data' | 'constraint']
+  | (typeof NON_RETRYABLE_FAILURES)['tls' | 'sql' | 'data' | 'constraint' | 'cdcSourceNotReady' | 'cdcSlotInvalidated']
   | (typeof RETRYABLE_FAILURES)['transient' | 'loginFailed' | 'unknown'];
 
 /** The workflows' nonRetryableErrorTypes list. */

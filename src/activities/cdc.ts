@@ -53,6 +53,8 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
     metrics?.cdcLagBytes.set({ slot: s.slot }, s.lagBytes);
     metrics?.cdcLagSeconds.set({ slot: s.slot }, s.lagSeconds);
     metrics?.cdcRetainedWalBytes.set({ slot: s.slot }, s.retainedWalBytes);
+    if (s.walStatus) for (const w of ['reserved', 'extended', 'unreserved', 'lost'] as const) metrics?.cdcSlotWalStatus.set({ slot: s.slot, status: w }, s.walStatus === w ? 1 : 0);
+    if (s.safeWalSize !== null && s.safeWalSize !== undefined) metrics?.cdcSlotSafeWalBytes.set({ slot: s.slot }, s.safeWalSize);
   }
 
   const cdcJoin = (input: { pipeline: string }): Promise<CdcJoin> => failing(`cdcJoin(${input.pipeline})`, () => cdc.join(callContext(), input));
@@ -79,6 +81,8 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
   const cdcFinishLoad = (input: { pipeline: string; runId: string }): Promise<FinishResult> =>
     failing(`cdcFinishLoad(${input.pipeline})`, async () => {
       const result = await cdc.load.finish(callContext(), input);
+      // Not a fresh table swapped in: the copy merged into rows already there (a checkpoint that could not be kept), so rows deleted meanwhile go first.
+      if (result.swap?.method !== 'rename' && result.swap?.method !== 'truncate-insert') await cdc.pruneAfterCopy(callContext(), input);
       await cdc.finishSnapshot(callContext(), input);
       return result;
     });

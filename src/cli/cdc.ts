@@ -1,64 +1,186 @@
-// `cdc start | status | stop`: the logical-replication stream of a pipeline's slot.
+// `cdc start | status | stop`: the logical-replication stream of a pipeline's slot, for one
+// pipeline (--pipeline) or a sync group's cdc pipelines (--group).
+import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
+import type { Config } from '../config/schema';
+import type { ConnectionReport } from '../db/diagnose';
+import type { CdcStatus } from '../sync/cdc/types';
 import type { CdcProgress } from '../workflows/cdcStream';
 import { print } from './output';
-import { loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+import { loadConfig, positive, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
 const cdcClient = () => require('../client/cdc') as typeof import('../client/cdc');
+const direct = () => require('./cdcDirect') as typeof import('./cdcDirect');
 
 const bytes = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${n.toLocaleString('en')} B`);
 
-export function formatCdcStatus(pipeline: string, slot: string, p: CdcProgress, warnBytes: number): string[] {
-  const snap = p.snapshots[pipeline];
-  const phase = snap ? `snapshot: ${snap.done}/${snap.partitions} partitions, ${snap.rowsCopied.toLocaleString('en')} rows copied` : (p.pipelines[pipeline] ?? 'not in this stream');
-  const lines = [
-    `pipeline ${pipeline}: ${phase}`,
-    `slot ${slot} (publication ${p.publication || '-'})${p.slotExists ? (p.slotActive ? ', reading' : ', idle') : ', missing'}`,
-    `applied LSN ${p.appliedLsn ?? '-'} · confirmed ${p.confirmedLsn ?? '-'} · current ${p.currentLsn ?? '-'}`,
-    `lag ${bytes(p.lagBytes)}, ${p.lagSeconds.toFixed(1)} s · ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s · ${p.rowsApplied.toLocaleString('en')} rows applied`,
-    `retained WAL ${bytes(p.retainedWalBytes)}`,
-  ];
-  if (p.retainedWalBytes > warnBytes) lines.push(`warning: the slot retains ${bytes(p.retainedWalBytes)} of WAL on the source, over the limit of ${bytes(warnBytes)} (cdc.retainedWalWarnBytes)`);
-  for (const w of p.warnings) if (!w.includes('retains')) lines.push(`warning: ${w}`);
+interface StatusView {
+  pipeline: string;
+  slot: string;
+  /** The running stream's figures, or null when no stream of the slot runs. */
+  progress: CdcProgress | null;
+  /** What the target's state and the source's slot say now (null: the CLI could not reach them; why in liveError). */
+  live: CdcStatus | null;
+  liveError?: string;
+  lastFailure?: { activity: string; attempt: number; message: string } | null;
+}
+
+/** The phase: the running stream's word for the pipeline, else what its state row says. */
+function phaseOf(v: StatusView): string {
+  const snap = v.progress?.snapshots[v.pipeline];
+  if (snap) return `snapshot: ${snap.done}/${snap.partitions} partitions, ${snap.rowsCopied.toLocaleString('en')} rows copied`;
+  const inStream = v.progress?.pipelines[v.pipeline];
+  if (inStream) return inStream;
+  if (v.live && v.live.phase !== 'not-started')
+    return v.live.slotExists
+      ? `stopped (no stream running; its checkpoint is kept at ${v.live.appliedLsn ?? v.live.startLsn}: cdc start resumes from it)`
+      : 'stopped, and its slot is gone: cdc start copies the table anew';
+  return 'not started';
+}
+
+export function formatCdcStatus(v: StatusView, warnBytes: number): string[] {
+  const s = v.live;
+  const p = v.progress;
+  const lines = [`pipeline ${v.pipeline}: ${phaseOf(v)}`];
+  if (s) {
+    const reading = s.slotExists ? (s.slotActive ? 'being read (active)' : 'not being read') : 'missing';
+    const health = s.walStatus ? `; wal_status ${s.walStatus}, safe_wal_size ${s.safeWalSize === null || s.safeWalSize === undefined ? 'unlimited' : bytes(s.safeWalSize)}` : '';
+    lines.push(`slot ${v.slot} (publication ${s.publication}): ${reading}${health}`);
+    lines.push(`applied LSN ${s.appliedLsn ?? '-'} · confirmed ${s.confirmedLsn ?? '-'} · current ${s.currentLsn ?? '-'}`);
+    lines.push(`lag ${s.lagBytes.toLocaleString('en')} bytes, ${s.lagSeconds.toFixed(1)} s · ${s.rowsApplied.toLocaleString('en')} rows applied in ${s.batches.toLocaleString('en')} batches${p ? ` · ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s` : ''}`);
+    lines.push(`retained WAL ${bytes(s.retainedWalBytes)}`);
+    if (s.retainedWalBytes > warnBytes) lines.push(`warning: the slot retains ${bytes(s.retainedWalBytes)} of WAL on the source, over the limit of ${bytes(warnBytes)} (cdc.retainedWalWarnBytes)`);
+    for (const w of s.warnings) if (!w.includes('retains')) lines.push(`warning: ${w}`);
+  } else if (p) {
+    // The databases could not be read from here: the stream's figures as of its last segment.
+    lines.push(`slot ${v.slot} (publication ${p.publication || '-'}), as of the stream's last segment`);
+    lines.push(`applied LSN ${p.appliedLsn ?? '-'} · confirmed ${p.confirmedLsn ?? '-'} · current ${p.currentLsn ?? '-'}`);
+    lines.push(`lag ${p.lagBytes.toLocaleString('en')} bytes, ${p.lagSeconds.toFixed(1)} s · ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s · ${p.rowsApplied.toLocaleString('en')} rows applied`);
+  }
+  if (v.liveError) lines.push(`note: could not read the slot and state from here (${v.liveError})`);
+  if (v.lastFailure) lines.push(`last failure: ${v.lastFailure.activity} attempt ${v.lastFailure.attempt}: ${v.lastFailure.message}`);
   return lines;
+}
+
+const reportLines = (r: ConnectionReport, all: boolean) =>
+  r.steps.filter((s) => all || (!s.ok && !s.skipped)).flatMap((s) => [`  ${s.skipped ? '·' : s.ok ? '✓' : '✗'} ${s.step}: ${s.detail}`, ...(s.fix ? [`      fix: ${s.fix}`] : [])]);
+
+/** No worker on the task queue means no answer: say so instead of waiting for ever. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+type Target = ConfigOption & { pipeline?: string; group?: string };
+
+/** --pipeline P or --group G (its cdc pipelines), exactly one. */
+function pipelinesOf(config: Config, opts: Target): string[] {
+  if (!!opts.pipeline === !!opts.group) throw new Error('give --pipeline <name> or --group <name> (one of them)');
+  if (opts.group) {
+    requireNamed(config.syncGroups, opts.group, '--group', 'sync group');
+    return cdcClient().cdcGroupPipelines(config, opts.group);
+  }
+  const p = requireNamed(config.pipelines, opts.pipeline!, '--pipeline', 'pipeline');
+  if (p.mode !== 'cdc') throw new Error(`--pipeline ${opts.pipeline}: mode is ${p.mode}; cdc commands need mode: cdc`);
+  return [opts.pipeline!];
+}
+
+/** The checks on a worker, then the start (pipelines of one slot together), then each join's answer; false when any did not join. */
+async function startPipelines(client: Client, config: Config, pipelines: string[], opts: { dryRun?: boolean; timeoutMs: number }): Promise<boolean> {
+  const c = cdcClient();
+  const taskQueue = config.temporal.taskQueue;
+  const noWorker = `no worker on task queue ${taskQueue} answered within ${opts.timeoutMs / 1000} s: start one (lakebase-worker worker)`;
+  const ready: string[] = [];
+  for (const pipeline of pipelines) {
+    const report = await within(c.checkCdc(client, { config, pipeline, taskQueue }), opts.timeoutMs, noWorker);
+    if (!report.ok) {
+      print(`${pipeline}: not started, the source is not ready for cdc (nothing was changed):`);
+      reportLines(report, false).forEach((l) => print(l));
+    } else if (opts.dryRun) {
+      print(`${pipeline}: every check passed; cdc start would:`);
+      reportLines(report, true).filter((l) => /cdc /.test(l)).forEach((l) => print(l));
+      ready.push(pipeline);
+    } else ready.push(pipeline);
+  }
+  let ok = ready.length === pipelines.length;
+  if (opts.dryRun || !ready.length) return ok;
+  for (const { pipeline, workflowId, slot } of await c.startCdcPipelines(client, { config, pipelines: ready, taskQueue })) {
+    const answer = await c.awaitJoin(client, { workflowId, pipeline, timeoutMs: opts.timeoutMs });
+    if (!answer.joined) {
+      print(`${pipeline}: did not join ${workflowId}: ${answer.message}`);
+      ok = false;
+    } else print(`${pipeline} joined ${workflowId} (slot ${slot}): ${answer.phase === 'snapshot' ? 'copying the table, then streaming' : 'streaming'}`);
+  }
+  return ok;
 }
 
 export function registerCdc(program: Command): void {
   const cdc = program.command('cdc').description('continuous sync by logical replication (pipelines with mode: cdc)');
-  const pipelineOption = (cmd: Command) => withConfigOption(cmd.requiredOption('-p, --pipeline <name>', 'cdc pipeline name from the configuration'));
+  const targetOptions = (cmd: Command) =>
+    withConfigOption(cmd.option('-p, --pipeline <name>', 'cdc pipeline name from the configuration').option('-g, --group <name>', "a sync group's cdc pipelines"));
 
-  pipelineOption(cdc.command('start').description("start the stream of the pipeline's slot, or join it; returns at once")).action(async (opts: ConfigOption & { pipeline: string }) => {
-    const config = loadConfig(opts);
-    requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
-    await withClient(config, async (client) => {
-      const { workflowId, slot } = await cdcClient().startCdc(client, { config, pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue });
-      print(`${opts.pipeline} joined ${workflowId} (slot ${slot})`);
-    });
-  });
-
-  pipelineOption(cdc.command('status').description('phase, LSNs, lag, rows/s and the WAL the slot retains')).action(async (opts: ConfigOption & { pipeline: string }) => {
-    const config = loadConfig(opts);
-    const p = requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
-    await withClient(config, async (client) => {
-      const { slot, progress } = await cdcClient().cdcProgress(client, config, opts.pipeline);
-      if (!progress) {
-        print(`no cdc stream is running for slot ${slot}; start it with: lakebase-worker cdc start --pipeline ${opts.pipeline}`);
-        process.exitCode = 1;
-        return;
-      }
-      for (const line of formatCdcStatus(opts.pipeline, slot, progress, p.cdc.retainedWalWarnBytes)) print(line);
-    });
-  });
-
-  pipelineOption(cdc.command('stop').description('stop applying changes for the pipeline'))
-    .option('--drop-slot', 'drop the replication slot when this is its last pipeline (the source stops keeping WAL for it)')
-    .action(async (opts: ConfigOption & { pipeline: string; dropSlot?: boolean }) => {
+  targetOptions(cdc.command('start').description("check the source, then start the stream of the pipeline's slot (or join it) and wait for the join's answer"))
+    .option('--dry-run', 'run the checks on a worker (wal_level, REPLICATION right, replica identity against key, publication, free slots) and change nothing')
+    .option('--timeout <seconds>', 'how long to wait for the checks and the join', positive, 120)
+    .action(async (opts: Target & { dryRun?: boolean; timeout: number }) => {
       const config = loadConfig(opts);
-      requireNamed(config.pipelines, opts.pipeline, '--pipeline', 'pipeline');
+      const names = pipelinesOf(config, opts);
       await withClient(config, async (client) => {
-        const { slot, ended } = await cdcClient().stopCdc(client, { config, pipeline: opts.pipeline, dropSlot: !!opts.dropSlot });
-        if (!ended) print(`${opts.pipeline} left the stream of slot ${slot}; other pipelines keep it`);
-        else print(`stream of slot ${slot} stopped${ended.slotExists ? (opts.dropSlot ? '' : '; the slot is kept (it retains WAL until the next start, or cdc stop --drop-slot)') : '; slot dropped'}`);
+        if (!(await startPipelines(client, config, names, { dryRun: opts.dryRun, timeoutMs: opts.timeout * 1000 }))) process.exitCode = 1;
       });
+    });
+
+  targetOptions(cdc.command('status').description('phase, whether the slot is being read, applied/confirmed/current LSNs, lag, wal_status, the last failure'))
+    .action(async (opts: Target) => {
+      const config = loadConfig(opts);
+      const names = pipelinesOf(config, opts);
+      const c = cdcClient();
+      const d = direct().directCdc(config);
+      try {
+        await withClient(config, async (client) => {
+          for (const pipeline of names) {
+            const { slot, progress } = await c.cdcProgress(client, config, pipeline);
+            const view: StatusView = { pipeline, slot, progress, live: null };
+            await d.status(pipeline).then((s) => void (view.live = s), (err: unknown) => void (view.liveError = (err as Error).message));
+            if (progress) view.lastFailure = await c.lastActivityFailure(client.workflow.getHandle(c.cdcWorkflowId(slot))).catch(() => null);
+            for (const line of formatCdcStatus(view, config.pipelines[pipeline]!.cdc.retainedWalWarnBytes)) print(line);
+            if (!progress?.pipelines[pipeline]) process.exitCode = 1;
+          }
+        });
+      } finally {
+        await d.close();
+      }
+    });
+
+  targetOptions(cdc.command('stop').description('stop applying changes for the pipeline; its checkpoint is kept unless --drop-slot'))
+    .option('--drop-slot', 'drop the replication slot when this is its last pipeline (the source stops keeping WAL for it)')
+    .action(async (opts: Target & { dropSlot?: boolean }) => {
+      const config = loadConfig(opts);
+      const names = pipelinesOf(config, opts);
+      const dropSlot = !!opts.dropSlot;
+      const d = direct().directCdc(config);
+      try {
+        await withClient(config, async (client) => {
+          for (const pipeline of names) {
+            const r = await cdcClient().stopCdc(client, { config, pipeline, dropSlot });
+            if (r.notStreaming) {
+              // No running stream holds the pipeline (it failed, or was never started): leave the slot from here.
+              const left = await d.leave(pipeline, dropSlot);
+              if (left.slotDropped) print(`${pipeline}: no stream was running; slot ${r.slot} dropped`);
+              else if (left.stillUsedBy.length) print(`${pipeline}: no stream was running for it; slot ${r.slot} kept for ${left.stillUsedBy.join(', ')}`);
+              else print(`${pipeline}: no stream was running${dropSlot ? `; slot ${r.slot} did not exist` : `; slot ${r.slot} and the pipeline's checkpoint are kept`}`);
+              continue;
+            }
+            if (!r.ended) {
+              print(`${pipeline} left the stream of slot ${r.slot}; ${r.others.join(', ')} keep${r.others.length === 1 ? 's' : ''} it${dropSlot ? '' : `; ${pipeline} copies its table anew at the next start (the slot moves on for the others)`}`);
+              continue;
+            }
+            if (!r.ended.slotExists && dropSlot) print(`stream of slot ${r.slot} stopped; slot dropped`);
+            else print(`stream of slot ${r.slot} stopped; the slot and ${pipeline}'s checkpoint are kept (the slot retains WAL until cdc start resumes, or cdc stop --drop-slot)`);
+          }
+        });
+      } finally {
+        await d.close();
+      }
     });
 }

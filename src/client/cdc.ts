@@ -1,30 +1,124 @@
 // Starting, watching and stopping the cdc stream of a pipeline's slot (one workflow per slot).
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../config/schema';
-import { slotNames } from '../sync/cdc/names';
+import type { ConnectionReport } from '../db/diagnose';
+import { cdcPipeline, slotNames } from '../sync/cdc/names';
 import { cdcJoinSignal, cdcProgressQuery, cdcStopSignal, type CdcProgress, type CdcStreamInput } from '../workflows/cdcStream';
+import { testConnectionViaWorker } from './connection';
 
 /** `cdc:<slot>`: the stream of one replication slot, whichever pipelines share it. */
 export const cdcWorkflowId = (slot: string) => `cdc:${slot}`;
 
-/** Starts the slot's stream, or joins the pipeline to the one running; returns at once. */
+type StreamHandle = WorkflowHandle<(i: CdcStreamInput) => Promise<CdcProgress>>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The cdc pipelines of a sync group, in its order (`cdc start|status|stop --group G`); a group without one is an error naming it. */
+export function cdcGroupPipelines(config: Config, group: string): string[] {
+  const g = config.syncGroups[group];
+  if (!g) throw new Error(`--group: unknown sync group "${group}"; defined: ${Object.keys(config.syncGroups).join(', ') || '(none)'}`);
+  const names = g.pipelines.filter((p) => config.pipelines[p]?.mode === 'cdc');
+  if (!names.length) throw new Error(`--group ${group}: no pipeline of the group has mode: cdc (${g.pipelines.join(', ')})`);
+  return names;
+}
+
+/** The checks a join makes, run on a worker before anything is touched (cdc start, cdc start --dry-run). */
+export function checkCdc(client: Client, opts: { config: Config; pipeline: string; taskQueue: string }): Promise<ConnectionReport> {
+  const p = cdcPipeline(opts.config, opts.pipeline);
+  return testConnectionViaWorker(client, { profile: p.source.profile, environment: p.source.environment, taskQueue: opts.taskQueue, pipeline: opts.pipeline });
+}
+
+/** Starts the slot's stream, or joins the pipeline to the one running; returns once the signal is in (see awaitJoin). */
 export async function startCdc(
   client: Client,
   opts: { config: Config; pipeline: string; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun'> },
 ): Promise<{ workflowId: string; slot: string }> {
-  const { slot } = slotNames(opts.config, opts.pipeline);
-  const workflowId = cdcWorkflowId(slot);
-  const p = opts.config.pipelines[opts.pipeline]!;
-  await client.workflow.signalWithStart<(i: CdcStreamInput) => Promise<CdcProgress>, [string]>('cdcStream', {
-    taskQueue: opts.taskQueue,
-    workflowId,
-    args: [{ slot, pipelines: [opts.pipeline], ...opts.stream }],
-    signal: cdcJoinSignal,
-    signalArgs: [opts.pipeline],
-    staticSummary: `CDC stream of slot **${slot}**`,
-    staticDetails: `Logical replication from ${p.source.profile}/${p.source.environment}: slot \`${slot}\`; pipelines join with \`cdc start\`, leave with \`cdc stop\`.`,
-  });
-  return { workflowId, slot };
+  const [started] = await startCdcPipelines(client, { ...opts, pipelines: [opts.pipeline] });
+  return started!;
+}
+
+/**
+ * Starts several pipelines (`cdc start --group`): those of one slot go into a new stream together,
+ * so they join before its first segment rather than one by one into a running one.
+ */
+export async function startCdcPipelines(
+  client: Client,
+  opts: { config: Config; pipelines: string[]; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun'> },
+): Promise<{ pipeline: string; workflowId: string; slot: string }[]> {
+  const bySlot = new Map<string, string[]>();
+  for (const n of opts.pipelines) {
+    const { slot } = slotNames(opts.config, n);
+    bySlot.set(slot, [...(bySlot.get(slot) ?? []), n]);
+  }
+  const out: { pipeline: string; workflowId: string; slot: string }[] = [];
+  for (const [slot, members] of bySlot) {
+    const workflowId = cdcWorkflowId(slot);
+    const p = opts.config.pipelines[members[0]!]!;
+    const handle = await client.workflow.signalWithStart<(i: CdcStreamInput) => Promise<CdcProgress>, [string]>('cdcStream', {
+      taskQueue: opts.taskQueue,
+      workflowId,
+      args: [{ slot, pipelines: members, ...opts.stream }],
+      signal: cdcJoinSignal,
+      signalArgs: [members[0]!],
+      staticSummary: `CDC stream of slot **${slot}**`,
+      staticDetails: `Logical replication from ${p.source.profile}/${p.source.environment}: slot \`${slot}\`; pipelines join with \`cdc start\`, leave with \`cdc stop\`.`,
+    });
+    // A stream that was already running got only the first join: the others ask for themselves (a member ignores it).
+    for (const m of members.slice(1)) await handle.signal(cdcJoinSignal, m);
+    out.push(...members.map((pipeline) => ({ pipeline, workflowId, slot })));
+  }
+  return out;
+}
+
+/** A failure as a user reads it: the innermost typed cause, its type and message. */
+export function failureText(err: unknown): string {
+  let e: unknown = err;
+  while ((e instanceof WorkflowFailedError || e instanceof ActivityFailure) && e.cause) e = e.cause;
+  if (e instanceof ApplicationFailure) return `${e.type ?? 'failure'}: ${e.message}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The newest failure of an activity the run is retrying (the pending activity's last failure), or null. */
+export async function lastActivityFailure(handle: WorkflowHandle): Promise<{ activity: string; attempt: number; message: string } | null> {
+  const d = await handle.describe();
+  for (const a of d.raw.pendingActivities ?? []) {
+    const f = a.lastFailure;
+    if (!f?.message) continue;
+    const inner = f.cause?.message ? f.cause : f;
+    const type = inner.applicationFailureInfo?.type;
+    return { activity: a.activityType?.name ?? '?', attempt: a.attempt ?? 0, message: `${type ? `${type}: ` : ''}${inner.message}` };
+  }
+  return null;
+}
+
+export type JoinAnswer = { joined: true; phase: 'snapshot' | 'streaming' } | { joined: false; message: string };
+
+/**
+ * Waits for the stream to answer the pipeline's join: it copies (snapshot) or streams, or the
+ * stream failed (the failure's text), or it still retries after timeoutMs (the last failure).
+ */
+export async function awaitJoin(client: Client, opts: { workflowId: string; pipeline: string; timeoutMs?: number }): Promise<JoinAnswer> {
+  const handle: StreamHandle = client.workflow.getHandle(opts.workflowId);
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+  for (;;) {
+    const { status } = await handle.describe();
+    if (status.name !== 'RUNNING') {
+      try {
+        await handle.result();
+        return { joined: false, message: `the stream ${opts.workflowId} ended (${status.name.toLowerCase()}) before ${opts.pipeline} joined` };
+      } catch (err) {
+        return { joined: false, message: failureText(err) };
+      }
+    }
+    const progress = await handle.query(cdcProgressQuery).catch(() => null);
+    const phase = progress?.pipelines[opts.pipeline];
+    if (phase === 'snapshot' || phase === 'streaming') return { joined: true, phase };
+    if (Date.now() > deadline) {
+      const last = await lastActivityFailure(handle).catch(() => null);
+      return { joined: false, message: `${opts.pipeline} has not joined ${opts.workflowId} after ${Math.round((opts.timeoutMs ?? 120_000) / 1000)} s${last ? `; ${last.activity} attempt ${last.attempt} failed: ${last.message}` : ' (is a worker running on the task queue?)'}` };
+    }
+    await sleep(300);
+  }
 }
 
 /** The stream's figures (its progress query), or null when no stream of the slot is running. */
@@ -41,12 +135,42 @@ export async function cdcProgress(client: Client, config: Config, pipeline: stri
   }
 }
 
-/** The pipeline leaves the stream (with dropSlot, the slot goes too when it was the last); waits for the stream to end when it was. */
-export async function stopCdc(client: Client, opts: { config: Config; pipeline: string; dropSlot: boolean }): Promise<{ slot: string; ended: CdcProgress | null }> {
+export interface CdcStopResult {
+  slot: string;
+  /** The stream's last figures when this stop ended it (the pipeline was its last). */
+  ended: CdcProgress | null;
+  /** Pipelines still in the running stream after this one left. */
+  others: string[];
+  /** No running stream had the pipeline: nothing was signalled, the caller leaves the slot itself (cdc stop does). */
+  notStreaming: boolean;
+}
+
+/**
+ * The pipeline leaves the stream (with dropSlot, the slot goes too when it was the last): waits until
+ * the stream has processed the stop, and for the stream to end when it was the last pipeline.
+ */
+export async function stopCdc(client: Client, opts: { config: Config; pipeline: string; dropSlot: boolean; timeoutMs?: number }): Promise<CdcStopResult> {
   const { slot } = slotNames(opts.config, opts.pipeline);
-  const handle = client.workflow.getHandle<(i: CdcStreamInput) => Promise<CdcProgress>>(cdcWorkflowId(slot));
+  const handle: StreamHandle = client.workflow.getHandle(cdcWorkflowId(slot));
+  const running = await handle.describe().then((d) => d.status.name === 'RUNNING', (err: unknown) => {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  });
+  const before = running ? await handle.query(cdcProgressQuery) : null;
+  if (!before || !(opts.pipeline in before.pipelines)) return { slot, ended: null, others: before ? Object.keys(before.pipelines) : [], notStreaming: true };
   await handle.signal(cdcStopSignal, { pipeline: opts.pipeline, dropSlot: opts.dropSlot });
-  const progress = await handle.query(cdcProgressQuery).catch(() => null);
-  const others = progress ? Object.keys(progress.pipelines).filter((p) => p !== opts.pipeline) : [];
-  return { slot, ended: others.length === 0 ? await handle.result() : null };
+  const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
+  for (;;) {
+    if (Date.now() > deadline)
+      throw new Error(`the stream ${cdcWorkflowId(slot)} has not processed the stop of ${opts.pipeline} within ${Math.round((opts.timeoutMs ?? 300_000) / 1000)} s (the stop is queued: it takes effect once a worker runs the stream); is a worker running on its task queue?`);
+    const { status } = await handle.describe();
+    if (status.name !== 'RUNNING') return { slot, ended: await handle.result(), others: [], notStreaming: false };
+    const now = await handle.query(cdcProgressQuery).catch(() => null);
+    if (now && !(opts.pipeline in now.pipelines)) {
+      const others = Object.keys(now.pipelines);
+      if (others.length === 0) return { slot, ended: await handle.result(), others, notStreaming: false };
+      return { slot, ended: null, others, notStreaming: false };
+    }
+    await sleep(200);
+  }
 }

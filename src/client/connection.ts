@@ -31,13 +31,13 @@ export async function connectClient(t: TemporalConfig): Promise<Client> {
 /** Runs the `testConnection` workflow on a worker and returns its report (a failed check is a report too). */
 export async function testConnectionViaWorker(
   client: Client,
-  opts: { profile: string; environment: string; taskQueue: string; idpToken?: string },
+  opts: { profile: string; environment: string; taskQueue: string; idpToken?: string; pipeline?: string },
 ): Promise<ConnectionReport> {
   const h = await client.workflow.start('testConnection', {
     taskQueue: opts.taskQueue,
     workflowId: `test-connection:${opts.profile}:${opts.environment}:${new Date().toISOString()}`,
-    args: [{ profile: opts.profile, environment: opts.environment, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }) }],
-    staticSummary: `Test connection **${opts.profile}/${opts.environment}**`,
+    args: [{ profile: opts.profile, environment: opts.environment, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }), ...(opts.pipeline && { pipeline: opts.pipeline }) }],
+    staticSummary: `Test connection **${opts.profile}/${opts.environment}**${opts.pipeline ? ` for cdc pipeline **${opts.pipeline}**` : ''}`,
   });
   return (await h.result().catch((err: unknown) => {
     const details = err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure ? err.cause.details?.[0] : undefined;

@@ -2,7 +2,7 @@
 
 import type { SqlFailureType } from '../failureTypes';
 
-export type SqlErrorKind = 'transient' | 'auth' | 'tls' | 'sql' | 'data' | 'constraint' | 'unknown';
+export type SqlErrorKind = 'transient' | 'auth' | 'tls' | 'sql' | 'data' | 'constraint' | 'replication' | 'unknown';
 
 export interface SqlErrorClass {
   kind: SqlErrorKind;
@@ -18,6 +18,27 @@ const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE
 interface PgLikeError {
   code?: unknown;
   message?: unknown;
+  detail?: unknown;
+}
+
+/**
+ * Logical replication refusals that no retry can cure (SQLSTATE 55000 / 53400 are otherwise
+ * "unknown, retry"): the source's settings or an invalidated slot. Returns the fix, or undefined.
+ */
+export function describeReplicationProblem(err: unknown): { type: 'LakebaseCdcSourceNotReady' | 'LakebaseCdcSlotInvalidated'; fix: string } | undefined {
+  const code = String((err as PgLikeError)?.code ?? '');
+  const text = `${String((err as PgLikeError)?.message ?? '')} ${String((err as PgLikeError)?.detail ?? '')}`;
+  if (code === '55000' && /wal_level/.test(text))
+    return { type: 'LakebaseCdcSourceNotReady', fix: 'the source needs wal_level = logical: run ALTER SYSTEM SET wal_level = logical and restart it (Lakebase runs logical already)' };
+  const slot = /replication slot "([^"]+)"/.exec(text)?.[1] ?? '<slot>';
+  if (code === '55000' && (/invalidated/.test(text) || /can no longer get changes from replication slot/.test(text)))
+    return {
+      type: 'LakebaseCdcSlotInvalidated',
+      fix: `slot "${slot}" was invalidated (it fell behind past max_slot_wal_keep_size; the WAL it needed is gone): run cdc stop --drop-slot (or SELECT pg_drop_replication_slot('${slot}')), then cdc start to copy the tables anew; raise max_slot_wal_keep_size so it does not happen again`,
+    };
+  if (code === '53400' && /replication slots are in use/.test(text))
+    return { type: 'LakebaseCdcSourceNotReady', fix: 'every replication slot of the source is in use: drop one nobody reads (SELECT slot_name FROM pg_replication_slots WHERE NOT active) or raise max_replication_slots and restart' };
+  return undefined;
 }
 
 const TLS_CODES = new Set([
@@ -48,6 +69,8 @@ export function classifySqlError(err: unknown): SqlErrorClass {
   const code = typeof (err as PgLikeError)?.code === 'string' ? ((err as PgLikeError).code as string) : undefined;
   const message = String((err as PgLikeError)?.message ?? '');
   if (describeTlsProblem(err)) return { kind: 'tls', type: 'LakebaseTlsError', retryable: false, sqlState: code && /^[0-9A-Z]{5}$/.test(code) ? code : undefined };
+  const replication = describeReplicationProblem(err);
+  if (replication) return { kind: 'replication', type: replication.type, retryable: false, sqlState: code };
   if (code && /^[0-9A-Z]{5}$/.test(code)) {
     // 57014 is query_canceled: a statement_timeout; the chunk is retried (with backoff) like other transients.
     if (code.startsWith('08') || TRANSIENT_STATES.has(code)) return { kind: 'transient', type: 'LakebaseTransientError', retryable: true, sqlState: code };
@@ -75,5 +98,7 @@ export function describeSqlError(err: unknown, statement: string): string {
   if (typeof e?.column === 'string' && e.column) parts.push(`column: ${e.column}`);
   if (typeof e?.hint === 'string' && e.hint) parts.push(`hint: ${e.hint}`);
   if (typeof e?.where === 'string' && e.where) parts.push(`where: ${e.where.split('\n')[0]}`);
+  const replication = describeReplicationProblem(err);
+  if (replication) parts.push(`fix: ${replication.fix}`);
   return parts.join('; ');
 }

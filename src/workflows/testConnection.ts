@@ -8,6 +8,8 @@ export interface TestConnectionInput {
   profile: string;
   environment: string;
   auth?: JobAuth;
+  /** A cdc pipeline whose source this is: its cdc checks too (cdc start --dry-run). */
+  pipeline?: string;
 }
 
 /** Test Connection runnable from the Temporal UI or a client; fails with the failing step and its fix. */

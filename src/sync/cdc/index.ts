@@ -8,9 +8,13 @@ import {
 } from '../../db/cdcSql';
 import { createSyncEngine } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
+import type { CheckStep } from '../../db/diagnose';
 import { configError } from '../errors';
 import { lsnBytes } from './lsn';
 import { cdcPipeline, slotGroup, slotNames } from './names';
+import { assertCdcReady, cdcPreflight, slotInvalidatedText } from './preflight';
+import { slotHealth } from '../../db/cdcChecks';
+import { pruneVanishedRows } from './prune';
 import { streamChanges, type StreamPipeline } from './stream';
 import type { CdcJoin, CdcStatus, StreamProgress } from './types';
 
@@ -60,6 +64,8 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     });
     return withConnection(ctx.connect, p.source, async (s) => {
       const table = await sourceTable(s, name, p);
+      // Before any publication or slot is touched (preflight.ts): a refused check changes nothing on the source.
+      await assertCdcReady(s, { pipeline: name, config: p, slot, publication });
       const slotNow = await slotInfo(s, slot);
       if (existing && existing.slot === slot && slotNow)
         return { pipeline: name, slot, publication, phase: existing.phase, startLsn: existing.startLsn, createdSlot: false, createdPublication: false };
@@ -125,12 +131,40 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     return withConnection(ctx.connect, p.source, async (s) => (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn);
   }
 
+  /**
+   * A reader may still hold the slot for a moment after its stream ended (an activity of a failed or
+   * terminated run stops at its next heartbeat): wait for it rather than fail with 55006.
+   */
+  async function untilSlotReleased(s: pg.ClientBase, slot: string, ms = 60_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (let h = await slotHealth(s, slot); h?.active; h = await slotHealth(s, slot)) {
+      if (Date.now() > deadline)
+        throw configError(`replication slot "${slot}" is still being read by PID ${h.activePid} after ${ms / 1000} s with no stream of ours running: stop that reader (SELECT pg_terminate_backend(${h.activePid})) and run cdc stop --drop-slot again`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /** After a copy merged into a populated target, before streaming: drop the rows the source deleted meanwhile (prune.ts). */
+  async function pruneAfterCopy(ctx: CallContext, input: { pipeline: string }): Promise<number> {
+    const p = cdcPipeline(config, input.pipeline);
+    const pruned = await withConnection(ctx.connect, p.target, (t) => withConnection(ctx.connect, p.source, (s) => pruneVanishedRows(s, t, p)));
+    if (pruned) deps.log?.('cdc copy into a populated target: deleted the rows the source no longer has', { pipeline: input.pipeline, rows: pruned });
+    return pruned;
+  }
+
+  /** The checks the join makes before it touches the source (preflight.ts), as a report: test-connection and cdc start --dry-run. */
+  async function preflight(ctx: CallContext, input: { pipeline: string }): Promise<CheckStep[]> {
+    const p = cdcPipeline(config, input.pipeline);
+    const { slot, publication } = names(input.pipeline);
+    return withConnection(ctx.connect, p.source, (s) => cdcPreflight(s, { pipeline: input.pipeline, config: p, slot, publication }));
+  }
+
   async function status(ctx: CallContext, input: { pipeline: string }): Promise<CdcStatus> {
     const name = input.pipeline;
     const p = cdcPipeline(config, name);
     const { slot, publication } = names(name);
     const state = await withConnection(ctx.connect, p.target, (t) => readCdcState(t, p.stateSchema, name));
-    const info = await withConnection(ctx.connect, p.source, (s) => slotInfo(s, slot));
+    const [info, health] = await withConnection(ctx.connect, p.source, async (s) => [await slotInfo(s, slot), await slotHealth(s, slot)] as const);
     const applied = state?.appliedLsn ?? state?.startLsn ?? null;
     const current = info?.currentLsn ?? null;
     // Bytes of WAL behind the target; WAL of other tables counts too until the reader confirms past it.
@@ -138,24 +172,32 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     const lagSeconds = lagBytes > 0 && state?.appliedCommitTime ? Math.max(0, (Date.now() - state.appliedCommitTime.getTime()) / 1000) : 0;
     const warnings: string[] = [];
     if (state && !info) warnings.push(`replication slot "${slot}" does not exist on the source: the stream cannot go on; stop the pipeline and start it again`);
+    if (health?.walStatus === 'lost') {
+      const t = slotInvalidatedText(slot);
+      warnings.push(`${t.detail}; fix: ${t.fix}`);
+    } else if (health?.walStatus === 'unreserved')
+      warnings.push(`slot "${slot}" is past max_slot_wal_keep_size (wal_status unreserved): the source invalidates it at its next checkpoint unless the stream catches up`);
     if (info && info.retainedBytes > p.cdc.retainedWalWarnBytes)
       warnings.push(`slot "${slot}" retains ${info.retainedBytes} bytes of WAL on the source (limit ${p.cdc.retainedWalWarnBytes}): is the stream running? cdc stop --drop-slot removes a forgotten slot`);
     return {
       pipeline: name, slot, publication, phase: state?.phase ?? 'not-started', slotExists: !!info, slotActive: !!info?.active,
       startLsn: state?.startLsn ?? null, appliedLsn: state?.appliedLsn ?? null, confirmedLsn: info?.confirmedLsn ?? null, currentLsn: current,
       lagBytes, lagSeconds, retainedWalBytes: info?.retainedBytes ?? 0, rowsApplied: state?.rowsApplied ?? 0, batches: state?.batches ?? 0, warnings,
+      walStatus: health?.walStatus ?? null, safeWalSize: health?.safeWalSize ?? null,
     };
   }
 
   /**
-   * The pipeline leaves its slot (its state row goes). With dropSlot, the slot is dropped once no
-   * other pipeline of the group still uses it; the publication stays (an operator may own it).
+   * The pipeline leaves its slot. Without dropSlot, when no other pipeline reads the slot, its state
+   * stays: the slot keeps the WAL from its checkpoint, and the next start resumes there. With other
+   * pipelines on the slot the reader moves on for them, so the checkpoint cannot be kept: the state
+   * goes (the next start copies anew). With dropSlot, the slot is dropped once no other pipeline
+   * uses it; the publication stays (an operator may own it).
    */
   async function leave(ctx: CallContext, input: { pipeline: string; dropSlot: boolean }): Promise<{ slotDropped: boolean; stillUsedBy: string[] }> {
     const name = input.pipeline;
     const p = cdcPipeline(config, name);
     const { slot } = names(name);
-    await withConnection(ctx.connect, p.target, (t) => deleteCdcState(t, p.stateSchema, name));
     const stillUsedBy: string[] = [];
     for (const n of group(name)) {
       if (n === name) continue;
@@ -163,11 +205,25 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       const s = await withConnection(ctx.connect, q.target, (t) => readCdcState(t, q.stateSchema, n));
       if (s?.slot === slot) stillUsedBy.push(n);
     }
+    if (!input.dropSlot && stillUsedBy.length === 0) {
+      const [state, info] = await Promise.all([
+        withConnection(ctx.connect, p.target, (t) => readCdcState(t, p.stateSchema, name)),
+        withConnection(ctx.connect, p.source, (s) => slotInfo(s, slot)),
+      ]);
+      if (state?.slot === slot && info) return { slotDropped: false, stillUsedBy };
+    }
+    await withConnection(ctx.connect, p.target, (t) => deleteCdcState(t, p.stateSchema, name));
     if (!input.dropSlot || stillUsedBy.length) return { slotDropped: false, stillUsedBy };
-    return { slotDropped: await withConnection(ctx.connect, p.source, (s) => dropSlot(s, slot)), stillUsedBy };
+    return {
+      slotDropped: await withConnection(ctx.connect, p.source, async (s) => {
+        await untilSlotReleased(s, slot);
+        return dropSlot(s, slot);
+      }),
+      stillUsedBy,
+    };
   }
 
-  return { names, group, join, load, finishSnapshot, stream, currentLsn, status, leave };
+  return { names, group, join, load, finishSnapshot, pruneAfterCopy, stream, currentLsn, preflight, status, leave };
 }
 
 export type CdcEngine = ReturnType<typeof createCdcEngine>;

@@ -52,4 +52,8 @@ export interface CdcStatus {
   batches: number;
   /** Retained WAL past the pipeline's limit, a missing slot. */
   warnings: string[];
+  /** pg_replication_slots.wal_status: reserved, extended, unreserved (about to be invalidated), lost (invalidated). */
+  walStatus?: 'reserved' | 'extended' | 'unreserved' | 'lost' | null;
+  /** WAL that may still be written before max_slot_wal_keep_size invalidates the slot (null: no limit). */
+  safeWalSize?: number | null;
 }
