@@ -1,8 +1,64 @@
-import { ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOptions, type ScheduleSummary } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOptions, type ScheduleSummary } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from './config/schema';
 import type { DataSyncInput } from './workflows';
 import { LakebaseEnvironment, LakebasePipeline, LakebaseProfile } from './workflows/searchAttributes';
+import { duration } from './humanize';
+
+/** A schedule command Temporal refused, in our words: what was wrong and the command that helps. */
+export class ScheduleError extends Error {
+  override name = 'ScheduleError';
+}
+
+/** Every message of an error and its causes (the SDK puts the server's answer in `cause`). */
+const messages = (err: unknown): string => {
+  const out: string[] = [];
+  for (let e = err, i = 0; e instanceof Error && i < 6; e = e.cause, i++) out.push(e.message);
+  return out.join(' | ');
+};
+
+const CRON_FIELDS = 'minute hour day-of-month month day-of-week';
+
+/** A cron expression Temporal accepts: 5 fields (6–7 with seconds and year), or an @-shortcut; else what is wrong with it. */
+export function cronProblem(cron: string): string | undefined {
+  const text = cron.trim();
+  if (/^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/.test(text) || /^@every\s+\S+/.test(text)) return undefined;
+  const fields = text.split(/\s+/).filter(Boolean).length;
+  if (fields >= 5 && fields <= 7) return undefined;
+  return `--cron "${cron}": a cron expression has 5 fields (${CRON_FIELDS}), e.g. "*/15 * * * *" for every 15 minutes; this has ${fields}`;
+}
+
+/** The ids of the schedules there are, for an error naming one that is not. */
+async function scheduleIds(client: Client): Promise<string[]> {
+  const ids: string[] = [];
+  try {
+    for await (const s of client.schedule.list()) {
+      ids.push(s.scheduleId);
+      if (ids.length >= 20) break;
+    }
+  } catch {
+    // Listing is only a hint.
+  }
+  return ids;
+}
+
+/** Temporal's schedule errors in our words (not found, already exists, a spec it refuses); anything else as it was. */
+export async function explainScheduleError(client: Client, err: unknown, scheduleId: string): Promise<unknown> {
+  const text = messages(err);
+  if (err instanceof ScheduleNotFoundError || /workflow not found for ID: temporal-sys-scheduler:/i.test(text)) {
+    const ids = await scheduleIds(client);
+    const near = ids.find((id) => id === `sync:${scheduleId}` || id.endsWith(`:${scheduleId}`));
+    return new ScheduleError(
+      `no schedule "${scheduleId}"${near ? `; did you mean ${near}?` : ''} (schedules: ${ids.join(', ') || 'none'}; lakebase-worker schedule list shows them)`,
+    );
+  }
+  if (err instanceof ScheduleAlreadyRunning || /schedule already (exists|running)/i.test(text))
+    return new ScheduleError(`schedule ${scheduleId} already exists; see it with lakebase-worker schedule describe ${scheduleId}, or delete it first (lakebase-worker schedule delete ${scheduleId})`);
+  if (/CronString|cron/i.test(text) && /field|invalid|parse/i.test(text))
+    return new ScheduleError(`Temporal refused the cron expression (${text.split(' | ').pop()}); it takes 5 fields (${CRON_FIELDS}), e.g. "*/15 * * * *"`);
+  if (/invalid interval|every/i.test(text) && err instanceof TypeError) return new ScheduleError(`--every: ${err.message}; e.g. "15 minutes" or "1 hour"`);
+  return err;
+}
 
 export interface SyncScheduleOptions {
   pipeline: string;
@@ -25,7 +81,18 @@ export const scheduleIdFor = (pipeline: string) => `sync:${pipeline}`;
 
 /** A Temporal schedule that starts `dataSync` for one pipeline. */
 export async function createSyncSchedule(client: Client, o: SyncScheduleOptions): Promise<ScheduleHandle> {
-  if (!o.cron === !o.every) throw new Error('give exactly one of --cron or --every');
+  if (!o.cron === !o.every) throw new ScheduleError('give exactly one of --cron or --every');
+  const badCron = o.cron !== undefined ? cronProblem(o.cron) : undefined;
+  if (badCron) throw new ScheduleError(badCron);
+  const id = o.scheduleId ?? scheduleIdFor(o.pipeline);
+  try {
+    return await createTagged(client, o);
+  } catch (err) {
+    throw await explainScheduleError(client, err, id);
+  }
+}
+
+async function createTagged(client: Client, o: SyncScheduleOptions): Promise<ScheduleHandle> {
   const p = o.config?.pipelines[o.pipeline];
   const options: ScheduleOptions = {
     scheduleId: o.scheduleId ?? scheduleIdFor(o.pipeline),
@@ -75,7 +142,7 @@ export function describeSchedule(d: ScheduleDescription): string {
   const recent = d.info.recentActions.slice(-3).map((a) => `${a.takenAt.toISOString()} → ${a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : ''}`);
   return [
     `${d.scheduleId}: ${d.state.paused ? 'paused' : 'active'}${d.state.note ? ` (${d.state.note})` : ''}`,
-    `  spec: ${spec || '(none)'}; overlap: ${d.policies.overlap}; catch-up window: ${d.policies.catchupWindow} ms`,
+    `  spec: ${spec || '(none)'}; overlap: ${d.policies.overlap}; catch-up window: ${duration(Number(d.policies.catchupWindow))}`,
     `  next: ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '—'}`,
     `  recent: ${recent.join('; ') || '—'}`,
   ].join('\n');

@@ -14,6 +14,7 @@ import { activeTracing } from './telemetry/tracingSwitch';
 import { activityInterceptors, workerSinks } from './telemetry/workerTelemetry';
 import { installRuntimeLogger } from './runtimeLogger';
 import { defaultBuildId, workflowBundle } from './workflowBundle';
+import type { ConfigSource } from './configSource';
 
 // Kept importable from here (tests, the CLI's `bundle` command): the worker's entry points.
 export { installRuntimeLogger } from './runtimeLogger';
@@ -133,6 +134,8 @@ export async function runWorker(
   config: Config,
   logger: Logger,
   extensions: { rowTransforms?: Record<string, RowTransform>; jobFunctions?: Record<string, JobFunction> } = {},
+  /** The file the config came from: its path and fingerprint go into the startup log. */
+  source?: ConfigSource,
 ): Promise<void> {
   if (Object.keys(config.profiles).length === 0) {
     throw new ConfigError(['profiles: none configured, so the worker has no database to work on; add one (see examples/lakebase.yaml)']);
@@ -166,7 +169,12 @@ export async function runWorker(
     lw = w;
     const version = w.worker.options.workerDeploymentOptions?.version;
     logger.info(
-      { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address, ...(version && { deployment: version.deploymentName, buildId: version.buildId }) },
+      {
+        taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address,
+        ...(source && { config: source.path, configFingerprint: source.fingerprint }),
+        pipelines: Object.keys(config.pipelines), jobs: Object.keys(config.jobs),
+        ...(version && { deployment: version.deploymentName, buildId: version.buildId }),
+      },
       'worker started',
     );
     try {

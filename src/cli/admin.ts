@@ -5,7 +5,7 @@ import { connectionClient, credentials, diagnose, runsClient } from './lazy';
 import { createLogger } from '../logger';
 import { formatRunList, formatRunStatus, print } from './output';
 import { ConfigError } from '../config/load';
-import { idpTokenFrom, loadConfig, positive, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+import { configPath, idpTokenFrom, loadConfig, positive, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
 export function registerAdmin(program: Command): void {
   withConfigOption(
@@ -51,7 +51,13 @@ export function registerAdmin(program: Command): void {
       .command('status')
       .description('show the state and progress of a sync or job workflow')
       .argument('<workflowId>', 'workflow id, e.g. sync:orders-to-reporting:2026-11-24T10:00:00.000Z'),
-  ).action((workflowId: string, opts: ConfigOption) => withClient(loadConfig(opts), async (client) => formatRunStatus(await runsClient().runStatus(client, workflowId)).forEach((l) => print(l))));
+  ).action((workflowId: string, opts: ConfigOption) => {
+    const config = loadConfig(opts);
+    const { temporalUiUrl } = require('../client/runHealth') as typeof import('../client/runHealth');
+    return withClient(config, async (client) =>
+      formatRunStatus(await runsClient().runStatus(client, workflowId, configPath(opts)), temporalUiUrl(config.temporal.address, config.temporal.namespace, workflowId)).forEach((l) => print(l)),
+    );
+  });
 
   withConfigOption(
     program

@@ -6,10 +6,13 @@ import type { Config } from '../config/schema';
 import type { ConnectionReport } from '../db/diagnose';
 import type { CdcStatus } from '../sync/cdc/types';
 import type { CdcProgress } from '../workflows/cdcStream';
-import { print } from './output';
-import { loadConfig, positive, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+import type { ActivityFailureView } from '../client/runHealth';
+import { count, duration } from '../humanize';
+import { print, printNotice } from './output';
+import { configPath, loadConfig, positive, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
 const cdcClient = () => require('../client/cdc') as typeof import('../client/cdc');
+const health = () => require('../client/runHealth') as typeof import('../client/runHealth');
 const direct = () => require('./cdcDirect') as typeof import('./cdcDirect');
 
 const bytes = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${n.toLocaleString('en')} B`);
@@ -22,7 +25,9 @@ interface StatusView {
   /** What the target's state and the source's slot say now (null: the CLI could not reach them; why in liveError). */
   live: CdcStatus | null;
   liveError?: string;
-  lastFailure?: { activity: string; attempt: number; message: string } | null;
+  lastFailure?: ActivityFailureView | null;
+  /** A stream runs but no worker polls its task queue (so it cannot answer, nor apply anything). */
+  noWorker?: string;
 }
 
 /** The phase: the running stream's word for the pipeline, else what its state row says. */
@@ -31,6 +36,7 @@ function phaseOf(v: StatusView): string {
   if (snap) return `snapshot: ${snap.done}/${snap.partitions} partitions, ${snap.rowsCopied.toLocaleString('en')} rows copied`;
   const inStream = v.progress?.pipelines[v.pipeline];
   if (inStream) return inStream;
+  if (v.noWorker) return 'a stream of its slot is running, but no worker runs it';
   if (v.live && v.live.phase !== 'not-started')
     return v.live.slotExists
       ? `stopped (no stream running; its checkpoint is kept at ${v.live.appliedLsn ?? v.live.startLsn}: cdc start resumes from it)`
@@ -47,7 +53,7 @@ export function formatCdcStatus(v: StatusView, warnBytes: number): string[] {
     const health = s.walStatus ? `; wal_status ${s.walStatus}, safe_wal_size ${s.safeWalSize === null || s.safeWalSize === undefined ? 'unlimited' : bytes(s.safeWalSize)}` : '';
     lines.push(`slot ${v.slot} (publication ${s.publication}): ${reading}${health}`);
     lines.push(`applied LSN ${s.appliedLsn ?? '-'} · confirmed ${s.confirmedLsn ?? '-'} · current ${s.currentLsn ?? '-'}`);
-    lines.push(`lag ${s.lagBytes.toLocaleString('en')} bytes, ${s.lagSeconds.toFixed(1)} s · ${s.rowsApplied.toLocaleString('en')} rows applied in ${s.batches.toLocaleString('en')} batches${p ? ` · ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s` : ''}`);
+    lines.push(`lag ${s.lagBytes.toLocaleString('en')} bytes, ${s.lagSeconds.toFixed(1)} s · ${count(s.rowsApplied, 'row')} applied in ${count(s.batches, 'batch', 'batches')}${p ? ` · ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s` : ''}`);
     lines.push(`retained WAL ${bytes(s.retainedWalBytes)}`);
     if (s.retainedWalBytes > warnBytes) lines.push(`warning: the slot retains ${bytes(s.retainedWalBytes)} of WAL on the source, over the limit of ${bytes(warnBytes)} (cdc.retainedWalWarnBytes)`);
     for (const w of s.warnings) if (!w.includes('retains')) lines.push(`warning: ${w}`);
@@ -55,10 +61,11 @@ export function formatCdcStatus(v: StatusView, warnBytes: number): string[] {
     // The databases could not be read from here: the stream's figures as of its last segment.
     lines.push(`slot ${v.slot} (publication ${p.publication || '-'}), as of the stream's last segment`);
     lines.push(`applied LSN ${p.appliedLsn ?? '-'} · confirmed ${p.confirmedLsn ?? '-'} · current ${p.currentLsn ?? '-'}`);
-    lines.push(`lag ${p.lagBytes.toLocaleString('en')} bytes, ${p.lagSeconds.toFixed(1)} s · ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s · ${p.rowsApplied.toLocaleString('en')} rows applied`);
+    lines.push(`lag ${p.lagBytes.toLocaleString('en')} bytes, ${p.lagSeconds.toFixed(1)} s · ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s · ${count(p.rowsApplied, 'row')} applied`);
   }
   if (v.liveError) lines.push(`note: could not read the slot and state from here (${v.liveError})`);
-  if (v.lastFailure) lines.push(`last failure: ${v.lastFailure.activity} attempt ${v.lastFailure.attempt}: ${v.lastFailure.message}`);
+  if (v.noWorker) lines.push(v.noWorker);
+  if (v.lastFailure) lines.push(`last failure: ${health().formatActivityFailure(v.lastFailure)}`);
   return lines;
 }
 
@@ -86,10 +93,10 @@ function pipelinesOf(config: Config, opts: Target): string[] {
 }
 
 /** The checks on a worker, then the start (pipelines of one slot together), then each join's answer; false when any did not join. */
-async function startPipelines(client: Client, config: Config, pipelines: string[], opts: { dryRun?: boolean; timeoutMs: number }): Promise<boolean> {
+async function startPipelines(client: Client, config: Config, pipelines: string[], opts: { dryRun?: boolean; timeoutMs: number; configFile: string }): Promise<boolean> {
   const c = cdcClient();
   const taskQueue = config.temporal.taskQueue;
-  const noWorker = `no worker on task queue ${taskQueue} answered within ${opts.timeoutMs / 1000} s: start one (lakebase-worker worker)`;
+  const noWorker = `no worker on task queue ${taskQueue} answered within ${duration(opts.timeoutMs)}: ${health().noWorkerMessage(taskQueue, opts.configFile)}`;
   const ready: string[] = [];
   for (const pipeline of pipelines) {
     const report = await within(c.checkCdc(client, { config, pipeline, taskQueue }), opts.timeoutMs, noWorker);
@@ -126,7 +133,10 @@ export function registerCdc(program: Command): void {
       const config = loadConfig(opts);
       const names = pipelinesOf(config, opts);
       await withClient(config, async (client) => {
-        if (!(await startPipelines(client, config, names, { dryRun: opts.dryRun, timeoutMs: opts.timeout * 1000 }))) process.exitCode = 1;
+        // The checks and the joins run on a worker: say within seconds when none polls the queue.
+        const watch = { taskQueue: config.temporal.taskQueue, configFile: configPath(opts), say: printNotice };
+        const ok = await health().waitWatched(client, watch, () => startPipelines(client, config, names, { dryRun: opts.dryRun, timeoutMs: opts.timeout * 1000, configFile: configPath(opts) }));
+        if (!ok) process.exitCode = 1;
       });
     });
 
@@ -139,10 +149,10 @@ export function registerCdc(program: Command): void {
       try {
         await withClient(config, async (client) => {
           for (const pipeline of names) {
-            const { slot, progress } = await c.cdcProgress(client, config, pipeline);
-            const view: StatusView = { pipeline, slot, progress, live: null };
+            const { slot, progress, noWorker } = await c.cdcProgress(client, config, pipeline, configPath(opts));
+            const view: StatusView = { pipeline, slot, progress, live: null, ...(noWorker && { noWorker }) };
             await d.status(pipeline).then((s) => void (view.live = s), (err: unknown) => void (view.liveError = (err as Error).message));
-            if (progress) view.lastFailure = await c.lastActivityFailure(client.workflow.getHandle(c.cdcWorkflowId(slot))).catch(() => null);
+            if (progress || noWorker) view.lastFailure = await health().lastActivityFailure(client.workflow.getHandle(c.cdcWorkflowId(slot))).catch(() => null);
             for (const line of formatCdcStatus(view, config.pipelines[pipeline]!.cdc.retainedWalWarnBytes)) print(line);
             if (!progress?.pipelines[pipeline]) process.exitCode = 1;
           }

@@ -6,8 +6,8 @@ import { bindJobParams, parseParamArgs } from '../config/jobParams';
 import { ConfigError } from '../config/load';
 import { branchRequestProblems } from '../config/branches';
 import { pollUntilStopped } from '../progress';
-import { formatJobResult, print } from './output';
-import { collect, idpTokenFrom, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+import { formatJobResult, print, printNotice, printStarted } from './output';
+import { collect, configPath, idpTokenFrom, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
 interface BranchOptions {
   branch?: string;
@@ -46,12 +46,13 @@ export function registerJob(program: Command): void {
     bindJobParams(opts.job, j, params);
     const idpToken = idpTokenFrom(opts);
     return withClient(config, async (client) => {
-      const handle = await jobsClient().startJob(client, { job: opts.job, params, environment: opts.env, dryRun: opts.dryRun, taskQueue: config.temporal.taskQueue, config, idpToken, branch }).catch((err: unknown) => {
+      const handle = await jobsClient().startJob(client, { job: opts.job, params, environment: opts.env, dryRun: opts.dryRun, taskQueue: config.temporal.taskQueue, config, idpToken, branch, configFile: configPath(opts) }).catch((err: unknown) => {
         if (err instanceof temporalClient().WorkflowExecutionAlreadyStartedError)
           throw new ConfigError([`job "${opts.job}" with these parameters is already running as ${err.workflowId}; wait for it or cancel it (job cancel ${err.workflowId})`]);
         throw err;
       });
-      print(`started ${handle.workflowId}`);
+      const health = require('../client/runHealth') as typeof import('../client/runHealth');
+      printStarted(handle.workflowId, health.temporalUiUrl(config.temporal.address, config.temporal.namespace, handle.workflowId));
       if (opts.wait === false && !opts.dryRun) return;
       // While waiting, say once when the job stops for approval (it may wait for hours).
       const id = handle.workflowId;
@@ -65,7 +66,9 @@ export function registerJob(program: Command): void {
         },
         Number(process.env.LAKEBASE_PROGRESS_INTERVAL_MS) || 5_000,
       );
-      formatJobResult(opts.job, await handle.result().finally(stop)).forEach((l) => print(l));
+      // No worker, or a step retrying: said within seconds (src/client/runHealth.ts).
+      const watch = { taskQueue: config.temporal.taskQueue, configFile: configPath(opts), workflowId: id, say: printNotice };
+      formatJobResult(opts.job, await health.waitWatched(client, watch, () => handle.result()).finally(stop)).forEach((l) => print(l));
     });
   });
 

@@ -4,10 +4,20 @@ import { ConfigError } from '../config/load';
 import { JobParamError } from '../config/jobParams';
 import type { RunStatus } from '../client/runs';
 import { formatProgress } from '../progress';
+import { count, duration } from '../humanize';
 import { temporalClient, temporalConnection } from './lazy';
 import type { JobProgress, SyncProgress } from '../workflows';
 
 export const print = (line = ''): void => console.log(line);
+
+/** What a waiting command notices beside its result (no worker, an activity retrying): stderr, so stdout stays the result. */
+export const printNotice = (line: string): void => console.error(line);
+
+/** `started <id>`, then the run's page in the Temporal UI when its address is known. */
+export function printStarted(workflowId: string, uiUrl: string | undefined): void {
+  print(`started ${workflowId}`);
+  if (uiUrl) print(`  Temporal UI: ${uiUrl}`);
+}
 
 /** Wrapper messages that say nothing the cause does not say better. */
 const GENERIC = /^(Activity task failed|Child Workflow execution failed|Workflow execution failed|Workflow execution timed out)$/;
@@ -61,15 +71,9 @@ export function formatError(err: unknown): string {
   return err instanceof TemporalFailure ? `failed: ${text}` : text;
 }
 
-export function formatDuration(seconds: number): string {
-  if (seconds < 90) return `${seconds.toFixed(1)} s`;
-  const m = Math.floor(seconds / 60);
-  return m < 90 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-
 /** The final line of `sync start --wait`: progress plus the workflow's own duration (server start to close). */
 export function formatSyncResult(p: SyncProgress, durationSeconds: number | undefined): string {
-  return `${formatProgress(p)}${durationSeconds === undefined ? '' : `; the workflow took ${formatDuration(durationSeconds)}`}`;
+  return `${formatProgress(p)}${durationSeconds === undefined ? '' : `; the workflow took ${duration(durationSeconds * 1000)}`}`;
 }
 
 /** `sync start --dry-run`: what the run would do, then the DDL it would run. */
@@ -83,8 +87,8 @@ export function formatDryRun(p: SyncProgress): string[] {
 export function formatJobResult(job: string, result: JobProgress): string[] {
   const lines: string[] = [];
   if (result.plan?.explain) for (const e of result.plan.explain) lines.push('', `-- ${e.step}`, e.plan);
-  lines.push('', `${job}: ${result.status}; ${result.steps.length} steps, ${result.rowsWritten} rows written`);
-  for (const st of result.steps) lines.push(`  ${st.name} (${st.kind}): ${st.rowCount} rows${st.rows?.length ? ` — ${JSON.stringify(st.rows.slice(0, 3))}` : ''}`);
+  lines.push('', `${job}: ${result.status}; ${count(result.steps.length, 'step')}, ${count(result.rowsWritten, 'row')} written`);
+  for (const st of result.steps) lines.push(`  ${st.name} (${st.kind}): ${count(st.rowCount, 'row')}${st.rows?.length ? ` — ${JSON.stringify(st.rows.slice(0, 3))}` : ''}`);
   const b = result.branch;
   if (b) {
     const fate = b.deleted ? 'deleted' : b.deleteError ? `NOT deleted (${b.deleteError})${b.expireTime ? `; it expires ${b.expireTime}` : ''}` : b.created ? `kept${b.expireTime ? ` until ${b.expireTime}` : ''}` : 'existing branch, kept';
@@ -93,11 +97,16 @@ export function formatJobResult(job: string, result: JobProgress): string[] {
   return lines;
 }
 
-export function formatRunStatus(s: RunStatus): string[] {
+export function formatRunStatus(s: RunStatus, uiUrl?: string): string[] {
   const lines = [`${s.workflowId}: ${s.status} (${s.type})`];
   if (s.tags.length) lines.push(`  ${s.tags.map(([k, v]) => `${k}=${v}`).join('  ')}`);
+  if (s.config) lines.push(`  started with config ${s.config}`);
   if (s.sync) lines.push(`  ${formatProgress(s.sync)}`);
-  if (s.job) lines.push(`  ${s.job.status}${s.job.currentStep ? `, running ${s.job.currentStep}` : ''}; ${s.job.steps.length} steps done, ${s.job.rowsWritten} rows written`);
+  if (s.job) lines.push(`  ${s.job.status}${s.job.currentStep ? `, running ${s.job.currentStep}` : ''}; ${count(s.job.steps.length, 'step')} done, ${count(s.job.rowsWritten, 'row')} written`);
+  if (s.noWorker) lines.push(`  ${s.noWorker}`);
+  if (s.lastFailure) lines.push(`  last failure: ${s.lastFailure}`);
+  if (s.failure) lines.push(`  failure: ${s.failure}`);
+  if (uiUrl) lines.push(`  Temporal UI: ${uiUrl}`);
   return lines;
 }
 

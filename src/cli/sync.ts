@@ -2,8 +2,10 @@
 import type { Command } from 'commander';
 import { runsClient, syncClient } from './lazy';
 import { followProgress } from '../progress';
-import { formatDryRun, formatSyncResult, print } from './output';
-import { idpTokenFrom, loadConfig, readSecretFile, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+import { formatDryRun, formatSyncResult, print, printNotice, printStarted } from './output';
+import { configPath, idpTokenFrom, loadConfig, readSecretFile, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+
+const health = () => require('../client/runHealth') as typeof import('../client/runHealth');
 
 export function registerSync(program: Command): void {
   const sync = program.command('sync').description('data-sync workflows');
@@ -25,17 +27,20 @@ export function registerSync(program: Command): void {
       const { startSync, syncProgress } = syncClient();
       const { workflowDuration } = runsClient();
       await withClient(config, async (client) => {
-        const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env, dryRun: opts.dryRun });
-        print(`started ${handle.workflowId}`);
+        const configFile = configPath(opts);
+        const handle = await startSync(client, { pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, idpToken, config, environment: opts.env, dryRun: opts.dryRun, configFile });
+        const h = health();
+        printStarted(handle.workflowId, h.temporalUiUrl(config.temporal.address, config.temporal.namespace, handle.workflowId));
+        const watch = { taskQueue: config.temporal.taskQueue, configFile, workflowId: handle.workflowId, say: printNotice };
         if (opts.dryRun) {
-          for (const line of formatDryRun(await handle.result())) print(line);
+          for (const line of formatDryRun(await h.waitWatched(client, watch, () => handle.result()))) print(line);
           return;
         }
         if (!opts.wait) return;
         // Settled (aborted and awaited) before withClient closes the connection.
         const every = Number(process.env.LAKEBASE_PROGRESS_INTERVAL_MS) || undefined;
         const stop = followProgress((signal) => client.withAbortSignal(signal, () => syncProgress(client, handle.workflowId)), process.stdout, every);
-        const result = await handle.result().finally(stop);
+        const result = await h.waitWatched(client, watch, () => handle.result()).finally(stop);
         print(formatSyncResult(result, await workflowDuration(client, handle.workflowId).catch(() => undefined)));
       });
     });
@@ -65,8 +70,10 @@ export function registerSync(program: Command): void {
       requireNamed(config.syncGroups, opts.group, '--group', 'sync group');
       await withClient(config, async (client) => {
         const handle = await syncClient().startSyncGroup(client, { group: opts.group, taskQueue: config.temporal.taskQueue });
-        print(`started ${handle.workflowId}`);
-        if (opts.wait !== false) print(JSON.stringify(await handle.result(), null, 2));
+        const h = health();
+        printStarted(handle.workflowId, h.temporalUiUrl(config.temporal.address, config.temporal.namespace, handle.workflowId));
+        const watch = { taskQueue: config.temporal.taskQueue, configFile: configPath(opts), workflowId: handle.workflowId, say: printNotice };
+        if (opts.wait !== false) print(JSON.stringify(await h.waitWatched(client, watch, () => handle.result()), null, 2));
       });
     });
 }

@@ -3,8 +3,10 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { describeVerify } from '../workflows/verifyReport';
 import { NON_RETRYABLE_FAILURES } from '../failureTypes';
 import { temporalClient, verifyClient } from './lazy';
-import { CommandFailed, formatError, print } from './output';
-import { idpTokenFrom, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+import { CommandFailed, formatError, print, printNotice, printStarted } from './output';
+import { configPath, idpTokenFrom, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+
+const health = () => require('../client/runHealth') as typeof import('../client/runHealth');
 
 const MODES = ['counts', 'checksums'] as const;
 type Mode = (typeof MODES)[number];
@@ -42,11 +44,13 @@ export function registerVerify(program: Command): void {
       const key = config.pipelines[opts.pipeline]!.key;
       await withClient(config, async (client) => {
         const handle = await verifyClient().startVerify(client, {
-          pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, config, environment: opts.env, mode: opts.mode, idpToken,
+          pipeline: opts.pipeline, taskQueue: config.temporal.taskQueue, config, environment: opts.env, mode: opts.mode, idpToken, configFile: configPath(opts),
         });
-        print(`started ${handle.workflowId}`);
+        const h = health();
+        printStarted(handle.workflowId, h.temporalUiUrl(config.temporal.address, config.temporal.namespace, handle.workflowId));
         if (opts.wait === false) return;
-        print(describeVerify(await handle.result(), key));
+        const watch = { taskQueue: config.temporal.taskQueue, configFile: configPath(opts), workflowId: handle.workflowId, say: printNotice };
+        print(describeVerify(await h.waitWatched(client, watch, () => handle.result()), key));
       });
     } catch (err) {
       const differs = differences(err);

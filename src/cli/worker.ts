@@ -4,14 +4,18 @@ import { ConfigError } from '../config/load';
 import { createLogger } from '../logger';
 import { bundleApi, codec, workerApi } from './lazy';
 import { print } from './output';
-import { loadConfig, loadExtensions, positive, readSecretFile, untilSignal, withConfigOption, type ConfigOption } from './shared';
+import { configPath, loadConfig, loadExtensions, positive, readSecretFile, untilSignal, withConfigOption, type ConfigOption } from './shared';
+import { readConfigSource, rememberWorkerConfig } from '../configSource';
 
 export function registerWorker(program: Command): void {
   withConfigOption(program.command('worker').description('run a worker: executes syncs and jobs from the configured task queue'))
     .option('-t, --transforms <module>', 'JS/TS module exporting `rowTransforms` (or a default export) and `jobFunctions`')
     .action(async (opts: ConfigOption & { transforms?: string }) => {
       const config = loadConfig(opts);
-      await workerApi().runWorker(config, createLogger(), loadExtensions(opts.transforms));
+      // What a run naming a pipeline or job this copy lacks is told (the file may change under a running worker).
+      const source = readConfigSource(configPath(opts));
+      rememberWorkerConfig(config, source);
+      await workerApi().runWorker(config, createLogger(), loadExtensions(opts.transforms), source);
     });
 
   program

@@ -1,10 +1,11 @@
 // Starting, watching and stopping the cdc stream of a pipeline's slot (one workflow per slot).
-import { ActivityFailure, ApplicationFailure, WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../config/schema';
 import type { ConnectionReport } from '../db/diagnose';
 import { cdcPipeline, slotNames } from '../sync/cdc/names';
 import { cdcJoinSignal, cdcProgressQuery, cdcStopSignal, type CdcProgress, type CdcStreamInput } from '../workflows/cdcStream';
 import { testConnectionViaWorker } from './connection';
+import { failureText, formatActivityFailure, lastActivityFailure, noWorkerOn } from './runHealth';
 
 /** `cdc:<slot>`: the stream of one replication slot, whichever pipelines share it. */
 export const cdcWorkflowId = (slot: string) => `cdc:${slot}`;
@@ -70,27 +71,6 @@ export async function startCdcPipelines(
   return out;
 }
 
-/** A failure as a user reads it: the innermost typed cause, its type and message. */
-export function failureText(err: unknown): string {
-  let e: unknown = err;
-  while ((e instanceof WorkflowFailedError || e instanceof ActivityFailure) && e.cause) e = e.cause;
-  if (e instanceof ApplicationFailure) return `${e.type ?? 'failure'}: ${e.message}`;
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** The newest failure of an activity the run is retrying (the pending activity's last failure), or null. */
-export async function lastActivityFailure(handle: WorkflowHandle): Promise<{ activity: string; attempt: number; message: string } | null> {
-  const d = await handle.describe();
-  for (const a of d.raw.pendingActivities ?? []) {
-    const f = a.lastFailure;
-    if (!f?.message) continue;
-    const inner = f.cause?.message ? f.cause : f;
-    const type = inner.applicationFailureInfo?.type;
-    return { activity: a.activityType?.name ?? '?', attempt: a.attempt ?? 0, message: `${type ? `${type}: ` : ''}${inner.message}` };
-  }
-  return null;
-}
-
 export type JoinAnswer = { joined: true; phase: 'snapshot' | 'streaming' } | { joined: false; message: string };
 
 /**
@@ -115,19 +95,25 @@ export async function awaitJoin(client: Client, opts: { workflowId: string; pipe
     if (phase === 'snapshot' || phase === 'streaming') return { joined: true, phase };
     if (Date.now() > deadline) {
       const last = await lastActivityFailure(handle).catch(() => null);
-      return { joined: false, message: `${opts.pipeline} has not joined ${opts.workflowId} after ${Math.round((opts.timeoutMs ?? 120_000) / 1000)} s${last ? `; ${last.activity} attempt ${last.attempt} failed: ${last.message}` : ' (is a worker running on the task queue?)'}` };
+      const noWorker = last ? undefined : await noWorkerOn(client, (await handle.describe()).taskQueue);
+      return { joined: false, message: `${opts.pipeline} has not joined ${opts.workflowId} after ${Math.round((opts.timeoutMs ?? 120_000) / 1000)} s${last ? `; ${formatActivityFailure(last)}` : noWorker ? `; ${noWorker}` : ''}` };
     }
     await sleep(300);
   }
 }
 
-/** The stream's figures (its progress query), or null when no stream of the slot is running. */
-export async function cdcProgress(client: Client, config: Config, pipeline: string): Promise<{ slot: string; progress: CdcProgress | null }> {
+/**
+ * The stream's figures (its progress query), or null when no stream of the slot is running; a
+ * running stream no worker polls for cannot answer a query: `noWorker` says so instead.
+ */
+export async function cdcProgress(client: Client, config: Config, pipeline: string, configFile?: string): Promise<{ slot: string; progress: CdcProgress | null; noWorker?: string }> {
   const { slot } = slotNames(config, pipeline);
   try {
     const handle = client.workflow.getHandle(cdcWorkflowId(slot));
-    const { status } = await handle.describe();
+    const { status, taskQueue } = await handle.describe();
     if (status.name !== 'RUNNING') return { slot, progress: null };
+    const noWorker = await noWorkerOn(client, taskQueue, configFile);
+    if (noWorker) return { slot, progress: null, noWorker };
     return { slot, progress: await handle.query(cdcProgressQuery) };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return { slot, progress: null };

@@ -3,6 +3,7 @@ export * from './cdc';
 export * from './connection';
 export * from './indexedStart';
 export * from './jobs';
+export * from './runHealth';
 export * from './runs';
 export * from './schedules';
 export * from './sync';

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema';
 import type { JobProgress, OperationalJobInput } from '../workflows';
 import { approveUpdate, jobProgressQuery, rejectSignal } from '../workflows/operationalJob';
 import { LakebaseEnvironment, LakebaseJob, LakebaseProfile, LakebaseRowsWritten } from '../workflows/searchAttributes';
+import { configMemo } from '../configSource';
 import { startIndexed } from './indexedStart';
 
 /**
@@ -19,6 +20,8 @@ export function jobWorkflowId(job: string, environment: string, params: Record<s
 }
 
 export interface StartJobOptions {
+  /** The config file the command read: recorded in the run's memo (which file and version started it). */
+  configFile?: string;
   job: string;
   params: Record<string, JobParamValue>;
   taskQueue: string;
@@ -66,6 +69,7 @@ export async function startJob(client: Client, opts: StartJobOptions): Promise<W
           ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
         },
       ],
+      ...configMemo(opts.configFile),
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       staticSummary: `${opts.dryRun ? 'Dry run of job' : 'Job'} **${opts.job}**${paramText ? ` (${paramText})` : ''} on ${job.profile}/${where}`,
       staticDetails: details,

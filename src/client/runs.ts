@@ -1,7 +1,9 @@
 import type { Client } from '@temporalio/client';
 import type { JobProgress, SyncProgress } from '../workflows';
 import { LakebaseEnvironment, LakebaseJob, LakebasePipeline, LakebaseProfile, LakebaseRowsWritten } from '../workflows/searchAttributes';
+import { CONFIG_MEMO } from '../configSource';
 import { jobProgress } from './jobs';
+import { failureText, formatActivityFailure, lastActivityFailure, noWorkerOn } from './runHealth';
 import { syncProgress } from './sync';
 
 /** Requests cancellation of a running sync or job. */
@@ -19,27 +21,46 @@ export interface RunStatus {
   workflowId: string;
   status: string;
   type: string;
+  taskQueue: string;
   tags: [string, string][];
+  /** The config file the run was started with (its memo, src/configSource.ts CONFIG_MEMO). */
+  config?: string;
   sync?: SyncProgress;
   job?: JobProgress;
+  /** No worker polls the run's task queue: its progress cannot be asked (nor will it move). */
+  noWorker?: string;
+  /** A running run: the failure of the activity it is retrying. */
+  lastFailure?: string;
+  /** A closed run that did not complete: why. */
+  failure?: string;
 }
 
-/** State, search attributes and progress of one sync or job workflow. */
-export async function runStatus(client: Client, workflowId: string): Promise<RunStatus> {
-  const desc = await client.workflow.getHandle(workflowId).describe();
+/** State, search attributes and progress of one sync or job workflow; without a worker, what can be told without one. */
+export async function runStatus(client: Client, workflowId: string, configFile?: string): Promise<RunStatus> {
+  const handle = client.workflow.getHandle(workflowId);
+  const desc = await handle.describe();
   const attrs = desc.typedSearchAttributes;
   const tags = [LakebasePipeline, LakebaseJob, LakebaseProfile, LakebaseEnvironment, LakebaseRowsWritten]
     .map((k) => [k.name, attrs.get(k)] as const)
     .filter((e): e is readonly [string, string | number] => e[1] !== undefined)
     .map(([k, v]): [string, string] => [k, String(v)]);
-  return {
-    workflowId,
-    status: desc.status.name,
-    type: desc.type,
-    tags,
-    ...(desc.type === 'dataSync' && { sync: await syncProgress(client, workflowId) }),
-    ...(desc.type === 'operationalJob' && { job: await jobProgress(client, workflowId) }),
-  };
+  const memo = desc.memo?.[CONFIG_MEMO] as { path?: unknown; fingerprint?: unknown } | undefined;
+  const config = typeof memo?.path === 'string' ? `${memo.path}${typeof memo.fingerprint === 'string' ? ` (${memo.fingerprint})` : ''}` : undefined;
+  const status = desc.status.name;
+  // Queries, even of a closed run, are answered by a worker: without one they only time out.
+  const noWorker = await noWorkerOn(client, desc.taskQueue, configFile);
+  const out: RunStatus = { workflowId, status, type: desc.type, taskQueue: desc.taskQueue, tags, ...(config && { config }), ...(noWorker && { noWorker }) };
+  if (!noWorker) {
+    if (desc.type === 'dataSync') out.sync = await syncProgress(client, workflowId);
+    if (desc.type === 'operationalJob') out.job = await jobProgress(client, workflowId);
+  }
+  if (status === 'RUNNING') {
+    const last = await lastActivityFailure(handle).catch(() => null);
+    if (last) out.lastFailure = formatActivityFailure(last);
+  } else if (status !== 'COMPLETED' && status !== 'CONTINUED_AS_NEW') {
+    out.failure = await handle.result().then(() => undefined, (err: unknown) => failureText(err));
+  }
+  return out;
 }
 
 export interface RunFilter {

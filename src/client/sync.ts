@@ -6,6 +6,7 @@ import type { Config } from '../config/schema';
 import type { DataSyncInput, SyncProgress } from '../workflows';
 import { progressQuery, reloginUpdate } from '../workflows/dataSync';
 import { LakebaseEnvironment, LakebasePipeline, LakebaseProfile, LakebaseRowsWritten } from '../workflows/searchAttributes';
+import { configMemo } from '../configSource';
 import { startIndexed } from './indexedStart';
 
 /** `sync:<pipeline>:<time>` — an id that says what runs (docs/operations.md, "Watching it in the Temporal UI"). */
@@ -14,6 +15,8 @@ export function syncWorkflowId(pipeline: string, at = new Date()): string {
 }
 
 export interface StartSyncOptions {
+  /** The config file the command read: recorded in the run's memo (which file and version started it). */
+  configFile?: string;
   pipeline: string;
   taskQueue: string;
   workflowId?: string;
@@ -60,6 +63,7 @@ export async function startSync(client: Client, opts: StartSyncOptions): Promise
           ...(opts.dryRun && { dryRun: true }),
         },
       ],
+      ...configMemo(opts.configFile),
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
       staticSummary:
         opts.summary ??

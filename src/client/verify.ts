@@ -6,9 +6,12 @@ import { pipelineInEnvironment } from '../config/lookup';
 import type { Config } from '../config/schema';
 import type { VerifySyncInput } from '../workflows';
 import { LakebaseEnvironment, LakebasePipeline, LakebaseProfile } from '../workflows/searchAttributes';
+import { configMemo } from '../configSource';
 import { startIndexed } from './indexedStart';
 
 export interface StartVerifyOptions {
+  /** The config file the command read: recorded in the run's memo (which file and version started it). */
+  configFile?: string;
   pipeline: string;
   taskQueue: string;
   config?: Config;
@@ -38,6 +41,7 @@ export async function startVerify(client: Client, opts: StartVerifyOptions): Pro
           ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
         },
       ],
+      ...configMemo(opts.configFile),
       staticSummary: p ? `Verify **${opts.pipeline}**: ${p.source.table ?? 'query'} against ${p.target.table} on ${p.target.profile}/${p.target.environment}` : `Verify pipeline **${opts.pipeline}**`,
     },
     attributes,

@@ -1,3 +1,4 @@
+import { workerConfigNote } from '../configSource';
 import type { Config, EnvironmentConfig, JobConfig, PipelineConfig, SyncGroupConfig } from './schema';
 
 /** A pipeline, job, sync group, profile or environment named by a user that the config does not have. */
@@ -11,19 +12,19 @@ function known(names: string[]): string {
 
 export function lookupPipeline(config: Config, name: string): PipelineConfig {
   const p = config.pipelines[name];
-  if (!p) throw new UnknownNameError(`unknown pipeline "${name}"; configured pipelines: ${known(Object.keys(config.pipelines))}`);
+  if (!p) throw new UnknownNameError(`unknown pipeline "${name}"; configured pipelines: ${known(Object.keys(config.pipelines))}${workerConfigNote(config)}`);
   return p;
 }
 
 export function lookupJob(config: Config, name: string): JobConfig {
   const j = config.jobs[name];
-  if (!j) throw new UnknownNameError(`unknown job "${name}"; configured jobs: ${known(Object.keys(config.jobs))}`);
+  if (!j) throw new UnknownNameError(`unknown job "${name}"; configured jobs: ${known(Object.keys(config.jobs))}${workerConfigNote(config)}`);
   return j;
 }
 
 export function lookupGroup(config: Config, name: string): SyncGroupConfig {
   const g = config.syncGroups[name];
-  if (!g) throw new UnknownNameError(`unknown sync group "${name}"; configured: ${known(Object.keys(config.syncGroups))}`);
+  if (!g) throw new UnknownNameError(`unknown sync group "${name}"; configured: ${known(Object.keys(config.syncGroups))}${workerConfigNote(config)}`);
   return g;
 }
 

@@ -149,6 +149,12 @@ export interface VerifyDifference {
   key: (string | null)[];
 }
 
+/** A difference verify did not count, and why (VerifyExcuse.reason says it in words). */
+export interface VerifyExcuse extends VerifyDifference {
+  /** `deletes-ignore`: a target row the source lost, kept by the pipeline; `append`: append mode never deletes; `after-cursor`: a source row newer than the last sync's cursor. */
+  reason: 'deletes-ignore' | 'append' | 'after-cursor';
+}
+
 export interface VerifyBucketResult {
   range: BucketRange;
   sourceRows: number;
@@ -159,6 +165,8 @@ export interface VerifyBucketResult {
   tolerated: number;
   /** The first differing rows by key. */
   differences: VerifyDifference[];
+  /** The first excused rows by key, with why (workers before this field send none). */
+  excused?: VerifyExcuse[];
   /** Differing sub-ranges (first few), with their counts on each side. */
   ranges: { range: BucketRange; sourceRows: number; targetRows: number }[];
 }
@@ -174,6 +182,8 @@ export interface VerifyReport {
   tolerated: number;
   /** The first differing buckets and rows. */
   differences: (VerifyDifference & { bucket: BucketRange })[];
+  /** The first excused rows, with why. */
+  excused?: VerifyExcuse[];
   ranges: { range: BucketRange; sourceRows: number; targetRows: number }[];
   /** A cdc pipeline: the point compared at (see VerifyPlan.at). */
   at?: VerifyPoint;

@@ -6,7 +6,7 @@ import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { configError, conflictError } from './errors';
 import type { ConnectionBudget } from './gates';
 import { checkDrift, type ResolvedRun } from './run';
-import type { BucketRange, CursorValue, VerifyBucketResult, VerifyDifference, VerifyPlan } from './types';
+import type { BucketRange, CursorValue, VerifyBucketResult, VerifyDifference, VerifyExcuse, VerifyPlan } from './types';
 
 export interface VerifyInput {
   pipeline: string;
@@ -88,11 +88,14 @@ export async function verifyBucket(deps: Deps, ctx: CallContext, run: ResolvedRu
         const extraOk = p.mode === 'append' || (p.mode === 'upsert' && p.deletes === 'ignore');
         const { rows } = await t.query<LeafRow>(leafDiffSql(shape, ranges, extraOk));
         const first = rows[0];
+        // leafDiffSql excuses an extra target row only when the pipeline keeps them, a source row only when it came after the cursor.
+        const why = (kind: VerifyDifference['kind']): VerifyExcuse['reason'] => (kind === 'extra' ? (p.mode === 'append' ? 'append' : 'deletes-ignore') : 'after-cursor');
         return {
           ...base,
           mismatches: Number(first?.mismatches ?? 0),
           tolerated: Number(first?.tolerated_rows ?? 0),
           differences: rows.filter((r) => !r.tolerated).map((r) => ({ kind: r.kind, key: JSON.parse(r.key) as (string | null)[] })),
+          excused: rows.filter((r) => r.tolerated).map((r) => ({ kind: r.kind, key: JSON.parse(r.key) as (string | null)[], reason: why(r.kind) })),
         };
       });
     }),

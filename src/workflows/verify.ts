@@ -71,6 +71,8 @@ export async function runVerify(opts: RunVerifyOptions): Promise<VerifyReport> {
     mismatches: progress.mismatches,
     tolerated: progress.tolerated,
     differences: failing.flatMap((r) => r.differences.map((d) => ({ ...d, bucket: r.range }))).slice(0, NAMED),
+    // Named on passing and failing runs alike: a difference not counted is still one the reader should see.
+    excused: results.flatMap((r) => r.excused ?? []).slice(0, NAMED),
     ranges: failing.flatMap((r) => r.ranges).slice(0, NAMED),
     ...(plan.at && { at: plan.at }),
   };
