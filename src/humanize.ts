@@ -13,7 +13,7 @@ export function duration(ms: number): string {
   const seconds = ms / 1000;
   if (seconds < 90) return `${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)} s`;
   const minutes = Math.floor(seconds / 60);
-  if (minutes < 90) {
+  if (minutes < 60) {
     const s = Math.round(seconds % 60);
     return s ? `${minutes} min ${s} s` : `${minutes} min`;
   }

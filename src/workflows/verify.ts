@@ -5,6 +5,7 @@ import { stepActivities, streamingActivities } from './activityCalls';
 import { plannedFingerprint } from './syncRun';
 import { inLanes } from './lanes';
 import { describeVerify } from './verifyReport';
+import { count } from '../humanize';
 
 export interface VerifyProgress {
   pipeline: string;
@@ -104,7 +105,7 @@ export async function verifySync(input: VerifySyncInput): Promise<VerifyReport> 
     onProgress: (p) => {
       current = p;
       setCurrentDetails(
-        `verify ${p.pipeline} (${p.mode}): bucket ${p.bucketsDone}/${p.buckets}, ${p.sourceRows.toLocaleString('en')} source rows compared, ${p.mismatches} difference(s)`,
+        `verify ${p.pipeline} (${p.mode}): bucket ${p.bucketsDone}/${p.buckets}, ${p.sourceRows.toLocaleString('en')} source rows compared, ${count(p.mismatches, 'difference')}`,
       );
     },
   });

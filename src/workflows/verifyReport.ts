@@ -1,4 +1,5 @@
 // How a verify report reads, for the failure message, the UI and the CLI. Import-free: workflow code loads it.
+import { count } from '../humanize';
 import type { BucketRange, VerifyExcuse, VerifyReport } from '../sync/types';
 
 const showRange = (r: BucketRange) => `[${r.lower ?? '-∞'}, ${r.upper ?? '∞'})`;
@@ -16,20 +17,20 @@ function describeExcused(report: VerifyReport, key: string[]): string {
   if (!report.tolerated) return '';
   const n = report.tolerated;
   const named = (report.excused ?? []).map((e) => `${e.kind} ${showKey(key, e.key)} (${REASONS[e.reason]})`);
-  const head = `; ${n.toLocaleString('en')} difference${n === 1 ? '' : 's'} excused`;
+  const head = `; ${count(n, 'difference')} excused`;
   return named.length ? `${head}: ${named.join('; ')}${n > named.length ? '; …' : ''}` : `${head} (rows after the last sync's cursor, or kept by deletes: ignore)`;
 }
 
 /** The report's first line: what differs, by key where the table has one, and what was excused and why. */
 export function describeVerify(report: VerifyReport, key: string[]): string {
   const point = report.at ? `; planned at the target's applied LSN ${report.at.appliedLsn ?? '(none yet)'} (source at ${report.at.sourceLsn}; the stream runs on while buckets compare)` : '';
-  const totals = `source ${report.sourceRows.toLocaleString('en')} rows, target ${report.targetRows.toLocaleString('en')} in ${report.buckets} bucket(s)${point}`;
+  const totals = `source ${report.sourceRows.toLocaleString('en')} rows, target ${report.targetRows.toLocaleString('en')} in ${count(report.buckets, 'bucket')}${point}`;
   const excused = describeExcused(report, key);
   if (report.ok) return `verify ${report.pipeline} (${report.mode}): source and target match — ${totals}${excused}`;
   const named = report.differences.map((d) => `${d.kind} ${showKey(key, d.key)}`);
   const ranges = report.ranges.map((r) => `${showRange(r.range)} source ${r.sourceRows} / target ${r.targetRows} rows`);
   return (
-    `verify ${report.pipeline} (${report.mode}) found ${report.mismatches.toLocaleString('en')} difference(s) — ${totals}: ` +
+    `verify ${report.pipeline} (${report.mode}) found ${count(report.mismatches, 'difference')} — ${totals}: ` +
     `${named.length ? named.join('; ') : ranges.join('; ')}${report.mismatches > named.length && named.length ? '; …' : ''}${excused}`
   );
 }
