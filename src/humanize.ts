@@ -6,12 +6,12 @@ export function count(n: number, singular: string, plural = `${singular}s`): str
   return `${n.toLocaleString('en')} ${n === 1 ? singular : plural}`;
 }
 
-/** A duration in the two largest units that matter: `850 ms`, `12.5 s`, `4 min 10 s`, `1 h`, `2 h 30 min`, `7 days`. */
+/** A duration in the two largest units that matter: `850 ms`, `12.0 s`, `4 min 10 s`, `1 h`, `2 h 30 min`, `7 days`. */
 export function duration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '—';
   if (ms < 1_000) return `${Math.round(ms)} ms`;
   const seconds = ms / 1000;
-  if (seconds < 90) return `${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)} s`;
+  if (seconds < 90) return `${seconds.toFixed(1)} s`;
   const minutes = Math.floor(seconds / 60);
   if (minutes < 60) {
     const s = Math.round(seconds % 60);

@@ -1,19 +1,27 @@
 import type { SyncProgress } from './workflows';
+import { count, rate } from './humanize';
 
 /** One line describing a sync's progress; with `width`, a bar for terminals. */
 export function formatProgress(p: SyncProgress, width?: number): string {
   // Before the plan there is no total: "0% 0/0 rows" would read as an empty table.
   if (p.mode === 'planning' && !p.done) return `${p.pipeline}: planning (reading columns, cursor and row estimate)…${p.waitingForRelogin ? ' — waiting for re-login' : ''}`;
+  // The figures (docs/sync.md, "Figures"): read = source rows copied out; written = target rows
+  // inserted, changed or deleted (deleted also on its own); compared = rows a compare covered.
+  const r = p.resync?.method === 'compare' ? p.resync : undefined;
   // Once done, the planner's estimate (table statistics) gives way to what was actually copied.
   const total = p.done ? p.rowsCopied : Math.max(p.estimatedRows, p.rowsCopied);
-  const fraction = p.done ? 1 : total > 0 ? Math.min(1, p.rowsCopied / total) : 0;
+  const fraction = p.done ? 1 : r ? r.done / Math.max(1, r.buckets) : total > 0 ? Math.min(1, p.rowsCopied / total) : 0;
   const eta = p.etaSeconds === null || p.done ? '' : p.etaSeconds < 90 ? ` ETA ${Math.round(p.etaSeconds)}s` : ` ETA ${Math.round(p.etaSeconds / 60)}m`;
-  const deletes = p.deletes ? `, ${p.deletes.rowsDeleted.toLocaleString('en')} deleted` : '';
+  const deleted = r ? r.rowsDeleted : p.deletes?.rowsDeleted;
+  const deletes = deleted !== undefined ? `, ${deleted.toLocaleString('en')} deleted` : '';
   const verify = p.verify ? (p.verify.report ? `, verified (${p.verify.mode})` : `, verifying ${p.verify.bucketsDone}/${p.verify.buckets}`) : '';
+  // A compare-then-copy re-sync reads only the rows that differ: its measure is the buckets compared, not rows of a total.
+  const head = r
+    ? `compared ${r.done}/${count(r.buckets, 'bucket')} (~${count(p.estimatedRows, 'row')}), ${count(p.rowsCopied, 'row')} read, ${p.rowsWritten.toLocaleString('en')} written${deletes}`
+    : `${p.rowsCopied.toLocaleString('en')}/${count(total, 'row')}, ${p.rowsWritten.toLocaleString('en')} written${deletes}, ${count(p.chunks, 'chunk')}`;
   const stats =
-    `${p.rowsCopied.toLocaleString('en')}/${total.toLocaleString('en')} rows, ${p.rowsWritten.toLocaleString('en')} written${deletes}, ` +
-    `chunk ${p.chunks}, ${Math.round(p.rowsPerSecond).toLocaleString('en')} rows/s${eta}${verify}` +
-    (p.targetShape?.created ? ', target created' : p.targetShape?.changes?.length ? `, ${p.targetShape.changes.length} schema change(s)` : '') +
+    `${head}, ${rate(p.rowsPerSecond)}${eta}${verify}` +
+    (p.targetShape?.created ? ', target created' : p.targetShape?.changes?.length ? `, ${count(p.targetShape.changes.length, 'schema change')}` : '') +
     (p.waitingForRelogin ? ' — waiting for re-login' : p.done ? ' — done' : '');
   if (width === undefined) return `${p.pipeline}: ${(fraction * 100).toFixed(0)}% ${stats}`;
   const barWidth = Math.max(10, Math.min(40, width - stats.length - 10));

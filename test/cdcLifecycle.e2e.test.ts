@@ -234,7 +234,7 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
     const deadline = Date.now() + 60_000;
     let retried = await cli('cdc', 'status', '--pipeline', 'pair_a');
     while (!/^last failure: /m.test(retried.out) && Date.now() < deadline) retried = await cli('cdc', 'status', '--pipeline', 'pair_a');
-    assert.match(retried.out, /^last failure: cdcStream attempt \d+: \w+: .*terminat/im, retried.out);
+    assert.match(retried.out, /^last failure: cdcStream attempt \d+ failed: \w+: .*terminat/im, retried.out);
     await source.query(`UPDATE pair_a SET v = 'after the cut' WHERE id = 1`);
     await converged('pair_a', ['id', 'v']);
     const first = await cli('cdc', 'stop', '--pipeline', 'pair_a', '--drop-slot');

@@ -181,7 +181,7 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
       assert.match(out, new RegExp(`^started ${id}$`, 'm'));
       assert.deepEqual(await approveJob(env.client, id, 'bob'), { approved: true });
       assert.equal(await exited, 0, out);
-      assert.match(out, /^tag-tenant: done; 2 steps, 1 rows written$/m);
+      assert.match(out, /^tag-tenant: done; 2 steps, 1 row written$/m);
     } finally {
       if (cli.exitCode === null) cli.kill('SIGKILL');
     }
@@ -195,8 +195,8 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
       c.on('exit', (code) => resolve({ code, out: o }));
     });
     assert.equal(detached.code, 0, detached.out);
-    assert.match(detached.out, /^started job:tag-tenant:\S+\n$/);
-    await rejectJob(env.client, detached.out.trim().replace(/^started /, ''), 'test', 'only started to show --no-wait').catch(() => undefined);
+    assert.match(detached.out, /^started job:tag-tenant:\S+\n(  Temporal UI: \S+\n)?$/);
+    await rejectJob(env.client, detached.out.split('\n')[0]!.replace(/^started /, ''), 'test', 'only started to show --no-wait').catch(() => undefined);
   });
 
   test('a dry run validates, EXPLAINs read and write steps, and writes nothing', async () => {

@@ -25,7 +25,8 @@ describe('replay of histories recorded from earlier releases', () => {
     const files = await recorded();
     assert.ok(files.length >= 10, `found ${files.length} recorded histories`);
     // v4: recorded after workflows became named steps over one run state (issue 20).
-    for (const release of ['v1', 'v2', 'v3', 'v4']) assert.ok(files.some((f) => f.release === release), `no histories of ${release}`);
+    // v5: LakebaseRowsWritten kept by compare-then-copy and delete buckets too (FIGURES_PATCH, issue 26).
+    for (const release of ['v1', 'v2', 'v3', 'v4', 'v5']) assert.ok(files.some((f) => f.release === release), `no histories of ${release}`);
     // The kinds the issue asks for are there: continue-as-new, a sync group, a job awaiting approval.
     for (const kind of ['dataSync-continue-as-new-run1', 'syncGroup', 'operationalJob-awaiting-approval', 'cdcStream-run1'])
       assert.ok(files.some((f) => f.name === kind), `missing ${kind}`);

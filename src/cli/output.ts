@@ -87,7 +87,10 @@ export function formatDryRun(p: SyncProgress): string[] {
 export function formatJobResult(job: string, result: JobProgress): string[] {
   const lines: string[] = [];
   if (result.plan?.explain) for (const e of result.plan.explain) lines.push('', `-- ${e.step}`, e.plan);
-  lines.push('', `${job}: ${result.status}; ${count(result.steps.length, 'step')}, ${count(result.rowsWritten, 'row')} written`);
+  // A dry run runs no step: say what it planned, not "0 steps".
+  const planned = result.plan?.units.reduce((n, u) => n + u.steps.length, 0) ?? 0;
+  if (result.status === 'dry run') lines.push('', `${job}: dry run; ${count(planned, 'step')} planned, nothing written`);
+  else lines.push('', `${job}: ${result.status}; ${count(result.steps.length, 'step')}, ${count(result.rowsWritten, 'row')} written`);
   for (const st of result.steps) lines.push(`  ${st.name} (${st.kind}): ${count(st.rowCount, 'row')}${st.rows?.length ? ` — ${JSON.stringify(st.rows.slice(0, 3))}` : ''}`);
   const b = result.branch;
   if (b) {
@@ -112,7 +115,7 @@ export function formatRunStatus(s: RunStatus, uiUrl?: string): string[] {
 
 export function formatRunList(runs: { startTime: Date; status: string; workflowId: string; rowsWritten?: number }[]): string[] {
   if (runs.length === 0) return ['(nothing matches)'];
-  return runs.map((w) => `${w.startTime.toISOString()}  ${w.status.padEnd(10)} ${w.workflowId}${w.rowsWritten !== undefined ? `  rows=${w.rowsWritten}` : ''}`);
+  return runs.map((w) => `${w.startTime.toISOString()}  ${w.status.padEnd(10)} ${w.workflowId}${w.rowsWritten !== undefined ? `  written=${w.rowsWritten}` : ''}`);
 }
 
 export function formatScheduleList(list: ScheduleSummary[]): string[] {

@@ -45,17 +45,19 @@ async function firstLoadIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngine
 
 async function swapIn(t: pg.ClientBase, p: PipelineConfig, deps: SyncEngineDeps): Promise<SwapReport & { rows: number | null }> {
   const target = p.target.table!;
+  // An upsert's first load swaps in the same way; its log line must not call it a full refresh.
+  const what = p.mode === 'full-refresh' ? 'full refresh' : `first load (${p.mode}, into an empty target)`;
   const blockers = await renameSwapBlockers(t, target);
   if (blockers.length === 0) {
     const r = await renameSwap(t, target);
     if (r.swapped) {
-      deps.log?.('full refresh swapped in by rename', { target });
+      deps.log?.(`${what} swapped in by rename`, { target });
       return { method: 'rename', reason: 'nothing depends on the target', rows: null };
     }
     blockers.push(...r.blockers);
   }
   const reason = `kept the target table (${blockers.slice(0, 3).join('; ')}${blockers.length > 3 ? '; …' : ''}), replaced its rows`;
-  deps.log?.('full refresh swapped in by TRUNCATE + INSERT', { target, reason });
+  deps.log?.(`${what} swapped in by TRUNCATE + INSERT`, { target, reason });
   return { method: 'truncate-insert', reason, rows: await truncateSwap(t, target, await writableColumns(t, target)) };
 }
 

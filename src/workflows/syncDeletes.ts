@@ -2,7 +2,7 @@ import { patched, setCurrentDetails } from '@temporalio/workflow';
 import type { SyncPlan } from '../activities/types';
 import { nonRetryableTypes, stepActivities, streamingActivities } from './activityCalls';
 import { inLanes } from './lanes';
-import { plannedFingerprint, type SyncRun } from './syncRun';
+import { plannedFingerprint, recordBucketWrites, type SyncRun } from './syncRun';
 
 /** Runs of pipelines with `deletes` look for target rows whose key left the source before finishing. */
 export const DELETES_PATCH = 'sync-deletes';
@@ -32,7 +32,7 @@ export async function detectDeletes(run: SyncRun, plan: SyncPlan): Promise<void>
       deletes.done += 1;
       deletes.rowsDeleted += r.rowsDeleted;
       progress.rowsWritten += r.rowsDeleted;
-      setCurrentDetails(run.describe());
+      recordBucketWrites(run);
     },
   );
 }

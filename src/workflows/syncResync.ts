@@ -2,7 +2,7 @@ import { setCurrentDetails } from '@temporalio/workflow';
 import type { ResyncPlan } from '../activities/types';
 import { nonRetryableTypes, streamingActivities } from './activityCalls';
 import { inLanes } from './lanes';
-import { plannedFingerprint, type SyncRun } from './syncRun';
+import { plannedFingerprint, recordBucketWrites, type SyncRun } from './syncRun';
 
 /**
  * Compare-then-copy step (the plan chose it, SyncPlan.resync): each bucket compares source and
@@ -29,7 +29,7 @@ export async function resyncBuckets(run: SyncRun, resync: ResyncPlan, parallelis
       r.rowsDeleted += done.rowsDeleted;
       progress.rowsCopied += done.rowsCopied;
       progress.rowsWritten += done.rowsWritten + done.rowsDeleted;
-      setCurrentDetails(run.describe());
+      recordBucketWrites(run);
     },
   );
 }

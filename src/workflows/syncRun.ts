@@ -5,12 +5,20 @@ import type { ChunkResult, CursorValue, DryRunReport, JobAuth, LakebaseTokenInfo
 import { acceptRelogins, retryAfterReloginOrWake, type RunIdentity } from './activityCalls';
 import { LakebasePipeline, LakebaseRowsWritten } from './searchAttributes';
 import type { VerifyProgress } from './verify';
+import { count } from '../humanize';
 
 /**
  * Runs started from here on wait for a waking scale-to-zero compute in the workflow rather than in
  * the server's activity retry, so the UI's current details can say so (LakebaseComputeWaking).
  */
 export const COMPUTE_WAKING_PATCH = 'sync-compute-waking-in-current-details';
+
+/**
+ * Runs started from here on keep LakebaseRowsWritten equal to progress.rowsWritten in every step
+ * (compare-then-copy buckets and delete buckets too, not only chunks), so `list`, `status` and the
+ * UI show the figure the progress line shows.
+ */
+export const FIGURES_PATCH = 'sync-figures-in-search-attributes';
 
 export interface SyncProgress {
   pipeline: string;
@@ -93,6 +101,8 @@ export interface SyncRun {
   /** `identity.auth` is read at each call: a re-login replaces it. */
   identity: RunIdentity;
   wakeVisible: boolean;
+  /** FIGURES_PATCH: every step that writes updates LakebaseRowsWritten. */
+  figures: boolean;
   /** Set by the plan step. */
   plan?: SyncPlan;
   /** Every activity call goes through this: re-login pauses and waking computes are waited for. */
@@ -120,6 +130,7 @@ export function startSyncRun(input: DataSyncInput): SyncRun {
     progress,
     identity,
     wakeVisible: patched(COMPUTE_WAKING_PATCH),
+    figures: patched(FIGURES_PATCH),
     call: (step) => step(),
     describe: () => describeSync(run),
   };
@@ -143,7 +154,7 @@ export function describeSync({ pipeline, progress, plan }: SyncRun): string {
   const d = progress.deletes;
   const deletes = d ? `, deletes: bucket ${d.done}/${d.buckets}, ${d.rowsDeleted.toLocaleString('en')} removed` : '';
   const v = progress.verify;
-  const verify = v ? `, verify (${v.mode}): bucket ${v.bucketsDone}/${v.buckets}, ${v.mismatches} difference(s)` : '';
+  const verify = v ? `, verify (${v.mode}): bucket ${v.bucketsDone}/${v.buckets}, ${count(v.mismatches, 'difference')}` : '';
   const r = progress.resync;
   const resync = !r
     ? ''
@@ -151,7 +162,7 @@ export function describeSync({ pipeline, progress, plan }: SyncRun): string {
       ? `, compare-then-copy: bucket ${r.done}/${r.buckets}, ${r.rowsWritten.toLocaleString('en')} written, ${r.rowsDeleted.toLocaleString('en')} removed`
       : ', re-sync by merging every row';
   return (
-    `${pipeline} (${progress.mode}${shapeNote}): chunk ${progress.chunks}${chunkOf}${parts}, ${progress.rowsCopied.toLocaleString('en')} rows copied, ` +
+    `${pipeline} (${progress.mode}${shapeNote}): ${r?.method === 'compare' ? `${count(r.done, 'bucket')} of ${r.buckets} compared` : `chunk ${progress.chunks}${chunkOf}`}${parts}, ${count(progress.rowsCopied, 'row')} read, ` +
     `${progress.rowsWritten.toLocaleString('en')} written, ${Math.round(progress.rowsPerSecond).toLocaleString('en')} rows/s` +
     `${formatEta(progress.etaSeconds)}${resync}${deletes}${verify}${progress.done ? ' — done' : ''}${r && !progress.done ? `\n\n${r.reason}` : ''}`
   );
@@ -169,9 +180,23 @@ export function recordChunk(run: SyncRun, chunk: ChunkResult): void {
   const left = Math.max(0, progress.estimatedRows - progress.rowsCopied);
   progress.etaSeconds = progress.rowsPerSecond > 0 && !chunk.done ? left / progress.rowsPerSecond : null;
   setCurrentDetails(run.describe());
-  // Only when the start registered our search attributes (an unknown one would fail the workflow task).
+  indexRowsWritten(run);
+}
+
+/** LakebaseRowsWritten := progress.rowsWritten; only when the start registered our search attributes (an unknown one would fail the workflow task). */
+function indexRowsWritten(run: SyncRun): void {
   if (workflowInfo().typedSearchAttributes.get(LakebasePipeline) !== undefined)
-    upsertSearchAttributes([{ key: LakebaseRowsWritten, value: progress.rowsWritten }]);
+    upsertSearchAttributes([{ key: LakebaseRowsWritten, value: run.progress.rowsWritten }]);
+}
+
+/** After a compare-then-copy or delete bucket: the figures into the UI's details and (FIGURES_PATCH) the search attribute. */
+export function recordBucketWrites(run: SyncRun): void {
+  const { progress } = run;
+  const elapsed = (Date.now() - progress.startedAt) / 1000;
+  // Rows read per second, as for chunks (a compare-then-copy run reads only what differs).
+  if (run.figures && progress.resync) progress.rowsPerSecond = elapsed > 0 ? progress.rowsCopied / elapsed : 0;
+  setCurrentDetails(run.describe());
+  if (run.figures) indexRowsWritten(run);
 }
 
 /**
