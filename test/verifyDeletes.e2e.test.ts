@@ -118,7 +118,7 @@ describe('deletes and verify through Temporal (real dev server, real PostgreSQL)
       const cause = err.cause as ApplicationFailure;
       assert.equal(cause.type, 'LakebaseVerifyFailed');
       assert.equal(cause.nonRetryable, true);
-      assert.match(cause.message, /found 2 difference\(s\).*differs id=12345; missing id=22222/);
+      assert.match(cause.message, /found 2 differences.*differs id=12345; missing id=22222/);
       const report = cause.details?.[0] as VerifyReport;
       assert.deepEqual(report.differences.map((d) => `${d.kind}:${d.key[0]}`), ['differs:12345', 'missing:22222']);
       assert.match(await w.metrics.registry.metrics(), /lakebase_verify_mismatches_total\{pipeline="hard"\} 2/);
