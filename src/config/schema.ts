@@ -385,6 +385,10 @@ export const jobSchema = z
     params: z.record(z.string().regex(/^[A-Za-z_]\w*$/, 'expected a parameter name of letters, digits and _'), jobParamSchema).default({}),
     /** Wait for an `approve` before the first write step. */
     approval: z.boolean().default(false),
+    /** Identities (names under `identities`) whose signed approval counts; default: every configured identity. */
+    approvers: z.array(nonEmpty('an identity name')).min(1).optional(),
+    /** Let the identity that started the job approve it too (default: someone else must). */
+    allowSelfApproval: z.boolean().default(false),
     steps: z.array(jobStepSchema).min(1, 'expected at least one step'),
   })
   .superRefine((j, ctx) => {
@@ -416,6 +420,8 @@ export const configSchema = z
     syncGroups: z.record(nonEmpty('a group name'), syncGroupSchema).default({}),
     /** Triggered operational jobs: parameterised SQL steps. */
     jobs: z.record(nonEmpty('a job name'), jobSchema).default({}),
+    /** People who sign job starts and approvals: name -> Ed25519 public key (PEM, or 32 raw bytes in base64). */
+    identities: z.record(nonEmpty('an identity name'), z.strictObject({ publicKey: nonEmpty('an Ed25519 public key') })).default({}),
     worker: workerSchema.default({ opsPort: 9464, shutdownGraceTime: '30 seconds', maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 40 }),
   })
   .superRefine((cfg, ctx) => {
