@@ -138,7 +138,7 @@ export const credentialSchema = z.discriminatedUnion(
 export const sslSchema = z.strictObject({
   mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full'], {
     error: 'expected one of disable, require, verify-ca, verify-full',
-  }),
+  }).default('verify-full'),
   ...pemFields,
 });
 
@@ -162,7 +162,8 @@ export const environmentSchema = z.preprocess(renamePoolMax, z.strictObject({
   database: nonEmpty('a database name').default('databricks_postgres'),
   user: nonEmpty('the Postgres user (an email, or a service principal application id)'),
   defaultSchema: nonEmpty('a schema name').optional(),
-  ssl: sslSchema.default({ mode: 'require' }),
+  // Verified by default: the password sent inside is an OAuth token (or the PAT itself).
+  ssl: sslSchema.default({ mode: 'verify-full' }),
   statementTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(300_000),
   /**
    * Connections this worker opens to this environment at most (pool size and the budget parallel
