@@ -3,9 +3,11 @@
 // so later releases prove (test/replay.test.ts) that workflows started by this one still replay.
 // Run it on a release before changing workflow code; commit what it writes. Names after the release
 // (prefixes) save only those histories: a workflow step added in this release, recorded on its own.
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { rawPublicKey } from '../src/auth/signedDecisions';
 import { approveJob, jobProgress, startJob, startSync, startSyncGroup } from '../src/client';
 import { createLogger } from '../src/logger';
 import { createLakebaseWorker } from '../src/worker';
@@ -13,6 +15,9 @@ import { createTestDatabase, testConfig } from '../test/helpers/db';
 import { startTemporal, uniqueQueue } from '../test/helpers/temporal';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// The job is started by one identity and approved by another, both signed (as the worker requires).
+const starter = { by: 'starter', key: generateKeyPairSync('ed25519').privateKey };
+const recorder = { by: 'recorder', key: generateKeyPairSync('ed25519').privateKey };
 
 async function main(release: string, only: string[]): Promise<void> {
   const out = path.join(__dirname, '..', 'test', 'replay', 'histories', release);
@@ -50,6 +55,7 @@ async function main(release: string, only: string[]): Promise<void> {
       taskQueue,
       {
         syncGroups: { both: { pipelines: ['a', 'b'], parallelism: 2 } },
+        identities: { starter: { publicKey: rawPublicKey(starter.key) }, recorder: { publicKey: rawPublicKey(recorder.key) } },
         jobs: { 'note-it': { profile: 'local', environment: 'test', approval: true, steps: [{ name: 'write', kind: 'write', sql: `INSERT INTO audit VALUES ('noted')` }] } },
       },
     );
@@ -90,10 +96,10 @@ async function main(release: string, only: string[]): Promise<void> {
         const child = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution;
         if (child?.workflowId) await save(`syncGroup-child-${child.workflowId.split(':')[1]}`, c, child.workflowId);
       }
-      const job = await startJob(c, { job: 'note-it', params: {}, taskQueue, config });
+      const job = await startJob(c, { job: 'note-it', params: {}, taskQueue, config, signingKey: starter.key });
       for (let s = await jobProgress(c, job.workflowId).catch(() => undefined); s?.status !== 'awaiting approval'; s = await jobProgress(c, job.workflowId).catch(() => undefined)) await sleep(50);
       await save('operationalJob-awaiting-approval', c, job.workflowId);
-      await approveJob(c, job.workflowId, 'recorder');
+      await approveJob(c, job.workflowId, recorder);
       await job.result();
       await save('operationalJob-approved', c, job.workflowId);
       // Delete detection and verify: a second run after rows left the source, then a verify on its own.

@@ -37,7 +37,7 @@ describe('config validation', () => {
     const env = cfg.profiles.analytics!.environments.prod!;
     assert.equal(env.port, 5432);
     assert.equal(env.database, 'databricks_postgres');
-    assert.equal(env.ssl.mode, 'require');
+    assert.equal(env.ssl.mode, 'verify-full');
     assert.equal(cfg.temporal.taskQueue, 'lakebase');
     assert.equal(cfg.pipelines['orders-to-reporting']!.mode, 'upsert');
   });

@@ -3,10 +3,12 @@ import { after, before, describe, test } from 'node:test';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import { rawPublicKey } from '../src/auth/signedDecisions';
 import { approveJob, jobProgress, rejectJob, startJob } from '../src/client';
 import { bindJobParams, JobParamError } from '../src/config/jobParams';
 import type { Config } from '../src/config/schema';
@@ -18,6 +20,10 @@ import { cleanUp } from './helpers/cleanup';
 
 const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// Alice starts approval jobs, bob approves them: each signs with an Ed25519 key the worker knows the public half of.
+const alice = { by: 'alice', key: generateKeyPairSync('ed25519').privateKey };
+const bob = { by: 'bob', key: generateKeyPairSync('ed25519').privateKey };
+const identities = { alice: { publicKey: rawPublicKey(alice.key) }, bob: { publicKey: rawPublicKey(bob.key) } };
 
 describe('named parameters', () => {
   test('become $n, leaving strings, identifiers, comments, dollar quotes and casts alone', () => {
@@ -46,6 +52,7 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
     taskQueue = uniqueQueue('jobs');
     const local = { profile: 'local', environment: 'test' };
     config = testConfig(db, {}, taskQueue, {
+      identities,
       jobs: {
           'refresh-aggregates': {
             ...local,
@@ -91,7 +98,7 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
   );
 
   const start = (job: string, params: Record<string, string | number | null>, extra: { dryRun?: boolean } = {}) =>
-    startJob(env.client, { job, params, taskQueue, config, ...extra });
+    startJob(env.client, { job, params, taskQueue, config, signingKey: alice.key, ...extra });
 
   test('a job reads, writes in a transaction, and uses a read step’s output in a later step', async () => {
     const handle = await start('refresh-aggregates', { day: '2026-11-24' });
@@ -146,9 +153,10 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
     for (; p?.status !== 'awaiting approval'; p = await jobProgress(env.client, handle.workflowId).catch(() => undefined)) await sleep(50);
     assert.deepEqual(p.steps.map((s) => s.name), ['check'], 'reads ran, writes wait');
     await assert.rejects(start('tag-tenant', params), WorkflowExecutionAlreadyStartedError);
-    assert.deepEqual(await approveJob(env.client, handle.workflowId, 'alice'), { approved: true });
+    assert.deepEqual(await approveJob(env.client, handle.workflowId, bob), { approved: true });
     const r = await handle.result();
-    assert.equal(r.approvedBy, 'alice');
+    assert.equal(r.approvedBy, 'bob');
+    assert.equal(r.startedBy, 'alice');
     assert.equal(r.rowsWritten, 1);
     assert.equal((await db.client.query('SELECT count(*)::int AS n FROM orders')).rows[0].n, 300);
     assert.equal((await db.client.query(`SELECT note FROM audit ORDER BY at DESC LIMIT 1`)).rows[0].note, "vip 2 '); DELETE FROM orders; -- 100");
@@ -159,12 +167,15 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
     const file = path.join(dir, 'lakebase.yaml');
     const tagTenant = config.jobs['tag-tenant']!;
     // The CLI's config names the same job and queue; the worker runs it with its own config.
+    const aliceKey = path.join(dir, 'alice.pem');
+    await writeFile(aliceKey, alice.key.export({ format: 'pem', type: 'pkcs8' }));
     await writeFile(file, YAML.stringify({
+      identities,
       temporal: { address: env.address, taskQueue },
       profiles: { local: { auth: { method: 'pat', token: 'x' }, environments: { test: db.environment } } },
       jobs: { 'tag-tenant': { profile: 'local', environment: 'test', approval: true, params: { tenant: { type: 'integer', min: 1 }, label: { type: 'text' } }, steps: tagTenant.steps.map(({ name, kind, sql }) => ({ name, kind, sql })) } },
     }));
-    const cli = spawn(process.execPath, [CLI, 'job', 'run', '--job', 'tag-tenant', '--param', 'tenant=3', '--param', 'label=cli-wait', '--config', file], {
+    const cli = spawn(process.execPath, [CLI, 'job', 'run', '--job', 'tag-tenant', '--param', 'tenant=3', '--param', 'label=cli-wait', '--key-file', aliceKey, '--config', file], {
       env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1', LAKEBASE_PROGRESS_INTERVAL_MS: '200' },
     });
     let out = '';
@@ -179,14 +190,14 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
       }
       const id = /awaiting approval — lakebase-worker job approve (\S+) /.exec(out)![1]!;
       assert.match(out, new RegExp(`^started ${id}$`, 'm'));
-      assert.deepEqual(await approveJob(env.client, id, 'bob'), { approved: true });
+      assert.deepEqual(await approveJob(env.client, id, bob), { approved: true });
       assert.equal(await exited, 0, out);
       assert.match(out, /^tag-tenant: done; 2 steps, 1 row written$/m);
     } finally {
       if (cli.exitCode === null) cli.kill('SIGKILL');
     }
     const detached = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const c = spawn(process.execPath, [CLI, 'job', 'run', '--job', 'tag-tenant', '--param', 'tenant=3', '--param', 'label=cli-nowait', '--no-wait', '--config', file], {
+      const c = spawn(process.execPath, [CLI, 'job', 'run', '--job', 'tag-tenant', '--param', 'tenant=3', '--param', 'label=cli-nowait', '--no-wait', '--key-file', aliceKey, '--config', file], {
         env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1' },
       });
       let o = '';
@@ -196,7 +207,7 @@ describe('operational jobs end to end (real Temporal dev server, real PostgreSQL
     });
     assert.equal(detached.code, 0, detached.out);
     assert.match(detached.out, /^started job:tag-tenant:\S+\n(  Temporal UI: \S+\n)?$/);
-    await rejectJob(env.client, detached.out.split('\n')[0]!.replace(/^started /, ''), 'test', 'only started to show --no-wait').catch(() => undefined);
+    await rejectJob(env.client, detached.out.split('\n')[0]!.replace(/^started /, ''), alice, 'only started to show --no-wait').catch(() => undefined);
   });
 
   test('a dry run validates, EXPLAINs read and write steps, and writes nothing', async () => {

@@ -13,7 +13,13 @@ import { activityContext } from './context';
 import { runActivity } from './adapter';
 import { configFailure, toActivityFailure } from './failures';
 import { sessionOf } from './sync';
-import type { JobPlan, JobUnit, PlanJobInput, RunBranchTarget, RunJobUnitInput, StepOutput } from './types';
+import { ApplicationFailure } from '@temporalio/common';
+import { SignatureError, verifyStatement, type Statement } from '../auth/signedDecisions';
+import { NON_RETRYABLE_FAILURES } from '../failureTypes';
+import type { JobPlan, JobUnit, PlanJobInput, RunBranchTarget, RunJobUnitInput, StepOutput, VerifyJobDecisionInput } from './types';
+
+/** A signed start older or newer than this against the run's start is refused (it may be a replay). */
+const START_SIGNATURE_WINDOW_MS = 5 * 60_000;
 
 /** A TypeScript job step registered with the worker: gets parameters, earlier outputs and a query function. */
 export type JobFunction = (ctx: {
@@ -93,13 +99,71 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     return runActivity({ statement: `${input.dryRun ? 'dry run of ' : ''}job ${input.job}` }, () => plan(input));
   }
 
-  async function plan({ job: name, params, environment, dryRun, auth, branch }: PlanJobInput): Promise<JobPlan> {
+  /** The running workflow's id and run id, as the server gave them to this activity (never as a client wrote them). */
+  function thisRun(): { workflowId: string; runId: string } {
+    const info = activityContext()?.info.workflowExecution;
+    if (!info) throw configFailure('signed job statements are checked only inside a workflow');
+    return info;
+  }
+
+  function verified(signed: unknown, what: string): Statement {
+    try {
+      return verifyStatement(signed, config.identities);
+    } catch (err) {
+      if (err instanceof SignatureError) throw ApplicationFailure.create({ message: `${what} refused: ${err.message}`, type: NON_RETRYABLE_FAILURES.jobNotApproved, nonRetryable: true });
+      throw err;
+    }
+  }
+
+  /** Who started an approval job, proven by signature; undefined when unsigned and the job allows that. */
+  function startedBy(name: string, job: JobConfig, input: PlanJobInput): string | undefined {
+    if (!job.approval) return undefined;
+    if (Object.keys(config.identities).length === 0)
+      throw configFailure(`jobs.${name}.approval: no identities are configured, so no approval could be trusted; add identities: { <name>: { publicKey } } (Ed25519) for the people who approve`);
+    if (!input.signedStart) {
+      if (job.allowSelfApproval) return undefined;
+      throw configFailure(`jobs.${name} needs approval by someone other than whoever starts it: start it with --key-file <your Ed25519 key> (its public half under identities)`);
+    }
+    const s = verified(input.signedStart, `the signed start of job ${name}`);
+    const run = thisRun();
+    const refuse = (why: string) => ApplicationFailure.create({ message: `the signed start of job ${name} refused: ${why}`, type: NON_RETRYABLE_FAILURES.jobNotApproved, nonRetryable: true });
+    if (s.action !== 'start' || s.job !== name) throw refuse(`it starts ${s.action === 'start' ? `job ${s.job}` : 'nothing'}`);
+    if (s.workflowId !== run.workflowId) throw refuse(`it was signed for workflow ${s.workflowId}`);
+    if (input.runStartedAt === undefined || Math.abs(input.runStartedAt - s.at) > START_SIGNATURE_WINDOW_MS) throw refuse('it was not signed when this run started (a replayed start?)');
+    return s.by;
+  }
+
+  /** An approve or reject: signed for this very run by an approver who is not the starter (unless the job allows it). */
+  function verifyJobDecision(input: VerifyJobDecisionInput): Promise<{ by: string }> {
+    return runActivity({ statement: `${input.decision} of job ${input.job}` }, async () => {
+      const job = jobOf(input.job);
+      const what = `the ${input.decision === 'approve' ? 'approval' : 'rejection'} of job ${input.job}`;
+      const s = verified(input.signed, what);
+      const run = thisRun();
+      const refuse = (why: string) => ApplicationFailure.create({ message: `${what} refused: ${why}`, type: NON_RETRYABLE_FAILURES.jobNotApproved, nonRetryable: true });
+      if (s.action !== input.decision || s.job !== input.job) throw refuse(`it was signed to ${s.action} job ${s.job}`);
+      if (s.workflowId !== run.workflowId || s.runId !== run.runId) throw refuse('it was signed for another run');
+      const self = input.startedBy !== undefined && s.by === input.startedBy;
+      // The starter may always withdraw (reject) their own job; approving it takes someone else.
+      if (input.decision === 'reject' && self) return { by: s.by };
+      if (job.approvers && !job.approvers.includes(s.by)) throw refuse(`${s.by} is not among jobs.${input.job}.approvers (${job.approvers.join(', ')})`);
+      if (self && !job.allowSelfApproval) throw refuse(`${s.by} started this job and may not approve it (jobs.${input.job}.allowSelfApproval is false)`);
+      return { by: s.by };
+    });
+  }
+
+  async function plan(input: PlanJobInput): Promise<JobPlan> {
+    const { job: name, params, environment, dryRun, auth, branch } = input;
     const job = jobOf(name);
     const bound = bindJobParams(name, job, params);
     const env = environmentFor(job, environment);
     for (const s of job.steps) if (s.function && !jobFunctions[s.function]) throw configFailure(`jobs.${name}: step "${s.name}" uses function "${s.function}", which is not registered with this worker`);
     const plan: JobPlan = { job: name, description: job.description, profile: job.profile, environment: env, params: bound, units: units(job), approval: job.approval, ...(branch && { branch: branch.name }) };
-    if (!dryRun) return plan;
+    if (!dryRun) {
+      const by = startedBy(name, job, input);
+      if (by) plan.startedBy = by;
+      return plan;
+    }
     const client = await pools.connect(job.profile, connectAs(job, env, branch), sessionOf(auth, sealingKeys));
     try {
       plan.explain = await explainSteps(client, job, bound);
@@ -207,5 +271,5 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     }
   }
 
-  return { planJob, runJobUnit };
+  return { planJob, runJobUnit, verifyJobDecision };
 }

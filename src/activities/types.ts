@@ -81,6 +81,8 @@ export interface JobPlan {
   params: Record<string, string | null>;
   units: JobUnit[];
   approval: boolean;
+  /** The identity whose signed start the worker verified (approval jobs). */
+  startedBy?: string;
   /** Dry run: EXPLAIN output of each read/write step. */
   explain?: { step: string; plan: string }[];
   /** A branch run: the branch the steps run on (environment stays the configured one). */
@@ -95,7 +97,20 @@ export interface PlanJobInput {
   auth?: JobAuth;
   /** A branch run: connect to this branch's endpoint instead of the environment's. */
   branch?: RunBranchTarget;
+  /** The start, signed by the identity that asked for it (approval jobs). */
+  signedStart?: SignedStatement;
+  /** The run's start time (epoch ms, from the server): a signed start must be this recent. */
+  runStartedAt?: number;
 }
+
+/** An approve/reject to check: signed by a configured approver, for this run, not by its starter. */
+export interface VerifyJobDecisionInput {
+  job: string;
+  decision: 'approve' | 'reject';
+  signed: SignedStatement;
+  startedBy?: string;
+}
+import type { SignedStatement } from '../auth/signedDecisions';
 
 export type { RunBranchRequest } from '../config/branches';
 import type { RunBranchRequest } from '../config/branches';

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AuthConfig, Config, CredentialConfig, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
@@ -86,11 +86,6 @@ function unverifiedClaims(token: string): Record<string, unknown> | undefined {
   }
 }
 
-export function jwtSubject(token: string): string | undefined {
-  const sub = unverifiedClaims(token)?.sub;
-  return typeof sub === 'string' ? sub : undefined;
-}
-
 /** The person a user-federation token speaks for, as federation policies usually map it (email, else sub). */
 function jwtPerson(token: string): string | undefined {
   const claims = unverifiedClaims(token);
@@ -122,9 +117,15 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     return r;
   }
 
-  function identityKey(profile: string, session?: Session): string {
+  // Per-process key: cache keys of different people cannot be computed or compared outside this worker.
+  const identityHmacKey = randomBytes(32);
+  /**
+   * A keyed hash of the whole IdP token. Never its claims: they are unverified until the exchange,
+   * and a cache hit exchanges nothing, so a forged token with someone's `sub` would get their entry.
+   */
+  function identityKey(_profile: string, session?: Session): string {
     if (!session?.idpToken) return '';
-    return jwtSubject(session.idpToken) ?? fingerprint(session.idpToken);
+    return createHmac('sha256', identityHmacKey).update(session.idpToken).digest('hex').slice(0, 32);
   }
 
   async function subjectToken(profile: string, auth: Extract<AuthConfig, { method: 'federation' }>, ctx: AuthContext, session?: Session) {

@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
+import { identityOfKey, signStatement } from '../auth/signedDecisions';
 import { WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { JobParamValue } from '../activities/types';
 import { loadSealingKeys, seal } from '../auth/sealed';
 import { branchEnvironmentName, type RunBranchRequest } from '../config/branches';
 import type { Config } from '../config/schema';
 import type { JobProgress, OperationalJobInput } from '../workflows';
-import { approveUpdate, jobProgressQuery, rejectSignal } from '../workflows/operationalJob';
+import { approveUpdate, jobProgressQuery, rejectUpdate } from '../workflows/operationalJob';
 import { LakebaseEnvironment, LakebaseJob, LakebaseProfile, LakebaseRowsWritten } from '../workflows/searchAttributes';
 import { configMemo } from '../configSource';
 import { startIndexed } from './indexedStart';
@@ -31,6 +32,21 @@ export interface StartJobOptions {
   idpToken?: string;
   /** Run on a Lakebase branch of the environment (`--branch`), optionally created for the run and deleted after. */
   branch?: RunBranchRequest;
+  /** The starter's Ed25519 key (its public half under `identities`): signs the start, so approver ≠ starter holds. */
+  signingKey?: KeyObject;
+}
+
+/** Someone who signs: a configured identity and its private key. */
+export interface Signer {
+  by: string;
+  key: KeyObject;
+}
+
+/** The configured identity a private key belongs to; an error naming the fix when none. */
+export function signerOf(config: Config, key: KeyObject): Signer {
+  const by = identityOfKey(key, config.identities);
+  if (!by) throw new Error(`this key's public half is not under identities in the configuration (${Object.keys(config.identities).join(', ') || 'none configured'})`);
+  return { by, key };
 }
 
 export async function startJob(client: Client, opts: StartJobOptions): Promise<WorkflowHandle<(i: OperationalJobInput) => Promise<JobProgress>>> {
@@ -53,14 +69,18 @@ export async function startJob(client: Client, opts: StartJobOptions): Promise<W
     '',
     `steps: ${job.steps.map((s) => `${s.name} (${s.kind}${s.transaction ? `, tx ${s.transaction}` : ''})`).join(' → ')}`,
   ].join('\n');
+  const workflowId = `${jobWorkflowId(opts.job, where, opts.params)}${opts.dryRun ? `:dry-run:${Date.now()}` : ''}`;
+  const signer = opts.signingKey && signerOf(opts.config, opts.signingKey);
+  const signedStart = signer && signStatement({ v: 1, action: 'start', by: signer.by, job: opts.job, workflowId, at: Date.now() }, signer.key);
   return startIndexed<(i: OperationalJobInput) => Promise<JobProgress>>(
     client,
     'operationalJob',
     {
       taskQueue: opts.taskQueue,
-      workflowId: `${jobWorkflowId(opts.job, where, opts.params)}${opts.dryRun ? `:dry-run:${Date.now()}` : ''}`,
+      workflowId,
       args: [
         {
+          ...(signedStart && { signedStart }),
           job: opts.job,
           params: opts.params,
           environment: opts.environment,
@@ -87,11 +107,24 @@ export async function jobProgress(client: Client, workflowId: string): Promise<J
   return client.workflow.getHandle(workflowId).query(jobProgressQuery);
 }
 
-export async function approveJob(client: Client, workflowId: string, by: string): Promise<{ approved: boolean }> {
-  return client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, { args: [{ by }] });
+/** A decision signed for the run now current under `workflowId` (so it cannot be replayed onto another run). */
+async function signedDecision(client: Client, workflowId: string, action: 'approve' | 'reject', signer: Signer, reason?: string) {
+  const handle = client.workflow.getHandle(workflowId);
+  const { runId, type } = await handle.describe();
+  if (type !== 'operationalJob') throw new Error(`${workflowId} is a ${type}, not a job`);
+  const { job } = await handle.query(jobProgressQuery);
+  const signed = signStatement({ v: 1, action, by: signer.by, job, workflowId, runId, at: Date.now(), ...(reason && { reason }) }, signer.key);
+  return { handle: client.workflow.getHandle(workflowId, runId), args: { by: signer.by, signed, ...(reason && { reason }) } };
+}
+
+/** Approves a job waiting for approval, as the identity the worker verifies from the signature. */
+export async function approveJob(client: Client, workflowId: string, signer: Signer): Promise<{ approved: boolean }> {
+  const { handle, args } = await signedDecision(client, workflowId, 'approve', signer);
+  return handle.executeUpdate(approveUpdate, { args: [args] });
 }
 
 /** Rejects a job waiting for approval (it fails, writing nothing). */
-export async function rejectJob(client: Client, workflowId: string, by: string, reason?: string): Promise<void> {
-  await client.workflow.getHandle(workflowId).signal(rejectSignal, { by, reason });
+export async function rejectJob(client: Client, workflowId: string, signer: Signer, reason?: string): Promise<void> {
+  const { handle, args } = await signedDecision(client, workflowId, 'reject', signer, reason);
+  await handle.executeUpdate(rejectUpdate, { args: [args] });
 }

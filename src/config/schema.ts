@@ -138,7 +138,7 @@ export const credentialSchema = z.discriminatedUnion(
 export const sslSchema = z.strictObject({
   mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full'], {
     error: 'expected one of disable, require, verify-ca, verify-full',
-  }),
+  }).default('verify-full'),
   ...pemFields,
 });
 
@@ -162,7 +162,8 @@ export const environmentSchema = z.preprocess(renamePoolMax, z.strictObject({
   database: nonEmpty('a database name').default('databricks_postgres'),
   user: nonEmpty('the Postgres user (an email, or a service principal application id)'),
   defaultSchema: nonEmpty('a schema name').optional(),
-  ssl: sslSchema.default({ mode: 'require' }),
+  // Verified by default: the password sent inside is an OAuth token (or the PAT itself).
+  ssl: sslSchema.default({ mode: 'verify-full' }),
   statementTimeoutMs: positiveInt('a timeout in milliseconds (integer ≥ 1)').default(300_000),
   /**
    * Connections this worker opens to this environment at most (pool size and the budget parallel
@@ -385,6 +386,10 @@ export const jobSchema = z
     params: z.record(z.string().regex(/^[A-Za-z_]\w*$/, 'expected a parameter name of letters, digits and _'), jobParamSchema).default({}),
     /** Wait for an `approve` before the first write step. */
     approval: z.boolean().default(false),
+    /** Identities (names under `identities`) whose signed approval counts; default: every configured identity. */
+    approvers: z.array(nonEmpty('an identity name')).min(1).optional(),
+    /** Let the identity that started the job approve it too (default: someone else must). */
+    allowSelfApproval: z.boolean().default(false),
     steps: z.array(jobStepSchema).min(1, 'expected at least one step'),
   })
   .superRefine((j, ctx) => {
@@ -416,6 +421,8 @@ export const configSchema = z
     syncGroups: z.record(nonEmpty('a group name'), syncGroupSchema).default({}),
     /** Triggered operational jobs: parameterised SQL steps. */
     jobs: z.record(nonEmpty('a job name'), jobSchema).default({}),
+    /** People who sign job starts and approvals: name -> Ed25519 public key (PEM, or 32 raw bytes in base64). */
+    identities: z.record(nonEmpty('an identity name'), z.strictObject({ publicKey: nonEmpty('an Ed25519 public key') })).default({}),
     worker: workerSchema.default({ opsPort: 9464, shutdownGraceTime: '30 seconds', maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 40 }),
   })
   .superRefine((cfg, ctx) => {

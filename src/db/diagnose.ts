@@ -148,7 +148,7 @@ export async function diagnoseConnection(opts: {
       try {
         const cert = await withTimeout(tlsHandshake(e.host, e.port, options), 10_000, 'TLS handshake');
         const subject = cert.subject ? Object.entries(cert.subject).map(([k, v]) => `${k}=${String(v)}`).join(', ') : '(no certificate)';
-        return `${e.ssl.mode}: server certificate ${subject}; valid until ${cert.valid_to ?? '?'}${e.ssl.mode === 'require' ? ' (not verified)' : ' (verified)'}`;
+        return `${e.ssl.mode}: server certificate ${subject}; valid until ${cert.valid_to ?? '?'}${e.ssl.mode === 'require' && !(e.ssl.ca || e.ssl.caFile) ? ' (NOT verified: anyone on the path can pose as this server and collect the token; use verify-full)' : ' (verified)'}`;
       } catch (err) {
         throw new StepFailure(describeTlsProblem(err, e.host) ?? `TLS handshake failed: ${(err as Error).message}`);
       }

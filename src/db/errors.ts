@@ -56,11 +56,11 @@ export function describeTlsProblem(err: unknown, host?: string): string | undefi
   if (code === 'CERT_HAS_EXPIRED') return 'server certificate has expired: renew it on the server';
   if (code === 'CERT_NOT_YET_VALID') return 'server certificate is not valid yet: check the server and worker clocks';
   if (TLS_CODES.has(code) && /CERT|SIGNATURE|ISSUER/.test(code))
-    return `server certificate not trusted (${code}): set ssl.ca or ssl.caFile to the CA that signed the server's certificate, or use ssl.mode require to skip verification`;
+    return `server certificate not trusted (${code}): set ssl.ca or ssl.caFile to the CA that signed the server's certificate (ask its operator; Lakebase's is in the system store). Do not turn verification off: the password sent over this connection is a token an impostor could reuse`;
   if (code.startsWith('ERR_OSSL')) return `TLS key material could not be used (${code}): check ssl.cert/ssl.key (PEM, matching pair)`;
   if (/does not support SSL/i.test(message)) return 'server does not offer TLS: enable ssl on the server, or set ssl.mode: disable';
   if (/requires a valid client certificate/i.test(message)) return 'the server requires a client certificate: set ssl.cert and ssl.key (or certFile/keyFile) to a certificate its CA trusts';
-  if (/pg_hba\.conf.*no encryption/i.test(message)) return 'the server accepts this login only over TLS: set ssl.mode to require, verify-ca or verify-full';
+  if (/pg_hba\.conf.*no encryption/i.test(message)) return 'the server accepts this login only over TLS: set ssl.mode to verify-full (or verify-ca), with ssl.ca when its CA is not in the system store';
   if (/certificate authentication failed|certificate.*does not match/i.test(message)) return `client certificate rejected: ${message}`;
   return undefined;
 }

@@ -13,7 +13,8 @@ export function tlsOptionsFor(ssl: Ssl): false | ConnectionOptions {
   const base: ConnectionOptions = { ...(ca && { ca }), ...(cert && { cert }), ...(key && { key }) };
   switch (ssl.mode) {
     case 'require':
-      return { ...base, rejectUnauthorized: false };
+      // As libpq: require with a root CA verifies the chain (verify-ca); without one it only encrypts.
+      return ca ? { ...base, rejectUnauthorized: true, checkServerIdentity: () => undefined } : { ...base, rejectUnauthorized: false };
     case 'verify-ca':
       return { ...base, rejectUnauthorized: true, checkServerIdentity: () => undefined };
     case 'verify-full':

@@ -8,12 +8,15 @@ import {
   defineSignal,
   defineUpdate,
   patched,
+  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration, RetryPolicy } from '@temporalio/common';
+import type { Activities } from '../activities';
+import type { SignedStatement } from '../auth/signedDecisions';
 import type { JobAuth, JobParamValue, JobPlan, JobUnit, RunBranchRequest, RunBranchTarget, StepOutput } from '../activities/types';
 import { NON_RETRYABLE_FAILURES } from '../failureTypes';
 import { deleteRunBranch, failureType, nonRetryableTypes, planJob, prepareRunBranch, runJobUnit, wakeBackoff, wakingCompute } from './activityCalls';
@@ -21,6 +24,15 @@ import { LakebaseEnvironment, LakebaseJob, LakebaseProfile, LakebaseRowsWritten 
 
 // Nothing of the branch's was made (or it is someone else's): nothing to clean up.
 const NOTHING_CREATED = new Set<string>([NON_RETRYABLE_FAILURES.branchExists, NON_RETRYABLE_FAILURES.branchNotFound, NON_RETRYABLE_FAILURES.branchPermission, NON_RETRYABLE_FAILURES.config]);
+
+/**
+ * Runs started from here on take decisions only as signed updates while awaiting approval, checked
+ * by the worker (verifyJobDecision); the approve/reject signals are ignored.
+ */
+export const JOB_SIGNED_APPROVAL_PATCH = 'signed-approvals-while-awaiting';
+
+// A decision is checked once: a bad signature does not get better by retrying.
+const { verifyJobDecision } = proxyActivities<Pick<Activities, 'verifyJobDecision'>>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3, nonRetryableErrorTypes: [NON_RETRYABLE_FAILURES.jobNotApproved, NON_RETRYABLE_FAILURES.config] } });
 
 /** Runs started from here on wait for a waking compute in the workflow (see runUnit). */
 export const JOB_COMPUTE_WAKING_PATCH = 'compute-waking-in-current-details';
@@ -37,6 +49,8 @@ export interface OperationalJobInput {
   auth?: JobAuth;
   /** Run on a Lakebase branch (`job run --branch`), created from the environment's branch and deleted after, when asked. */
   branch?: RunBranchRequest;
+  /** The start, signed with the starter's identity key (approval jobs: approver ≠ starter). */
+  signedStart?: SignedStatement;
 }
 
 export type JobStatus = 'planning' | 'awaiting approval' | 'running' | 'done' | 'rejected' | 'dry run';
@@ -50,6 +64,8 @@ export interface JobProgress {
   currentStep?: string;
   rowsWritten: number;
   approvedBy?: string;
+  /** The identity that signed the start, as the worker verified it. */
+  startedBy?: string;
   plan?: JobPlan;
   /** A branch run: the branch, whether this run made it, and what became of it. */
   branch?: { name: string; endpoint?: string; created: boolean; expireTime?: string; deleted?: boolean; deleteError?: string };
@@ -58,7 +74,14 @@ export interface JobProgress {
 }
 
 export const jobProgressQuery = defineQuery<JobProgress>('jobProgress');
-export const approveUpdate = defineUpdate<{ approved: boolean }, [{ by: string }]>('approve');
+export interface JobDecisionArgs {
+  /** Shown only; the decision counts as the identity `signed` proves (runs since JOB_SIGNED_APPROVAL_PATCH). */
+  by: string;
+  signed?: SignedStatement;
+  reason?: string;
+}
+export const approveUpdate = defineUpdate<{ approved: boolean }, [JobDecisionArgs]>('approve');
+export const rejectUpdate = defineUpdate<{ approved: boolean }, [JobDecisionArgs]>('reject');
 export const approveSignal = defineSignal<[{ by: string }]>('approve');
 export const rejectSignal = defineSignal<[{ by: string; reason?: string }]>('reject');
 
@@ -106,9 +129,25 @@ export async function operationalJob(input: OperationalJobInput): Promise<JobPro
 type Decision = { approved: boolean; by: string; reason?: string };
 
 /** The job's query, and the approve / reject handlers; returns the decision so far. */
-function acceptDecisions(progress: JobProgress): () => Decision | undefined {
+function acceptDecisions(progress: JobProgress, input: OperationalJobInput): () => Decision | undefined {
   let decision: Decision | undefined;
   setHandler(jobProgressQuery, () => progress);
+  if (patched(JOB_SIGNED_APPROVAL_PATCH)) {
+    const validator = (args: JobDecisionArgs) => {
+      if (progress.status !== 'awaiting approval') throw new Error(`job is ${progress.status}, not awaiting approval`);
+      if (!args?.signed) throw new Error('a decision must be signed: job approve|reject --key-file <your Ed25519 key>');
+    };
+    const decide = (approved: boolean) => async (args: JobDecisionArgs): Promise<{ approved: boolean }> => {
+      const { by } = await verifyJobDecision({ job: input.job, decision: approved ? 'approve' : 'reject', signed: args.signed!, startedBy: progress.startedBy });
+      // Checked again after the check: another decision may have been taken meanwhile.
+      if (progress.status !== 'awaiting approval' && decision === undefined) throw ApplicationFailure.nonRetryable(`job is ${progress.status}, not awaiting approval`);
+      decision ??= { approved, by, ...(args.reason && { reason: args.reason }) };
+      return { approved: decision.approved };
+    };
+    setHandler(approveUpdate, decide(true), { validator });
+    setHandler(rejectUpdate, decide(false), { validator });
+    return () => decision;
+  }
   setHandler(approveSignal, ({ by }) => void (decision ??= { approved: true, by }));
   setHandler(rejectSignal, ({ by, reason }) => void (decision ??= { approved: false, by, reason }));
   setHandler(
@@ -128,9 +167,11 @@ function acceptDecisions(progress: JobProgress): () => Decision | undefined {
 }
 
 async function runJob(input: OperationalJobInput, progress: JobProgress, branch?: RunBranchTarget): Promise<JobProgress> {
-  const decision = acceptDecisions(progress);
-  const plan = await planJob({ job: input.job, params: input.params, environment: input.environment, dryRun: input.dryRun, auth: input.auth, ...(branch && { branch }) });
+  const decision = acceptDecisions(progress, input);
+  const signedStart = input.signedStart && { signedStart: input.signedStart, runStartedAt: workflowInfo().runStartTime.getTime() };
+  const plan = await planJob({ job: input.job, params: input.params, environment: input.environment, dryRun: input.dryRun, auth: input.auth, ...(branch && { branch }), ...signedStart });
   progress.plan = plan;
+  if (plan.startedBy) progress.startedBy = plan.startedBy;
   progress.environment = plan.environment;
   // Only when the start registered our search attributes (an unknown one would fail the workflow task).
   const indexed = workflowInfo().typedSearchAttributes.get(LakebaseJob) !== undefined;
