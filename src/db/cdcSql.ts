@@ -180,6 +180,12 @@ export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Pro
 export const createPublicationSql = (publication: string, tables: string[]) =>
   `CREATE PUBLICATION ${quoteIdent(publication, 'publication')} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`;
 export const addToPublicationSql = (publication: string, table: string) => `ALTER PUBLICATION ${quoteIdent(publication, 'publication')} ADD TABLE ${table}`;
+/**
+ * The advisory lock of a slot on its source ($1: the slot name). A join holds it exclusively while it
+ * takes its start LSN and writes its state row; a reader holds it shared while it re-reads the state
+ * rows and confirms. So a reader that loaded its pipelines before a join can never confirm past it.
+ */
+export const slotLockSql = `hashtext('lakebase-worker cdc slot ' || $1)`;
 export const currentLsnSql = 'SELECT pg_current_wal_lsn()::text AS lsn';
 export const lsnDiffSql = 'SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::int8 AS bytes';
 

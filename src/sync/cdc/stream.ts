@@ -6,12 +6,14 @@ import { withTransaction } from '../../db/transaction';
 import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
 import { withConnection } from '../context';
-import { SyncError } from '../errors';
+import { conflictError, SyncError } from '../errors';
 import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
 import { reconcileSchema } from '../schemaChanges';
 import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
 import type { StreamProgress } from './types';
-import { compareLsn, formatLsn, lsnValue, minLsn, normalizeLsn } from './lsn';
+import { compareLsn, formatLsn, lsnValue, normalizeLsn } from './lsn';
+import { confirmable, type CheckpointMember } from './checkpoint';
+import { slotLockSql } from '../../db/cdcSql';
 
 /** One pipeline the reader applies for: its config and where its target stands. */
 export interface StreamPipeline {
@@ -110,7 +112,7 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
 }
 
 async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProgress): Promise<StreamProgress> {
-  const { streaming, waiting } = await loadRuntimes(ctx, o);
+  const { streaming } = await loadRuntimes(ctx, o);
   const byRelation = new Map(streaming.map((r) => [`${r.source.schema}.${r.source.table}`, r]));
   const service = new LogicalReplicationService(o.replication, {
     // Never acknowledge on the library's own timer: it would confirm what was received, not what was applied.
@@ -248,29 +250,53 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     batch = new ChangeBatch();
     lastCommit = null;
     await confirm(commit.endLsn);
-    await checkWaiting();
   }
 
-  /** Confirms to the source, but never past a pipeline still copying (it replays from its start). */
-  async function confirm(lsn: string): Promise<void> {
-    let upTo = lsn;
-    for (const w of waiting) upTo = minLsn(upTo, w.startLsn);
-    if (confirmed && compareLsn(upTo, confirmed) <= 0) return;
-    confirmed = upTo;
-    progress.confirmedLsn = upTo;
-    await sendFlushed(upTo);
-  }
-
-  let lastWaitingCheck = Date.now();
-  async function checkWaiting(): Promise<void> {
-    if (!waiting.length || Date.now() - lastWaitingCheck < 2_000) return;
-    lastWaitingCheck = Date.now();
-    for (const w of waiting) {
-      const p = o.pipelines.find((x) => x.name === w.name)!;
+  /** The pipelines' state rows naming this slot, read afresh from their targets (the checkpoint rule's input). */
+  async function members(): Promise<CheckpointMember[]> {
+    const out: CheckpointMember[] = [];
+    for (const p of o.pipelines) {
       const s = await withConnection(ctx.connect, p.config.target, (t) => readCdcState(t, o.stateSchema(p.name), p.name));
-      if (s?.phase === 'streaming') throw new Restart();
+      if (s && s.slot === o.slot) out.push({ pipeline: p.name, phase: s.phase, startLsn: s.startLsn, appliedLsn: s.appliedLsn, parked: false, stopped: false });
     }
+    return out;
   }
+
+  let lastDecision = 0;
+  /**
+   * Confirms to the source what checkpoint.ts allows, deciding on state rows re-read under the
+   * slot's shared lock: a join holds it exclusively while it takes its start LSN and writes its
+   * row, so no confirm can pass a start it has not seen. Also run every 2 s without a new position:
+   * a pipeline that joined and finished copying meanwhile makes this reader start again with it.
+   */
+  async function confirm(lsn: string | null): Promise<void> {
+    const ahead = !!lsn && (!confirmed || compareLsn(lsn, confirmed) > 0);
+    if (!ahead && Date.now() - lastDecision < 2_000) return;
+    lastDecision = Date.now();
+    const lock = await source();
+    await lock.query(`SELECT pg_advisory_lock_shared(${slotLockSql})`, [o.slot]);
+    let decision: ReturnType<typeof confirmable>;
+    try {
+      const applying = new Map(streaming.map((r) => [r.name, r.state.appliedLsn]));
+      decision = confirmable({ wanted: lsn ?? confirmed ?? '0/0', members: await members(), applying });
+      if (decision.kind === 'confirm' && ahead && decision.lsn && (!confirmed || compareLsn(decision.lsn, confirmed) > 0)) {
+        confirmed = decision.lsn;
+        progress.confirmedLsn = decision.lsn;
+        await sendFlushed(decision.lsn);
+      }
+    } finally {
+      await lock.query(`SELECT pg_advisory_unlock_shared(${slotLockSql})`, [o.slot]).catch(() => undefined);
+    }
+    if (decision.kind === 'restart') throw new Restart();
+    if (decision.kind === 'fenced')
+      throw conflictError(
+        `cdc pipeline ${decision.pipeline}: another reader of slot "${o.slot}" applied up to ${decision.theirs}, past this reader (${decision.ours ?? 'nothing'}): this reader is stale and stops`,
+      );
+  }
+
+  /** One source connection for the reader's lifetime: the slot lock (join vs confirm). */
+  let lockClient: pg.PoolClient | null = null;
+  const source = async () => (lockClient ??= await ctx.connect(o.pipelines[0]!.config.source.profile, o.pipelines[0]!.config.source.environment));
 
   const done = () => !!o.untilLsn && !!progress.appliedLsn && compareLsn(progress.appliedLsn, o.untilLsn) >= 0;
 
@@ -348,6 +374,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       clearInterval(timer);
       await service.stop().catch(() => undefined);
       await discardOpen();
+      lockClient?.release();
+      lockClient = null;
       if (err) reject(err);
       else resolve({ ...progress });
     };
@@ -389,7 +417,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       serial(async () => {
         if (stopped) return;
         if (!inTransaction && lastCommit && batchStarted && Date.now() - batchStarted >= o.batchMs) await flushNow();
-        else await checkWaiting();
+        else if (!inTransaction && !lastCommit && batch.empty) await confirm(null);
         // Ask the server for a keepalive: it tells us its position (idle catch-up, untilLsn).
         if (confirmed) await sendFlushed(confirmed, true);
       }).catch(fail);
