@@ -60,6 +60,9 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TABLE race_b (id int PRIMARY KEY, v text);
       INSERT INTO race_a SELECT g, 'a' || g FROM generate_series(1, 50) g;
       INSERT INTO race_b SELECT g, 'b' || g FROM generate_series(1, 50) g;
+      CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
+      ALTER TABLE toasty ALTER COLUMN big SET STORAGE EXTERNAL;
+      INSERT INTO toasty SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 3000) i) FROM generate_series(1, 20) g;
     `);
     const env = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
     const config = parseConfig({
@@ -68,6 +71,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       pipelines: {
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
+        // One batch per source transaction: a replayed update and the delete that follows it are applied apart.
+        toasty: pipeline('toasty', 'lbw_toasty', { cdc: { slot: 'lbw_toasty', batchRows: 1, batchMs: 200 } }),
       },
     });
     const logger = createLogger({ level: 'silent' });
@@ -161,5 +166,21 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await catchUp('race_a');
     await same('race_a', ['id', 'v']);
     await same('race_b', ['id', 'v']);
+  });
+
+  test('finding 2: a key change with an unchanged NOT NULL TOASTed column keeps the value; a replayed update of a row the copy never saw is no 23502', async () => {
+    await cdc.join(ctx, { pipeline: 'toasty' });
+    // Before the copy: an update (TOAST unchanged) of a row deleted before the copy reads the table.
+    await source.query(`UPDATE toasty SET n = n + 1 WHERE id = 8`);
+    await source.query(`DELETE FROM toasty WHERE id = 8`);
+    await source.query(`UPDATE toasty SET n = n + 1 WHERE id = 9`);
+    await source.query(`UPDATE toasty SET id = 3009 WHERE id = 9`);
+    await copy('toasty');
+    await source.query(`UPDATE toasty SET id = id + 1000 WHERE id <= 5`);
+    await source.query(`BEGIN; UPDATE toasty SET id = 2000 WHERE id = 10; UPDATE toasty SET id = 2001, n = 7 WHERE id = 2000; COMMIT`);
+    await catchUp('toasty');
+    await same('toasty', ['id', 'n', 'big']);
+    const { rows } = await target.query(`SELECT count(*)::int AS n FROM copy_toasty WHERE id > 1000 AND length(big) = 96000`);
+    assert.equal(rows[0].n, 7);
   });
 });

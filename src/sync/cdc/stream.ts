@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { PipelineConfig } from '../../config/schema';
-import { deleteKeysSql, readCdcState, truncateSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
+import { deleteKeysSql, movedRowsSql, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
 import { withTransaction } from '../../db/transaction';
 import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
@@ -154,24 +154,36 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     let n = 0;
     if (tb.truncated) await t.query(truncateSql(table));
     const deletes: (string | null)[][] = [];
-    const upserts = new Map<string, { columns: string[]; rows: (string | null)[][] }>();
+    // Grouped by the columns present, the unchanged TOAST ones (undefined) and whether the key moved.
+    const groups = new Map<string, { present: string[]; missing: string[]; moved: boolean; rows: (string | null)[][] }>();
     for (const op of tb.ops.values()) {
       if (op.kind === 'delete') {
         deletes.push(op.key);
         continue;
       }
-      // Unchanged TOAST values (undefined) are left out, so the target keeps its value.
-      const columns = Object.keys(op.row).filter((c) => op.row[c] !== undefined && r.written.has(c) && types.has(c));
-      const sig = columns.join('\u0000');
-      let g = upserts.get(sig);
-      if (!g) upserts.set(sig, (g = { columns, rows: [] }));
-      g.rows.push(columns.map((c) => op.row[c] as string | null));
+      const usable = Object.keys(op.row).filter((c) => r.written.has(c) && types.has(c));
+      const present = usable.filter((c) => op.row[c] !== undefined);
+      const missing = usable.filter((c) => op.row[c] === undefined);
+      const moved = !!op.from && missing.length > 0;
+      const sig = `${moved}\u0001${present.join('\u0000')}\u0001${missing.join('\u0000')}`;
+      let g = groups.get(sig);
+      if (!g) groups.set(sig, (g = { present, missing, moved, rows: [] }));
+      g.rows.push([...present.map((c) => op.row[c] as string | null), ...(moved ? op.from! : [])]);
     }
-    const key = r.config.key.map((k) => ({ name: k, type: types.get(k)! }));
+    const col = (c: string) => ({ name: c, type: types.get(c)! });
+    const key = r.config.key.map(col);
+    const run = async (sql: string | null, rows: unknown[]) => (sql ? ((await t.query(sql, [JSON.stringify(rows)])).rowCount ?? 0) : 0);
+    // Moved keys first: they read the old key's target row, which the deletes below remove.
+    for (const g of groups.values())
+      if (g.moved) {
+        n += await run(movedRowsSql(table, g.present.map(col), g.missing, key, key), g.rows);
+        n += await run(updateWhereNoOldRowSql(table, g.present.map(col), key, key), g.rows);
+      }
     if (deletes.length) n += (await t.query(deleteKeysSql(table, key), [JSON.stringify(deletes)])).rowCount ?? 0;
-    for (const g of upserts.values()) {
-      const sql = upsertRowsSql(table, g.columns.map((c) => ({ name: c, type: types.get(c)! })), r.config.key);
-      n += (await t.query(sql, [JSON.stringify(g.rows)])).rowCount ?? 0;
+    for (const g of groups.values()) {
+      if (g.moved) continue;
+      if (g.missing.length) n += await run(updateRowsSql(table, g.present.map(col), key), g.rows);
+      else n += await run(upsertRowsSql(table, g.present.map(col), r.config.key), g.rows);
     }
     return n;
   }
@@ -331,6 +343,11 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
           batch.delete(name, keyOf(old, r.config.key));
         } else {
           const row = toTarget(r.config, m.new as Record<string, unknown>);
+          // REPLICA IDENTITY FULL: the old tuple carries every value, unchanged TOAST ones included.
+          if (m.tag === 'update' && m.old) {
+            const old = toTarget(r.config, m.old as Record<string, unknown>);
+            for (const [k, v] of Object.entries(row)) if (v === undefined && old[k] !== undefined) row[k] = old[k];
+          }
           const before = m.tag === 'update' && (m.key ?? m.old) ? keyOf(toTarget(r.config, (m.key ?? m.old) as Record<string, unknown>), r.config.key) : undefined;
           batch.upsert(name, r.config.key, row, before);
         }
