@@ -60,6 +60,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TABLE race_b (id int PRIMARY KEY, v text);
       INSERT INTO race_a SELECT g, 'a' || g FROM generate_series(1, 50) g;
       INSERT INTO race_b SELECT g, 'b' || g FROM generate_series(1, 50) g;
+      CREATE TABLE longtx (id int PRIMARY KEY, v text);
+      INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
       ALTER TABLE toasty ALTER COLUMN big SET STORAGE EXTERNAL;
       INSERT INTO toasty SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 3000) i) FROM generate_series(1, 20) g;
@@ -71,6 +73,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       pipelines: {
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
+        longtx: pipeline('longtx', 'lbw_longtx'),
         // One batch per source transaction: a replayed update and the delete that follows it are applied apart.
         toasty: pipeline('toasty', 'lbw_toasty', { cdc: { slot: 'lbw_toasty', batchRows: 1, batchMs: 200 } }),
       },
@@ -182,5 +185,25 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await same('toasty', ['id', 'n', 'big']);
     const { rows } = await target.query(`SELECT count(*)::int AS n FROM copy_toasty WHERE id > 1000 AND length(big) = 96000`);
     assert.equal(rows[0].n, 7);
+  });
+
+  test('finding 4: a segment that ends inside a source transaction ends at its commit, applied, instead of rolling back for the next one to receive it again', async () => {
+    await snapshot('longtx');
+    await source.query(`INSERT INTO longtx SELECT g, repeat('w', 200) FROM generate_series(2, 20001) g`);
+    // The segment's end comes while the transaction is received (its first 500-change piece is applied, uncommitted).
+    const abort = new AbortController();
+    const guard = setTimeout(() => abort.abort(), 30_000);
+    let pieces = 0;
+    const p = await cdc.stream({ ...ctx, signal: abort.signal }, {
+      pipeline: 'longtx',
+      onProgress: (x) => {
+        if (x.changesReceived > 0 && !x.appliedLsn && pieces++ === 0) abort.abort();
+      },
+    });
+    clearTimeout(guard);
+    assert.ok(pieces >= 1, 'the stream was asked to end mid-transaction');
+    assert.ok(p.appliedLsn, 'the transaction was committed before the segment ended');
+    assert.equal(p.changesReceived, 20000);
+    await same('longtx', ['id', 'v']);
   });
 });

@@ -28,6 +28,8 @@ export class ChangeBatch {
   readonly tables = new Map<string, TableBatch>();
   /** Changes received (before collapsing), for rows/s and the flush threshold. */
   changes = 0;
+  /** Bytes of values received into the batch (before collapsing; an upper bound of what it holds). */
+  bytes = 0;
 
   private table(name: string): TableBatch {
     let t = this.tables.get(name);
@@ -40,6 +42,7 @@ export class ChangeBatch {
     const t = this.table(table);
     const newKey = keyOf(row, key);
     this.changes++;
+    for (const v of Object.values(row)) this.bytes += v ? v.length + 16 : 16;
     let from: (string | null)[] | undefined;
     if (oldKey && keyText(oldKey) !== keyText(newKey)) {
       // The key changed: the old key's row is gone; its pending values carry over to the new key,
@@ -59,6 +62,7 @@ export class ChangeBatch {
 
   delete(table: string, key: (string | null)[]): void {
     this.changes++;
+    this.bytes += 16 * key.length;
     this.table(table).ops.set(keyText(key), { kind: 'delete', key });
   }
 

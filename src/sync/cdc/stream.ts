@@ -34,11 +34,15 @@ export interface StreamOptions {
   /** A batch is applied at this many changes or this age, whichever comes first. */
   batchRows: number;
   batchMs: number;
+  /** …or at this many bytes of values held (memory bounded by bytes, whatever the rows' width); default 32 MiB. */
+  batchBytes?: number;
   /** Stop once everything committed up to this source LSN is applied (tests, catch-up); otherwise run until aborted. */
   untilLsn?: string;
   onProgress?: (p: StreamProgress) => void;
   log?: (message: string, fields: Record<string, unknown>) => void;
 }
+
+const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
 
 /** A pipeline's snapshot finished while the reader ran past its start: read the slot again from its confirmed position. */
 class Restart extends Error {}
@@ -127,6 +131,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   let lastCommit: { lsn: string; endLsn: string; time: Date } | null = null;
   let confirmed: string | null = null;
   let stopped = false;
+  /** Asked to stop while a source transaction is being received: stop at its commit. */
+  let ending = false;
   const rates: { at: number; rows: number }[] = [];
 
   /** The library reports lsn + 1 as flushed; the slot's confirmed_flush_lsn must be exactly what was applied (a commit record may start right there). */
@@ -211,6 +217,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     }
     spilled = { changes: spilled.changes + batch.changes, ms: spilled.ms + Date.now() - began };
     batch = new ChangeBatch();
+    o.onProgress?.({ ...progress });
   }
 
   /** A failed or stopped reader: open target transactions roll back (the next reader replays them from the slot). */
@@ -353,7 +360,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         }
         if (batchStarted === 0) batchStarted = Date.now();
         progress.changesReceived++;
-        return batch.changes >= o.batchRows;
+        return batch.changes >= o.batchRows || batch.bytes >= (o.batchBytes ?? DEFAULT_BATCH_BYTES);
       }
       case 'truncate': {
         for (const rel of m.relations) {
@@ -367,7 +374,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         inTransaction = false;
         if (current) lastCommit = { lsn: current.lsn, endLsn: normalizeLsn(m.commitEndLsn!), time: current.time };
         progress.receivedLsn = lastCommit?.endLsn ?? progress.receivedLsn;
-        return batch.changes >= o.batchRows || (batchStarted && Date.now() - batchStarted >= o.batchMs) || done() || reached(lastCommit);
+        return batch.changes >= o.batchRows || batch.bytes >= (o.batchBytes ?? DEFAULT_BATCH_BYTES) || (batchStarted && Date.now() - batchStarted >= o.batchMs) || done() || reached(lastCommit);
       }
       default:
         return false;
@@ -414,6 +421,12 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       return serial(async () => {
         if (stopped) return;
         if (onMessage(m)) await (inTransaction ? spill() : flushNow());
+        // Asked to end (segment over, stop) inside a source transaction: it ends at that transaction's
+        // commit, applied; rolling its pieces back would have the next reader receive it all again.
+        if (ending && !inTransaction) {
+          if (lastCommit) await flushNow();
+          await finish();
+        }
         if (done()) await finish();
       }).catch(fail);
     });
@@ -439,7 +452,16 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         if (confirmed) await sendFlushed(confirmed, true);
       }).catch(fail);
     }, Math.max(100, Math.min(1_000, o.batchMs)));
-    const onAbort = () => void serial(async () => (lastCommit && !inTransaction ? flushNow() : undefined)).then(() => finish(), fail);
+    const onAbort = () =>
+      void serial(async () => {
+        if (inTransaction || open.size > 0) {
+          ending = true;
+          o.log?.('the stream ends at the commit of the source transaction it is receiving', { slot: o.slot, changes: spilled.changes + batch.changes });
+          return;
+        }
+        if (lastCommit) await flushNow();
+        await finish();
+      }).catch(fail);
     if (ctx.signal?.aborted) onAbort();
     else ctx.signal?.addEventListener('abort', onAbort, { once: true });
     service
