@@ -180,6 +180,12 @@ export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Pro
 export const createPublicationSql = (publication: string, tables: string[]) =>
   `CREATE PUBLICATION ${quoteIdent(publication, 'publication')} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`;
 export const addToPublicationSql = (publication: string, table: string) => `ALTER PUBLICATION ${quoteIdent(publication, 'publication')} ADD TABLE ${table}`;
+/**
+ * The advisory lock of a slot on its source ($1: the slot name). A join holds it exclusively while it
+ * takes its start LSN and writes its state row; a reader holds it shared while it re-reads the state
+ * rows and confirms. So a reader that loaded its pipelines before a join can never confirm past it.
+ */
+export const slotLockSql = `hashtext('lakebase-worker cdc slot ' || $1)`;
 export const currentLsnSql = 'SELECT pg_current_wal_lsn()::text AS lsn';
 export const lsnDiffSql = 'SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::int8 AS bytes';
 
@@ -203,3 +209,51 @@ export function upsertRowsSql(table: string, columns: { name: string; type: stri
 }
 
 export const truncateSql = (table: string) => `TRUNCATE ${quoteTable(table)}`;
+
+type Col = { name: string; type: string };
+const rowsOf = (columns: Col[], offset = 0) => columns.map((c, i) => `(x.v->>${i + offset})::${c.type} AS ${quoteIdent(c.name)}`).join(', ');
+const keyMatch = (alias: string, key: Col[], offset: number, json = 'x.v') => key.map((k, i) => `${alias}.${quoteIdent(k.name)} = (${json}->>${i + offset})::${k.type}`).join(' AND ');
+
+/**
+ * Rows that changed their key while some columns were unchanged TOAST (not in the WAL): the new
+ * key's row takes those columns from the old key's target row, read before the batch deletes it.
+ * Rows given as JSON arrays: `present` values, then the old key. Where the target has no old row
+ * (the copy saw the row after its key change), updateWhereNoOldRowSql writes the present columns.
+ */
+export function movedRowsSql(table: string, present: Col[], missing: string[], key: Col[], oldKey: Col[]): string {
+  const q = quoteTable(table);
+  const list = [...present.map((c) => quoteIdent(c.name)), ...missing.map((c) => quoteIdent(c))].join(', ');
+  const keyNames = key.map((k) => k.name);
+  const sets = [...present.filter((c) => !keyNames.includes(c.name)).map((c) => c.name), ...missing]
+    .map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
+  return `INSERT INTO ${q} (${list})
+    SELECT ${[...present.map((c, i) => `(x.v->>${i})::${c.type}`), ...missing.map((c) => `o.${quoteIdent(c)}`)].join(', ')}
+      FROM jsonb_array_elements($1::jsonb) x(v) JOIN ${q} o ON ${keyMatch('o', oldKey, present.length)}
+    ON CONFLICT (${keyNames.map((k) => quoteIdent(k)).join(', ')}) DO ${sets.length ? `UPDATE SET ${sets.join(', ')}` : 'NOTHING'}`;
+}
+
+/** The rest of movedRowsSql's rows (no old row in the target): the present columns of the new key's row, when it exists. */
+export function updateWhereNoOldRowSql(table: string, present: Col[], key: Col[], oldKey: Col[]): string | null {
+  const q = quoteTable(table);
+  const keyNames = key.map((k) => k.name);
+  const rest = present.filter((c) => !keyNames.includes(c.name));
+  if (!rest.length) return null;
+  return `UPDATE ${q} t SET ${rest.map((c) => `${quoteIdent(c.name)} = x.${quoteIdent(c.name)}`).join(', ')}
+    FROM (SELECT ${rowsOf(present)}, x.v AS lbw_row__ FROM jsonb_array_elements($1::jsonb) x(v)) x
+    WHERE ${key.map((k) => `t.${quoteIdent(k.name)} = x.${quoteIdent(k.name)}`).join(' AND ')}
+      AND NOT EXISTS (SELECT 1 FROM ${q} o WHERE ${keyMatch('o', oldKey, present.length, 'x.lbw_row__')})`;
+}
+
+/**
+ * An update whose unchanged TOAST columns are not in the WAL, of a key with no row moving into it:
+ * only an UPDATE. A target without the row never saw it (the copy came after a later delete or key
+ * change, which the stream replays next); inserting it would write NULL for those columns.
+ */
+export function updateRowsSql(table: string, present: Col[], key: Col[]): string | null {
+  const keyNames = key.map((k) => k.name);
+  const rest = present.filter((c) => !keyNames.includes(c.name));
+  if (!rest.length) return null;
+  return `UPDATE ${quoteTable(table)} t SET ${rest.map((c) => `${quoteIdent(c.name)} = x.${quoteIdent(c.name)}`).join(', ')}
+    FROM (SELECT ${rowsOf(present)} FROM jsonb_array_elements($1::jsonb) x(v)) x
+    WHERE ${key.map((k) => `t.${quoteIdent(k.name)} = x.${quoteIdent(k.name)}`).join(' AND ')}`;
+}

@@ -4,7 +4,11 @@
 /** Column values in PostgreSQL text form; `undefined` = an unchanged TOAST value (keep the target's). */
 export type ChangeRow = Record<string, string | null | undefined>;
 
-export type RowOp = { kind: 'upsert'; row: ChangeRow } | { kind: 'delete'; key: (string | null)[] };
+/**
+ * `from`: the key the row had before a key change still waiting in this batch; its target row
+ * supplies the unchanged TOAST values (undefined in `row`), read before that row is deleted.
+ */
+export type RowOp = { kind: 'upsert'; row: ChangeRow; from?: (string | null)[] } | { kind: 'delete'; key: (string | null)[] };
 
 /** Pending work for one source table: whether it was truncated first, then one op per key. */
 export interface TableBatch {
@@ -24,6 +28,8 @@ export class ChangeBatch {
   readonly tables = new Map<string, TableBatch>();
   /** Changes received (before collapsing), for rows/s and the flush threshold. */
   changes = 0;
+  /** Bytes of values received into the batch (before collapsing; an upper bound of what it holds). */
+  bytes = 0;
 
   private table(name: string): TableBatch {
     let t = this.tables.get(name);
@@ -36,17 +42,27 @@ export class ChangeBatch {
     const t = this.table(table);
     const newKey = keyOf(row, key);
     this.changes++;
+    for (const v of Object.values(row)) this.bytes += v ? v.length + 16 : 16;
+    let from: (string | null)[] | undefined;
     if (oldKey && keyText(oldKey) !== keyText(newKey)) {
-      // The key changed: the old key's row is gone; its pending values carry over to the new key.
+      // The key changed: the old key's row is gone; its pending values carry over to the new key,
+      // and what is still unchanged TOAST comes from the old key's target row (or its own source).
       const prior = t.ops.get(keyText(oldKey));
       t.ops.set(keyText(oldKey), { kind: 'delete', key: oldKey });
+      from = prior?.kind === 'upsert' ? (prior.from ?? oldKey) : oldKey;
       row = merge(prior, row);
-    } else row = merge(t.ops.get(keyText(newKey)), row);
-    t.ops.set(keyText(newKey), { kind: 'upsert', row });
+    } else {
+      const prior = t.ops.get(keyText(newKey));
+      if (prior?.kind === 'upsert') from = prior.from;
+      row = merge(prior, row);
+    }
+    const unchanged = Object.values(row).some((v) => v === undefined);
+    t.ops.set(keyText(newKey), unchanged && from ? { kind: 'upsert', row, from } : { kind: 'upsert', row });
   }
 
   delete(table: string, key: (string | null)[]): void {
     this.changes++;
+    this.bytes += 16 * key.length;
     this.table(table).ops.set(keyText(key), { kind: 'delete', key });
   }
 

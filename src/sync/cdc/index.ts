@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Config, PipelineConfig } from '../../config/schema';
 import {
   addToPublicationSql, createPublicationSql, currentLsnSql, deleteCdcState, dropSlot, ensureCdcStateTable, ensureSlot, insertCdcState,
-  markStreaming, publicationTables, qualifiedSourceTable, readCdcState, slotInfo, type CdcState,
+  markStreaming, publicationTables, qualifiedSourceTable, readCdcState, slotInfo, slotLockSql, type CdcState,
 } from '../../db/cdcSql';
 import { createSyncEngine } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
@@ -69,27 +69,34 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       const slotNow = await slotInfo(s, slot);
       if (existing && existing.slot === slot && slotNow)
         return { pipeline: name, slot, publication, phase: existing.phase, startLsn: existing.startLsn, createdSlot: false, createdPublication: false };
-      let createdPublication = false;
-      const pub = await publicationTables(s, publication);
-      if (!pub) {
-        if (p.cdc.publication)
-          throw configError(`pipelines.${name}.cdc.publication: publication "${publication}" does not exist on the source; create it (${createPublicationSql(publication, [table.name])}; on Lakebase this needs databricks_superuser) or leave cdc.publication out and let the worker create one`);
-        await s.query(createPublicationSql(publication, [table.name]));
-        createdPublication = true;
-      } else {
-        if (table.partitioned && !pub.viaRoot)
-          throw configError(`pipelines.${name}: ${table.name} is partitioned but publication "${publication}" does not publish via the partition root; run ALTER PUBLICATION "${publication}" SET (publish_via_partition_root = true)`);
-        if (!pub.all && !pub.tables.includes(table.name)) {
+      // Exclusive against every reader's confirm of this slot (they hold it shared): once the row
+      // below is committed, no reader confirms past its start (checkpoint.ts).
+      await s.query(`SELECT pg_advisory_lock(${slotLockSql})`, [slot]);
+      try {
+        let createdPublication = false;
+        const pub = await publicationTables(s, publication);
+        if (!pub) {
           if (p.cdc.publication)
-            throw configError(`pipelines.${name}.cdc.publication: publication "${publication}" does not publish ${table.name}; run ${addToPublicationSql(publication, table.name)}`);
-          await s.query(addToPublicationSql(publication, table.name));
+            throw configError(`pipelines.${name}.cdc.publication: publication "${publication}" does not exist on the source; create it (${createPublicationSql(publication, [table.name])}; on Lakebase this needs databricks_superuser) or leave cdc.publication out and let the worker create one`);
+          await s.query(createPublicationSql(publication, [table.name]));
+          createdPublication = true;
+        } else {
+          if (table.partitioned && !pub.viaRoot)
+            throw configError(`pipelines.${name}: ${table.name} is partitioned but publication "${publication}" does not publish via the partition root; run ALTER PUBLICATION "${publication}" SET (publish_via_partition_root = true)`);
+          if (!pub.all && !pub.tables.includes(table.name)) {
+            if (p.cdc.publication)
+              throw configError(`pipelines.${name}.cdc.publication: publication "${publication}" does not publish ${table.name}; run ${addToPublicationSql(publication, table.name)}`);
+            await s.query(addToPublicationSql(publication, table.name));
+          }
         }
+        const made = await ensureSlot(s, slot);
+        // An existing slot: this pipeline's changes count from now (the publication carries the table as of now).
+        const startLsn = made.created ? made.lsn : (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn;
+        await withConnection(ctx.connect, p.target, (t) => insertCdcState(t, p.stateSchema, { pipeline: name, slot, publication, startLsn }));
+        return { pipeline: name, slot, publication, phase: 'snapshot' as const, startLsn, createdSlot: made.created, createdPublication };
+      } finally {
+        await s.query(`SELECT pg_advisory_unlock(${slotLockSql})`, [slot]).catch(() => undefined);
       }
-      const made = await ensureSlot(s, slot);
-      // An existing slot: this pipeline's changes count from now (the publication carries the table as of now).
-      const startLsn = made.created ? made.lsn : (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn;
-      await withConnection(ctx.connect, p.target, (t) => insertCdcState(t, p.stateSchema, { pipeline: name, slot, publication, startLsn }));
-      return { pipeline: name, slot, publication, phase: 'snapshot' as const, startLsn, createdSlot: made.created, createdPublication };
     });
   }
 

@@ -1,17 +1,19 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { PipelineConfig } from '../../config/schema';
-import { deleteKeysSql, readCdcState, truncateSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
+import { deleteKeysSql, movedRowsSql, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
 import { withTransaction } from '../../db/transaction';
 import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
 import { withConnection } from '../context';
-import { SyncError } from '../errors';
+import { conflictError, SyncError } from '../errors';
 import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
 import { reconcileSchema } from '../schemaChanges';
 import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
 import type { StreamProgress } from './types';
-import { compareLsn, formatLsn, lsnValue, minLsn, normalizeLsn } from './lsn';
+import { compareLsn, formatLsn, lsnValue, normalizeLsn } from './lsn';
+import { confirmable, type CheckpointMember } from './checkpoint';
+import { slotLockSql } from '../../db/cdcSql';
 
 /** One pipeline the reader applies for: its config and where its target stands. */
 export interface StreamPipeline {
@@ -32,11 +34,15 @@ export interface StreamOptions {
   /** A batch is applied at this many changes or this age, whichever comes first. */
   batchRows: number;
   batchMs: number;
+  /** …or at this many bytes of values held (memory bounded by bytes, whatever the rows' width); default 32 MiB. */
+  batchBytes?: number;
   /** Stop once everything committed up to this source LSN is applied (tests, catch-up); otherwise run until aborted. */
   untilLsn?: string;
   onProgress?: (p: StreamProgress) => void;
   log?: (message: string, fields: Record<string, unknown>) => void;
 }
+
+const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
 
 /** A pipeline's snapshot finished while the reader ran past its start: read the slot again from its confirmed position. */
 class Restart extends Error {}
@@ -110,7 +116,7 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
 }
 
 async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProgress): Promise<StreamProgress> {
-  const { streaming, waiting } = await loadRuntimes(ctx, o);
+  const { streaming } = await loadRuntimes(ctx, o);
   const byRelation = new Map(streaming.map((r) => [`${r.source.schema}.${r.source.table}`, r]));
   const service = new LogicalReplicationService(o.replication, {
     // Never acknowledge on the library's own timer: it would confirm what was received, not what was applied.
@@ -125,6 +131,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   let lastCommit: { lsn: string; endLsn: string; time: Date } | null = null;
   let confirmed: string | null = null;
   let stopped = false;
+  /** Asked to stop while a source transaction is being received: stop at its commit. */
+  let ending = false;
   const rates: { at: number; rows: number }[] = [];
 
   /** The library reports lsn + 1 as flushed; the slot's confirmed_flush_lsn must be exactly what was applied (a commit record may start right there). */
@@ -152,24 +160,36 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     let n = 0;
     if (tb.truncated) await t.query(truncateSql(table));
     const deletes: (string | null)[][] = [];
-    const upserts = new Map<string, { columns: string[]; rows: (string | null)[][] }>();
+    // Grouped by the columns present, the unchanged TOAST ones (undefined) and whether the key moved.
+    const groups = new Map<string, { present: string[]; missing: string[]; moved: boolean; rows: (string | null)[][] }>();
     for (const op of tb.ops.values()) {
       if (op.kind === 'delete') {
         deletes.push(op.key);
         continue;
       }
-      // Unchanged TOAST values (undefined) are left out, so the target keeps its value.
-      const columns = Object.keys(op.row).filter((c) => op.row[c] !== undefined && r.written.has(c) && types.has(c));
-      const sig = columns.join('\u0000');
-      let g = upserts.get(sig);
-      if (!g) upserts.set(sig, (g = { columns, rows: [] }));
-      g.rows.push(columns.map((c) => op.row[c] as string | null));
+      const usable = Object.keys(op.row).filter((c) => r.written.has(c) && types.has(c));
+      const present = usable.filter((c) => op.row[c] !== undefined);
+      const missing = usable.filter((c) => op.row[c] === undefined);
+      const moved = !!op.from && missing.length > 0;
+      const sig = `${moved}\u0001${present.join('\u0000')}\u0001${missing.join('\u0000')}`;
+      let g = groups.get(sig);
+      if (!g) groups.set(sig, (g = { present, missing, moved, rows: [] }));
+      g.rows.push([...present.map((c) => op.row[c] as string | null), ...(moved ? op.from! : [])]);
     }
-    const key = r.config.key.map((k) => ({ name: k, type: types.get(k)! }));
+    const col = (c: string) => ({ name: c, type: types.get(c)! });
+    const key = r.config.key.map(col);
+    const run = async (sql: string | null, rows: unknown[]) => (sql ? ((await t.query(sql, [JSON.stringify(rows)])).rowCount ?? 0) : 0);
+    // Moved keys first: they read the old key's target row, which the deletes below remove.
+    for (const g of groups.values())
+      if (g.moved) {
+        n += await run(movedRowsSql(table, g.present.map(col), g.missing, key, key), g.rows);
+        n += await run(updateWhereNoOldRowSql(table, g.present.map(col), key, key), g.rows);
+      }
     if (deletes.length) n += (await t.query(deleteKeysSql(table, key), [JSON.stringify(deletes)])).rowCount ?? 0;
-    for (const g of upserts.values()) {
-      const sql = upsertRowsSql(table, g.columns.map((c) => ({ name: c, type: types.get(c)! })), r.config.key);
-      n += (await t.query(sql, [JSON.stringify(g.rows)])).rowCount ?? 0;
+    for (const g of groups.values()) {
+      if (g.moved) continue;
+      if (g.missing.length) n += await run(updateRowsSql(table, g.present.map(col), key), g.rows);
+      else n += await run(upsertRowsSql(table, g.present.map(col), r.config.key), g.rows);
     }
     return n;
   }
@@ -197,6 +217,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     }
     spilled = { changes: spilled.changes + batch.changes, ms: spilled.ms + Date.now() - began };
     batch = new ChangeBatch();
+    o.onProgress?.({ ...progress });
   }
 
   /** A failed or stopped reader: open target transactions roll back (the next reader replays them from the slot). */
@@ -248,29 +269,53 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     batch = new ChangeBatch();
     lastCommit = null;
     await confirm(commit.endLsn);
-    await checkWaiting();
   }
 
-  /** Confirms to the source, but never past a pipeline still copying (it replays from its start). */
-  async function confirm(lsn: string): Promise<void> {
-    let upTo = lsn;
-    for (const w of waiting) upTo = minLsn(upTo, w.startLsn);
-    if (confirmed && compareLsn(upTo, confirmed) <= 0) return;
-    confirmed = upTo;
-    progress.confirmedLsn = upTo;
-    await sendFlushed(upTo);
-  }
-
-  let lastWaitingCheck = Date.now();
-  async function checkWaiting(): Promise<void> {
-    if (!waiting.length || Date.now() - lastWaitingCheck < 2_000) return;
-    lastWaitingCheck = Date.now();
-    for (const w of waiting) {
-      const p = o.pipelines.find((x) => x.name === w.name)!;
+  /** The pipelines' state rows naming this slot, read afresh from their targets (the checkpoint rule's input). */
+  async function members(): Promise<CheckpointMember[]> {
+    const out: CheckpointMember[] = [];
+    for (const p of o.pipelines) {
       const s = await withConnection(ctx.connect, p.config.target, (t) => readCdcState(t, o.stateSchema(p.name), p.name));
-      if (s?.phase === 'streaming') throw new Restart();
+      if (s && s.slot === o.slot) out.push({ pipeline: p.name, phase: s.phase, startLsn: s.startLsn, appliedLsn: s.appliedLsn, parked: false, stopped: false });
     }
+    return out;
   }
+
+  let lastDecision = 0;
+  /**
+   * Confirms to the source what checkpoint.ts allows, deciding on state rows re-read under the
+   * slot's shared lock: a join holds it exclusively while it takes its start LSN and writes its
+   * row, so no confirm can pass a start it has not seen. Also run every 2 s without a new position:
+   * a pipeline that joined and finished copying meanwhile makes this reader start again with it.
+   */
+  async function confirm(lsn: string | null): Promise<void> {
+    const ahead = !!lsn && (!confirmed || compareLsn(lsn, confirmed) > 0);
+    if (!ahead && Date.now() - lastDecision < 2_000) return;
+    lastDecision = Date.now();
+    const lock = await source();
+    await lock.query(`SELECT pg_advisory_lock_shared(${slotLockSql})`, [o.slot]);
+    let decision: ReturnType<typeof confirmable>;
+    try {
+      const applying = new Map(streaming.map((r) => [r.name, r.state.appliedLsn]));
+      decision = confirmable({ wanted: lsn ?? confirmed ?? '0/0', members: await members(), applying });
+      if (decision.kind === 'confirm' && ahead && decision.lsn && (!confirmed || compareLsn(decision.lsn, confirmed) > 0)) {
+        confirmed = decision.lsn;
+        progress.confirmedLsn = decision.lsn;
+        await sendFlushed(decision.lsn);
+      }
+    } finally {
+      await lock.query(`SELECT pg_advisory_unlock_shared(${slotLockSql})`, [o.slot]).catch(() => undefined);
+    }
+    if (decision.kind === 'restart') throw new Restart();
+    if (decision.kind === 'fenced')
+      throw conflictError(
+        `cdc pipeline ${decision.pipeline}: another reader of slot "${o.slot}" applied up to ${decision.theirs}, past this reader (${decision.ours ?? 'nothing'}): this reader is stale and stops`,
+      );
+  }
+
+  /** One source connection for the reader's lifetime: the slot lock (join vs confirm). */
+  let lockClient: pg.PoolClient | null = null;
+  const source = async () => (lockClient ??= await ctx.connect(o.pipelines[0]!.config.source.profile, o.pipelines[0]!.config.source.environment));
 
   const done = () => !!o.untilLsn && !!progress.appliedLsn && compareLsn(progress.appliedLsn, o.untilLsn) >= 0;
 
@@ -305,12 +350,17 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
           batch.delete(name, keyOf(old, r.config.key));
         } else {
           const row = toTarget(r.config, m.new as Record<string, unknown>);
+          // REPLICA IDENTITY FULL: the old tuple carries every value, unchanged TOAST ones included.
+          if (m.tag === 'update' && m.old) {
+            const old = toTarget(r.config, m.old as Record<string, unknown>);
+            for (const [k, v] of Object.entries(row)) if (v === undefined && old[k] !== undefined) row[k] = old[k];
+          }
           const before = m.tag === 'update' && (m.key ?? m.old) ? keyOf(toTarget(r.config, (m.key ?? m.old) as Record<string, unknown>), r.config.key) : undefined;
           batch.upsert(name, r.config.key, row, before);
         }
         if (batchStarted === 0) batchStarted = Date.now();
         progress.changesReceived++;
-        return batch.changes >= o.batchRows;
+        return batch.changes >= o.batchRows || batch.bytes >= (o.batchBytes ?? DEFAULT_BATCH_BYTES);
       }
       case 'truncate': {
         for (const rel of m.relations) {
@@ -324,7 +374,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         inTransaction = false;
         if (current) lastCommit = { lsn: current.lsn, endLsn: normalizeLsn(m.commitEndLsn!), time: current.time };
         progress.receivedLsn = lastCommit?.endLsn ?? progress.receivedLsn;
-        return batch.changes >= o.batchRows || (batchStarted && Date.now() - batchStarted >= o.batchMs) || done() || reached(lastCommit);
+        return batch.changes >= o.batchRows || batch.bytes >= (o.batchBytes ?? DEFAULT_BATCH_BYTES) || (batchStarted && Date.now() - batchStarted >= o.batchMs) || done() || reached(lastCommit);
       }
       default:
         return false;
@@ -348,6 +398,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       clearInterval(timer);
       await service.stop().catch(() => undefined);
       await discardOpen();
+      lockClient?.release();
+      lockClient = null;
       if (err) reject(err);
       else resolve({ ...progress });
     };
@@ -369,6 +421,12 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       return serial(async () => {
         if (stopped) return;
         if (onMessage(m)) await (inTransaction ? spill() : flushNow());
+        // Asked to end (segment over, stop) inside a source transaction: it ends at that transaction's
+        // commit, applied; rolling its pieces back would have the next reader receive it all again.
+        if (ending && !inTransaction) {
+          if (lastCommit) await flushNow();
+          await finish();
+        }
         if (done()) await finish();
       }).catch(fail);
     });
@@ -389,12 +447,21 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       serial(async () => {
         if (stopped) return;
         if (!inTransaction && lastCommit && batchStarted && Date.now() - batchStarted >= o.batchMs) await flushNow();
-        else await checkWaiting();
+        else if (!inTransaction && !lastCommit && batch.empty) await confirm(null);
         // Ask the server for a keepalive: it tells us its position (idle catch-up, untilLsn).
         if (confirmed) await sendFlushed(confirmed, true);
       }).catch(fail);
     }, Math.max(100, Math.min(1_000, o.batchMs)));
-    const onAbort = () => void serial(async () => (lastCommit && !inTransaction ? flushNow() : undefined)).then(() => finish(), fail);
+    const onAbort = () =>
+      void serial(async () => {
+        if (inTransaction || open.size > 0) {
+          ending = true;
+          o.log?.('the stream ends at the commit of the source transaction it is receiving', { slot: o.slot, changes: spilled.changes + batch.changes });
+          return;
+        }
+        if (lastCommit) await flushNow();
+        await finish();
+      }).catch(fail);
     if (ctx.signal?.aborted) onAbort();
     else ctx.signal?.addEventListener('abort', onAbort, { once: true });
     service
