@@ -4,7 +4,7 @@
 // worker process (`lakebase-worker worker --config <file>`). Commands go through the CLI.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,9 +117,27 @@ export class Harness {
   /** Restarts the private server (a fault): fast shutdown, a second down, start. */
   async restartLogicalServer(): Promise<void> {
     const c = await this.logicalServer();
+    // Immediate shutdown (SIGQUIT to the postmaster, as a crash would): a fast one waits for the
+    // walsender to hand the stream all WAL, and past stop()'s 10 s its SIGKILL leaves backends behind.
+    const pid = Number((await readFile(path.join(c.options.dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGQUIT');
+      } catch {
+        // already gone
+      }
+    }
     await c.stop();
-    await sleep(1_000);
-    await c.start();
+    // The postmaster's children may outlive stop() by a moment ("pre-existing shared memory block"): retry the start.
+    for (let attempt = 1; ; attempt++) {
+      await sleep(1_000);
+      try {
+        await c.start();
+        return;
+      } catch (err) {
+        if (attempt >= 15) throw err;
+      }
+    }
   }
 
   async restartTemporal(): Promise<void> {

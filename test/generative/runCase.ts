@@ -199,13 +199,20 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
         const workload = async (which: (t: number) => boolean) => {
           for (const txn of round.txns) if (which(txn.table)) await withClient(source, (db) => tables[txn.table]!.run(db, txn));
         };
+        let fire!: () => void;
+        const go = new Promise<void>((r) => (fire = r));
         const fault = (async () => {
+          if (round.fault === 'pg-restart') await go;
           await sleep(round.faultAfterMs);
           await injectFault(round.fault);
         })();
+        const workloadThenFault = async (which: (t: number) => boolean) => {
+          await workload(which);
+          fire();
+        };
         if (round.event === 'stop-start') {
           await must(await h.cli(['cdc', 'stop', '--pipeline', 'p0']), `round ${ri + 1} cdc stop`);
-          await workload(() => true);
+          await workloadThenFault(() => true);
           await fault;
           await must(await h.cli(['cdc', 'start', '--pipeline', 'p0']), `round ${ri + 1} cdc start`);
         } else if (round.event === 'join' && tables.length > 1 && !started.has(1)) {
@@ -213,9 +220,15 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
           const [joined] = await Promise.all([h.cli(['cdc', 'start', '--pipeline', 'p1']), workload((t) => t === 0)]);
           await must(joined, `round ${ri + 1} join`);
           started.add(1);
-          await workload((t) => t === 1);
+          await workloadThenFault((t) => t === 1);
+          await fault;
+        } else if (round.fault === 'pg-restart') {
+          // The harness's own transactions would die with the server (their outcome unknown to the model):
+          // the restart strikes after them, while the stream is still applying.
+          await workloadThenFault(() => true);
           await fault;
         } else {
+          fire();
           await Promise.all([workload(() => true), fault]);
         }
         const extra = round.fault === 'worker-kill' ? 40_000 : round.fault ? 15_000 : 0;
@@ -250,9 +263,13 @@ async function withClient<T>(p: pg.Pool, fn: (db: pg.PoolClient) => Promise<T>):
       await sleep(500);
       continue;
     }
+    // A server restart or a terminated backend errors the checked-out client too: the statement fails, the process must not.
+    const ignore = () => undefined;
+    db.on('error', ignore);
     try {
       return await fn(db);
     } finally {
+      db.off('error', ignore);
       db.release();
     }
   }
