@@ -45,6 +45,19 @@ class TemporalServer {
   constructor(private readonly dbFile: string) {}
 
   async start(first: boolean): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce(first);
+      } catch (err) {
+        // Seen once in a while: the dev server exits at start (a port taken meanwhile); try again, on new ports the first time.
+        if (attempt >= 3) throw err;
+        if (first) this.port = 0;
+        await sleep(1_000);
+      }
+    }
+  }
+
+  private async startOnce(first: boolean): Promise<void> {
     const cli = await findTemporalCli();
     if (!cli) throw new Error('no Temporal CLI (npm test builds it)');
     if (!this.port) this.port = await portInRange();

@@ -1,4 +1,4 @@
-// `npm run test:generative -- --seeds N --minutes M [--mode cdc] [--seed S] [--shrink-minutes K] [--results FILE]`:
+// `npm run test:generative -- --seeds N --minutes M [--mode cdc] [--seed S[,S…]] [--shrink-minutes K] [--results FILE]`:
 // long runs with fresh random seeds (printed), shrinking what fails into a regression test file.
 import { appendFile } from 'node:fs/promises';
 import { MODES, type Mode } from './case';
@@ -13,7 +13,7 @@ interface Args {
   seeds: number;
   minutes: number;
   mode?: Mode;
-  seed?: number;
+  seed?: number[];
   shrinkMinutes: number;
   results?: string;
   report: boolean;
@@ -29,7 +29,7 @@ function parseArgs(argv: string[]): Args {
       case '--mode':
         if (!(MODES as readonly string[]).includes(v ?? '')) throw new Error(`--mode: expected one of ${MODES.join(', ')}`);
         a.mode = v as Mode; i++; break;
-      case '--seed': a.seed = Number(v); i++; break;
+      case '--seed': a.seed = (v ?? '').split(',').map(Number); i++; break;
       case '--shrink-minutes': a.shrinkMinutes = Number(v); i++; break;
       case '--results': a.results = v; i++; break;
       case '--report': a.report = true; break;
@@ -48,7 +48,7 @@ function freshSeed(mode?: Mode): number {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  const seeds = args.seed !== undefined ? [args.seed] : undefined;
+  const seeds = args.seed;
   const deadline = Date.now() + args.minutes * 60_000;
   const h = await Harness.start();
   const results: CaseResult[] = [];

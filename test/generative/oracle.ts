@@ -25,11 +25,9 @@ export async function readTable(db: pg.ClientBase, table: string, columns: strin
   );
   if (!t.rows.length) return null;
   const types = new Map(t.rows.map((r) => [r.attname, r.t]));
-  const present = columns.filter((c) => types.has(c));
   const keyText = `json_build_array(${key.map((k) => `${q(k)}::text`).join(', ')})::text`;
   const rowText = `json_build_array(${columns.map((c) => (types.has(c) ? `${q(c)}::text` : `'<missing column>'`)).join(', ')})::text`;
   const marked = softColumn && types.has(softColumn) ? `${q(softColumn)} IS NOT NULL` : 'false';
-  void present;
   const r = await db.query<{ key: string; row: string; rev: string; marked: boolean }>(
     `SELECT ${keyText} AS key, ${rowText} AS row, rev::text AS rev, ${marked} AS marked FROM ${table} ORDER BY ${key.map((k) => `${q(k)}::text COLLATE "C"`).join(', ')}, rev`,
   );
@@ -64,7 +62,7 @@ export function compareReads(mode: Mode, src: TableRead, tgt: TableRead | null, 
   const note = (kind: string, detail: string) => {
     if (res.problems.length < 12) res.problems.push(`${kind}: ${show(detail)}`);
   };
-  if (mode === 'append') return compareAppend(src, tgt, res, note);
+  if (mode === 'append') return compareAppend(src, tgt, columns, res, note);
   const byKey = new Map<string, TableRead['rows']>();
   for (const r of tgt.rows) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r]);
   const srcKeys = new Set(src.rows.map((r) => r.key));
@@ -82,7 +80,7 @@ export function compareReads(mode: Mode, src: TableRead, tgt: TableRead | null, 
     }
     if (live[0]!.row !== s.row) {
       res.differing++;
-      note('differs', `${s.key}: source ${s.row} target ${live[0]!.row}`);
+      note('differs', `${s.key}: ${columnDiff(columns, s.row, live[0]!.row)}`);
     }
   }
   for (const [key, rows] of byKey) {
@@ -111,7 +109,7 @@ export function compareReads(mode: Mode, src: TableRead, tgt: TableRead | null, 
 }
 
 /** append keeps history: each current source version (key, rev) exactly once and equal; older versions may stay, each once. */
-function compareAppend(src: TableRead, tgt: TableRead, res: OracleResult, note: (kind: string, detail: string) => void): OracleResult {
+function compareAppend(src: TableRead, tgt: TableRead, columns: string[], res: OracleResult, note: (kind: string, detail: string) => void): OracleResult {
   const versions = new Map<string, TableRead['rows']>();
   for (const r of tgt.rows) {
     const v = `${r.key} rev ${r.rev}`;
@@ -130,8 +128,16 @@ function compareAppend(src: TableRead, tgt: TableRead, res: OracleResult, note: 
       note('lost', `${s.key} rev ${s.rev}`);
     } else if (same[0]!.row !== s.row) {
       res.differing++;
-      note('differs', `${s.key}: source ${s.row} target ${same[0]!.row}`);
+      note('differs', `${s.key}: ${columnDiff(columns, s.row, same[0]!.row)}`);
     }
   }
   return res;
+}
+
+/** Which columns differ, each value cut short: `c3_toast: source "Ltq0…" (4711 chars) target null`. */
+function columnDiff(columns: string[], a: string, b: string): string {
+  const x = JSON.parse(a) as (string | null)[];
+  const y = JSON.parse(b) as (string | null)[];
+  const v = (s: string | null | undefined) => (s === null || s === undefined ? 'null' : s.length > 40 ? `${JSON.stringify(s.slice(0, 40))}… (${s.length} chars)` : JSON.stringify(s));
+  return columns.flatMap((c, i) => (x[i] === y[i] ? [] : [`${c}: source ${v(x[i])} target ${v(y[i])}`])).join('; ');
 }

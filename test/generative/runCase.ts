@@ -38,8 +38,12 @@ function pipelineFor(c: Case, t: SourceTable, i: number, envs: { source: string;
   switch (c.mode) {
     case 'full-refresh':
       return { ...base, mode: 'full-refresh' };
-    case 'append':
-      return { ...base, mode: 'append', cursor: 'rev' };
+    case 'append': {
+      // No key: a keyed target would refuse the new version of an updated row; append keeps history.
+      const { key: _key, ...keyless } = base;
+      void _key;
+      return { ...keyless, mode: 'append', cursor: 'rev' };
+    }
     case 'upsert-cursor':
       return { ...base, mode: 'upsert', cursor: 'rev', deletes: 'hard' };
     case 'upsert-merge':
@@ -62,7 +66,7 @@ class CaseFailure extends Error {
 export interface RunOptions {
   /** Progress lines (the seed first). */
   say?: (line: string) => void;
-  /** How long a cdc target may take to catch up after the workload (default 60 s; + heartbeat timeouts after a kill). */
+  /** How long a cdc target may take to catch up after the workload (default 30 s; more after a fault: a killed worker's stream waits out its 30 s heartbeat timeout). */
   convergeMs?: number;
 }
 
@@ -180,7 +184,7 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
       if (bad.length) throw new CaseFailure('loss', `${when}: ${bad.join('\n  ')}`, `loss:${bad[0]!.replace(/^p\d+: /, '').replace(/:.*$/, '')}`);
     };
 
-    const convergeMs = opts.convergeMs ?? 60_000;
+    const convergeMs = opts.convergeMs ?? 30_000;
     if (!cdc) {
       await must(await h.cli(['sync', 'start', '--pipeline', 'p0', '--wait']), 'sync-start');
       await noteSynced();
