@@ -81,6 +81,8 @@ export interface Case {
   rounds: Round[];
   databases: { source: DbCollation; target: DbCollation };
   batchRows: number;
+  /** The harness creates the target itself with the key in the target database's default collation (a user's own table). */
+  precreateTarget?: boolean;
   /** After the oracle: rows the harness edits behind the worker (verify must name exactly these). */
   tamper: { update: number; delete: number; insert: number };
 }

@@ -112,5 +112,6 @@ export function generate(seed: number, opts: GenerateOptions = {}): Case {
     databases,
     batchRows: rng.pick([50, 200, 1000, 5000]),
     tamper: { update: rng.int(0, 2), delete: rng.int(0, 2), insert: rng.int(0, 1) },
+    precreateTarget: mode !== 'cdc' && mode !== 'upsert-soft' && mode !== 'append' && rng.chance(0.35),
   };
 }

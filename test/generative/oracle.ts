@@ -45,8 +45,8 @@ export interface OracleResult {
 
 export const oracleOk = (r: OracleResult): boolean => r.problems.length === 0;
 
-/** Compares a source read and a target read under the mode's rules. `everSynced`: keys present at some finished sync (soft deletes). */
-export function compareReads(mode: Mode, src: TableRead, tgt: TableRead | null, columns: string[], everSynced?: Set<string>): OracleResult {
+/** Compares a source read and a target read under the mode's rules. `everSynced`: keys present at some finished sync (soft deletes); `keyCollationOwn`: the target's key columns may collate differently. */
+export function compareReads(mode: Mode, src: TableRead, tgt: TableRead | null, columns: string[], everSynced?: Set<string>, keyCollationOwn = false): OracleResult {
   const res: OracleResult = { rowsCompared: src.rows.length, lost: 0, duplicated: 0, differing: 0, extra: 0, problems: [] };
   const show = (s: string) => (s.length > 160 ? `${s.slice(0, 160)}…` : s);
   if (!tgt) {
@@ -55,8 +55,10 @@ export function compareReads(mode: Mode, src: TableRead, tgt: TableRead | null, 
     return res;
   }
   for (const c of columns) {
-    const a = src.types.get(c);
-    const b = tgt.types.get(c);
+    // A target the user made may give the key its own collation; the types must still match.
+    const own = (t: string | undefined) => (keyCollationOwn && c.startsWith('k_') ? t?.replace(/ COLLATE .*$/, '') : t);
+    const a = own(src.types.get(c));
+    const b = own(tgt.types.get(c));
     if (a !== b) res.problems.push(`column ${c}: source type ${a ?? '(none)'}, target ${b ?? '(none)'}`);
   }
   const note = (kind: string, detail: string) => {

@@ -101,6 +101,7 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
     for (const [i, t] of tables.entries()) {
       await source.query(t.ddl());
       if (c.mode === 'upsert-soft') await target.query(t.ddl(`${SOFT} timestamptz`));
+      else if (c.precreateTarget) await target.query(t.ddl('', true));
       await withClient(source, (db) => t.run(db, { table: i, ops: [{ op: 'insert', rows: c.initialRows[i]! }] }));
     }
     const pipelines = Object.fromEntries(tables.map((t, i) => [`p${i}`, pipelineFor(c, t, i, { source: 'src', target: 'tgt' })]));
@@ -163,7 +164,7 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
           withClient(source, (db) => readTable(db, t.name, cols, keyNames(t.spec))),
           withClient(target, (db) => readTable(db, t.name, cols, keyNames(t.spec), c.mode === 'upsert-soft' ? SOFT : undefined)),
         ]);
-        out.push(compareReads(c.mode, s!, d, cols, everSynced[i]));
+        out.push(compareReads(c.mode, s!, d, cols, everSynced[i], !!c.precreateTarget));
       }
       return out;
     };

@@ -41,9 +41,10 @@ export class SourceTable {
   }
 
   /** DDL for the types and the table (also run on a target the harness creates itself). */
-  ddl(extraTargetColumns = ''): string {
+  ddl(extraTargetColumns = '', keyInDatabaseCollation = false): string {
     const t = this.spec;
-    const keyCols = KEY_COLUMNS[t.keyShape].map((k) => `${k.name} ${k.type}${k.type === 'text' && t.keyCollation !== 'default' ? ` COLLATE "${t.keyCollation}"` : ''} NOT NULL`);
+    const keyCollation = keyInDatabaseCollation ? 'default' : t.keyCollation;
+    const keyCols = KEY_COLUMNS[t.keyShape].map((k) => `${k.name} ${k.type}${k.type === 'text' && keyCollation !== 'default' ? ` COLLATE "${keyCollation}"` : ''} NOT NULL`);
     const payload = t.columns.map((c) => `${c.name} ${columnType(c, t)}${c.notNull ? ' NOT NULL' : ''}`);
     const cols = t.keyFirst || !payload.length ? [...keyCols, ...payload] : [payload[0]!, ...keyCols, ...payload.slice(1)];
     cols.push(`rev bigint NOT NULL DEFAULT nextval('${t.name}_rev')`);
