@@ -48,6 +48,11 @@ export const FINDINGS = {
     fixed: false,
     shape: (c) => c.mode === 'cdc' && c.tables.length > 1 && c.rounds.some((r) => r.event === 'stop-start'),
   },
+  'cdc-stop-after-worker-kill': {
+    title: "cdc: `cdc stop` while the stream's worker is dead fails the stream workflow (the cancelled segment ends in a heartbeat timeout, which is rethrown) (new; found by seed 13)",
+    fixed: false,
+    shape: (c) => c.mode === 'cdc' && c.rounds.some((r) => r.event === 'stop-start' && r.fault === 'worker-kill'),
+  },
   'batch-enum-label': {
     title: 'batch modes: a label added to a source enum is not added to the target enum, so the next sync fails with 22P02 (new; found by seed 7)',
     fixed: false,
