@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -51,7 +51,7 @@ describe('npm test (scripts/run-tests.ts): skipped tests are counted and their r
     assert.equal(code, 0, out);
     const lines = out.trim().split('\n');
     assert.equal(lines.at(-1), '1 passed, 0 failed', out);
-    assert.equal(lines.at(-2), '1 passed, 0 failed, 4 skipped', out);
+    assert.equal(lines.at(-2), '1 passed, 0 failed, 4 skipped, 0 todo', out);
     const at = lines.indexOf('skipped (4):');
     assert.ok(at > 0 && at < lines.length - 3, out);
     const f = 'scripts/fixtures/skipping-file.test.ts';
@@ -64,3 +64,38 @@ describe('npm test (scripts/run-tests.ts): skipped tests are counted and their r
   });
 });
 
+
+describe('npm test (scripts/run-tests.ts): todo tests (known findings) are counted apart', () => {
+  let dir: string;
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a failing todo does not fail the run; todo tests are listed, the passing ones first, and counted in the closing line', { timeout: 120_000 }, async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-runner-todo-'));
+    const file = path.join(dir, 'todo-file.test.ts');
+    await writeFile(file, [
+      "import { test } from 'node:test';",
+      "test('passes', () => undefined);",
+      "test('known loss, still failing', { todo: 'finding cdc-x' }, () => { throw new Error('2 rows lost'); });",
+      "test('known loss, fixed meanwhile', { todo: 'finding cdc-y' }, () => undefined);",
+      "test('fails', () => { throw new Error('a real failure'); });",
+      '',
+    ].join('\n'));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/run-tests.ts', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const lines = out.trim().split('\n');
+    assert.equal(code, 1, out);
+    assert.equal(lines.at(-1), '1 passed, 1 failed', out);
+    assert.equal(lines.at(-2), '1 passed, 1 failed, 0 skipped, 2 todo', out);
+    const at = lines.indexOf('todo (2, 1 passing now):');
+    assert.ok(at > 0, out);
+    assert.deepEqual(lines.slice(at + 1, at + 3), [
+      `  passes now, make it required — ${file}: "known loss, fixed meanwhile"`,
+      `  still failing — ${file}: "known loss, still failing"`,
+    ]);
+  });
+});
