@@ -327,7 +327,7 @@ async function checkVerify(h: Harness, c: Case, t: SourceTable, target: pg.Pool,
   say(r.out.split('\n').slice(0, 4).join('\n'));
   const want = expected.length ? 1 : 0;
   const missing = expected.filter((e) => !r.out.includes(e));
-  const count = /found ([\d,]+) difference\(s\)/.exec(r.out)?.[1]?.replace(/,/g, '');
+  const count = /found ([\d,]+) difference(?:s|\(s\))?\b/.exec(r.out)?.[1]?.replace(/,/g, '');
   const countOk = expected.length ? Number(count) === expected.length : true;
   if (r.code !== want || missing.length || !countOk)
     throw new CaseFailure('verify', `verify after editing ${expected.length} target row(s) (${expected.join('; ') || 'none'}): exit ${r.code} (want ${want}); not named: ${missing.join('; ') || '-'}; reported ${count ?? '?'} difference(s)\n${r.out}`, `verify:exit${r.code}`);
