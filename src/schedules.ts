@@ -4,6 +4,7 @@ import type { Config } from './config/schema';
 import type { DataSyncInput } from './workflows';
 import { LakebaseEnvironment, LakebasePipeline, LakebaseProfile } from './workflows/searchAttributes';
 import { duration } from './humanize';
+import { configMemo } from './configSource';
 
 /** A schedule command Temporal refused, in our words: what was wrong and the command that helps. */
 export class ScheduleError extends Error {
@@ -75,6 +76,8 @@ export interface SyncScheduleOptions {
   paused?: boolean;
   /** When given, scheduled runs carry the pipeline's search attributes (filterable in the UI). */
   config?: Config;
+  /** The config file the CLI read: each scheduled run's memo names it, as a started run's does. */
+  configFile?: string;
 }
 
 export const scheduleIdFor = (pipeline: string) => `sync:${pipeline}`;
@@ -105,6 +108,7 @@ async function createTagged(client: Client, o: SyncScheduleOptions): Promise<Sch
       taskQueue: o.taskQueue,
       args: [{ pipeline: o.pipeline } satisfies DataSyncInput],
       staticSummary: `Scheduled sync of pipeline **${o.pipeline}**`,
+      ...configMemo(o.configFile),
     },
     memo: { pipeline: o.pipeline, spec: o.cron ? `cron ${o.cron}` : `every ${o.every}` },
     policies: { overlap: o.overlap ?? ScheduleOverlapPolicy.SKIP, catchupWindow: o.catchupWindow ?? '1 hour' },

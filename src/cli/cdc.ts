@@ -171,8 +171,10 @@ export function registerCdc(program: Command): void {
       const d = direct().directCdc(config);
       try {
         await withClient(config, async (client) => {
+          const watch = { taskQueue: config.temporal.taskQueue, configFile: configPath(opts), say: printNotice };
           for (const pipeline of names) {
-            const r = await cdcClient().stopCdc(client, { config, pipeline, dropSlot });
+            // The stop is a signal the stream processes on a worker: say at once when none runs it.
+            const r = await health().waitWatched(client, watch, () => cdcClient().stopCdc(client, { config, pipeline, dropSlot }));
             if (r.notStreaming) {
               // No running stream holds the pipeline (it failed, or was never started): leave the slot from here.
               const left = await d.leave(pipeline, dropSlot);
