@@ -179,6 +179,11 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
     assert.match(badCron.stderr, /a cron expression has 5 fields \(minute hour day-of-month month day-of-week\)/);
     assert.doesNotMatch(badCron.stderr, /CronString/);
 
+    // Five fields the server refuses: its words, under the flag, without the SDK's wrapping.
+    const outOfRange = await cli(['schedule', 'create', '-p', 'orders', '--cron', '61 * * * *', '--paused']);
+    assert.equal(outOfRange.code, 1, shown(outOfRange));
+    assert.match(outOfRange.stderr, /^--cron "61 \* \* \* \*": Temporal refused it: Minute is not in range \[0-59\]/m);
+
     const created = await cli(['schedule', 'create', '-p', 'orders', '--every', '1 hour', '--paused']);
     assert.equal(created.code, 0, shown(created));
     assert.match(created.stdout, /catch-up window: 1 h$/m);
