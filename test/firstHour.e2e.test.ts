@@ -132,6 +132,7 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
     const started = JSON.parse(worker.out().split('\n').find((l) => l.includes('"msg":"worker started"'))!) as Record<string, unknown>;
     assert.equal(started.config, file);
     assert.equal(started.configFingerprint, fingerprint);
+    assert.match(String(started.identity), new RegExp(`^\\d+@\\S+ lakebase\\.yaml@${fingerprint}$`), 'the identity Temporal records on each task it takes');
 
     const status = await cli(['status', syncId]);
     assert.equal(status.code, 0, shown(status));
@@ -141,8 +142,11 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
       file,
       YAML.stringify({ jobs: { 'count-orders': { profile: 'local', environment: 'test', steps: [{ name: 'count', kind: 'read', sql: 'select count(*) from public.dst' }] } } }),
     );
+    const changed = createHash('sha256').update(await readFile(file, 'utf8')).digest('hex').slice(0, 12);
     const r = await cli(['job', 'run', '-j', 'count-orders']);
     assert.equal(r.code, 1, shown(r));
+    // Before the run fails, the command says the worker runs another version of the file.
+    assert.ok(r.stderr.includes(`the worker(s) polling task queue ${taskQueue} run config ${fingerprint}, not ${changed} (the file this command read): restart them to pick up changes`), shown(r));
     const out = r.stdout + r.stderr;
     assert.ok(out.includes(`the worker loaded ${file} (${fingerprint}) at `), shown(r));
     assert.match(out, /restart it to pick up changes/);
