@@ -116,7 +116,11 @@ async function startPipelines(client: Client, config: Config, pipelines: string[
     if (!answer.joined) {
       print(`${pipeline}: did not join ${workflowId}: ${answer.message}`);
       ok = false;
-    } else print(`${pipeline} joined ${workflowId} (slot ${slot}): ${answer.phase === 'snapshot' ? 'copying the table, then streaming' : 'streaming'}`);
+    } else {
+      print(`${pipeline} joined ${workflowId} (slot ${slot}): ${answer.phase === 'snapshot' ? 'copying the table, then streaming' : 'streaming'}`);
+      const ui = health().temporalUiUrl(config.temporal.address, config.temporal.namespace, workflowId);
+      if (ui) print(`  Temporal UI: ${ui}`);
+    }
   }
   return ok;
 }
