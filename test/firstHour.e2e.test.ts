@@ -81,6 +81,7 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
         pipelines: {
           orders: { source: side('public.src'), target: side('public.dst'), key: ['id'], mode: 'upsert', deletes: 'ignore', batchRows: 100 },
           unreachable: { source: side('public.src', 'down'), target: side('public.dst_down'), key: ['id'], mode: 'upsert' },
+          feed: { source: side('public.src'), target: side('public.dst_feed'), key: ['id'], mode: 'cdc', cdc: { slot: 'lbw_firsthour_feed' } },
         },
         worker: { opsPort: 0 },
       }),
@@ -169,6 +170,21 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
       assert.notEqual(await waiting.exited, 0, waiting.out());
     } finally {
       await stop(waiting);
+    }
+  });
+
+  test('cdc status of a stream no worker runs says so, with the command that starts one, instead of a query timeout', { timeout: 120_000 }, async () => {
+    // The stream of the slot runs on a task queue whose worker is gone (here: never came).
+    const gone = `${taskQueue}-gone`;
+    const h = await env.client.workflow.start('cdcStream', { taskQueue: gone, workflowId: 'cdc:lbw_firsthour_feed', args: [{ slot: 'lbw_firsthour_feed', pipelines: ['feed'] }] });
+    try {
+      const r = await cli(['cdc', 'status', '-p', 'feed']);
+      assert.equal(r.code, 1, shown(r));
+      assert.match(r.stdout, /^pipeline feed: a stream of its slot is running, but no worker runs it$/m);
+      assert.ok(r.stdout.includes(`no worker is polling task queue ${gone}: nothing will run until one does; start one with: lakebase-worker worker --config ${file}`), shown(r));
+      assert.doesNotMatch(r.stdout + r.stderr, /query timed out/i);
+    } finally {
+      await h.terminate('test over');
     }
   });
 
