@@ -4,6 +4,8 @@ import type { Config } from './config/schema';
 import type { DataSyncInput } from './workflows';
 import { LakebaseEnvironment, LakebasePipeline, LakebaseProfile } from './workflows/searchAttributes';
 import { duration } from './humanize';
+import { configMemo } from './configSource';
+import { UNREGISTERED_SEARCH_ATTRIBUTE } from './client/indexedStart';
 
 /** A schedule command Temporal refused, in our words: what was wrong and the command that helps. */
 export class ScheduleError extends Error {
@@ -54,9 +56,8 @@ export async function explainScheduleError(client: Client, err: unknown, schedul
   }
   if (err instanceof ScheduleAlreadyRunning || /schedule already (exists|running)/i.test(text))
     return new ScheduleError(`schedule ${scheduleId} already exists; see it with lakebase-worker schedule describe ${scheduleId}, or delete it first (lakebase-worker schedule delete ${scheduleId})`);
-  if (/CronString|cron/i.test(text) && /field|invalid|parse/i.test(text))
+  if (/CronString/i.test(text))
     return new ScheduleError(`Temporal refused the cron expression (${text.split(' | ').pop()}); it takes 5 fields (${CRON_FIELDS}), e.g. "*/15 * * * *"`);
-  if (/invalid interval|every/i.test(text) && err instanceof TypeError) return new ScheduleError(`--every: ${err.message}; e.g. "15 minutes" or "1 hour"`);
   return err;
 }
 
@@ -75,6 +76,8 @@ export interface SyncScheduleOptions {
   paused?: boolean;
   /** When given, scheduled runs carry the pipeline's search attributes (filterable in the UI). */
   config?: Config;
+  /** The config file the CLI read: each scheduled run's memo names it, as a started run's does. */
+  configFile?: string;
 }
 
 export const scheduleIdFor = (pipeline: string) => `sync:${pipeline}`;
@@ -88,6 +91,12 @@ export async function createSyncSchedule(client: Client, o: SyncScheduleOptions)
   try {
     return await createTagged(client, o);
   } catch (err) {
+    // The SDK turns the server's "Invalid schedule spec" into a TypeError with the server's words ("Minute is not in range [0-59]").
+    if (err instanceof TypeError && !(err instanceof ScheduleError)) {
+      const flag = o.cron !== undefined ? `--cron "${o.cron}"` : `--every "${o.every}"`;
+      const hint = o.cron !== undefined ? `fields: ${CRON_FIELDS}, e.g. "*/15 * * * *"` : 'e.g. "15 minutes" or "1 hour"';
+      throw new ScheduleError(`${flag}: Temporal refused it: ${err.message} (${hint})`);
+    }
     throw await explainScheduleError(client, err, id);
   }
 }
@@ -105,6 +114,7 @@ async function createTagged(client: Client, o: SyncScheduleOptions): Promise<Sch
       taskQueue: o.taskQueue,
       args: [{ pipeline: o.pipeline } satisfies DataSyncInput],
       staticSummary: `Scheduled sync of pipeline **${o.pipeline}**`,
+      ...configMemo(o.configFile),
     },
     memo: { pipeline: o.pipeline, spec: o.cron ? `cron ${o.cron}` : `every ${o.every}` },
     policies: { overlap: o.overlap ?? ScheduleOverlapPolicy.SKIP, catchupWindow: o.catchupWindow ?? '1 hour' },
@@ -125,7 +135,8 @@ async function createTagged(client: Client, o: SyncScheduleOptions): Promise<Sch
   try {
     return await client.schedule.create(tagged);
   } catch (err) {
-    if (!/search attribute .* is not defined|not a valid search attribute/i.test((err as Error).message)) throw err;
+    // The server's words are in the error's cause (ServiceError "Failed to create schedule").
+    if (!UNREGISTERED_SEARCH_ATTRIBUTE.test(messages(err))) throw err;
     process.emitWarning('Lakebase search attributes are not registered; scheduled runs will not be filterable. Run `lakebase-worker setup`.');
     return client.schedule.create(options);
   }

@@ -1,4 +1,6 @@
 import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
 import { ConfigError } from './config/load';
@@ -54,6 +56,17 @@ export interface LakebaseWorkerOptions extends DepsOptions {
   /** How long running activities get to finish on shutdown before they are cancelled. */
   shutdownGraceTime?: string;
   maxConcurrentActivityTaskExecutions?: number;
+  /** The config file the worker loaded: its fingerprint goes into the worker's identity (see workerIdentity). */
+  configSource?: ConfigSource;
+}
+
+/**
+ * `<pid>@<host> <file>@<fingerprint>`: the SDK's default identity plus the config the worker runs.
+ * Temporal records the identity on every task a worker takes (the UI's history shows it) and lists
+ * it among the task queue's pollers, so a client can tell which config the workers run.
+ */
+export function workerIdentity(source: ConfigSource): string {
+  return `${process.pid}@${os.hostname()} ${path.basename(source.path)}@${source.fingerprint}`;
 }
 
 export interface LakebaseWorker {
@@ -79,6 +92,7 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
     connection: opts.connection,
     namespace: config.temporal.namespace,
     taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
+    ...(opts.configSource && { identity: workerIdentity(opts.configSource) }),
     workflowBundle: await workflowBundle(Boolean(config.temporal.encryptPayloads)),
     dataConverter: dataConverterFor(config.temporal),
     activities,
@@ -165,13 +179,13 @@ export async function runWorker(
           'cannot register search attributes on this namespace (syncs and jobs start without them; register them with `lakebase-worker setup` or in Temporal Cloud)',
         ),
     );
-    const w = await createLakebaseWorker({ config, logger, connection, metrics, ...extensions });
+    const w = await createLakebaseWorker({ config, logger, connection, metrics, ...extensions, ...(source && { configSource: source }) });
     lw = w;
     const version = w.worker.options.workerDeploymentOptions?.version;
     logger.info(
       {
         taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, address: config.temporal.address,
-        ...(source && { config: source.path, configFingerprint: source.fingerprint }),
+        ...(source && { config: source.path, configFingerprint: source.fingerprint, identity: w.worker.options.identity }),
         pipelines: Object.keys(config.pipelines), jobs: Object.keys(config.jobs),
         ...(version && { deployment: version.deploymentName, buildId: version.buildId }),
       },

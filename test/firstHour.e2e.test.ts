@@ -81,6 +81,7 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
         pipelines: {
           orders: { source: side('public.src'), target: side('public.dst'), key: ['id'], mode: 'upsert', deletes: 'ignore', batchRows: 100 },
           unreachable: { source: side('public.src', 'down'), target: side('public.dst_down'), key: ['id'], mode: 'upsert' },
+          feed: { source: side('public.src'), target: side('public.dst_feed'), key: ['id'], mode: 'cdc', cdc: { slot: 'lbw_firsthour_feed' } },
         },
         worker: { opsPort: 0 },
       }),
@@ -132,6 +133,7 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
     const started = JSON.parse(worker.out().split('\n').find((l) => l.includes('"msg":"worker started"'))!) as Record<string, unknown>;
     assert.equal(started.config, file);
     assert.equal(started.configFingerprint, fingerprint);
+    assert.match(String(started.identity), new RegExp(`^\\d+@\\S+ lakebase\\.yaml@${fingerprint}$`), 'the identity Temporal records on each task it takes');
 
     const status = await cli(['status', syncId]);
     assert.equal(status.code, 0, shown(status));
@@ -141,8 +143,11 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
       file,
       YAML.stringify({ jobs: { 'count-orders': { profile: 'local', environment: 'test', steps: [{ name: 'count', kind: 'read', sql: 'select count(*) from public.dst' }] } } }),
     );
+    const changed = createHash('sha256').update(await readFile(file, 'utf8')).digest('hex').slice(0, 12);
     const r = await cli(['job', 'run', '-j', 'count-orders']);
     assert.equal(r.code, 1, shown(r));
+    // Before the run fails, the command says the worker runs another version of the file.
+    assert.ok(r.stderr.includes(`the worker(s) polling task queue ${taskQueue} run config ${fingerprint}, not ${changed} (the file this command read): restart them to pick up changes`), shown(r));
     const out = r.stdout + r.stderr;
     assert.ok(out.includes(`the worker loaded ${file} (${fingerprint}) at `), shown(r));
     assert.match(out, /restart it to pick up changes/);
@@ -168,6 +173,21 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
     }
   });
 
+  test('cdc status of a stream no worker runs says so, with the command that starts one, instead of a query timeout', { timeout: 120_000 }, async () => {
+    // The stream of the slot runs on a task queue whose worker is gone (here: never came).
+    const gone = `${taskQueue}-gone`;
+    const h = await env.client.workflow.start('cdcStream', { taskQueue: gone, workflowId: 'cdc:lbw_firsthour_feed', args: [{ slot: 'lbw_firsthour_feed', pipelines: ['feed'] }] });
+    try {
+      const r = await cli(['cdc', 'status', '-p', 'feed']);
+      assert.equal(r.code, 1, shown(r));
+      assert.match(r.stdout, /^pipeline feed: a stream of its slot is running, but no worker runs it$/m);
+      assert.ok(r.stdout.includes(`no worker is polling task queue ${gone}: nothing will run until one does; start one with: lakebase-worker worker --config ${file}`), shown(r));
+      assert.doesNotMatch(r.stdout + r.stderr, /query timed out/i);
+    } finally {
+      await h.terminate('test over');
+    }
+  });
+
   test('schedules: not found, already exists and a bad cron in our words; a human catch-up window', { timeout: 120_000 }, async () => {
     const missing = await cli(['schedule', 'describe', 'orders']);
     assert.equal(missing.code, 1, shown(missing));
@@ -178,6 +198,11 @@ describe('the first hour without surprises (real CLI, real Temporal dev server, 
     assert.equal(badCron.code, 1, shown(badCron));
     assert.match(badCron.stderr, /a cron expression has 5 fields \(minute hour day-of-month month day-of-week\)/);
     assert.doesNotMatch(badCron.stderr, /CronString/);
+
+    // Five fields the server refuses: its words, under the flag, without the SDK's wrapping.
+    const outOfRange = await cli(['schedule', 'create', '-p', 'orders', '--cron', '61 * * * *', '--paused']);
+    assert.equal(outOfRange.code, 1, shown(outOfRange));
+    assert.match(outOfRange.stderr, /^--cron "61 \* \* \* \*": Temporal refused it: Minute is not in range \[0-59\]/m);
 
     const created = await cli(['schedule', 'create', '-p', 'orders', '--every', '1 hour', '--paused']);
     assert.equal(created.code, 0, shown(created));

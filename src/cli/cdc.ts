@@ -116,7 +116,11 @@ async function startPipelines(client: Client, config: Config, pipelines: string[
     if (!answer.joined) {
       print(`${pipeline}: did not join ${workflowId}: ${answer.message}`);
       ok = false;
-    } else print(`${pipeline} joined ${workflowId} (slot ${slot}): ${answer.phase === 'snapshot' ? 'copying the table, then streaming' : 'streaming'}`);
+    } else {
+      print(`${pipeline} joined ${workflowId} (slot ${slot}): ${answer.phase === 'snapshot' ? 'copying the table, then streaming' : 'streaming'}`);
+      const ui = health().temporalUiUrl(config.temporal.address, config.temporal.namespace, workflowId);
+      if (ui) print(`  Temporal UI: ${ui}`);
+    }
   }
   return ok;
 }
@@ -171,8 +175,10 @@ export function registerCdc(program: Command): void {
       const d = direct().directCdc(config);
       try {
         await withClient(config, async (client) => {
+          const watch = { taskQueue: config.temporal.taskQueue, configFile: configPath(opts), say: printNotice };
           for (const pipeline of names) {
-            const r = await cdcClient().stopCdc(client, { config, pipeline, dropSlot });
+            // The stop is a signal the stream processes on a worker: say at once when none runs it.
+            const r = await health().waitWatched(client, watch, () => cdcClient().stopCdc(client, { config, pipeline, dropSlot }));
             if (r.notStreaming) {
               // No running stream holds the pipeline (it failed, or was never started): leave the slot from here.
               const left = await d.leave(pipeline, dropSlot);

@@ -107,6 +107,7 @@ export function formatRunStatus(s: RunStatus, uiUrl?: string): string[] {
   if (s.sync) lines.push(`  ${formatProgress(s.sync)}`);
   if (s.job) lines.push(`  ${s.job.status}${s.job.currentStep ? `, running ${s.job.currentStep}` : ''}; ${count(s.job.steps.length, 'step')} done, ${count(s.job.rowsWritten, 'row')} written`);
   if (s.noWorker) lines.push(`  ${s.noWorker}`);
+  if (s.drift) lines.push(`  ${s.drift}`);
   if (s.lastFailure) lines.push(`  last failure: ${s.lastFailure}`);
   if (s.failure) lines.push(`  failure: ${s.failure}`);
   if (uiUrl) lines.push(`  Temporal UI: ${uiUrl}`);

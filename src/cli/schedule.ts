@@ -5,7 +5,7 @@ import type { ScheduleAction } from '../client/schedules';
 import { schedulesClient, temporalClient } from './lazy';
 import { ConfigError } from '../config/load';
 import { formatScheduleList, print } from './output';
-import { loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
+import { configPath, loadConfig, requireNamed, withClient, withConfigOption, type ConfigOption } from './shared';
 
 const OVERLAP_NAMES = { skip: 'SKIP', 'buffer-one': 'BUFFER_ONE', 'cancel-other': 'CANCEL_OTHER', 'allow-all': 'ALLOW_ALL' } as const;
 const overlapPolicy = (name: string): ScheduleOverlapPolicy | undefined =>
@@ -39,7 +39,7 @@ export function registerSchedule(program: Command): void {
     if (!overlap) throw new ConfigError([`--overlap: expected one of ${Object.keys(OVERLAP_NAMES).join(', ')}, got "${opts.overlap}"`]);
     return withClient(config, async (client) => {
       const { createSyncSchedule, describeSchedule } = schedulesClient();
-      const h = await createSyncSchedule(client, { ...opts, overlap, taskQueue: config.temporal.taskQueue, config });
+      const h = await createSyncSchedule(client, { ...opts, overlap, taskQueue: config.temporal.taskQueue, config, configFile: configPath(opts) });
       print(describeSchedule(await h.describe()));
     });
   });

@@ -5,6 +5,7 @@ import { ActivityFailure, ApplicationFailure, WorkflowFailedError, type Client, 
 import { temporal } from '@temporalio/proto';
 import { redactSecrets } from '../redact';
 import { pollUntilStopped } from '../progress';
+import { readConfigSource } from '../configSource';
 
 /**
  * A poller the server last heard from longer ago than this is gone: a live worker's long poll
@@ -23,6 +24,20 @@ export async function workflowPollers(client: Client, taskQueue: string): Promis
   return (res.pollers ?? [])
     .map((p) => ({ identity: p.identity ?? '?', lastAccess: p.lastAccessTime?.seconds != null ? new Date(Number(p.lastAccessTime.seconds) * 1000) : undefined }))
     .filter((p) => !p.lastAccess || now - p.lastAccess.getTime() < POLLER_STALE_MS);
+}
+
+/** The config fingerprints the polling workers name in their identity (src/worker.ts workerIdentity); workers that name none are left out. */
+export const pollerFingerprints = (pollers: { identity: string }[]): string[] =>
+  [...new Set(pollers.map((p) => /@([0-9a-f]{12})$/.exec(p.identity)?.[1]).filter((f): f is string => !!f))];
+
+/**
+ * When every polling worker that names its config runs another one than `fingerprint` (the file
+ * changed since they started): what to say, else undefined.
+ */
+export function configDriftMessage(pollers: { identity: string }[], taskQueue: string, fingerprint: string | undefined, whose = 'the file this command read'): string | undefined {
+  const running = pollerFingerprints(pollers);
+  if (!fingerprint || running.length === 0 || running.includes(fingerprint)) return undefined;
+  return `the worker(s) polling task queue ${taskQueue} run config ${running.join(', ')}, not ${fingerprint} (${whose}): restart them to pick up changes`;
 }
 
 /** What to say when nobody polls: the queue, and the command that starts a worker on it. */
@@ -76,6 +91,8 @@ export interface WatchOptions {
   configFile?: string;
   /** The run to report activity failures of (none yet: only the task queue is watched). */
   workflowId?: string;
+  /** The fingerprint of the config the command read: a worker running another is said once. */
+  configFingerprint?: string;
   /** Where notices go (the CLI prints them on stderr, beside the progress on stdout). */
   say: (line: string) => void;
   everyMs?: number;
@@ -83,33 +100,57 @@ export interface WatchOptions {
 
 /**
  * While a command waits: every few seconds, whether a worker polls the task queue (said once when
- * none does, and again when one comes), and each new failure of an activity the run retries.
- * Returns a stop function that settles the call in flight (pollUntilStopped).
+ * none does, and again when one comes), whether the workers run the config the command read, and
+ * each new failure of an activity the run retries. `round` runs one check; `start` runs them every
+ * few seconds and returns a stop function that settles the call in flight (pollUntilStopped).
  */
-export function watchWhileWaiting(client: Client, o: WatchOptions): () => Promise<void> {
+export function createWatch(client: Client, o: WatchOptions): { round(signal?: AbortSignal): Promise<void>; start(): () => Promise<void> } {
   let saidNoWorker = false;
+  let saidDrift = false;
+  const fingerprint = o.configFingerprint ?? fingerprintOf(o.configFile);
   let lastFailure = '';
-  return pollUntilStopped(
-    async (signal) =>
-      client.withAbortSignal(signal, async () => ({
-        noWorker: await noWorkerOn(client, o.taskQueue, o.configFile),
-        failure: o.workflowId ? await lastActivityFailure(client.workflow.getHandle(o.workflowId)).catch(() => null) : null,
-      })),
-    ({ noWorker, failure }) => {
-      if (noWorker && !saidNoWorker) o.say(noWorker);
-      else if (!noWorker && saidNoWorker) o.say(`a worker is polling task queue ${o.taskQueue} now`);
-      saidNoWorker = !!noWorker;
-      const text = failure ? formatActivityFailure(failure) : '';
-      if (text && text !== lastFailure) o.say(`${text} (retrying)`);
-      lastFailure = text;
-    },
-    o.everyMs ?? (Number(process.env.LAKEBASE_HEALTH_INTERVAL_MS) || 3_000),
-  );
+  const check = async () => {
+    const pollers = await workflowPollers(client, o.taskQueue).catch(() => null);
+    return {
+      noWorker: pollers && pollers.length === 0 ? noWorkerMessage(o.taskQueue, o.configFile) : undefined,
+      drift: pollers ? configDriftMessage(pollers, o.taskQueue, fingerprint) : undefined,
+      failure: o.workflowId ? await lastActivityFailure(client.workflow.getHandle(o.workflowId)).catch(() => null) : null,
+    };
+  };
+  const show = ({ noWorker, drift, failure }: Awaited<ReturnType<typeof check>>) => {
+    if (drift && !saidDrift) o.say(drift);
+    saidDrift ||= !!drift;
+    if (noWorker && !saidNoWorker) o.say(noWorker);
+    else if (!noWorker && saidNoWorker) o.say(`a worker is polling task queue ${o.taskQueue} now`);
+    saidNoWorker = !!noWorker;
+    const text = failure ? formatActivityFailure(failure) : '';
+    if (text && text !== lastFailure) o.say(`${text} (retrying)`);
+    lastFailure = text;
+  };
+  return {
+    round: async (signal) => show(signal ? await client.withAbortSignal(signal, check) : await check()),
+    start: () => pollUntilStopped((signal) => client.withAbortSignal(signal, check), show, o.everyMs ?? (Number(process.env.LAKEBASE_HEALTH_INTERVAL_MS) || 3_000)),
+  };
+}
+
+/** The watch of createWatch, started. */
+export const watchWhileWaiting = (client: Client, o: WatchOptions): (() => Promise<void>) => createWatch(client, o).start();
+
+function fingerprintOf(file: string | undefined): string | undefined {
+  try {
+    return file ? readConfigSource(file).fingerprint : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Waits for `wait` with the watch running beside it (stopped, and settled, when it ends either way). */
 export async function waitWatched<T>(client: Client, o: WatchOptions, wait: () => Promise<T>): Promise<T> {
-  const stop = watchWhileWaiting(client, o);
+  const watch = createWatch(client, o);
+  // One round before waiting: a run that fails at once (a job the worker's config lacks) still gets
+  // its notices (no worker, another config) printed before its error.
+  await watch.round().catch(() => undefined);
+  const stop = watch.start();
   try {
     return await wait();
   } finally {

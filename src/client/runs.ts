@@ -3,7 +3,7 @@ import type { JobProgress, SyncProgress } from '../workflows';
 import { LakebaseEnvironment, LakebaseJob, LakebasePipeline, LakebaseProfile, LakebaseRowsWritten } from '../workflows/searchAttributes';
 import { CONFIG_MEMO } from '../configSource';
 import { jobProgress } from './jobs';
-import { failureText, formatActivityFailure, lastActivityFailure, noWorkerOn } from './runHealth';
+import { configDriftMessage, failureText, formatActivityFailure, lastActivityFailure, noWorkerMessage, workflowPollers } from './runHealth';
 import { syncProgress } from './sync';
 
 /** Requests cancellation of a running sync or job. */
@@ -27,6 +27,8 @@ export interface RunStatus {
   config?: string;
   sync?: SyncProgress;
   job?: JobProgress;
+  /** A running run started with another config than the polling workers run. */
+  drift?: string;
   /** No worker polls the run's task queue: its progress cannot be asked (nor will it move). */
   noWorker?: string;
   /** A running run: the failure of the activity it is retrying. */
@@ -45,11 +47,14 @@ export async function runStatus(client: Client, workflowId: string, configFile?:
     .filter((e): e is readonly [string, string | number] => e[1] !== undefined)
     .map(([k, v]): [string, string] => [k, String(v)]);
   const memo = desc.memo?.[CONFIG_MEMO] as { path?: unknown; fingerprint?: unknown } | undefined;
-  const config = typeof memo?.path === 'string' ? `${memo.path}${typeof memo.fingerprint === 'string' ? ` (${memo.fingerprint})` : ''}` : undefined;
+  const fingerprint = typeof memo?.fingerprint === 'string' ? memo.fingerprint : undefined;
+  const config = typeof memo?.path === 'string' ? `${memo.path}${fingerprint ? ` (${fingerprint})` : ''}` : undefined;
   const status = desc.status.name;
   // Queries, even of a closed run, are answered by a worker: without one they only time out.
-  const noWorker = await noWorkerOn(client, desc.taskQueue, configFile);
-  const out: RunStatus = { workflowId, status, type: desc.type, taskQueue: desc.taskQueue, tags, ...(config && { config }), ...(noWorker && { noWorker }) };
+  const pollers = await workflowPollers(client, desc.taskQueue).catch(() => null);
+  const noWorker = pollers && pollers.length === 0 ? noWorkerMessage(desc.taskQueue, configFile) : undefined;
+  const drift = status === 'RUNNING' && pollers ? configDriftMessage(pollers, desc.taskQueue, fingerprint, 'the config this run was started with') : undefined;
+  const out: RunStatus = { workflowId, status, type: desc.type, taskQueue: desc.taskQueue, tags, ...(config && { config }), ...(noWorker && { noWorker }), ...(drift && { drift }) };
   if (!noWorker) {
     if (desc.type === 'dataSync') out.sync = await syncProgress(client, workflowId);
     if (desc.type === 'operationalJob') out.job = await jobProgress(client, workflowId);
