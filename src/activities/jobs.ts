@@ -7,7 +7,7 @@ import { cancelBackend, explainStatement, materialize, queryText } from '../db/j
 import { withTransaction } from '../db/transaction';
 import { compileNamedParams } from '../db/namedParams';
 import type { PoolRegistry } from '../db/pools';
-import type { SealingKey } from '../auth/sealed';
+import type { SealPrivateKey } from '../auth/sealed';
 import type { Metrics } from '../metrics';
 import { activityContext } from './context';
 import { runActivity } from './adapter';
@@ -31,7 +31,7 @@ export type JobFunction = (ctx: {
 export interface JobDeps {
   config: Config;
   pools: PoolRegistry;
-  sealingKeys: SealingKey[];
+  sealingKeys: SealPrivateKey[];
   jobFunctions?: Record<string, JobFunction>;
   metrics?: Metrics;
 }
@@ -164,7 +164,7 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       if (by) plan.startedBy = by;
       return plan;
     }
-    const client = await pools.connect(job.profile, connectAs(job, env, branch), sessionOf(auth, sealingKeys));
+    const client = await pools.connect(job.profile, connectAs(job, env, branch), sessionOf(auth, sealingKeys, `job:${name}`));
     try {
       plan.explain = await explainSteps(client, job, bound);
       client.release();
@@ -240,11 +240,11 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     });
     const ctx = activityContext();
     const environment = connectAs(job, input.environment, input.branch);
-    const client = await pools.connect(job.profile, environment, sessionOf(input.auth, sealingKeys));
+    const client = await pools.connect(job.profile, environment, sessionOf(input.auth, sealingKeys, `job:${input.job}`));
     const beat = setInterval(() => ctx?.heartbeat(), 1_000);
     // Cancel the running statement server-side (a dropped socket would leave it running until it next writes).
     const backendPid = (client as unknown as { processID: number }).processID;
-    const onCancel = () => void cancelBackend(pools.get(job.profile, environment, sessionOf(input.auth, sealingKeys)), backendPid).catch(() => undefined);
+    const onCancel = () => void cancelBackend(pools.get(job.profile, environment, sessionOf(input.auth, sealingKeys, `job:${input.job}`)), backendPid).catch(() => undefined);
     ctx?.cancellationSignal.addEventListener('abort', onCancel);
     try {
       const outputs = { ...input.outputs };
