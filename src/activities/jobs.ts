@@ -3,7 +3,7 @@ import { bindJobParams } from '../config/jobParams';
 import type { Config, JobConfig, JobStepConfig } from '../config/schema';
 import { lookupEnvironment, lookupJob } from '../config/lookup';
 import { ensureBranchEnvironment } from '../config/branches';
-import { cancelBackend, explainStatement, materialize, queryText } from '../db/jobSql';
+import { cancelBackend, explainStatement, materialize, queryText, readText } from '../db/jobSql';
 import { withTransaction } from '../db/transaction';
 import { compileNamedParams } from '../db/namedParams';
 import type { PoolRegistry } from '../db/pools';
@@ -209,7 +209,7 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     if (s.kind === 'read' && s.into) {
       return { name: s.name, kind: s.kind, rowCount: await materialize(client, s.into, text, values) };
     }
-    const res = await queryText(client, text, values);
+    const res = s.kind === 'read' ? await readText(client, text, values) : await queryText(client, text, values);
     if (s.kind === 'read') {
       if (res.rows[0]) outputs[s.name] = res.rows[0];
       return { name: s.name, kind: s.kind, rowCount: res.rowCount ?? res.rows.length, rows: res.rows.slice(0, INLINE_ROWS), truncated: res.rows.length > INLINE_ROWS };
@@ -255,8 +255,11 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
           results.push(await runStep(client, input.job, s, input, outputs));
         }
       };
-      // A transaction group commits all or nothing; single steps autocommit.
-      if (input.transaction) await withTransaction(client, all);
+      // A transaction group commits all or nothing; single steps autocommit. Reads (without `into`)
+      // run read-only: a "read" that deletes fails instead of writing before any approval.
+      const readOnly = steps.every((s) => s.kind === 'read' && !s.into && !s.function);
+      if (readOnly) await withTransaction(client, all, 'BEGIN READ ONLY');
+      else if (input.transaction) await withTransaction(client, all);
       else await all();
       client.release();
       metrics?.jobSteps.inc({ job: input.job, outcome: 'ok' }, results.length);
