@@ -6,7 +6,7 @@ import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes
 import { ConfigError } from './config/load';
 import { createActivities, type ActivityDeps, type JobFunction, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
-import { loadSealingKeys, type SealingKey } from './auth/sealed';
+import { loadSealPrivateKeys, type SealPrivateKey } from './auth/sealed';
 import type { Config } from './config/schema';
 import { createPoolRegistry, type PoolRegistry } from './db/pools';
 import type { Logger } from './logger';
@@ -29,8 +29,8 @@ export interface DepsOptions {
   jobFunctions?: Record<string, JobFunction>;
   /** Defaults to a fresh provider with its own process-wide token cache. */
   credentials?: CredentialProvider;
-  /** Defaults to LAKEBASE_SECRET_KEYS / LAKEBASE_SECRET_KEYS_FILE. */
-  sealingKeys?: SealingKey[];
+  /** Private seal keys that open users' IdP tokens; defaults to LAKEBASE_SEAL_PRIVATE_KEYS(_FILE). */
+  sealingKeys?: SealPrivateKey[];
   metrics?: Metrics;
 }
 
@@ -43,7 +43,7 @@ export function buildDeps(opts: DepsOptions): ActivityDeps & { metrics: Metrics 
     config: opts.config,
     credentials,
     pools: createPoolRegistry({ config: opts.config, logger: opts.logger, credentials, metrics }),
-    sealingKeys: opts.sealingKeys ?? loadSealingKeys(),
+    sealingKeys: opts.sealingKeys ?? loadSealPrivateKeys(),
     rowTransforms: opts.rowTransforms,
     jobFunctions: opts.jobFunctions,
   };

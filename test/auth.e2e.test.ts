@@ -8,7 +8,7 @@ import { ActivityFailure, ApplicationFailure, WorkflowFailedError, type Workflow
 import { RetryState } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createCredentialProvider } from '../src/auth/credentials';
-import { keyId, seal, type SealingKey } from '../src/auth/sealed';
+import { generateSealKeyPair, loadSealPrivateKeys, loadSealPublicKey, seal } from '../src/auth/sealed';
 import { startSync } from '../src/client';
 import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
@@ -25,10 +25,10 @@ import { cleanUp } from './helpers/cleanup';
 const COLUMNS = ['id', 'label', 'amount', 'meta'];
 const PAT = `dapi${randomBytes(16).toString('hex')}`;
 const SP_SECRET = `dose${randomBytes(16).toString('hex')}`;
-const SEALING_KEY: SealingKey = (() => {
-  const key = randomBytes(32);
-  return { id: keyId(key), key };
-})();
+// Clients hold the public half; only the worker holds the private one.
+const SEAL_PAIR = generateSealKeyPair();
+const SEAL_PUBLIC = loadSealPublicKey({ LAKEBASE_SEAL_PUBLIC_KEY: SEAL_PAIR.publicKey });
+const SEAL_PRIVATE = loadSealPrivateKeys({ LAKEBASE_SEAL_PRIVATE_KEYS: SEAL_PAIR.privateKey });
 
 describe('Lakebase authentication end to end (Temporal dev server, emulator in front of PostgreSQL, oidc-provider IdP)', () => {
   let env: TestWorkflowEnvironment;
@@ -153,15 +153,18 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
 
   async function runWithWorker<R>(config: Config, fn: (taskQueue: string) => Promise<R>): Promise<R> {
     const taskQueue = uniqueQueue('auth');
-    const w = await createLakebaseWorker({ config, logger: capture.logger, connection: env.nativeConnection, taskQueue, sealingKeys: [SEALING_KEY] });
+    const w = await createLakebaseWorker({ config, logger: capture.logger, connection: env.nativeConnection, taskQueue, sealingKeys: SEAL_PRIVATE });
     return w.runUntil(() => fn(taskQueue));
   }
 
-  async function start(taskQueue: string, pipeline: string, extra: Partial<DataSyncInput> = {}): Promise<WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>> {
+  /** Starts a dataSync; an `idpToken` is sealed to the worker's public key for this workflow and pipeline, as the client does. */
+  async function start(taskQueue: string, pipeline: string, extra: Partial<DataSyncInput> & { idpToken?: string } = {}): Promise<WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>> {
+    const workflowId = `sync:${pipeline}:${Date.now()}-${Math.random()}`;
+    const { idpToken: plain, ...rest } = extra;
     const handle = await env.client.workflow.start('dataSync', {
       taskQueue,
-      workflowId: `sync:${pipeline}:${Date.now()}-${Math.random()}`,
-      args: [{ pipeline, ...extra }],
+      workflowId,
+      args: [{ pipeline, ...rest, ...(plain && { auth: { idpToken: seal(plain, SEAL_PUBLIC, { workflowId, scope: `pipeline:${pipeline}` }) } }) }],
     });
     handles.push(handle);
     return handle as WorkflowHandle<(i: DataSyncInput) => Promise<SyncProgress>>;
@@ -190,7 +193,7 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
         start(q, 'm2m-cred'),
         start(q, 'fed-static'),
         start(q, 'fed-file'),
-        start(q, 'fed-login', { auth: { idpToken: seal(loginToken, [SEALING_KEY]) } }),
+        start(q, 'fed-login', { idpToken: loginToken }),
       ].map(async (h) => (await h).result()));
       for (const r of results) assert.equal(r.rowsWritten, 600);
       const identities = Object.fromEntries(results.map((r) => [r.pipeline, r.tokens.map((t) => t.identity)]));
@@ -329,6 +332,30 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
     });
   }
 
+  test('a sealed IdP token replayed in another workflow, or for another pipeline, does not open', async () => {
+    const config = await makeConfig();
+    const loginToken = await idpToken('alice-app');
+    await runWithWorker(config, async (q) => {
+      const first = await start(q, 'fed-login', { idpToken: loginToken });
+      await first.result(); // it opens where it was sealed for
+      // What anyone reading the first run's history can copy: its input, with the sealed token.
+      const history = await first.fetchHistory();
+      const started = history.events![0]!.workflowExecutionStartedEventAttributes!;
+      const blob = (JSON.parse(Buffer.from(started.input!.payloads![0]!.data!).toString('utf8')) as DataSyncInput).auth!.idpToken;
+      assert.match(blob, /^lbsealed:v2:/);
+      const failureOf = async (h: WorkflowHandle) => {
+        const err = await h.result().then(() => assert.fail('should fail'), (e: unknown) => e);
+        assert.ok(err instanceof WorkflowFailedError);
+        return (err.cause as ActivityFailure).cause as ApplicationFailure;
+      };
+      const elsewhere = await failureOf(await start(q, 'fed-login', { auth: { idpToken: blob } }));
+      assert.equal(elsewhere.type, 'LakebaseAuthConfigError');
+      assert.match(elsewhere.message, /does not open for workflow sync:fed-login:/);
+      const otherPipeline = await failureOf(await start(q, 'relogin', { auth: { idpToken: blob } }));
+      assert.match(otherPipeline.message, /sealed for pipeline:fed-login, not for pipeline:relogin/);
+    });
+  });
+
   test('login-idp without an IdP token fails with the documented message', async () => {
     const config = await makeConfig();
     await runWithWorker(config, async (q) => {
@@ -346,7 +373,7 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
     await new Promise((r) => setTimeout(r, 2_100)); // let it expire before the sync starts
     const config = await makeConfig();
     const result = await runWithWorker(config, async (q) => {
-      const handle = await start(q, 'relogin', { auth: { idpToken: seal(expiring, [SEALING_KEY]) } });
+      const handle = await start(q, 'relogin', { idpToken: expiring });
       let progress: SyncProgress;
       do {
         await new Promise((r) => setTimeout(r, 50));
@@ -355,7 +382,7 @@ describe('Lakebase authentication end to end (Temporal dev server, emulator in f
       const described = await handle.describe();
       assert.equal(described.status.name, 'RUNNING');
       const fresh = await idpToken('alice-app');
-      const ack = await handle.executeUpdate<{ accepted: boolean }, [string]>('relogin', { args: [seal(fresh, [SEALING_KEY])] });
+      const ack = await handle.executeUpdate<{ accepted: boolean }, [string]>('relogin', { args: [seal(fresh, SEAL_PUBLIC, { workflowId: handle.workflowId, scope: 'pipeline:relogin' })] });
       assert.deepEqual(ack, { accepted: true });
       return handle.result();
     });

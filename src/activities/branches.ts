@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { CredentialProvider } from '../auth/credentials';
-import type { SealingKey } from '../auth/sealed';
+import type { SealPrivateKey } from '../auth/sealed';
 import { createPostgresApi, isReadWrite, PostgresApiError, READ_WRITE, waitForOperation, type PostgresApi } from '../auth/postgresApi';
 import { branchRequestProblems, ttlSeconds } from '../config/branches';
 import { lookupEnvironment, lookupJob } from '../config/lookup';
@@ -15,7 +15,7 @@ import type { DeleteRunBranchInput, PrepareRunBranchInput, RunBranchInfo } from 
 export interface BranchDeps {
   config: Config;
   credentials: CredentialProvider;
-  sealingKeys: SealingKey[];
+  sealingKeys: SealPrivateKey[];
   /** How long to wait for a branch (or endpoint) operation to finish. Default 10 minutes. */
   branchOperationTimeoutMs?: number;
 }
@@ -43,8 +43,8 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
     return { profile: job.profile, envName, project: env.project, parentId: env.branch, endpointId: env.endpoint };
   }
 
-  async function apiFor(profile: string, envName: string, auth: PrepareRunBranchInput['auth']): Promise<PostgresApi> {
-    const session = sessionOf(auth, sealingKeys);
+  async function apiFor(profile: string, envName: string, auth: PrepareRunBranchInput['auth'], job: string): Promise<PostgresApi> {
+    const session = sessionOf(auth, sealingKeys, `job:${job}`);
     try {
       const { workspaceHost, bearer } = await credentials.workspace(profile, session);
       return createPostgresApi(workspaceHost, bearer);
@@ -90,7 +90,7 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
     const problems = branchRequestProblems(config, input.job, input.environment, input.branch);
     if (problems.length) throw configFailure(problems.join('; '));
     const t = target(input);
-    const api = await apiFor(t.profile, t.envName, input.auth);
+    const api = await apiFor(t.profile, t.envName, input.auth, input.job);
     const name = `projects/${t.project}/branches/${input.branch.name}`;
     const parent = `projects/${t.project}/branches/${t.parentId}`;
     const what = `branch ${name}`;
@@ -142,7 +142,7 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
         return await createOrFind();
       } catch (err) {
         // A 401: the cached token is stale; the retry logs in afresh.
-        if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys));
+        if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys, `job:${input.job}`));
         throw err;
       }
     });
@@ -152,7 +152,7 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
   async function deleteRunBranch(input: DeleteRunBranchInput): Promise<{ deleted: boolean; alreadyGone: boolean }> {
     const t = target(input);
     if (input.branch === t.parentId) throw configFailure(`refusing to delete ${input.branch}: it is environment ${t.envName}'s own branch`);
-    const api = await apiFor(t.profile, t.envName, input.auth);
+    const api = await apiFor(t.profile, t.envName, input.auth, input.job);
     const name = `projects/${t.project}/branches/${input.branch}`;
     return runActivity({ statement: `deleting branch ${name}`, branchProject: t.project }, async () => {
       try {
@@ -161,7 +161,7 @@ export function createBranchActivities({ config, credentials, sealingKeys, branc
         await waitForOperation(api, op, { timeoutMs: branchOperationTimeoutMs, onPoll: () => beat({ branch: name, deleting: true }) });
         return { deleted: true, alreadyGone: false };
       } catch (err) {
-        if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys));
+        if (err instanceof PostgresApiError && err.status === 401) credentials.invalidate(t.profile, t.envName, sessionOf(input.auth, sealingKeys, `job:${input.job}`));
         throw err;
       }
     });

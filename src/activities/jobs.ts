@@ -3,11 +3,11 @@ import { bindJobParams } from '../config/jobParams';
 import type { Config, JobConfig, JobStepConfig } from '../config/schema';
 import { lookupEnvironment, lookupJob } from '../config/lookup';
 import { ensureBranchEnvironment } from '../config/branches';
-import { cancelBackend, explainStatement, materialize, queryText } from '../db/jobSql';
+import { cancelBackend, explainStatement, materialize, queryText, readText } from '../db/jobSql';
 import { withTransaction } from '../db/transaction';
 import { compileNamedParams } from '../db/namedParams';
 import type { PoolRegistry } from '../db/pools';
-import type { SealingKey } from '../auth/sealed';
+import type { SealPrivateKey } from '../auth/sealed';
 import type { Metrics } from '../metrics';
 import { activityContext } from './context';
 import { runActivity } from './adapter';
@@ -31,7 +31,7 @@ export type JobFunction = (ctx: {
 export interface JobDeps {
   config: Config;
   pools: PoolRegistry;
-  sealingKeys: SealingKey[];
+  sealingKeys: SealPrivateKey[];
   jobFunctions?: Record<string, JobFunction>;
   metrics?: Metrics;
 }
@@ -164,7 +164,7 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
       if (by) plan.startedBy = by;
       return plan;
     }
-    const client = await pools.connect(job.profile, connectAs(job, env, branch), sessionOf(auth, sealingKeys));
+    const client = await pools.connect(job.profile, connectAs(job, env, branch), sessionOf(auth, sealingKeys, `job:${name}`));
     try {
       plan.explain = await explainSteps(client, job, bound);
       client.release();
@@ -209,7 +209,7 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     if (s.kind === 'read' && s.into) {
       return { name: s.name, kind: s.kind, rowCount: await materialize(client, s.into, text, values) };
     }
-    const res = await queryText(client, text, values);
+    const res = s.kind === 'read' ? await readText(client, text, values) : await queryText(client, text, values);
     if (s.kind === 'read') {
       if (res.rows[0]) outputs[s.name] = res.rows[0];
       return { name: s.name, kind: s.kind, rowCount: res.rowCount ?? res.rows.length, rows: res.rows.slice(0, INLINE_ROWS), truncated: res.rows.length > INLINE_ROWS };
@@ -240,11 +240,11 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
     });
     const ctx = activityContext();
     const environment = connectAs(job, input.environment, input.branch);
-    const client = await pools.connect(job.profile, environment, sessionOf(input.auth, sealingKeys));
+    const client = await pools.connect(job.profile, environment, sessionOf(input.auth, sealingKeys, `job:${input.job}`));
     const beat = setInterval(() => ctx?.heartbeat(), 1_000);
     // Cancel the running statement server-side (a dropped socket would leave it running until it next writes).
     const backendPid = (client as unknown as { processID: number }).processID;
-    const onCancel = () => void cancelBackend(pools.get(job.profile, environment, sessionOf(input.auth, sealingKeys)), backendPid).catch(() => undefined);
+    const onCancel = () => void cancelBackend(pools.get(job.profile, environment, sessionOf(input.auth, sealingKeys, `job:${input.job}`)), backendPid).catch(() => undefined);
     ctx?.cancellationSignal.addEventListener('abort', onCancel);
     try {
       const outputs = { ...input.outputs };
@@ -255,8 +255,11 @@ export function createJobActivities({ config, pools, sealingKeys, jobFunctions =
           results.push(await runStep(client, input.job, s, input, outputs));
         }
       };
-      // A transaction group commits all or nothing; single steps autocommit.
-      if (input.transaction) await withTransaction(client, all);
+      // A transaction group commits all or nothing; single steps autocommit. Reads (without `into`)
+      // run read-only: a "read" that deletes fails instead of writing before any approval.
+      const readOnly = steps.every((s) => s.kind === 'read' && !s.into && !s.function);
+      if (readOnly) await withTransaction(client, all, 'BEGIN READ ONLY');
+      else if (input.transaction) await withTransaction(client, all);
       else await all();
       client.release();
       metrics?.jobSteps.inc({ job: input.job, outcome: 'ok' }, results.length);

@@ -1,5 +1,5 @@
 import type { CredentialProvider, Session } from '../auth/credentials';
-import { unseal, type SealingKey } from '../auth/sealed';
+import { unseal, type SealPrivateKey } from '../auth/sealed';
 import { lookupGroup } from '../config/lookup';
 import type { Config } from '../config/schema';
 import type { RecordTransform } from '../db/copyText';
@@ -36,24 +36,30 @@ export interface SyncDeps {
   pools: PoolRegistry;
   credentials: CredentialProvider;
   /** Keys that open sealed IdP tokens of login-idp jobs. */
-  sealingKeys: SealingKey[];
+  sealingKeys: SealPrivateKey[];
   rowTransforms?: Record<string, RowTransform>;
   metrics?: Metrics;
   /** The worker's connection budget (shared with other activity sets); one is made when left out. */
   budget?: ConnectionBudget;
 }
 
-/** Opens a job's sealed IdP token for this process only. */
-export function sessionOf(auth: JobAuth | undefined, keys: SealingKey[]): Session | undefined {
-  return auth ? { idpToken: unseal(auth.idpToken, keys) } : undefined;
+/**
+ * Opens a run's sealed IdP token for this process only: it opens only in the workflow it was sealed
+ * for (the id the server gave this activity) and, when `scope` is given, for that job or pipeline.
+ */
+export function sessionOf(auth: JobAuth | undefined, keys: SealPrivateKey[], scope?: string): Session | undefined {
+  if (!auth) return undefined;
+  const workflowId = activityContext()?.info.workflowExecution?.workflowId;
+  if (!workflowId) throw new Error('a sealed IdP token opens only inside the workflow it was sealed for');
+  return { idpToken: unseal(auth.idpToken, keys, { workflowId, ...(scope !== undefined && { scope }) }) };
 }
 
 /** Thin Temporal adapters over the sync engine: connect as the run's identity, heartbeat, map failures. */
 export function createSyncActivities({ config, pools, sealingKeys, rowTransforms = {}, metrics, budget }: SyncDeps) {
   const engine = createSyncEngine({ config, rowTransforms, budget, log: (message, fields) => activityContext()?.log.info(message, fields) });
 
-  function callContext(auth: JobAuth | undefined, heartbeatExtra: Record<string, unknown> = {}): CallContext {
-    const session = sessionOf(auth, sealingKeys);
+  function callContext({ auth, pipeline }: { auth?: JobAuth; pipeline: string }, heartbeatExtra: Record<string, unknown> = {}): CallContext {
+    const session = sessionOf(auth, sealingKeys, `pipeline:${pipeline}`);
     const act = activityContext();
     return {
       connect: (profile, environment) => pools.connect(profile, environment, session),
@@ -78,7 +84,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
 
   async function planSync(input: PlanSyncInput): Promise<SyncPlan> {
     const run = resolved(input);
-    return runActivity({ statement: `planSync(${input.pipeline})` }, () => engine.plan(callContext(input.auth), input, run));
+    return runActivity({ statement: `planSync(${input.pipeline})` }, () => engine.plan(callContext(input), input, run));
   }
 
   /** One chunk: up to batchRows rows after `after` (in `partition`, for partitioned runs), committed with its cursor. */
@@ -92,7 +98,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
       cancelled: { message: `syncChunk(${pipeline}) cancelled; the chunk was rolled back`, when: 'abort' as const },
     };
     return runActivity(label, async () => {
-      const result = await engine.chunk(callContext(input.auth, { after: input.after, partition: input.partition }), input, run);
+      const result = await engine.chunk(callContext(input, { after: input.after, partition: input.partition }), input, run);
       timer?.();
       metrics?.rowsCopied.inc({ pipeline }, result.rowsCopied);
       metrics?.rowsWritten.inc({ pipeline }, result.rowsWritten);
@@ -104,7 +110,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
   /** Ends a run: a full refresh swaps its loaded table in (one transaction); incremental runs keep their cursor. */
   async function finishSync(input: FinishSyncInput): Promise<FinishResult> {
     const run = resolved(input);
-    return runActivity({ statement: `finishSync(${input.pipeline}) on ${targetOf(run)}` }, () => engine.finish(callContext(input.auth), input, run));
+    return runActivity({ statement: `finishSync(${input.pipeline}) on ${targetOf(run)}` }, () => engine.finish(callContext(input), input, run));
   }
 
   /**
@@ -128,7 +134,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
   /** The run's delete-detection buckets (made once per run, kept in the state schema). */
   async function planDeletes(input: DeletesInput & { auth?: JobAuth }): Promise<DeletePlan> {
     const run = resolved(input);
-    return runActivity({ statement: `planDeletes(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan deletes' }, () => engine.planDeletes(callContext(input.auth), input, run)));
+    return runActivity({ statement: `planDeletes(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan deletes' }, () => engine.planDeletes(callContext(input), input, run)));
   }
 
   /** A bucket activity that writes the target: named with its table; a cancel rolls the bucket back. */
@@ -142,7 +148,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     const { pipeline, bucket } = input;
     const run = resolved(input);
     return runActivity(bucketLabel('deleteBucket', pipeline, bucket, run), async () => {
-      const result = await withHeartbeats({ phase: 'deletes', bucket }, () => engine.deleteBucket(callContext(input.auth, { bucket }), input, run));
+      const result = await withHeartbeats({ phase: 'deletes', bucket }, () => engine.deleteBucket(callContext(input, { bucket }), input, run));
       if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsDeleted);
       return result;
     });
@@ -153,7 +159,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     const { pipeline, bucket } = input;
     const run = resolved(input);
     return runActivity(bucketLabel('resyncBucket', pipeline, bucket, run), async () => {
-      const result = await withHeartbeats({ phase: 're-sync', bucket }, () => engine.resyncBucket(callContext(input.auth, { bucket }), input, run));
+      const result = await withHeartbeats({ phase: 're-sync', bucket }, () => engine.resyncBucket(callContext(input, { bucket }), input, run));
       if (!result.alreadyCommitted) metrics?.rowsWritten.inc({ pipeline }, result.rowsWritten + result.rowsDeleted);
       return result;
     });
@@ -161,7 +167,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
 
   async function planVerify(input: VerifyInput & { mode?: VerifyPlan['mode']; auth?: JobAuth }): Promise<VerifyPlan> {
     const run = resolved(input);
-    return runActivity({ statement: `planVerify(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input.auth), input, run)));
+    return runActivity({ statement: `planVerify(${input.pipeline})` }, () => withHeartbeats({ phase: 'plan verify' }, () => engine.planVerify(callContext(input), input, run)));
   }
 
   /** One bucket of a verify; reads only. Mismatches are counted in lakebase_verify_mismatches_total. */
@@ -170,7 +176,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     const run = resolved(input);
     const label = { statement: `verifyBucket(${pipeline})`, cancelled: { message: `verifyBucket(${pipeline}) cancelled`, when: 'abort' as const } };
     return runActivity(label, async () => {
-      const result = await withHeartbeats({ phase: 'verify', range: input.range }, () => engine.verifyBucket(callContext(input.auth), input, run));
+      const result = await withHeartbeats({ phase: 'verify', range: input.range }, () => engine.verifyBucket(callContext(input), input, run));
       metrics?.verifyMismatches.inc({ pipeline }, result.mismatches);
       return result;
     });

@@ -1,5 +1,5 @@
 import type { CredentialProvider } from '../auth/credentials';
-import type { SealingKey } from '../auth/sealed';
+import type { SealPrivateKey } from '../auth/sealed';
 import { lookupEnvironment } from '../config/lookup';
 import { runActivity } from './adapter';
 import { sessionOf } from './sync';
@@ -9,7 +9,7 @@ import type { Config } from '../config/schema';
 export interface TokenDeps {
   config: Config;
   credentials: CredentialProvider;
-  sealingKeys: SealingKey[];
+  sealingKeys: SealPrivateKey[];
 }
 
 export function createTokenActivities({ config, credentials, sealingKeys }: TokenDeps) {

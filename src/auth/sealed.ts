@@ -1,14 +1,18 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 /**
- * Secrets that must travel through Temporal (a user's IdP token for on-behalf-of jobs) are sealed
- * with AES-256-GCM by the client and opened by the worker, so history holds only ciphertext.
- * Keys: LAKEBASE_SECRET_KEYS (comma-separated, base64 or hex, 32 bytes each; the first seals,
- * all open — for rotation) or LAKEBASE_SECRET_KEYS_FILE (one key per line).
+ * Two kinds of key live here, never the same one:
+ *
+ * - Payload keys (LAKEBASE_SECRET_KEYS, symmetric AES-256-GCM): the payload codec, held by workers,
+ *   the codec server and clients that read history (`SealingKey`, `loadSealingKeys`).
+ * - Seal keys (X25519): a user's IdP token travels through Temporal sealed to the workers' public
+ *   key (LAKEBASE_SEAL_PUBLIC_KEY, on clients); only workers hold the private half
+ *   (LAKEBASE_SEAL_PRIVATE_KEYS). A client that finds a sealed token in history cannot open it, and
+ *   the sealed blob names the workflow id and the job/pipeline it was made for (as AEAD associated
+ *   data), so it opens nowhere else.
  */
 
-const PREFIX = 'lbsealed:v1';
 
 export interface SealingKey {
   id: string;
@@ -44,30 +48,143 @@ export function loadSealingKeys(env: NodeJS.ProcessEnv = process.env): SealingKe
   });
 }
 
+
+const SEAL_PREFIX = 'lbsealed:v2';
+const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
+const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+/** What a sealed token is for: the workflow id, and `job:<name>`, `pipeline:<name>` or `connection:<profile>/<env>`. */
+export interface SealBinding {
+  workflowId: string;
+  scope: string;
+}
+
+export interface SealPublicKey {
+  id: string;
+  key: KeyObject;
+}
+
+export interface SealPrivateKey extends SealPublicKey {
+  privateKey: KeyObject;
+}
+
+function rawX25519Public(key: KeyObject): Buffer {
+  const der = key.export({ format: 'der', type: 'spki' });
+  return der.subarray(der.length - 32);
+}
+
+function sealKeyId(pub: KeyObject): string {
+  return createHash('sha256').update(rawX25519Public(pub)).digest('hex').slice(0, 8);
+}
+
+function parseX25519(text: string, kind: 'public' | 'private', where: string): KeyObject {
+  const t = text.trim();
+  try {
+    if (t.includes('-----BEGIN')) return kind === 'public' ? createPublicKey(t) : createPrivateKey(t);
+    const raw = Buffer.from(t, 'base64');
+    if (raw.length !== 32) throw new Error(`expected 32 bytes, got ${raw.length}`);
+    return kind === 'public'
+      ? createPublicKey({ key: Buffer.concat([X25519_SPKI, raw]), format: 'der', type: 'spki' })
+      : createPrivateKey({ key: Buffer.concat([X25519_PKCS8, raw]), format: 'der', type: 'pkcs8' });
+  } catch (err) {
+    throw new SealingError(`${where}: not an X25519 ${kind} key (PEM, or 32 bytes in base64): ${(err as Error).message}`);
+  }
+}
+
+/** A new seal key pair, both halves as base64 of their 32 raw bytes (`lakebase-worker` docs: security.md). */
+export function generateSealKeyPair(): { publicKey: string; privateKey: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  const der = privateKey.export({ format: 'der', type: 'pkcs8' });
+  return { publicKey: rawX25519Public(publicKey).toString('base64'), privateKey: der.subarray(der.length - 32).toString('base64') };
+}
+
+/** PEM blocks (openssl genpkey -algorithm x25519), else base64 keys separated by commas or lines. */
+function splitKeys(text: string): string[] {
+  if (text.includes('-----BEGIN')) return text.match(/-----BEGIN [^-]+-----[\s\S]+?-----END [^-]+-----/g) ?? [];
+  return text.split(/\r?\n|,/);
+}
+
+function listed(env: NodeJS.ProcessEnv, name: string): { texts: string[]; where: string } {
+  if (env[name]) return { texts: splitKeys(env[name]!), where: name };
+  const file = env[`${name}_FILE`];
+  if (file) return { texts: splitKeys(readFileSync(file, 'utf8')), where: `${name}_FILE (${file})` };
+  return { texts: [], where: name };
+}
+
+/** Workers: LAKEBASE_SEAL_PRIVATE_KEYS (comma-separated) or LAKEBASE_SEAL_PRIVATE_KEYS_FILE; every key opens (rotation). */
+export function loadSealPrivateKeys(env: NodeJS.ProcessEnv = process.env): SealPrivateKey[] {
+  const { texts, where } = listed(env, 'LAKEBASE_SEAL_PRIVATE_KEYS');
+  return texts.filter((t) => t.trim()).map((t) => {
+    const privateKey = parseX25519(t, 'private', where);
+    const key = createPublicKey(privateKey);
+    return { id: sealKeyId(key), key, privateKey };
+  });
+}
+
+/** Clients: LAKEBASE_SEAL_PUBLIC_KEY (or _FILE), the public half of the workers' current seal key. */
+export function loadSealPublicKey(env: NodeJS.ProcessEnv = process.env): SealPublicKey {
+  const { texts, where } = listed(env, 'LAKEBASE_SEAL_PUBLIC_KEY');
+  const text = texts.find((t) => t.trim());
+  if (!text) throw new SealingError('no seal key: set LAKEBASE_SEAL_PUBLIC_KEY (the public half of the workers\' LAKEBASE_SEAL_PRIVATE_KEYS) to pass IdP tokens to jobs');
+  const key = parseX25519(text, 'public', where);
+  return { id: sealKeyId(key), key };
+}
+
+function associatedData(id: string, b: SealBinding): Buffer {
+  return Buffer.from([SEAL_PREFIX, id, b.workflowId, b.scope].join('\0'), 'utf8');
+}
+
+function aeadKey(shared: Buffer, ephemeral: Buffer, recipient: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([ephemeral, recipient]), 'lakebase-worker sealed idp token v2', 32));
+}
+
 export function isSealed(value: string): boolean {
-  return value.startsWith(`${PREFIX}:`);
+  return value.startsWith('lbsealed:');
 }
 
-export function seal(plaintext: string, keys: SealingKey[]): string {
-  const current = keys[0];
-  if (!current) throw new SealingError('no sealing key: set LAKEBASE_SECRET_KEYS (the same on clients and workers) to pass IdP tokens to jobs');
+/** Seals `plaintext` to the workers' public key, for one workflow and one job/pipeline only. */
+export function seal(plaintext: string, to: SealPublicKey, binding: SealBinding): string {
+  const eph = generateKeyPairSync('x25519');
+  const ephRaw = rawX25519Public(eph.publicKey);
+  const key = aeadKey(diffieHellman({ privateKey: eph.privateKey, publicKey: to.key }), ephRaw, rawX25519Public(to.key));
   const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', current.key, iv);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(associatedData(to.id, binding));
   const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return `${PREFIX}:${current.id}:${Buffer.concat([iv, ct, cipher.getAuthTag()]).toString('base64url')}`;
+  const scope = Buffer.from(binding.scope, 'utf8').toString('base64url');
+  return `${SEAL_PREFIX}:${to.id}:${scope}:${Buffer.concat([ephRaw, iv, ct, cipher.getAuthTag()]).toString('base64url')}`;
 }
 
-export function unseal(sealed: string, keys: SealingKey[]): string {
-  const [p1, p2, id, data] = sealed.split(':');
-  if (`${p1}:${p2}` !== PREFIX || !id || !data) throw new SealingError('not a sealed secret');
+/** The scope a sealed token names (not secret; authenticated when it is opened). */
+export function sealedScope(sealed: string): string | undefined {
+  const parts = sealed.split(':');
+  return parts.length === 5 && `${parts[0]}:${parts[1]}` === SEAL_PREFIX ? Buffer.from(parts[3]!, 'base64url').toString('utf8') : undefined;
+}
+
+/**
+ * Opens a sealed token on a worker. `binding.workflowId` is the running workflow's (from the server,
+ * never from the input); `binding.scope`, when the caller knows it, must be the one sealed.
+ */
+export function unseal(sealed: string, keys: SealPrivateKey[], binding: { workflowId: string; scope?: string }): string {
+  if (sealed.startsWith('lbsealed:v1:'))
+    throw new SealingError('sealed with a shared key (lbsealed:v1), which this release no longer opens: start the job again with a client that has LAKEBASE_SEAL_PUBLIC_KEY (docs/security.md, migration)');
+  const [p1, p2, id, scopeText, data] = sealed.split(':');
+  if (`${p1}:${p2}` !== SEAL_PREFIX || !id || scopeText === undefined || !data) throw new SealingError('not a sealed secret');
+  const scope = Buffer.from(scopeText, 'base64url').toString('utf8');
+  if (binding.scope !== undefined && binding.scope !== scope) throw new SealingError(`sealed for ${scope}, not for ${binding.scope}`);
   const k = keys.find((x) => x.id === id);
-  if (!k) throw new SealingError(`sealed with key ${id}, which this worker does not have; add it to LAKEBASE_SECRET_KEYS`);
+  if (!k) throw new SealingError(`sealed to seal key ${id}, which this worker does not have; add its private half to LAKEBASE_SEAL_PRIVATE_KEYS`);
   const raw = Buffer.from(data, 'base64url');
-  const decipher = createDecipheriv('aes-256-gcm', k.key, raw.subarray(0, 12));
+  if (raw.length < 32 + 12 + 16) throw new SealingError('sealed secret is truncated');
+  const ephRaw = raw.subarray(0, 32);
+  const eph = createPublicKey({ key: Buffer.concat([X25519_SPKI, ephRaw]), format: 'der', type: 'spki' });
+  const key = aeadKey(diffieHellman({ privateKey: k.privateKey, publicKey: eph }), ephRaw, rawX25519Public(k.key));
+  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(32, 44));
+  decipher.setAAD(associatedData(id, { workflowId: binding.workflowId, scope }));
   decipher.setAuthTag(raw.subarray(raw.length - 16));
   try {
-    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
+    return Buffer.concat([decipher.update(raw.subarray(44, raw.length - 16)), decipher.final()]).toString('utf8');
   } catch {
-    throw new SealingError(`sealed secret failed authentication with key ${id} (corrupted or tampered)`);
+    throw new SealingError(`sealed secret does not open for workflow ${binding.workflowId} (${scope}): sealed for another workflow, or tampered with`);
   }
 }

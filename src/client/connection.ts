@@ -1,5 +1,5 @@
 import { ApplicationFailure, Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { loadSealingKeys, seal } from '../auth/sealed';
+import { loadSealPublicKey, seal } from '../auth/sealed';
 import type { TemporalConfig } from '../config/schema';
 import type { ConnectionReport } from '../db/diagnose';
 import { activeTracing } from '../telemetry/tracingSwitch';
@@ -33,10 +33,11 @@ export async function testConnectionViaWorker(
   client: Client,
   opts: { profile: string; environment: string; taskQueue: string; idpToken?: string; pipeline?: string },
 ): Promise<ConnectionReport> {
+  const workflowId = `test-connection:${opts.profile}:${opts.environment}:${new Date().toISOString()}`;
   const h = await client.workflow.start('testConnection', {
     taskQueue: opts.taskQueue,
-    workflowId: `test-connection:${opts.profile}:${opts.environment}:${new Date().toISOString()}`,
-    args: [{ profile: opts.profile, environment: opts.environment, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }), ...(opts.pipeline && { pipeline: opts.pipeline }) }],
+    workflowId,
+    args: [{ profile: opts.profile, environment: opts.environment, ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealPublicKey(), { workflowId, scope: `connection:${opts.profile}/${opts.environment}` }) } }), ...(opts.pipeline && { pipeline: opts.pipeline }) }],
     staticSummary: `Test connection **${opts.profile}/${opts.environment}**${opts.pipeline ? ` for cdc pipeline **${opts.pipeline}**` : ''}`,
   });
   return (await h.result().catch((err: unknown) => {

@@ -2,7 +2,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { identityOfKey, signStatement } from '../auth/signedDecisions';
 import { WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { JobParamValue } from '../activities/types';
-import { loadSealingKeys, seal } from '../auth/sealed';
+import { loadSealPublicKey, seal } from '../auth/sealed';
 import { branchEnvironmentName, type RunBranchRequest } from '../config/branches';
 import type { Config } from '../config/schema';
 import type { JobProgress, OperationalJobInput } from '../workflows';
@@ -86,7 +86,7 @@ export async function startJob(client: Client, opts: StartJobOptions): Promise<W
           environment: opts.environment,
           dryRun: opts.dryRun,
           ...(b && { branch: b }),
-          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
+          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealPublicKey(), { workflowId, scope: `job:${opts.job}` }) } }),
         },
       ],
       ...configMemo(opts.configFile),

@@ -1,6 +1,6 @@
 import { WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
-import { loadSealingKeys, seal } from '../auth/sealed';
+import { loadSealPublicKey, seal } from '../auth/sealed';
 import { pipelineInEnvironment } from '../config/lookup';
 import type { Config } from '../config/schema';
 import type { DataSyncInput, SyncProgress } from '../workflows';
@@ -49,17 +49,18 @@ export async function startSync(client: Client, opts: StartSyncOptions): Promise
         `key: ${p.key.join(', ')}${p.cursor ? ` · cursor: ${p.cursor}` : ''} · chunk: ${p.batchRows} rows`,
       ].join('\n')
     : undefined;
+  const workflowId = opts.workflowId ?? (opts.dryRun ? 'dry-run:' : '') + syncWorkflowId(opts.environment ? `${opts.pipeline}@${opts.environment}` : opts.pipeline);
   return startIndexed<(i: DataSyncInput) => Promise<SyncProgress>>(
     client,
     'dataSync',
     {
       taskQueue: opts.taskQueue,
-      workflowId: opts.workflowId ?? (opts.dryRun ? 'dry-run:' : '') + syncWorkflowId(opts.environment ? `${opts.pipeline}@${opts.environment}` : opts.pipeline),
+      workflowId,
       args: [
         {
           pipeline: opts.pipeline,
           environment: opts.environment,
-          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
+          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealPublicKey(), { workflowId, scope: `pipeline:${opts.pipeline}` }) } }),
           ...(opts.dryRun && { dryRun: true }),
         },
       ],
@@ -81,7 +82,10 @@ export async function syncProgress(client: Client, workflowId: string): Promise<
 
 /** Hands a fresh IdP token (sealed) to a sync waiting for re-login after TOKEN_EXPIRED. */
 export async function relogin(client: Client, workflowId: string, idpToken: string): Promise<{ accepted: boolean }> {
-  return client.workflow.getHandle(workflowId).executeUpdate(reloginUpdate, { args: [seal(idpToken, loadSealingKeys())] });
+  const handle = client.workflow.getHandle(workflowId);
+  // Sealed for this sync only: its pipeline, as the sync itself reports it.
+  const { pipeline } = await handle.query(progressQuery);
+  return handle.executeUpdate(reloginUpdate, { args: [seal(idpToken, loadSealPublicKey(), { workflowId, scope: `pipeline:${pipeline}` })] });
 }
 
 /** Starts a multi-table sync: one child dataSync per pipeline of the group. */

@@ -1,7 +1,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
 import type { VerifyReport } from '../activities/types';
-import { loadSealingKeys, seal } from '../auth/sealed';
+import { loadSealPublicKey, seal } from '../auth/sealed';
 import { pipelineInEnvironment } from '../config/lookup';
 import type { Config } from '../config/schema';
 import type { VerifySyncInput } from '../workflows';
@@ -27,18 +27,19 @@ export async function startVerify(client: Client, opts: StartVerifyOptions): Pro
   const attributes: SearchAttributePair[] = [{ key: LakebasePipeline, value: opts.pipeline }];
   if (p) attributes.push({ key: LakebaseProfile, value: p.target.profile }, { key: LakebaseEnvironment, value: p.target.environment });
   const name = opts.environment ? `${opts.pipeline}@${opts.environment}` : opts.pipeline;
+  const workflowId = `verify:${name}:${new Date().toISOString()}`;
   return startIndexed<(i: VerifySyncInput) => Promise<VerifyReport>>(
     client,
     'verifySync',
     {
       taskQueue: opts.taskQueue,
-      workflowId: `verify:${name}:${new Date().toISOString()}`,
+      workflowId,
       args: [
         {
           pipeline: opts.pipeline,
           environment: opts.environment,
           ...(opts.mode && { mode: opts.mode }),
-          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealingKeys()) } }),
+          ...(opts.idpToken && { auth: { idpToken: seal(opts.idpToken, loadSealPublicKey(), { workflowId, scope: `pipeline:${opts.pipeline}` }) } }),
         },
       ],
       ...configMemo(opts.configFile),

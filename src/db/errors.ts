@@ -75,7 +75,8 @@ export function classifySqlError(err: unknown): SqlErrorClass {
     // 57014 is query_canceled: a statement_timeout; the chunk is retried (with backoff) like other transients.
     if (code.startsWith('08') || TRANSIENT_STATES.has(code)) return { kind: 'transient', type: 'LakebaseTransientError', retryable: true, sqlState: code };
     if (code === '28P01' || code === '28000') return { kind: 'auth', type: 'LakebaseLoginFailed', retryable: true, sqlState: code };
-    if (code.startsWith('42')) return { kind: 'sql', type: 'LakebaseSqlError', retryable: false, sqlState: code };
+    // 25006: a write in a read-only transaction (a read step that writes): trying again cannot help.
+    if (code.startsWith('42') || code === '25006') return { kind: 'sql', type: 'LakebaseSqlError', retryable: false, sqlState: code };
     if (code.startsWith('22')) return { kind: 'data', type: 'LakebaseDataError', retryable: false, sqlState: code };
     if (code.startsWith('23')) return { kind: 'constraint', type: 'LakebaseConstraintError', retryable: false, sqlState: code };
     return { kind: 'unknown', type: 'LakebaseUnknownError', retryable: true, sqlState: code };

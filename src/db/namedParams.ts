@@ -23,7 +23,19 @@ export function compileNamedParams(sql: string): CompiledSql {
   while (i < sql.length) {
     const c = sql[i]!;
     const next = sql[i + 1];
-    if (c === "'" || c === '"') {
+    if (c === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[\w$]/.test(sql[i - 2] ?? '')) {
+      // E'…' escape strings: a backslash escapes the next character, so E'\'' is one quote inside.
+      let j = i + 1;
+      while (j < sql.length) {
+        if (sql[j] === '\\') j += 2;
+        else if (sql[j] === "'" && sql[j + 1] === "'") j += 2;
+        else if (sql[j] === "'") break;
+        else j++;
+      }
+      const stop = Math.min(j + 1, sql.length);
+      out += sql.slice(i, stop);
+      i = stop;
+    } else if (c === "'" || c === '"') {
       // Quotes escape by doubling, which this scan handles as two adjacent strings.
       copyUntil(c, i + 1);
     } else if (c === '-' && next === '-') {

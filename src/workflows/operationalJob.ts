@@ -34,6 +34,9 @@ export const JOB_SIGNED_APPROVAL_PATCH = 'signed-approvals-while-awaiting';
 // A decision is checked once: a bad signature does not get better by retrying.
 const { verifyJobDecision } = proxyActivities<Pick<Activities, 'verifyJobDecision'>>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3, nonRetryableErrorTypes: [NON_RETRYABLE_FAILURES.jobNotApproved, NON_RETRYABLE_FAILURES.config] } });
 
+/** Runs started from here on hold a read step with `into` (it creates a table) for approval. */
+export const JOB_READ_INTO_GATED_PATCH = 'read-into-waits-for-approval';
+
 /** Runs started from here on wait for a waking compute in the workflow (see runUnit). */
 export const JOB_COMPUTE_WAKING_PATCH = 'compute-waking-in-current-details';
 
@@ -189,7 +192,11 @@ async function runJob(input: OperationalJobInput, progress: JobProgress, branch?
     return progress;
   }
 
-  const firstWrite = plan.units.findIndex((u) => u.steps.some((s) => s.kind !== 'read'));
+  let firstWrite = plan.units.findIndex((u) => u.steps.some((s) => s.kind !== 'read'));
+  // A read kept `into` a table creates (and drops) one: it waits for approval like a write. Asked
+  // only when it moves the gate, so other runs keep their command sequence.
+  const firstInto = plan.units.findIndex((u) => u.steps.some((s) => s.into));
+  if (plan.approval && firstInto !== -1 && (firstWrite === -1 || firstInto < firstWrite) && patched(JOB_READ_INTO_GATED_PATCH)) firstWrite = firstInto;
   for (const [i, unit] of plan.units.entries()) {
     if (plan.approval && i === firstWrite) {
       progress.status = 'awaiting approval';
