@@ -60,6 +60,10 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TABLE race_b (id int PRIMARY KEY, v text);
       INSERT INTO race_a SELECT g, 'a' || g FROM generate_series(1, 50) g;
       INSERT INTO race_b SELECT g, 'b' || g FROM generate_series(1, 50) g;
+      CREATE TABLE park_a (id int PRIMARY KEY, v text);
+      CREATE TABLE park_b (id int PRIMARY KEY, v text);
+      INSERT INTO park_a SELECT g, 'a' || g FROM generate_series(1, 20) g;
+      INSERT INTO park_b SELECT g, 'b' || g FROM generate_series(1, 20) g;
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
@@ -74,6 +78,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
         longtx: pipeline('longtx', 'lbw_longtx'),
+        park_a: pipeline('park_a', 'lbw_park'),
+        park_b: pipeline('park_b', 'lbw_park'),
         // One batch per source transaction: a replayed update and the delete that follows it are applied apart.
         toasty: pipeline('toasty', 'lbw_toasty', { cdc: { slot: 'lbw_toasty', batchRows: 1, batchMs: 200 } }),
       },
@@ -205,5 +211,33 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     assert.ok(p.appliedLsn, 'the transaction was committed before the segment ended');
     assert.equal(p.changesReceived, 20000);
     await same('longtx', ['id', 'v']);
+  });
+
+  test('finding 9: a pipeline whose change cannot be applied is parked (state and status say why); the others of its slot keep streaming', async () => {
+    await snapshot('park_a');
+    await snapshot('park_b');
+    // The target refuses what the source allows: park_a's next change cannot be applied.
+    await target.query(`ALTER TABLE copy_park_a ADD CONSTRAINT no_bad CHECK (v <> 'bad')`);
+    await source.query(`UPDATE park_a SET v = 'bad' WHERE id = 1; UPDATE park_b SET v = 'b-1' WHERE id <= 5`);
+    await catchUp('park_b');
+    await same('park_b', ['id', 'v']);
+    const parked = await cdc.status(ctx, { pipeline: 'park_a' });
+    assert.equal(parked.parked?.type, 'LakebaseConstraintError');
+    assert.match(parked.parked!.reason, /no_bad/);
+    assert.match(parked.warnings.join('\n'), /pipeline park_a is parked .*cdc stop --pipeline park_a and cdc start --pipeline park_a/s);
+    assert.equal((await cdc.status(ctx, { pipeline: 'park_b' })).parked, null);
+    // Parked: nothing waits for it, and the slot goes on for park_b.
+    await source.query(`UPDATE park_a SET v = 'later' WHERE id = 2; UPDATE park_b SET v = 'b-2' WHERE id > 15`);
+    await catchUp('park_b');
+    await same('park_b', ['id', 'v']);
+    const slot = await cdc.status(ctx, { pipeline: 'park_b' });
+    assert.equal(slot.lagBytes < 1_000_000, true);
+    // The way out: fix the cause, leave and join again (a new copy into the populated target).
+    await target.query(`ALTER TABLE copy_park_a DROP CONSTRAINT no_bad`);
+    await cdc.leave(ctx, { pipeline: 'park_a', dropSlot: false });
+    await snapshot('park_a');
+    await catchUp('park_b');
+    await same('park_a', ['id', 'v']);
+    assert.equal((await cdc.status(ctx, { pipeline: 'park_a' })).parked, null);
   });
 });

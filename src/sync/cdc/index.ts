@@ -4,13 +4,13 @@ import type pg from 'pg';
 import type { Config, PipelineConfig } from '../../config/schema';
 import {
   addToPublicationSql, createPublicationSql, currentLsnSql, deleteCdcState, dropSlot, ensureCdcStateTable, ensureSlot, insertCdcState,
-  markStreaming, publicationTables, qualifiedSourceTable, readCdcState, slotInfo, slotLockSql, type CdcState,
+  markResumed, markStopped, markStreaming, publicationTables, qualifiedSourceTable, readCdcState, slotInfo, slotLockSql, type CdcState,
 } from '../../db/cdcSql';
 import { createSyncEngine } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
 import type { CheckStep } from '../../db/diagnose';
 import { configError } from '../errors';
-import { lsnBytes } from './lsn';
+import { compareLsn, lsnBytes } from './lsn';
 import { cdcPipeline, slotGroup, slotNames } from './names';
 import { assertCdcReady, cdcPreflight, slotInvalidatedText } from './preflight';
 import { slotHealth } from '../../db/cdcChecks';
@@ -66,13 +66,22 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       const table = await sourceTable(s, name, p);
       // Before any publication or slot is touched (preflight.ts): a refused check changes nothing on the source.
       await assertCdcReady(s, { pipeline: name, config: p, slot, publication });
-      const slotNow = await slotInfo(s, slot);
-      if (existing && existing.slot === slot && slotNow)
-        return { pipeline: name, slot, publication, phase: existing.phase, startLsn: existing.startLsn, createdSlot: false, createdPublication: false };
       // Exclusive against every reader's confirm of this slot (they hold it shared): once the row
       // below is committed, no reader confirms past its start (checkpoint.ts).
       await s.query(`SELECT pg_advisory_lock(${slotLockSql})`, [slot]);
       try {
+        const slotNow = await slotInfo(s, slot);
+        if (existing && existing.slot === slot && slotNow) {
+          const same = { pipeline: name, slot, publication, phase: existing.phase, startLsn: existing.startLsn, createdSlot: false, createdPublication: false };
+          if (!existing.parked && !existing.stoppedAt) return same;
+          // Stopped with the slot kept: resume from the checkpoint while no reader moved the slot past
+          // it. Parked, or passed meanwhile: copy anew (the copy into a populated target prunes).
+          const kept = existing.stoppedAt && !existing.parked && existing.phase === 'streaming' && existing.stoppedLsn && slotNow.confirmedLsn && compareLsn(slotNow.confirmedLsn, existing.stoppedLsn) <= 0;
+          if (kept) {
+            await withConnection(ctx.connect, p.target, (t) => markResumed(t, p.stateSchema, name));
+            return same;
+          }
+        }
         let createdPublication = false;
         const pub = await publicationTables(s, publication);
         if (!pub) {
@@ -184,6 +193,11 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       warnings.push(`${t.detail}; fix: ${t.fix}`);
     } else if (health?.walStatus === 'unreserved')
       warnings.push(`slot "${slot}" is past max_slot_wal_keep_size (wal_status unreserved): the source invalidates it at its next checkpoint unless the stream catches up`);
+    if (state?.parked)
+      warnings.push(
+        `pipeline ${name} is parked (${state.parked.type} since ${state.parked.at.toISOString()}): ${state.parked.reason}. The slot streams on for its other pipelines; ` +
+          `fix the cause, then cdc stop --pipeline ${name} and cdc start --pipeline ${name}: it copies the table anew`,
+      );
     if (info && info.retainedBytes > p.cdc.retainedWalWarnBytes)
       warnings.push(`slot "${slot}" retains ${info.retainedBytes} bytes of WAL on the source (limit ${p.cdc.retainedWalWarnBytes}): is the stream running? cdc stop --drop-slot removes a forgotten slot`);
     return {
@@ -191,6 +205,8 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       startLsn: state?.startLsn ?? null, appliedLsn: state?.appliedLsn ?? null, confirmedLsn: info?.confirmedLsn ?? null, currentLsn: current,
       lagBytes, lagSeconds, retainedWalBytes: info?.retainedBytes ?? 0, rowsApplied: state?.rowsApplied ?? 0, batches: state?.batches ?? 0, warnings,
       walStatus: health?.walStatus ?? null, safeWalSize: health?.safeWalSize ?? null,
+      parked: state?.parked ? { type: state.parked.type, reason: state.parked.reason, at: state.parked.at.toISOString() } : null,
+      stopped: !!state?.stoppedAt,
     };
   }
 
@@ -217,7 +233,11 @@ export function createCdcEngine(deps: CdcEngineDeps) {
         withConnection(ctx.connect, p.target, (t) => readCdcState(t, p.stateSchema, name)),
         withConnection(ctx.connect, p.source, (s) => slotInfo(s, slot)),
       ]);
-      if (state?.slot === slot && info) return { slotDropped: false, stillUsedBy };
+      if (state?.slot === slot && info) {
+        // Marked stopped: a reader of this slot started later for another pipeline leaves it alone.
+        await withConnection(ctx.connect, p.target, (t) => markStopped(t, p.stateSchema, name, info.confirmedLsn));
+        return { slotDropped: false, stillUsedBy };
+      }
     }
     await withConnection(ctx.connect, p.target, (t) => deleteCdcState(t, p.stateSchema, name));
     if (!input.dropSlot || stillUsedBy.length) return { slotDropped: false, stillUsedBy };

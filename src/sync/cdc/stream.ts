@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { PipelineConfig } from '../../config/schema';
-import { deleteKeysSql, movedRowsSql, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
+import { classifySqlError, describeSqlError } from '../../db/errors';
+import { deleteKeysSql, movedRowsSql, parkCdcState, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
 import { withTransaction } from '../../db/transaction';
 import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
@@ -43,6 +44,13 @@ export interface StreamOptions {
 }
 
 const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
+
+/** Errors that retrying cannot fix, confined to one pipeline's target or table: it is parked, not the slot stopped. */
+function cannotApply(err: unknown): boolean {
+  if (err instanceof SyncError) return err.type === NON_RETRYABLE_FAILURES.schemaChanged || err.type === NON_RETRYABLE_FAILURES.config;
+  const k = classifySqlError(err);
+  return !k.retryable && (k.kind === 'sql' || k.kind === 'data' || k.kind === 'constraint');
+}
 
 /** A pipeline's snapshot finished while the reader ran past its start: read the slot again from its confirmed position. */
 class Restart extends Error {}
@@ -109,6 +117,7 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
   for (const p of o.pipelines) {
     const state = await withConnection(ctx.connect, p.config.target, (t) => readCdcState(t, o.stateSchema(p.name), p.name));
     if (!state || state.slot !== o.slot) continue; // not joined: nothing to hold back for it
+    if (state.parked || state.stoppedAt) continue; // nobody applies for it until it resumes
     if (state.phase === 'snapshot') waiting.push({ name: p.name, startLsn: state.startLsn });
     else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, reconcile: true, skip: false });
   }
@@ -203,8 +212,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
 
   async function spill(): Promise<void> {
     const began = Date.now();
-    for (const r of streaming) {
-      const tb = batch.tables.get(`${r.source.schema}.${r.source.table}`);
+    for (const r of [...streaming]) {
+      const tb = batch.tables.get(r.name);
       if (!tb) continue;
       let e = open.get(r.name);
       if (!e) {
@@ -212,12 +221,36 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         open.set(r.name, (e = { client, ops: 0, rows: 0 }));
         await client.query('BEGIN');
       }
-      e.rows += await applyTo(r, e.client, tb);
+      try {
+        e.rows += await applyTo(r, e.client, tb);
+      } catch (err) {
+        if (!cannotApply(err)) throw err;
+        await e.client.query('ROLLBACK').catch(() => undefined);
+        e.client.release();
+        open.delete(r.name);
+        await park(r, err);
+        continue;
+      }
       e.ops += tb.ops.size;
     }
     spilled = { changes: spilled.changes + batch.changes, ms: spilled.ms + Date.now() - began };
     batch = new ChangeBatch();
     o.onProgress?.({ ...progress });
+  }
+
+  /**
+   * A change of this pipeline cannot be applied (bad data, a constraint, SQL its target refuses, a
+   * schema change it cannot follow): the pipeline is parked, its state row says why, and the reader
+   * goes on for the others. Nothing waits for a parked pipeline (the slot's WAL stays bounded); it
+   * resumes with `cdc start` (from its checkpoint while the slot still has it, else by a new copy).
+   */
+  async function park(r: Runtime, err: unknown): Promise<void> {
+    const type = err instanceof SyncError ? err.type : classifySqlError(err).type;
+    const reason = err instanceof SyncError ? err.message : describeSqlError(err, `applying the changes of ${r.source.schema}.${r.source.table} to ${r.config.target.table}`);
+    await withConnection(ctx.connect, r.config.target, (t) => parkCdcState(t, o.stateSchema(r.name), r.name, type, reason));
+    streaming.splice(streaming.indexOf(r), 1);
+    for (const [k, v] of byRelation) if (v === r) byRelation.delete(k);
+    o.log?.('cdc pipeline parked: its change cannot be applied; the slot streams on for the others', { pipeline: r.name, type, reason });
   }
 
   /** A failed or stopped reader: open target transactions roll back (the next reader replays them from the slot). */
@@ -234,26 +267,37 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     const commit = lastCommit;
     const began = Date.now();
     let rows = 0;
-    for (const r of streaming) {
+    for (const r of [...streaming]) {
       if (r.state.appliedLsn && compareLsn(commit.lsn, r.state.appliedLsn) <= 0) continue;
-      const tb = batch.tables.get(`${r.source.schema}.${r.source.table}`);
+      const tb = batch.tables.get(r.name);
       const e = open.get(r.name);
-      if (e) {
-        // Opened by spill(): the rest of the batch, the checkpoint, then the commit.
-        e.rows += await applyTo(r, e.client, tb);
-        await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0));
-        await e.client.query('COMMIT');
-        open.delete(r.name);
-        e.client.release();
-        rows += e.rows;
-      } else
-        rows += await withConnection(ctx.connect, r.config.target, (t) =>
-          withTransaction(t, async () => {
-            const n = await applyTo(r, t, tb);
-            await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0);
-            return n;
-          }),
-        );
+      try {
+        if (e) {
+          // Opened by spill(): the rest of the batch, the checkpoint, then the commit.
+          e.rows += await applyTo(r, e.client, tb);
+          await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0));
+          await e.client.query('COMMIT');
+          open.delete(r.name);
+          e.client.release();
+          rows += e.rows;
+        } else
+          rows += await withConnection(ctx.connect, r.config.target, (t) =>
+            withTransaction(t, async () => {
+              const n = await applyTo(r, t, tb);
+              await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0);
+              return n;
+            }),
+          );
+      } catch (err) {
+        if (!cannotApply(err)) throw err;
+        if (e) {
+          await e.client.query('ROLLBACK').catch(() => undefined);
+          e.client.release();
+          open.delete(r.name);
+        }
+        await park(r, err);
+        continue;
+      }
       r.state.appliedLsn = commit.lsn;
     }
     progress.rowsApplied += rows;
@@ -276,7 +320,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     const out: CheckpointMember[] = [];
     for (const p of o.pipelines) {
       const s = await withConnection(ctx.connect, p.config.target, (t) => readCdcState(t, o.stateSchema(p.name), p.name));
-      if (s && s.slot === o.slot) out.push({ pipeline: p.name, phase: s.phase, startLsn: s.startLsn, appliedLsn: s.appliedLsn, parked: false, stopped: false });
+      if (s && s.slot === o.slot) out.push({ pipeline: p.name, phase: s.phase, startLsn: s.startLsn, appliedLsn: s.appliedLsn, parked: !!s.parked, stopped: !!s.stoppedAt });
     }
     return out;
   }
@@ -344,7 +388,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       case 'delete': {
         const r = byRelation.get(`${m.relation.schema}.${m.relation.name}`);
         if (!r || r.skip) return false;
-        const name = `${r.source.schema}.${r.source.table}`;
+        const name = r.name;
         if (m.tag === 'delete') {
           const old = toTarget(r.config, (m.key ?? m.old ?? {}) as Record<string, unknown>);
           batch.delete(name, keyOf(old, r.config.key));
@@ -365,7 +409,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       case 'truncate': {
         for (const rel of m.relations) {
           const r = byRelation.get(`${rel.schema}.${rel.name}`);
-          if (r && !r.skip) batch.truncate(`${r.source.schema}.${r.source.table}`);
+          if (r && !r.skip) batch.truncate(r.name);
         }
         if (batchStarted === 0) batchStarted = Date.now();
         return false;

@@ -56,4 +56,8 @@ export interface CdcStatus {
   walStatus?: 'reserved' | 'extended' | 'unreserved' | 'lost' | null;
   /** WAL that may still be written before max_slot_wal_keep_size invalidates the slot (null: no limit). */
   safeWalSize?: number | null;
+  /** A change of this pipeline could not be applied: the reader goes on without it (the way out is in warnings). */
+  parked?: { type: string; reason: string; at: string } | null;
+  /** Stopped with its slot kept: nobody applies for it until cdc start. */
+  stopped?: boolean;
 }
