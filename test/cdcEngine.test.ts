@@ -64,6 +64,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TABLE park_b (id int PRIMARY KEY, v text);
       INSERT INTO park_a SELECT g, 'a' || g FROM generate_series(1, 20) g;
       INSERT INTO park_b SELECT g, 'b' || g FROM generate_series(1, 20) g;
+      CREATE TABLE fence (id int PRIMARY KEY, v text);
+      INSERT INTO fence SELECT g, 'f' || g FROM generate_series(1, 10) g;
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
@@ -78,6 +80,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
         longtx: pipeline('longtx', 'lbw_longtx'),
+        fence: pipeline('fence', 'lbw_fence'),
         park_a: pipeline('park_a', 'lbw_park'),
         park_b: pipeline('park_b', 'lbw_park'),
         // One batch per source transaction: a replayed update and the delete that follows it are applied apart.
@@ -239,5 +242,23 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await catchUp('park_b');
     await same('park_a', ['id', 'v']);
     assert.equal((await cdc.status(ctx, { pipeline: 'park_a' })).parked, null);
+  });
+
+  test('finding 12: a stale reader that finds a newer checkpoint stops without writing; the applied LSN never moves backwards', async () => {
+    await snapshot('fence');
+    const stale = running('fence');
+    await until('the reader to hold the slot', () => slotActive('lbw_fence'));
+    // Another reader took over meanwhile and committed far ahead.
+    await target.query(`UPDATE lakebase_worker.cdc_state SET applied_lsn = 'FF/0' WHERE pipeline = 'fence'`);
+    await source.query(`UPDATE fence SET v = 'stale' WHERE id = 1`);
+    await assert.rejects(stale.done, (err: Error & { type?: string }) => {
+      assert.equal(err.type, 'LakebaseSyncConflict', err.message);
+      assert.match(err.message, /stale/);
+      return true;
+    });
+    const { rows } = await target.query(`SELECT v FROM copy_fence WHERE id = 1`);
+    assert.equal(rows[0].v, 'f1', 'the stale batch was not committed');
+    const { rows: st } = await target.query(`SELECT applied_lsn::text AS l FROM lakebase_worker.cdc_state WHERE pipeline = 'fence'`);
+    assert.equal(st[0].l, 'FF/0');
   });
 });

@@ -145,13 +145,19 @@ export async function markStreaming(c: pg.ClientBase, schema: string, pipeline: 
   await c.query(`UPDATE ${cdcTable(schema)} SET phase = 'streaming', updated_at = now() WHERE pipeline = $1`, [pipeline]);
 }
 
-/** Inside a batch's transaction: the last transaction applied, committed with its rows. */
-export async function writeApplied(c: pg.ClientBase, schema: string, pipeline: string, lsn: string, commitTime: Date | null, rows: number): Promise<void> {
-  await c.query(
+/**
+ * Inside a batch's transaction: the last transaction applied, committed with its rows. Fenced: the
+ * applied LSN only moves forward, so a stale reader (a frozen attempt that resumed after another
+ * reader took the slot) cannot commit an older batch over newer rows; false when it was refused.
+ */
+export async function writeApplied(c: pg.ClientBase, schema: string, pipeline: string, lsn: string, commitTime: Date | null, rows: number): Promise<boolean> {
+  const r = await c.query(
     `UPDATE ${cdcTable(schema)} SET applied_lsn = $2::pg_lsn, applied_commit_time = coalesce($3, applied_commit_time),
-       rows_applied = rows_applied + $4, batches = batches + 1, updated_at = now() WHERE pipeline = $1`,
+       rows_applied = rows_applied + $4, batches = batches + 1, updated_at = now()
+     WHERE pipeline = $1 AND (applied_lsn IS NULL OR applied_lsn < $2::pg_lsn)`,
     [pipeline, lsn, commitTime, rows],
   );
+  return (r.rowCount ?? 0) > 0;
 }
 
 export async function deleteCdcState(c: pg.ClientBase, schema: string, pipeline: string): Promise<void> {

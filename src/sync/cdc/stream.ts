@@ -45,6 +45,12 @@ export interface StreamOptions {
 
 const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
 
+/** Another reader committed past this one: it is stale (a frozen attempt that resumed) and stops; its batch rolls back. */
+const fenced = (pipeline: string, ours: string | null, theirs?: string) =>
+  conflictError(
+    `cdc pipeline ${pipeline}: another reader of its slot applied ${theirs ? `up to ${theirs}` : 'a newer checkpoint'}, past this reader (${ours ?? 'nothing'}): this reader is stale and stops without writing`,
+  );
+
 /** Errors that retrying cannot fix, confined to one pipeline's target or table: it is parked, not the slot stopped. */
 function cannotApply(err: unknown): boolean {
   if (err instanceof SyncError) return err.type === NON_RETRYABLE_FAILURES.schemaChanged || err.type === NON_RETRYABLE_FAILURES.config;
@@ -275,7 +281,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         if (e) {
           // Opened by spill(): the rest of the batch, the checkpoint, then the commit.
           e.rows += await applyTo(r, e.client, tb);
-          await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0));
+          if (!(await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0)))) throw fenced(r.name, commit.lsn);
           await e.client.query('COMMIT');
           open.delete(r.name);
           e.client.release();
@@ -284,7 +290,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
           rows += await withConnection(ctx.connect, r.config.target, (t) =>
             withTransaction(t, async () => {
               const n = await applyTo(r, t, tb);
-              await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0);
+              if (!(await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0))) throw fenced(r.name, commit.lsn);
               return n;
             }),
           );
@@ -351,10 +357,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       await lock.query(`SELECT pg_advisory_unlock_shared(${slotLockSql})`, [o.slot]).catch(() => undefined);
     }
     if (decision.kind === 'restart') throw new Restart();
-    if (decision.kind === 'fenced')
-      throw conflictError(
-        `cdc pipeline ${decision.pipeline}: another reader of slot "${o.slot}" applied up to ${decision.theirs}, past this reader (${decision.ours ?? 'nothing'}): this reader is stale and stops`,
-      );
+    if (decision.kind === 'fenced') throw fenced(decision.pipeline, decision.ours, decision.theirs);
   }
 
   /** One source connection for the reader's lifetime: the slot lock (join vs confirm). */
