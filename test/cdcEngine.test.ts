@@ -66,6 +66,12 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       INSERT INTO park_b SELECT g, 'b' || g FROM generate_series(1, 20) g;
       CREATE TABLE fence (id int PRIMARY KEY, v text);
       INSERT INTO fence SELECT g, 'f' || g FROM generate_series(1, 10) g;
+      CREATE TABLE ren (id int PRIMARY KEY, v text);
+      INSERT INTO ren SELECT g, 'r' || g FROM generate_series(1, 10) g;
+      CREATE TABLE gone (id int PRIMARY KEY, v text);
+      INSERT INTO gone SELECT g, 'g' || g FROM generate_series(1, 10) g;
+      CREATE TABLE gone_keep (id int PRIMARY KEY, v text);
+      INSERT INTO gone_keep SELECT g, 'k' || g FROM generate_series(1, 10) g;
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
@@ -80,6 +86,9 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
         longtx: pipeline('longtx', 'lbw_longtx'),
+        ren: pipeline('ren', 'lbw_ren'),
+        gone: pipeline('gone', 'lbw_gone'),
+        gone_keep: pipeline('gone_keep', 'lbw_gone'),
         fence: pipeline('fence', 'lbw_fence'),
         park_a: pipeline('park_a', 'lbw_park'),
         park_b: pipeline('park_b', 'lbw_park'),
@@ -260,5 +269,25 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     assert.equal(rows[0].v, 'f1', 'the stale batch was not committed');
     const { rows: st } = await target.query(`SELECT applied_lsn::text AS l FROM lakebase_worker.cdc_state WHERE pipeline = 'fence'`);
     assert.equal(st[0].l, 'FF/0');
+  });
+
+  test('finding 7: a renamed source table is followed by its oid; a dropped and recreated one parks its pipeline with a typed failure', async () => {
+    await snapshot('ren');
+    await source.query(`UPDATE ren SET v = 'before' WHERE id = 1`);
+    await source.query(`ALTER TABLE ren RENAME TO ren_renamed`);
+    await source.query(`UPDATE ren_renamed SET v = 'after' WHERE id <= 3; DELETE FROM ren_renamed WHERE id = 10; INSERT INTO ren_renamed VALUES (11, 'new')`);
+    await catchUp('ren');
+    const a = await relationChecksum(source, 'ren_renamed', ['id', 'v'], ['id']);
+    assert.deepEqual(await relationChecksum(target, 'copy_ren', ['id', 'v'], ['id']), a);
+
+    await snapshot('gone');
+    await snapshot('gone_keep');
+    await source.query(`DROP TABLE gone; CREATE TABLE gone (id int PRIMARY KEY, v text); INSERT INTO gone VALUES (1, 'other')`);
+    await source.query(`UPDATE gone_keep SET v = 'kept' WHERE id <= 2`);
+    await catchUp('gone_keep');
+    await same('gone_keep', ['id', 'v']);
+    const s = await cdc.status(ctx, { pipeline: 'gone' });
+    assert.equal(s.parked?.type, 'LakebaseSchemaChanged');
+    assert.match(s.parked!.reason, /was dropped.*cdc stop --pipeline gone, then cdc start --pipeline gone copies the table anew/);
   });
 });

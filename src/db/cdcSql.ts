@@ -226,13 +226,22 @@ export async function publicationTables(c: pg.ClientBase, publication: string): 
 }
 
 /** `schema.table` exactly as format('%I.%I') writes it, for a config table name; null when it does not exist. */
-export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Promise<{ name: string; schema: string; table: string; partitioned: boolean } | null> {
-  const { rows } = await c.query<{ name: string; schema: string; table: string; kind: string }>(
-    `SELECT format('%I.%I', n.nspname, r.relname) AS name, n.nspname AS schema, r.relname AS table, r.relkind AS kind
+export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Promise<{ name: string; schema: string; table: string; partitioned: boolean; oid: number } | null> {
+  const { rows } = await c.query<{ name: string; schema: string; table: string; kind: string; oid: string }>(
+    `SELECT format('%I.%I', n.nspname, r.relname) AS name, n.nspname AS schema, r.relname AS table, r.relkind AS kind, r.oid::int8 AS oid
        FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = to_regclass($1)`,
     [quoteTable(table)],
   );
-  return rows[0] ? { name: rows[0].name, schema: rows[0].schema, table: rows[0].table, partitioned: rows[0].kind === 'p' } : null;
+  return rows[0] ? { name: rows[0].name, schema: rows[0].schema, table: rows[0].table, partitioned: rows[0].kind === 'p', oid: Number(rows[0].oid) } : null;
+}
+
+/** The table with this pg_class oid as it is named now (a rename is followed), or null when it was dropped. */
+export async function sourceTableByOid(c: pg.ClientBase, oid: number): Promise<{ schema: string; table: string } | null> {
+  const { rows } = await c.query<{ schema: string; table: string }>(
+    `SELECT n.nspname AS schema, r.relname AS table FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = $1::int8::oid`,
+    [oid],
+  );
+  return rows[0] ?? null;
 }
 
 export const createPublicationSql = (publication: string, tables: string[]) =>

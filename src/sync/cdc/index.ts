@@ -4,12 +4,13 @@ import type pg from 'pg';
 import type { Config, PipelineConfig } from '../../config/schema';
 import {
   addToPublicationSql, createPublicationSql, currentLsnSql, deleteCdcState, dropSlot, ensureCdcStateTable, ensureSlot, insertCdcState,
-  markResumed, markStopped, markStreaming, publicationTables, qualifiedSourceTable, readCdcState, slotInfo, slotLockSql, type CdcState,
+  markResumed, markStopped, markStreaming, parkCdcState, publicationTables, qualifiedSourceTable, readCdcState, setSourceOid, slotInfo, slotLockSql, sourceTableByOid, type CdcState,
 } from '../../db/cdcSql';
 import { createSyncEngine } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
 import type { CheckStep } from '../../db/diagnose';
 import { configError } from '../errors';
+import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
 import { compareLsn, lsnBytes } from './lsn';
 import { cdcPipeline, slotGroup, slotNames } from './names';
 import { assertCdcReady, cdcPreflight, slotInvalidatedText } from './preflight';
@@ -101,7 +102,10 @@ export function createCdcEngine(deps: CdcEngineDeps) {
         const made = await ensureSlot(s, slot);
         // An existing slot: this pipeline's changes count from now (the publication carries the table as of now).
         const startLsn = made.created ? made.lsn : (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn;
-        await withConnection(ctx.connect, p.target, (t) => insertCdcState(t, p.stateSchema, { pipeline: name, slot, publication, startLsn }));
+        await withConnection(ctx.connect, p.target, async (t) => {
+          await insertCdcState(t, p.stateSchema, { pipeline: name, slot, publication, startLsn });
+          await setSourceOid(t, p.stateSchema, name, table.oid);
+        });
         return { pipeline: name, slot, publication, phase: 'snapshot' as const, startLsn, createdSlot: made.created, createdPublication };
       } finally {
         await s.query(`SELECT pg_advisory_unlock(${slotLockSql})`, [slot]).catch(() => undefined);
@@ -119,15 +123,33 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     const p = cdcPipeline(config, input.pipeline);
     const { slot, publication } = names(input.pipeline);
     const members = group(input.pipeline);
-    const pipelines: StreamPipeline[] = await withConnection(ctx.connect, p.source, async (s) => {
-      const out: StreamPipeline[] = [];
-      for (const n of members) {
-        const q = cdcPipeline(config, n);
-        const t = await sourceTable(s, n, q);
-        out.push({ name: n, config: q, source: { schema: t.schema, table: t.table } });
+    // Followed by oid (the state row's, from the join): a rename is followed; a table dropped (or
+    // dropped and made again under its name) parks its pipeline, since its changes since are not in the target.
+    const pipelines: StreamPipeline[] = [];
+    for (const n of members) {
+      const q = cdcPipeline(config, n);
+      const state = await withConnection(ctx.connect, q.target, (t) => readCdcState(t, q.stateSchema, n));
+      const found = await withConnection(ctx.connect, p.source, async (s) => {
+        if (state?.sourceOid) {
+          const now = await sourceTableByOid(s, state.sourceOid);
+          return now ? { ...now, oid: state.sourceOid } : null;
+        }
+        return sourceTable(s, n, q);
+      });
+      if (!found) {
+        if (state && !state.parked && !state.stoppedAt)
+          await withConnection(ctx.connect, q.target, (t) =>
+            parkCdcState(
+              t, q.stateSchema, n, NON_RETRYABLE_FAILURES.schemaChanged,
+              `the source table of pipelines.${n} (${q.source.table}, oid ${state.sourceOid}) was dropped${'' /* or recreated: a new oid */}; its changes since are not in the target. ` +
+                `cdc stop --pipeline ${n}, then cdc start --pipeline ${n} copies the table anew`,
+            ),
+          );
+        continue;
       }
-      return out;
-    });
+      if (state && !state.sourceOid) await withConnection(ctx.connect, q.target, (t) => setSourceOid(t, q.stateSchema, n, found.oid));
+      pipelines.push({ name: n, config: q, source: { schema: found.schema, table: found.table, oid: found.oid } });
+    }
     return streamChanges(ctx, {
       slot,
       publication,

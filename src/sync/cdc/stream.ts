@@ -4,6 +4,7 @@ import type { PipelineConfig } from '../../config/schema';
 import { classifySqlError, describeSqlError } from '../../db/errors';
 import { deleteKeysSql, movedRowsSql, parkCdcState, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
 import { withTransaction } from '../../db/transaction';
+import { quoteIdent } from '../../db/identifiers';
 import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
 import { withConnection } from '../context';
@@ -20,8 +21,8 @@ import { slotLockSql } from '../../db/cdcSql';
 export interface StreamPipeline {
   name: string;
   config: PipelineConfig;
-  /** The source table as the stream names it (schema and table, unquoted). */
-  source: { schema: string; table: string };
+  /** The source table as the stream names it (schema and table, unquoted), and its pg_class oid: what the stream matches relations by. */
+  source: { schema: string; table: string; oid: number };
 }
 
 
@@ -132,7 +133,8 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
 
 async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProgress): Promise<StreamProgress> {
   const { streaming } = await loadRuntimes(ctx, o);
-  const byRelation = new Map(streaming.map((r) => [`${r.source.schema}.${r.source.table}`, r]));
+  // By oid, not name: after a rename the stream's relations carry the new name, same oid.
+  const byRelation = new Map(streaming.map((r) => [r.source.oid, r]));
   const service = new LogicalReplicationService(o.replication, {
     // Never acknowledge on the library's own timer: it would confirm what was received, not what was applied.
     acknowledge: { auto: false, timeoutSeconds: 0 },
@@ -163,7 +165,9 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   async function applyTo(r: Runtime, t: pg.PoolClient, tb: TableBatch | undefined): Promise<number> {
     if (r.reconcile || !r.columns) {
       // A new relation shape (or the first batch): evolve the target per schemaChanges, in this transaction.
-      const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, r.config, r.name));
+      // Read from the source table as it is named now (a rename is followed by oid).
+      const now = { ...r.config, source: { ...r.config.source, table: `${quoteIdent(r.source.schema)}.${quoteIdent(r.source.table)}` } };
+      const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, now, r.name));
       const cols = (await targetColumns(t, r.config.target.table!)) ?? [];
       r.columns = new Map(cols.map((c) => [c.name, c.type]));
       r.written = new Set(plan.columns);
@@ -377,8 +381,12 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         return false;
       }
       case 'relation': {
-        const r = byRelation.get(`${m.schema}.${m.name}`);
+        const r = byRelation.get(m.relationOid);
         if (!r) return false;
+        if (r.source.schema !== m.schema || r.source.table !== m.name) {
+          o.log?.('cdc source table renamed: followed by its oid', { pipeline: r.name, from: `${r.source.schema}.${r.source.table}`, to: `${m.schema}.${m.name}` });
+          r.source = { ...r.source, schema: m.schema, table: m.name };
+        }
         // A new shape: the next batch evolves the target first, in its own transaction. Rows decoded
         // with the old shape simply lack the new columns, so they keep the target's values.
         const shape = m.columns.map((c) => `${c.name}:${c.typeOid}`).join(',');
@@ -389,7 +397,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       case 'insert':
       case 'update':
       case 'delete': {
-        const r = byRelation.get(`${m.relation.schema}.${m.relation.name}`);
+        const r = byRelation.get(m.relation.relationOid);
         if (!r || r.skip) return false;
         const name = r.name;
         if (m.tag === 'delete') {
@@ -411,7 +419,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       }
       case 'truncate': {
         for (const rel of m.relations) {
-          const r = byRelation.get(`${rel.schema}.${rel.name}`);
+          const r = byRelation.get(rel.relationOid);
           if (r && !r.skip) batch.truncate(r.name);
         }
         if (batchStarted === 0) batchStarted = Date.now();
