@@ -72,6 +72,11 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       INSERT INTO gone SELECT g, 'g' || g FROM generate_series(1, 10) g;
       CREATE TABLE gone_keep (id int PRIMARY KEY, v text);
       INSERT INTO gone_keep SELECT g, 'k' || g FROM generate_series(1, 10) g;
+      CREATE TYPE mood AS ENUM ('sad', 'ok');
+      CREATE TABLE evolving (id int PRIMARY KEY, v text, m mood);
+      INSERT INTO evolving SELECT g, 'e' || g, 'ok' FROM generate_series(1, 20) g;
+      CREATE TABLE retyped (id int PRIMARY KEY, v int);
+      INSERT INTO retyped SELECT g, g FROM generate_series(1, 5) g;
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
@@ -86,6 +91,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
         longtx: pipeline('longtx', 'lbw_longtx'),
+        evolving: pipeline('evolving', 'lbw_evolving'),
+        retyped: pipeline('retyped', 'lbw_evolving'),
         ren: pipeline('ren', 'lbw_ren'),
         gone: pipeline('gone', 'lbw_gone'),
         gone_keep: pipeline('gone_keep', 'lbw_gone'),
@@ -289,5 +296,23 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     const s = await cdc.status(ctx, { pipeline: 'gone' });
     assert.equal(s.parked?.type, 'LakebaseSchemaChanged');
     assert.match(s.parked!.reason, /was dropped.*cdc stop --pipeline gone, then cdc start --pipeline gone copies the table anew/);
+  });
+
+  test('finding 8: ADD COLUMN … DEFAULT backfills the target rows; a new enum label reaches the target type; a type change parks with what to do', async () => {
+    await snapshot('evolving');
+    await snapshot('retyped');
+    await source.query(`ALTER TABLE evolving ADD COLUMN five int NOT NULL DEFAULT 5`);
+    await source.query(`UPDATE evolving SET v = 'after add' WHERE id <= 3; INSERT INTO evolving VALUES (100, 'new', 'sad', 6)`);
+    await source.query(`ALTER TYPE mood ADD VALUE 'glad' AFTER 'sad'`);
+    await source.query(`UPDATE evolving SET m = 'glad' WHERE id % 4 = 0; INSERT INTO evolving VALUES (101, 'glad one', 'glad', 7)`);
+    await source.query(`ALTER TABLE retyped ALTER COLUMN v TYPE bigint`);
+    await source.query(`UPDATE retyped SET v = 10000000000 WHERE id = 1`);
+    await catchUp('evolving');
+    await same('evolving', ['id', 'v', 'm', 'five']);
+    const { rows } = await target.query(`SELECT enum_range(NULL::mood)::text AS r`);
+    assert.equal(rows[0].r, '{sad,glad,ok}');
+    const s = await cdc.status(ctx, { pipeline: 'retyped' });
+    assert.equal(s.parked?.type, 'LakebaseSchemaChanged');
+    assert.match(s.parked!.reason, /cdc stop --pipeline retyped, then cdc start --pipeline retyped copies the table anew/);
   });
 });

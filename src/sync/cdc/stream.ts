@@ -8,7 +8,8 @@ import { quoteIdent } from '../../db/identifiers';
 import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
 import { withConnection } from '../context';
-import { conflictError, SyncError } from '../errors';
+import { conflictError, schemaChangedError, SyncError } from '../errors';
+import { addMissingEnumLabels, backfillAddedColumns, isUnknownEnumLabel } from './schemaFollow';
 import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
 import { reconcileSchema } from '../schemaChanges';
 import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
@@ -113,7 +114,7 @@ export async function streamChanges(ctx: CallContext, o: StreamOptions): Promise
       return await readOnce(ctx, o, progress);
     } catch (err) {
       if (!(err instanceof Restart)) throw err;
-      o.log?.('a pipeline finished its snapshot: reading the slot again from its confirmed position', { slot: o.slot });
+      o.log?.('reading the slot again from its confirmed position (a pipeline finished its snapshot, or enum labels were added)', { slot: o.slot });
     }
   }
 }
@@ -167,11 +168,19 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       // A new relation shape (or the first batch): evolve the target per schemaChanges, in this transaction.
       // Read from the source table as it is named now (a rename is followed by oid).
       const now = { ...r.config, source: { ...r.config.source, table: `${quoteIdent(r.source.schema)}.${quoteIdent(r.source.table)}` } };
-      const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, now, r.name));
+      const before = new Set(((await targetColumns(t, r.config.target.table!)) ?? []).map((c) => c.name));
+      const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, now, r.name)).catch((err: unknown) => {
+        if (err instanceof SyncError && err.type === NON_RETRYABLE_FAILURES.schemaChanged)
+          throw schemaChangedError(`${err.message}. The stream cannot follow this change: cdc stop --pipeline ${r.name}, then cdc start --pipeline ${r.name} copies the table anew in its new shape`);
+        throw err;
+      });
       const cols = (await targetColumns(t, r.config.target.table!)) ?? [];
       r.columns = new Map(cols.map((c) => [c.name, c.type]));
       r.written = new Set(plan.columns);
       r.reconcile = false;
+      // ADD COLUMN … DEFAULT: the rows already in the target get what the source's rows got.
+      const added = before.size ? cols.filter((c) => !before.has(c.name)) : [];
+      if (added.length) await withConnection(ctx.connect, r.config.source, (s) => backfillAddedColumns(s, t, r.config, r.source, added));
     }
     if (!tb) return 0;
     const table = r.config.target.table!;
@@ -238,7 +247,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         await e.client.query('ROLLBACK').catch(() => undefined);
         e.client.release();
         open.delete(r.name);
-        await park(r, err);
+        await addEnumLabelsOrPark(r, err);
         continue;
       }
       e.ops += tb.ops.size;
@@ -261,6 +270,22 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     streaming.splice(streaming.indexOf(r), 1);
     for (const [k, v] of byRelation) if (v === r) byRelation.delete(k);
     o.log?.('cdc pipeline parked: its change cannot be applied; the slot streams on for the others', { pipeline: r.name, type, reason });
+  }
+
+  /**
+   * A value of an enum label the target's type lacks: the labels are added (each in its own
+   * transaction) and the slot is read again from its confirmed position, where this transaction
+   * comes again (targets that committed it skip it). Anything else that cannot be applied parks.
+   */
+  async function addEnumLabelsOrPark(r: Runtime, err: unknown): Promise<void> {
+    if (isUnknownEnumLabel(err)) {
+      const added = await withConnection(ctx.connect, r.config.target, (t) => withConnection(ctx.connect, r.config.source, (s) => addMissingEnumLabels(s, t, r.config, r.source)));
+      if (added > 0) {
+        o.log?.('cdc: enum labels added to the target type; reading the slot again', { pipeline: r.name, added });
+        throw new Restart();
+      }
+    }
+    await park(r, err);
   }
 
   /** A failed or stopped reader: open target transactions roll back (the next reader replays them from the slot). */
@@ -305,7 +330,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
           e.client.release();
           open.delete(r.name);
         }
-        await park(r, err);
+        await addEnumLabelsOrPark(r, err);
         continue;
       }
       r.state.appliedLsn = commit.lsn;
