@@ -77,6 +77,9 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       INSERT INTO evolving SELECT g, 'e' || g, 'ok' FROM generate_series(1, 20) g;
       CREATE TABLE retyped (id int PRIMARY KEY, v int);
       INSERT INTO retyped SELECT g, g FROM generate_series(1, 5) g;
+      CREATE TABLE quiet (id int PRIMARY KEY, v text);
+      INSERT INTO quiet VALUES (1, 'q');
+      CREATE TABLE noise (id serial PRIMARY KEY, v text);
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
@@ -91,6 +94,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
         longtx: pipeline('longtx', 'lbw_longtx'),
+        quiet: pipeline('quiet', 'lbw_quiet'),
         evolving: pipeline('evolving', 'lbw_evolving'),
         retyped: pipeline('retyped', 'lbw_evolving'),
         ren: pipeline('ren', 'lbw_ren'),
@@ -314,5 +318,23 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     const s = await cdc.status(ctx, { pipeline: 'retyped' });
     assert.equal(s.parked?.type, 'LakebaseSchemaChanged');
     assert.match(s.parked!.reason, /cdc stop --pipeline retyped, then cdc start --pipeline retyped copies the table anew/);
+  });
+
+  test('finding 11: lag in seconds is the age of the oldest received-but-unapplied commit: 0 for a caught-up quiet table on a busy database', async () => {
+    await snapshot('quiet');
+    await source.query(`UPDATE quiet SET v = 'once' WHERE id = 1`);
+    const stream = running('quiet');
+    await until('the change to be applied', async () => (await target.query(`SELECT v FROM copy_quiet WHERE id = 1`)).rows[0]?.v === 'once');
+    await new Promise((r) => setTimeout(r, 2_500)); // the table's last change is now seconds old
+    // The database is busy with a table no pipeline reads: WAL keeps coming past the slot's confirmed position.
+    const samples: { lagSeconds: number; lagBytes: number }[] = [];
+    for (let i = 0; i < 10; i++) {
+      await source.query(`INSERT INTO noise (v) SELECT repeat('n', 100) FROM generate_series(1, 200)`);
+      const st = await cdc.status(ctx, { pipeline: 'quiet' });
+      samples.push({ lagSeconds: st.lagSeconds, lagBytes: st.lagBytes });
+    }
+    await stream.stop();
+    assert.ok(samples.some((x) => x.lagBytes > 0), `WAL outstanding at some point: ${JSON.stringify(samples)}`);
+    assert.ok(samples.every((x) => x.lagSeconds < 1), `caught up: ${JSON.stringify(samples)}`);
   });
 });

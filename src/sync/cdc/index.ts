@@ -42,6 +42,8 @@ export function createCdcEngine(deps: CdcEngineDeps) {
   const load = createSyncEngine({ ...deps, config: loadConfig });
 
   const names = (name: string) => slotNames(config, name);
+  /** Readers running in this process, by slot: their lag in seconds, live. */
+  const liveLag = new Map<string, () => number>();
   const group = (name: string) => slotGroup(config, name);
 
   async function sourceTable(s: pg.ClientBase, name: string, p: PipelineConfig) {
@@ -150,7 +152,7 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       if (state && !state.sourceOid) await withConnection(ctx.connect, q.target, (t) => setSourceOid(t, q.stateSchema, n, found.oid));
       pipelines.push({ name: n, config: q, source: { schema: found.schema, table: found.table, oid: found.oid } });
     }
-    return streamChanges(ctx, {
+    const running = streamChanges(ctx, {
       slot,
       publication,
       replication: await deps.replicationConfig(p.source.profile, p.source.environment),
@@ -160,8 +162,14 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       batchMs: p.cdc.batchMs,
       untilLsn: input.untilLsn,
       onProgress: input.onProgress,
+      onLag: (lag) => void liveLag.set(slot, lag),
       log: deps.log,
     });
+    try {
+      return await running;
+    } finally {
+      liveLag.delete(slot);
+    }
   }
 
   async function currentLsn(ctx: CallContext, input: { pipeline: string }): Promise<string> {
@@ -207,7 +215,10 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     const current = info?.currentLsn ?? null;
     // Bytes of WAL behind the target; WAL of other tables counts too until the reader confirms past it.
     const lagBytes = applied && current ? Math.min(lsnBytes(applied, current), info?.unconfirmedBytes ?? Infinity) : 0;
-    const lagSeconds = lagBytes > 0 && state?.appliedCommitTime ? Math.max(0, (Date.now() - state.appliedCommitTime.getTime()) / 1000) : 0;
+    // The reader's own figure when it runs here (the age of what it received and has not applied);
+    // with no reader at all, what is outstanding is at least as old as the last applied commit.
+    const live = liveLag.get(slot);
+    const lagSeconds = live ? live() : !info?.active && lagBytes > 0 && state?.appliedCommitTime ? Math.max(0, (Date.now() - state.appliedCommitTime.getTime()) / 1000) : 0;
     const warnings: string[] = [];
     if (state && !info) warnings.push(`replication slot "${slot}" does not exist on the source: the stream cannot go on; stop the pipeline and start it again`);
     if (health?.walStatus === 'lost') {

@@ -41,6 +41,8 @@ export interface StreamOptions {
   batchBytes?: number;
   /** Stop once everything committed up to this source LSN is applied (tests, catch-up); otherwise run until aborted. */
   untilLsn?: string;
+  /** Called once the reader runs with a function that tells its lag in seconds now (status and metrics read it live). */
+  onLag?: (lagSeconds: () => number) => void;
   onProgress?: (p: StreamProgress) => void;
   log?: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -108,7 +110,7 @@ const slotMissing = (slot: string, detail: string) =>
  * slot's confirmed position and skips transactions a target already has.
  */
 export async function streamChanges(ctx: CallContext, o: StreamOptions): Promise<StreamProgress> {
-  const progress: StreamProgress = { appliedLsn: null, confirmedLsn: null, receivedLsn: null, lastCommitTime: null, rowsApplied: 0, changesReceived: 0, batches: 0, rowsPerSecond: 0 };
+  const progress: StreamProgress = { appliedLsn: null, confirmedLsn: null, receivedLsn: null, lastCommitTime: null, rowsApplied: 0, changesReceived: 0, batches: 0, rowsPerSecond: 0, lagSeconds: 0 };
   for (;;) {
     try {
       return await readOnce(ctx, o, progress);
@@ -149,6 +151,13 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   let lastCommit: { lsn: string; endLsn: string; time: Date } | null = null;
   let confirmed: string | null = null;
   let stopped = false;
+  /**
+   * Commit time of the oldest source transaction received and not yet applied: lag in seconds is its
+   * age, 0 when everything received is applied, however long ago this table last changed.
+   */
+  let oldestUnapplied: Date | null = null;
+  const lagNow = () => (oldestUnapplied ? Math.max(0, (Date.now() - oldestUnapplied.getTime()) / 1000) : 0);
+  o.onLag?.(lagNow);
   /** Asked to stop while a source transaction is being received: stop at its commit. */
   let ending = false;
   const rates: { at: number; rows: number }[] = [];
@@ -254,7 +263,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     }
     spilled = { changes: spilled.changes + batch.changes, ms: spilled.ms + Date.now() - began };
     batch = new ChangeBatch();
-    o.onProgress?.({ ...progress });
+    o.onProgress?.({ ...progress, lagSeconds: lagNow() });
   }
 
   /**
@@ -347,6 +356,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     progress.rowsPerSecond = rates.length > 1 ? ((progress.rowsApplied - rates[0]!.rows) * 1000) / Math.max(1, now - rates[0]!.at) : 0;
     batch = new ChangeBatch();
     lastCommit = null;
+    oldestUnapplied = null;
+    progress.lagSeconds = 0;
     await confirm(commit.endLsn);
   }
 
@@ -401,6 +412,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       case 'begin': {
         inTransaction = true;
         current = { lsn: normalizeLsn(m.commitLsn!), time: new Date(Number(BigInt(String(m.commitTime)) / 1000n)) };
+        oldestUnapplied ??= current.time;
         for (const r of streaming)
           r.skip = (!!r.state.appliedLsn && compareLsn(current.lsn, r.state.appliedLsn) <= 0) || compareLsn(current.lsn, r.state.startLsn) < 0;
         return false;
@@ -466,7 +478,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   async function flushNow(): Promise<void> {
     batchStarted = 0;
     await flush();
-    o.onProgress?.({ ...progress });
+    o.onProgress?.({ ...progress, lagSeconds: lagNow() });
   }
 
   return await new Promise<StreamProgress>((resolve, reject) => {
