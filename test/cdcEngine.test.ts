@@ -80,6 +80,10 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TABLE quiet (id int PRIMARY KEY, v text);
       INSERT INTO quiet VALUES (1, 'q');
       CREATE TABLE noise (id serial PRIMARY KEY, v text);
+      CREATE TABLE stop_a (id int PRIMARY KEY, v text);
+      CREATE TABLE stop_b (id int PRIMARY KEY, v text);
+      INSERT INTO stop_a SELECT g, 'a' || g FROM generate_series(1, 10) g;
+      INSERT INTO stop_b SELECT g, 'b' || g FROM generate_series(1, 10) g;
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
@@ -94,6 +98,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
         longtx: pipeline('longtx', 'lbw_longtx'),
+        stop_a: pipeline('stop_a', 'lbw_stop'),
+        stop_b: pipeline('stop_b', 'lbw_stop'),
         quiet: pipeline('quiet', 'lbw_quiet'),
         evolving: pipeline('evolving', 'lbw_evolving'),
         retyped: pipeline('retyped', 'lbw_evolving'),
@@ -336,5 +342,28 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await stream.stop();
     assert.ok(samples.some((x) => x.lagBytes > 0), `WAL outstanding at some point: ${JSON.stringify(samples)}`);
     assert.ok(samples.every((x) => x.lagSeconds < 1), `caught up: ${JSON.stringify(samples)}`);
+  });
+
+  test('a stopped pipeline (slot kept) is not applied by another pipeline\'s stream on its slot; its start then copies anew and converges', async () => {
+    await snapshot('stop_a');
+    await source.query(`UPDATE stop_a SET v = 'streamed' WHERE id = 1`);
+    await catchUp('stop_a');
+    const left = await cdc.leave(ctx, { pipeline: 'stop_a', dropSlot: false });
+    assert.deepEqual(left, { slotDropped: false, stillUsedBy: [] });
+    assert.equal((await cdc.status(ctx, { pipeline: 'stop_a' })).stopped, true);
+    // Another pipeline of the slot starts and streams while stop_a is stopped.
+    await snapshot('stop_b');
+    await source.query(`UPDATE stop_a SET v = 'while stopped' WHERE id <= 3; DELETE FROM stop_a WHERE id = 10; UPDATE stop_b SET v = 'b' WHERE id <= 3`);
+    await catchUp('stop_b');
+    await same('stop_b', ['id', 'v']);
+    const { rows } = await target.query(`SELECT count(*)::int AS n FROM copy_stop_a WHERE v = 'while stopped' OR id = 10`);
+    assert.equal(rows[0].n, 1, 'stop_a kept what it had when it stopped (row 10, none of the later updates)');
+    // Started again: the slot moved past its checkpoint, so it copies anew (deletes included).
+    const joined = await cdc.join(ctx, { pipeline: 'stop_a' });
+    assert.equal(joined.phase, 'snapshot');
+    await copy('stop_a');
+    await cdc.pruneAfterCopy(ctx, { pipeline: 'stop_a' });
+    await catchUp('stop_b');
+    await same('stop_a', ['id', 'v']);
   });
 });
