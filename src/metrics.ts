@@ -51,6 +51,7 @@ export function createMetrics() {
     cdcLagSeconds: new Gauge({ name: 'lakebase_cdc_lag_seconds', help: 'Age of the source commit last applied while changes are outstanding (0 when caught up)', labelNames: ['slot'], registers: [registry] }),
     cdcRetainedWalBytes: new Gauge({ name: 'lakebase_cdc_retained_wal_bytes', help: 'WAL the source keeps for a cdc replication slot (pg_replication_slots restart_lsn)', labelNames: ['slot'], registers: [registry] }),
     cdcSlotWalStatus: new Gauge({ name: 'lakebase_cdc_slot_wal_status', help: "1 for the cdc slot's current pg_replication_slots.wal_status (reserved, extended, unreserved: about to be invalidated, lost: invalidated), 0 for the others", labelNames: ['slot', 'status'], registers: [registry] }),
+    cdcPipelineParked: new Gauge({ name: 'lakebase_cdc_pipeline_parked', help: '1 while a cdc pipeline is parked (a change of it could not be applied; its slot streams on for the others), else 0', labelNames: ['pipeline'], registers: [registry] }),
     cdcSlotSafeWalBytes: new Gauge({ name: 'lakebase_cdc_slot_safe_wal_bytes', help: 'WAL the source may still write before max_slot_wal_keep_size invalidates the cdc slot (pg_replication_slots.safe_wal_size; absent without a limit)', labelNames: ['slot'], registers: [registry] }),
     jobSteps: new Counter({ name: 'lakebase_job_steps_total', help: 'Job steps run, by outcome', labelNames: ['job', 'outcome'], registers: [registry] }),
     workflowOutcomes: new Counter({

@@ -60,6 +60,30 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TABLE race_b (id int PRIMARY KEY, v text);
       INSERT INTO race_a SELECT g, 'a' || g FROM generate_series(1, 50) g;
       INSERT INTO race_b SELECT g, 'b' || g FROM generate_series(1, 50) g;
+      CREATE TABLE park_a (id int PRIMARY KEY, v text);
+      CREATE TABLE park_b (id int PRIMARY KEY, v text);
+      INSERT INTO park_a SELECT g, 'a' || g FROM generate_series(1, 20) g;
+      INSERT INTO park_b SELECT g, 'b' || g FROM generate_series(1, 20) g;
+      CREATE TABLE fence (id int PRIMARY KEY, v text);
+      INSERT INTO fence SELECT g, 'f' || g FROM generate_series(1, 10) g;
+      CREATE TABLE ren (id int PRIMARY KEY, v text);
+      INSERT INTO ren SELECT g, 'r' || g FROM generate_series(1, 10) g;
+      CREATE TABLE gone (id int PRIMARY KEY, v text);
+      INSERT INTO gone SELECT g, 'g' || g FROM generate_series(1, 10) g;
+      CREATE TABLE gone_keep (id int PRIMARY KEY, v text);
+      INSERT INTO gone_keep SELECT g, 'k' || g FROM generate_series(1, 10) g;
+      CREATE TYPE mood AS ENUM ('sad', 'ok');
+      CREATE TABLE evolving (id int PRIMARY KEY, v text, m mood);
+      INSERT INTO evolving SELECT g, 'e' || g, 'ok' FROM generate_series(1, 20) g;
+      CREATE TABLE retyped (id int PRIMARY KEY, v int);
+      INSERT INTO retyped SELECT g, g FROM generate_series(1, 5) g;
+      CREATE TABLE quiet (id int PRIMARY KEY, v text);
+      INSERT INTO quiet VALUES (1, 'q');
+      CREATE TABLE noise (id serial PRIMARY KEY, v text);
+      CREATE TABLE stop_a (id int PRIMARY KEY, v text);
+      CREATE TABLE stop_b (id int PRIMARY KEY, v text);
+      INSERT INTO stop_a SELECT g, 'a' || g FROM generate_series(1, 10) g;
+      INSERT INTO stop_b SELECT g, 'b' || g FROM generate_series(1, 10) g;
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
@@ -74,6 +98,17 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
         longtx: pipeline('longtx', 'lbw_longtx'),
+        stop_a: pipeline('stop_a', 'lbw_stop'),
+        stop_b: pipeline('stop_b', 'lbw_stop'),
+        quiet: pipeline('quiet', 'lbw_quiet'),
+        evolving: pipeline('evolving', 'lbw_evolving'),
+        retyped: pipeline('retyped', 'lbw_evolving'),
+        ren: pipeline('ren', 'lbw_ren'),
+        gone: pipeline('gone', 'lbw_gone'),
+        gone_keep: pipeline('gone_keep', 'lbw_gone'),
+        fence: pipeline('fence', 'lbw_fence'),
+        park_a: pipeline('park_a', 'lbw_park'),
+        park_b: pipeline('park_b', 'lbw_park'),
         // One batch per source transaction: a replayed update and the delete that follows it are applied apart.
         toasty: pipeline('toasty', 'lbw_toasty', { cdc: { slot: 'lbw_toasty', batchRows: 1, batchMs: 200 } }),
       },
@@ -205,5 +240,130 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     assert.ok(p.appliedLsn, 'the transaction was committed before the segment ended');
     assert.equal(p.changesReceived, 20000);
     await same('longtx', ['id', 'v']);
+  });
+
+  test('finding 9: a pipeline whose change cannot be applied is parked (state and status say why); the others of its slot keep streaming', async () => {
+    await snapshot('park_a');
+    await snapshot('park_b');
+    // The target refuses what the source allows: park_a's next change cannot be applied.
+    await target.query(`ALTER TABLE copy_park_a ADD CONSTRAINT no_bad CHECK (v <> 'bad')`);
+    await source.query(`UPDATE park_a SET v = 'bad' WHERE id = 1; UPDATE park_b SET v = 'b-1' WHERE id <= 5`);
+    await catchUp('park_b');
+    await same('park_b', ['id', 'v']);
+    const parked = await cdc.status(ctx, { pipeline: 'park_a' });
+    assert.equal(parked.parked?.type, 'LakebaseConstraintError');
+    assert.match(parked.parked!.reason, /no_bad/);
+    assert.match(parked.warnings.join('\n'), /pipeline park_a is parked .*cdc stop --pipeline park_a and cdc start --pipeline park_a/s);
+    assert.equal((await cdc.status(ctx, { pipeline: 'park_b' })).parked, null);
+    // Parked: nothing waits for it, and the slot goes on for park_b.
+    await source.query(`UPDATE park_a SET v = 'later' WHERE id = 2; UPDATE park_b SET v = 'b-2' WHERE id > 15`);
+    await catchUp('park_b');
+    await same('park_b', ['id', 'v']);
+    const slot = await cdc.status(ctx, { pipeline: 'park_b' });
+    assert.equal(slot.lagBytes < 1_000_000, true);
+    // The way out: fix the cause, leave and join again (a new copy into the populated target).
+    await target.query(`ALTER TABLE copy_park_a DROP CONSTRAINT no_bad`);
+    await cdc.leave(ctx, { pipeline: 'park_a', dropSlot: false });
+    await snapshot('park_a');
+    await catchUp('park_b');
+    await same('park_a', ['id', 'v']);
+    assert.equal((await cdc.status(ctx, { pipeline: 'park_a' })).parked, null);
+  });
+
+  test('finding 12: a stale reader that finds a newer checkpoint stops without writing; the applied LSN never moves backwards', async () => {
+    await snapshot('fence');
+    const stale = running('fence');
+    await until('the reader to hold the slot', () => slotActive('lbw_fence'));
+    // Another reader took over meanwhile and committed far ahead.
+    await target.query(`UPDATE lakebase_worker.cdc_state SET applied_lsn = 'FF/0' WHERE pipeline = 'fence'`);
+    await source.query(`UPDATE fence SET v = 'stale' WHERE id = 1`);
+    await assert.rejects(stale.done, (err: Error & { type?: string }) => {
+      assert.equal(err.type, 'LakebaseSyncConflict', err.message);
+      assert.match(err.message, /stale/);
+      return true;
+    });
+    const { rows } = await target.query(`SELECT v FROM copy_fence WHERE id = 1`);
+    assert.equal(rows[0].v, 'f1', 'the stale batch was not committed');
+    const { rows: st } = await target.query(`SELECT applied_lsn::text AS l FROM lakebase_worker.cdc_state WHERE pipeline = 'fence'`);
+    assert.equal(st[0].l, 'FF/0');
+  });
+
+  test('finding 7: a renamed source table is followed by its oid; a dropped and recreated one parks its pipeline with a typed failure', async () => {
+    await snapshot('ren');
+    await source.query(`UPDATE ren SET v = 'before' WHERE id = 1`);
+    await source.query(`ALTER TABLE ren RENAME TO ren_renamed`);
+    await source.query(`UPDATE ren_renamed SET v = 'after' WHERE id <= 3; DELETE FROM ren_renamed WHERE id = 10; INSERT INTO ren_renamed VALUES (11, 'new')`);
+    await catchUp('ren');
+    const a = await relationChecksum(source, 'ren_renamed', ['id', 'v'], ['id']);
+    assert.deepEqual(await relationChecksum(target, 'copy_ren', ['id', 'v'], ['id']), a);
+
+    await snapshot('gone');
+    await snapshot('gone_keep');
+    await source.query(`DROP TABLE gone; CREATE TABLE gone (id int PRIMARY KEY, v text); INSERT INTO gone VALUES (1, 'other')`);
+    await source.query(`UPDATE gone_keep SET v = 'kept' WHERE id <= 2`);
+    await catchUp('gone_keep');
+    await same('gone_keep', ['id', 'v']);
+    const s = await cdc.status(ctx, { pipeline: 'gone' });
+    assert.equal(s.parked?.type, 'LakebaseSchemaChanged');
+    assert.match(s.parked!.reason, /was dropped.*cdc stop --pipeline gone, then cdc start --pipeline gone copies the table anew/);
+  });
+
+  test('finding 8: ADD COLUMN … DEFAULT backfills the target rows; a new enum label reaches the target type; a type change parks with what to do', async () => {
+    await snapshot('evolving');
+    await snapshot('retyped');
+    await source.query(`ALTER TABLE evolving ADD COLUMN five int NOT NULL DEFAULT 5`);
+    await source.query(`UPDATE evolving SET v = 'after add' WHERE id <= 3; INSERT INTO evolving VALUES (100, 'new', 'sad', 6)`);
+    await source.query(`ALTER TYPE mood ADD VALUE 'glad' AFTER 'sad'`);
+    await source.query(`UPDATE evolving SET m = 'glad' WHERE id % 4 = 0; INSERT INTO evolving VALUES (101, 'glad one', 'glad', 7)`);
+    await source.query(`ALTER TABLE retyped ALTER COLUMN v TYPE bigint`);
+    await source.query(`UPDATE retyped SET v = 10000000000 WHERE id = 1`);
+    await catchUp('evolving');
+    await same('evolving', ['id', 'v', 'm', 'five']);
+    const { rows } = await target.query(`SELECT enum_range(NULL::mood)::text AS r`);
+    assert.equal(rows[0].r, '{sad,glad,ok}');
+    const s = await cdc.status(ctx, { pipeline: 'retyped' });
+    assert.equal(s.parked?.type, 'LakebaseSchemaChanged');
+    assert.match(s.parked!.reason, /cdc stop --pipeline retyped, then cdc start --pipeline retyped copies the table anew/);
+  });
+
+  test('finding 11: lag in seconds is the age of the oldest received-but-unapplied commit: 0 for a caught-up quiet table on a busy database', async () => {
+    await snapshot('quiet');
+    await source.query(`UPDATE quiet SET v = 'once' WHERE id = 1`);
+    const stream = running('quiet');
+    await until('the change to be applied', async () => (await target.query(`SELECT v FROM copy_quiet WHERE id = 1`)).rows[0]?.v === 'once');
+    await new Promise((r) => setTimeout(r, 2_500)); // the table's last change is now seconds old
+    // The database is busy with a table no pipeline reads: WAL keeps coming past the slot's confirmed position.
+    const samples: { lagSeconds: number; lagBytes: number }[] = [];
+    for (let i = 0; i < 10; i++) {
+      await source.query(`INSERT INTO noise (v) SELECT repeat('n', 100) FROM generate_series(1, 200)`);
+      const st = await cdc.status(ctx, { pipeline: 'quiet' });
+      samples.push({ lagSeconds: st.lagSeconds, lagBytes: st.lagBytes });
+    }
+    await stream.stop();
+    assert.ok(samples.some((x) => x.lagBytes > 0), `WAL outstanding at some point: ${JSON.stringify(samples)}`);
+    assert.ok(samples.every((x) => x.lagSeconds < 1), `caught up: ${JSON.stringify(samples)}`);
+  });
+
+  test('a stopped pipeline (slot kept) is not applied by another pipeline\'s stream on its slot; its start then copies anew and converges', async () => {
+    await snapshot('stop_a');
+    await source.query(`UPDATE stop_a SET v = 'streamed' WHERE id = 1`);
+    await catchUp('stop_a');
+    const left = await cdc.leave(ctx, { pipeline: 'stop_a', dropSlot: false });
+    assert.deepEqual(left, { slotDropped: false, stillUsedBy: [] });
+    assert.equal((await cdc.status(ctx, { pipeline: 'stop_a' })).stopped, true);
+    // Another pipeline of the slot starts and streams while stop_a is stopped.
+    await snapshot('stop_b');
+    await source.query(`UPDATE stop_a SET v = 'while stopped' WHERE id <= 3; DELETE FROM stop_a WHERE id = 10; UPDATE stop_b SET v = 'b' WHERE id <= 3`);
+    await catchUp('stop_b');
+    await same('stop_b', ['id', 'v']);
+    const { rows } = await target.query(`SELECT count(*)::int AS n FROM copy_stop_a WHERE v = 'while stopped' OR id = 10`);
+    assert.equal(rows[0].n, 1, 'stop_a kept what it had when it stopped (row 10, none of the later updates)');
+    // Started again: the slot moved past its checkpoint, so it copies anew (deletes included).
+    const joined = await cdc.join(ctx, { pipeline: 'stop_a' });
+    assert.equal(joined.phase, 'snapshot');
+    await copy('stop_a');
+    await cdc.pruneAfterCopy(ctx, { pipeline: 'stop_a' });
+    await catchUp('stop_b');
+    await same('stop_a', ['id', 'v']);
   });
 });

@@ -55,6 +55,17 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
     metrics?.cdcRetainedWalBytes.set({ slot: s.slot }, s.retainedWalBytes);
     if (s.walStatus) for (const w of ['reserved', 'extended', 'unreserved', 'lost'] as const) metrics?.cdcSlotWalStatus.set({ slot: s.slot, status: w }, s.walStatus === w ? 1 : 0);
     if (s.safeWalSize !== null && s.safeWalSize !== undefined) metrics?.cdcSlotSafeWalBytes.set({ slot: s.slot }, s.safeWalSize);
+    metrics?.cdcPipelineParked.set({ pipeline: s.pipeline }, s.parked ? 1 : 0);
+  }
+
+  /** Every pipeline of the slot: whether it is parked (the stream's own status covers its first pipeline only). */
+  async function memberGauges(pipeline: string, signal: AbortSignal): Promise<void> {
+    for (const n of cdc.group(pipeline)) {
+      if (n === pipeline) continue;
+      const s = await cdc.status(callContext(signal), { pipeline: n }).catch(() => undefined);
+      if (s) metrics?.cdcPipelineParked.set({ pipeline: n }, s.parked ? 1 : 0);
+      if (s?.parked) activityContext()?.log.warn('cdc pipeline parked', { pipeline: n, type: s.parked.type, reason: s.parked.reason });
+    }
   }
 
   const cdcJoin = (input: { pipeline: string }): Promise<CdcJoin> => failing(`cdcJoin(${input.pipeline})`, () => cdc.join(callContext(), input));
@@ -120,6 +131,7 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
         },
         () => undefined, // figures only: the stream itself reports real failures
       );
+      if (metrics) void memberGauges(input.pipeline, stop.signal);
       act?.heartbeat({ ...progress, lagBytes: status?.lagBytes, lagSeconds: status?.lagSeconds, retainedWalBytes: status?.retainedWalBytes });
     }, every);
     const p = cdc.names(input.pipeline);

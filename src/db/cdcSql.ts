@@ -20,6 +20,14 @@ export interface CdcState {
   appliedCommitTime: Date | null;
   rowsApplied: number;
   batches: number;
+  /** Set when a change of this pipeline could not be applied: the reader goes on without it (the failure type and text, and when). */
+  parked: { type: string; reason: string; at: Date } | null;
+  /** Set by `cdc stop` when the slot stays: nobody applies for it until `cdc start` resumes (or re-copies). */
+  stoppedAt: Date | null;
+  /** The slot's confirmed position when it stopped: `cdc start` resumes only while the slot is still there. */
+  stoppedLsn: string | null;
+  /** pg_class oid of the source table when it joined: the stream follows the table by it (renames). */
+  sourceOid: number | null;
 }
 
 const cdcTable = (schema: string) => `${quoteIdent(schema, 'stateSchema')}.cdc_state`;
@@ -45,46 +53,90 @@ export async function ensureCdcStateTable(c: pg.ClientBase, schema: string): Pro
       if (!lostCreateRace(err)) throw err;
     }
   }
+  // Columns added since the table's first version; ALTER only when missing (it takes an exclusive lock).
+  const { rows } = await c.query<{ n: string }>(
+    `SELECT attname AS n FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
+    [cdcTable(schema)],
+  );
+  const have = new Set(rows.map((r) => r.n));
+  for (const [name, type] of ADDED_COLUMNS) {
+    if (have.has(name)) continue;
+    const sql = `ALTER TABLE ${cdcTable(schema)} ADD COLUMN IF NOT EXISTS ${name} ${type}`;
+    try {
+      await c.query(sql);
+    } catch (err) {
+      if (!lostCreateRace(err)) throw err;
+    }
+  }
 }
 
-interface Row {
-  pipeline: string;
-  slot: string;
-  publication: string;
-  phase: CdcState['phase'];
-  start_lsn: string;
-  applied_lsn: string | null;
-  applied_commit_time: Date | null;
-  rows_applied: string;
-  batches: string;
-}
+const ADDED_COLUMNS: [string, string][] = [
+  ['parked_type', 'text'],
+  ['parked_reason', 'text'],
+  ['parked_at', 'timestamptz'],
+  ['stopped_at', 'timestamptz'],
+  ['stopped_lsn', 'pg_lsn'],
+  ['source_oid', 'bigint'],
+];
 
-const COLUMNS = 'pipeline, slot, publication, phase, start_lsn::text, applied_lsn::text, applied_commit_time, rows_applied, batches';
-const toState = (r: Row): CdcState => ({
-  pipeline: r.pipeline,
-  slot: r.slot,
-  publication: r.publication,
-  phase: r.phase,
-  startLsn: r.start_lsn,
-  appliedLsn: r.applied_lsn,
-  appliedCommitTime: r.applied_commit_time,
+
+const toState = (r: Record<string, unknown>): CdcState => ({
+  pipeline: String(r.pipeline),
+  slot: String(r.slot),
+  publication: String(r.publication),
+  phase: r.phase as CdcState['phase'],
+  startLsn: String(r.start_lsn),
+  appliedLsn: (r.applied_lsn as string | null) ?? null,
+  appliedCommitTime: r.applied_commit_time ? new Date(String(r.applied_commit_time)) : null,
   rowsApplied: Number(r.rows_applied),
   batches: Number(r.batches),
+  parked: r.parked_at ? { type: String(r.parked_type), reason: String(r.parked_reason), at: new Date(String(r.parked_at)) } : null,
+  stoppedAt: r.stopped_at ? new Date(String(r.stopped_at)) : null,
+  stoppedLsn: (r.stopped_lsn as string | null) ?? null,
+  sourceOid: r.source_oid === null || r.source_oid === undefined ? null : Number(r.source_oid),
 });
 
-/** The pipeline's CDC state, or null before it joined a slot (or when the state table is missing). */
+/**
+ * The pipeline's CDC state, or null before it joined a slot (or when the state table is missing).
+ * Read as JSON, so a state table from before the columns added later still reads (those are null).
+ */
 export async function readCdcState(c: pg.ClientBase, schema: string, pipeline: string, lock = false): Promise<CdcState | null> {
   const { rows: present } = await c.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [cdcTable(schema)]);
   if (!present[0]!.ok) return null;
-  const { rows } = await c.query<Row>(`SELECT ${COLUMNS} FROM ${cdcTable(schema)} WHERE pipeline = $1${lock ? ' FOR UPDATE' : ''}`, [pipeline]);
-  return rows[0] ? toState(rows[0]) : null;
+  const { rows } = await c.query<{ j: Record<string, unknown> }>(`SELECT to_jsonb(s) AS j FROM ${cdcTable(schema)} s WHERE pipeline = $1${lock ? ' FOR UPDATE' : ''}`, [pipeline]);
+  return rows[0] ? toState(rows[0].j) : null;
+}
+
+/** A change of the pipeline could not be applied: the reader goes on without it until it resumes or is copied anew. */
+export async function parkCdcState(c: pg.ClientBase, schema: string, pipeline: string, type: string, reason: string): Promise<void> {
+  await ensureCdcStateTable(c, schema);
+  await c.query(`UPDATE ${cdcTable(schema)} SET parked_type = $2, parked_reason = $3, parked_at = now(), updated_at = now() WHERE pipeline = $1`, [pipeline, type, reason]);
+}
+
+/** Stopped with the slot kept, at the slot's confirmed position: a reader of the slot leaves a stopped pipeline alone. */
+export async function markStopped(c: pg.ClientBase, schema: string, pipeline: string, confirmedLsn: string | null): Promise<void> {
+  await ensureCdcStateTable(c, schema);
+  await c.query(`UPDATE ${cdcTable(schema)} SET stopped_at = now(), stopped_lsn = $2::pg_lsn, updated_at = now() WHERE pipeline = $1`, [pipeline, confirmedLsn]);
+}
+
+/** Streams again from its checkpoint (`cdc start` after a stop whose slot position still holds). */
+export async function markResumed(c: pg.ClientBase, schema: string, pipeline: string): Promise<void> {
+  await c.query(
+    `UPDATE ${cdcTable(schema)} SET stopped_at = NULL, stopped_lsn = NULL, parked_type = NULL, parked_reason = NULL, parked_at = NULL, updated_at = now() WHERE pipeline = $1`,
+    [pipeline],
+  );
+}
+
+export async function setSourceOid(c: pg.ClientBase, schema: string, pipeline: string, oid: number): Promise<void> {
+  await c.query(`UPDATE ${cdcTable(schema)} SET source_oid = $2 WHERE pipeline = $1`, [pipeline, oid]);
 }
 
 export async function insertCdcState(c: pg.ClientBase, schema: string, s: Pick<CdcState, 'pipeline' | 'slot' | 'publication' | 'startLsn'>): Promise<void> {
   await c.query(
     `INSERT INTO ${cdcTable(schema)} (pipeline, slot, publication, phase, start_lsn) VALUES ($1, $2, $3, 'snapshot', $4::pg_lsn)
      ON CONFLICT (pipeline) DO UPDATE SET slot = EXCLUDED.slot, publication = EXCLUDED.publication, phase = 'snapshot',
-       start_lsn = EXCLUDED.start_lsn, applied_lsn = NULL, applied_commit_time = NULL, updated_at = now()`,
+       start_lsn = EXCLUDED.start_lsn, applied_lsn = NULL, applied_commit_time = NULL, updated_at = now(),
+       parked_type = NULL, parked_reason = NULL, parked_at = NULL, stopped_at = NULL, stopped_lsn = NULL`,
     [s.pipeline, s.slot, s.publication, s.startLsn],
   );
 }
@@ -93,13 +145,19 @@ export async function markStreaming(c: pg.ClientBase, schema: string, pipeline: 
   await c.query(`UPDATE ${cdcTable(schema)} SET phase = 'streaming', updated_at = now() WHERE pipeline = $1`, [pipeline]);
 }
 
-/** Inside a batch's transaction: the last transaction applied, committed with its rows. */
-export async function writeApplied(c: pg.ClientBase, schema: string, pipeline: string, lsn: string, commitTime: Date | null, rows: number): Promise<void> {
-  await c.query(
+/**
+ * Inside a batch's transaction: the last transaction applied, committed with its rows. Fenced: the
+ * applied LSN only moves forward, so a stale reader (a frozen attempt that resumed after another
+ * reader took the slot) cannot commit an older batch over newer rows; false when it was refused.
+ */
+export async function writeApplied(c: pg.ClientBase, schema: string, pipeline: string, lsn: string, commitTime: Date | null, rows: number): Promise<boolean> {
+  const r = await c.query(
     `UPDATE ${cdcTable(schema)} SET applied_lsn = $2::pg_lsn, applied_commit_time = coalesce($3, applied_commit_time),
-       rows_applied = rows_applied + $4, batches = batches + 1, updated_at = now() WHERE pipeline = $1`,
+       rows_applied = rows_applied + $4, batches = batches + 1, updated_at = now()
+     WHERE pipeline = $1 AND (applied_lsn IS NULL OR applied_lsn < $2::pg_lsn)`,
     [pipeline, lsn, commitTime, rows],
   );
+  return (r.rowCount ?? 0) > 0;
 }
 
 export async function deleteCdcState(c: pg.ClientBase, schema: string, pipeline: string): Promise<void> {
@@ -168,13 +226,22 @@ export async function publicationTables(c: pg.ClientBase, publication: string): 
 }
 
 /** `schema.table` exactly as format('%I.%I') writes it, for a config table name; null when it does not exist. */
-export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Promise<{ name: string; schema: string; table: string; partitioned: boolean } | null> {
-  const { rows } = await c.query<{ name: string; schema: string; table: string; kind: string }>(
-    `SELECT format('%I.%I', n.nspname, r.relname) AS name, n.nspname AS schema, r.relname AS table, r.relkind AS kind
+export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Promise<{ name: string; schema: string; table: string; partitioned: boolean; oid: number } | null> {
+  const { rows } = await c.query<{ name: string; schema: string; table: string; kind: string; oid: string }>(
+    `SELECT format('%I.%I', n.nspname, r.relname) AS name, n.nspname AS schema, r.relname AS table, r.relkind AS kind, r.oid::int8 AS oid
        FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = to_regclass($1)`,
     [quoteTable(table)],
   );
-  return rows[0] ? { name: rows[0].name, schema: rows[0].schema, table: rows[0].table, partitioned: rows[0].kind === 'p' } : null;
+  return rows[0] ? { name: rows[0].name, schema: rows[0].schema, table: rows[0].table, partitioned: rows[0].kind === 'p', oid: Number(rows[0].oid) } : null;
+}
+
+/** The table with this pg_class oid as it is named now (a rename is followed), or null when it was dropped. */
+export async function sourceTableByOid(c: pg.ClientBase, oid: number): Promise<{ schema: string; table: string } | null> {
+  const { rows } = await c.query<{ schema: string; table: string }>(
+    `SELECT n.nspname AS schema, r.relname AS table FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = $1::int8::oid`,
+    [oid],
+  );
+  return rows[0] ?? null;
 }
 
 export const createPublicationSql = (publication: string, tables: string[]) =>

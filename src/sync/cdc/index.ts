@@ -4,13 +4,14 @@ import type pg from 'pg';
 import type { Config, PipelineConfig } from '../../config/schema';
 import {
   addToPublicationSql, createPublicationSql, currentLsnSql, deleteCdcState, dropSlot, ensureCdcStateTable, ensureSlot, insertCdcState,
-  markStreaming, publicationTables, qualifiedSourceTable, readCdcState, slotInfo, slotLockSql, type CdcState,
+  markResumed, markStopped, markStreaming, parkCdcState, publicationTables, qualifiedSourceTable, readCdcState, setSourceOid, slotInfo, slotLockSql, sourceTableByOid, type CdcState,
 } from '../../db/cdcSql';
 import { createSyncEngine } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
 import type { CheckStep } from '../../db/diagnose';
 import { configError } from '../errors';
-import { lsnBytes } from './lsn';
+import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
+import { compareLsn, lsnBytes } from './lsn';
 import { cdcPipeline, slotGroup, slotNames } from './names';
 import { assertCdcReady, cdcPreflight, slotInvalidatedText } from './preflight';
 import { slotHealth } from '../../db/cdcChecks';
@@ -41,6 +42,8 @@ export function createCdcEngine(deps: CdcEngineDeps) {
   const load = createSyncEngine({ ...deps, config: loadConfig });
 
   const names = (name: string) => slotNames(config, name);
+  /** Readers running in this process, by slot: their lag in seconds, live. */
+  const liveLag = new Map<string, () => number>();
   const group = (name: string) => slotGroup(config, name);
 
   async function sourceTable(s: pg.ClientBase, name: string, p: PipelineConfig) {
@@ -66,13 +69,22 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       const table = await sourceTable(s, name, p);
       // Before any publication or slot is touched (preflight.ts): a refused check changes nothing on the source.
       await assertCdcReady(s, { pipeline: name, config: p, slot, publication });
-      const slotNow = await slotInfo(s, slot);
-      if (existing && existing.slot === slot && slotNow)
-        return { pipeline: name, slot, publication, phase: existing.phase, startLsn: existing.startLsn, createdSlot: false, createdPublication: false };
       // Exclusive against every reader's confirm of this slot (they hold it shared): once the row
       // below is committed, no reader confirms past its start (checkpoint.ts).
       await s.query(`SELECT pg_advisory_lock(${slotLockSql})`, [slot]);
       try {
+        const slotNow = await slotInfo(s, slot);
+        if (existing && existing.slot === slot && slotNow) {
+          const same = { pipeline: name, slot, publication, phase: existing.phase, startLsn: existing.startLsn, createdSlot: false, createdPublication: false };
+          if (!existing.parked && !existing.stoppedAt) return same;
+          // Stopped with the slot kept: resume from the checkpoint while no reader moved the slot past
+          // it. Parked, or passed meanwhile: copy anew (the copy into a populated target prunes).
+          const kept = existing.stoppedAt && !existing.parked && existing.phase === 'streaming' && existing.stoppedLsn && slotNow.confirmedLsn && compareLsn(slotNow.confirmedLsn, existing.stoppedLsn) <= 0;
+          if (kept) {
+            await withConnection(ctx.connect, p.target, (t) => markResumed(t, p.stateSchema, name));
+            return same;
+          }
+        }
         let createdPublication = false;
         const pub = await publicationTables(s, publication);
         if (!pub) {
@@ -92,7 +104,10 @@ export function createCdcEngine(deps: CdcEngineDeps) {
         const made = await ensureSlot(s, slot);
         // An existing slot: this pipeline's changes count from now (the publication carries the table as of now).
         const startLsn = made.created ? made.lsn : (await s.query<{ lsn: string }>(currentLsnSql)).rows[0]!.lsn;
-        await withConnection(ctx.connect, p.target, (t) => insertCdcState(t, p.stateSchema, { pipeline: name, slot, publication, startLsn }));
+        await withConnection(ctx.connect, p.target, async (t) => {
+          await insertCdcState(t, p.stateSchema, { pipeline: name, slot, publication, startLsn });
+          await setSourceOid(t, p.stateSchema, name, table.oid);
+        });
         return { pipeline: name, slot, publication, phase: 'snapshot' as const, startLsn, createdSlot: made.created, createdPublication };
       } finally {
         await s.query(`SELECT pg_advisory_unlock(${slotLockSql})`, [slot]).catch(() => undefined);
@@ -110,16 +125,34 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     const p = cdcPipeline(config, input.pipeline);
     const { slot, publication } = names(input.pipeline);
     const members = group(input.pipeline);
-    const pipelines: StreamPipeline[] = await withConnection(ctx.connect, p.source, async (s) => {
-      const out: StreamPipeline[] = [];
-      for (const n of members) {
-        const q = cdcPipeline(config, n);
-        const t = await sourceTable(s, n, q);
-        out.push({ name: n, config: q, source: { schema: t.schema, table: t.table } });
+    // Followed by oid (the state row's, from the join): a rename is followed; a table dropped (or
+    // dropped and made again under its name) parks its pipeline, since its changes since are not in the target.
+    const pipelines: StreamPipeline[] = [];
+    for (const n of members) {
+      const q = cdcPipeline(config, n);
+      const state = await withConnection(ctx.connect, q.target, (t) => readCdcState(t, q.stateSchema, n));
+      const found = await withConnection(ctx.connect, p.source, async (s) => {
+        if (state?.sourceOid) {
+          const now = await sourceTableByOid(s, state.sourceOid);
+          return now ? { ...now, oid: state.sourceOid } : null;
+        }
+        return sourceTable(s, n, q);
+      });
+      if (!found) {
+        if (state && !state.parked && !state.stoppedAt)
+          await withConnection(ctx.connect, q.target, (t) =>
+            parkCdcState(
+              t, q.stateSchema, n, NON_RETRYABLE_FAILURES.schemaChanged,
+              `the source table of pipelines.${n} (${q.source.table}, oid ${state.sourceOid}) was dropped${'' /* or recreated: a new oid */}; its changes since are not in the target. ` +
+                `cdc stop --pipeline ${n}, then cdc start --pipeline ${n} copies the table anew`,
+            ),
+          );
+        continue;
       }
-      return out;
-    });
-    return streamChanges(ctx, {
+      if (state && !state.sourceOid) await withConnection(ctx.connect, q.target, (t) => setSourceOid(t, q.stateSchema, n, found.oid));
+      pipelines.push({ name: n, config: q, source: { schema: found.schema, table: found.table, oid: found.oid } });
+    }
+    const running = streamChanges(ctx, {
       slot,
       publication,
       replication: await deps.replicationConfig(p.source.profile, p.source.environment),
@@ -129,8 +162,14 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       batchMs: p.cdc.batchMs,
       untilLsn: input.untilLsn,
       onProgress: input.onProgress,
+      onLag: (lag) => void liveLag.set(slot, lag),
       log: deps.log,
     });
+    try {
+      return await running;
+    } finally {
+      liveLag.delete(slot);
+    }
   }
 
   async function currentLsn(ctx: CallContext, input: { pipeline: string }): Promise<string> {
@@ -176,7 +215,10 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     const current = info?.currentLsn ?? null;
     // Bytes of WAL behind the target; WAL of other tables counts too until the reader confirms past it.
     const lagBytes = applied && current ? Math.min(lsnBytes(applied, current), info?.unconfirmedBytes ?? Infinity) : 0;
-    const lagSeconds = lagBytes > 0 && state?.appliedCommitTime ? Math.max(0, (Date.now() - state.appliedCommitTime.getTime()) / 1000) : 0;
+    // The reader's own figure when it runs here (the age of what it received and has not applied);
+    // with no reader at all, what is outstanding is at least as old as the last applied commit.
+    const live = liveLag.get(slot);
+    const lagSeconds = live ? live() : !info?.active && lagBytes > 0 && state?.appliedCommitTime ? Math.max(0, (Date.now() - state.appliedCommitTime.getTime()) / 1000) : 0;
     const warnings: string[] = [];
     if (state && !info) warnings.push(`replication slot "${slot}" does not exist on the source: the stream cannot go on; stop the pipeline and start it again`);
     if (health?.walStatus === 'lost') {
@@ -184,6 +226,11 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       warnings.push(`${t.detail}; fix: ${t.fix}`);
     } else if (health?.walStatus === 'unreserved')
       warnings.push(`slot "${slot}" is past max_slot_wal_keep_size (wal_status unreserved): the source invalidates it at its next checkpoint unless the stream catches up`);
+    if (state?.parked)
+      warnings.push(
+        `pipeline ${name} is parked (${state.parked.type} since ${state.parked.at.toISOString()}): ${state.parked.reason}. The slot streams on for its other pipelines; ` +
+          `fix the cause, then cdc stop --pipeline ${name} and cdc start --pipeline ${name}: it copies the table anew`,
+      );
     if (info && info.retainedBytes > p.cdc.retainedWalWarnBytes)
       warnings.push(`slot "${slot}" retains ${info.retainedBytes} bytes of WAL on the source (limit ${p.cdc.retainedWalWarnBytes}): is the stream running? cdc stop --drop-slot removes a forgotten slot`);
     return {
@@ -191,6 +238,8 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       startLsn: state?.startLsn ?? null, appliedLsn: state?.appliedLsn ?? null, confirmedLsn: info?.confirmedLsn ?? null, currentLsn: current,
       lagBytes, lagSeconds, retainedWalBytes: info?.retainedBytes ?? 0, rowsApplied: state?.rowsApplied ?? 0, batches: state?.batches ?? 0, warnings,
       walStatus: health?.walStatus ?? null, safeWalSize: health?.safeWalSize ?? null,
+      parked: state?.parked ? { type: state.parked.type, reason: state.parked.reason, at: state.parked.at.toISOString() } : null,
+      stopped: !!state?.stoppedAt,
     };
   }
 
@@ -217,7 +266,11 @@ export function createCdcEngine(deps: CdcEngineDeps) {
         withConnection(ctx.connect, p.target, (t) => readCdcState(t, p.stateSchema, name)),
         withConnection(ctx.connect, p.source, (s) => slotInfo(s, slot)),
       ]);
-      if (state?.slot === slot && info) return { slotDropped: false, stillUsedBy };
+      if (state?.slot === slot && info) {
+        // Marked stopped: a reader of this slot started later for another pipeline leaves it alone.
+        await withConnection(ctx.connect, p.target, (t) => markStopped(t, p.stateSchema, name, info.confirmedLsn));
+        return { slotDropped: false, stillUsedBy };
+      }
     }
     await withConnection(ctx.connect, p.target, (t) => deleteCdcState(t, p.stateSchema, name));
     if (!input.dropSlot || stillUsedBy.length) return { slotDropped: false, stillUsedBy };

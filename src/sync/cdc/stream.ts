@@ -1,12 +1,15 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { PipelineConfig } from '../../config/schema';
-import { deleteKeysSql, movedRowsSql, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
+import { classifySqlError, describeSqlError } from '../../db/errors';
+import { deleteKeysSql, movedRowsSql, parkCdcState, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
 import { withTransaction } from '../../db/transaction';
+import { quoteIdent } from '../../db/identifiers';
 import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
 import { withConnection } from '../context';
-import { conflictError, SyncError } from '../errors';
+import { conflictError, schemaChangedError, SyncError } from '../errors';
+import { addMissingEnumLabels, backfillAddedColumns, isUnknownEnumLabel } from './schemaFollow';
 import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
 import { reconcileSchema } from '../schemaChanges';
 import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
@@ -19,8 +22,8 @@ import { slotLockSql } from '../../db/cdcSql';
 export interface StreamPipeline {
   name: string;
   config: PipelineConfig;
-  /** The source table as the stream names it (schema and table, unquoted). */
-  source: { schema: string; table: string };
+  /** The source table as the stream names it (schema and table, unquoted), and its pg_class oid: what the stream matches relations by. */
+  source: { schema: string; table: string; oid: number };
 }
 
 
@@ -38,11 +41,26 @@ export interface StreamOptions {
   batchBytes?: number;
   /** Stop once everything committed up to this source LSN is applied (tests, catch-up); otherwise run until aborted. */
   untilLsn?: string;
+  /** Called once the reader runs with a function that tells its lag in seconds now (status and metrics read it live). */
+  onLag?: (lagSeconds: () => number) => void;
   onProgress?: (p: StreamProgress) => void;
   log?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
+
+/** Another reader committed past this one: it is stale (a frozen attempt that resumed) and stops; its batch rolls back. */
+const fenced = (pipeline: string, ours: string | null, theirs?: string) =>
+  conflictError(
+    `cdc pipeline ${pipeline}: another reader of its slot applied ${theirs ? `up to ${theirs}` : 'a newer checkpoint'}, past this reader (${ours ?? 'nothing'}): this reader is stale and stops without writing`,
+  );
+
+/** Errors that retrying cannot fix, confined to one pipeline's target or table: it is parked, not the slot stopped. */
+function cannotApply(err: unknown): boolean {
+  if (err instanceof SyncError) return err.type === NON_RETRYABLE_FAILURES.schemaChanged || err.type === NON_RETRYABLE_FAILURES.config;
+  const k = classifySqlError(err);
+  return !k.retryable && (k.kind === 'sql' || k.kind === 'data' || k.kind === 'constraint');
+}
 
 /** A pipeline's snapshot finished while the reader ran past its start: read the slot again from its confirmed position. */
 class Restart extends Error {}
@@ -92,13 +110,13 @@ const slotMissing = (slot: string, detail: string) =>
  * slot's confirmed position and skips transactions a target already has.
  */
 export async function streamChanges(ctx: CallContext, o: StreamOptions): Promise<StreamProgress> {
-  const progress: StreamProgress = { appliedLsn: null, confirmedLsn: null, receivedLsn: null, lastCommitTime: null, rowsApplied: 0, changesReceived: 0, batches: 0, rowsPerSecond: 0 };
+  const progress: StreamProgress = { appliedLsn: null, confirmedLsn: null, receivedLsn: null, lastCommitTime: null, rowsApplied: 0, changesReceived: 0, batches: 0, rowsPerSecond: 0, lagSeconds: 0 };
   for (;;) {
     try {
       return await readOnce(ctx, o, progress);
     } catch (err) {
       if (!(err instanceof Restart)) throw err;
-      o.log?.('a pipeline finished its snapshot: reading the slot again from its confirmed position', { slot: o.slot });
+      o.log?.('reading the slot again from its confirmed position (a pipeline finished its snapshot, or enum labels were added)', { slot: o.slot });
     }
   }
 }
@@ -109,6 +127,7 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
   for (const p of o.pipelines) {
     const state = await withConnection(ctx.connect, p.config.target, (t) => readCdcState(t, o.stateSchema(p.name), p.name));
     if (!state || state.slot !== o.slot) continue; // not joined: nothing to hold back for it
+    if (state.parked || state.stoppedAt) continue; // nobody applies for it until it resumes
     if (state.phase === 'snapshot') waiting.push({ name: p.name, startLsn: state.startLsn });
     else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, reconcile: true, skip: false });
   }
@@ -117,7 +136,8 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
 
 async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProgress): Promise<StreamProgress> {
   const { streaming } = await loadRuntimes(ctx, o);
-  const byRelation = new Map(streaming.map((r) => [`${r.source.schema}.${r.source.table}`, r]));
+  // By oid, not name: after a rename the stream's relations carry the new name, same oid.
+  const byRelation = new Map(streaming.map((r) => [r.source.oid, r]));
   const service = new LogicalReplicationService(o.replication, {
     // Never acknowledge on the library's own timer: it would confirm what was received, not what was applied.
     acknowledge: { auto: false, timeoutSeconds: 0 },
@@ -131,6 +151,13 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   let lastCommit: { lsn: string; endLsn: string; time: Date } | null = null;
   let confirmed: string | null = null;
   let stopped = false;
+  /**
+   * Commit time of the oldest source transaction received and not yet applied: lag in seconds is its
+   * age, 0 when everything received is applied, however long ago this table last changed.
+   */
+  let oldestUnapplied: Date | null = null;
+  const lagNow = () => (oldestUnapplied ? Math.max(0, (Date.now() - oldestUnapplied.getTime()) / 1000) : 0);
+  o.onLag?.(lagNow);
   /** Asked to stop while a source transaction is being received: stop at its commit. */
   let ending = false;
   const rates: { at: number; rows: number }[] = [];
@@ -148,11 +175,21 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   async function applyTo(r: Runtime, t: pg.PoolClient, tb: TableBatch | undefined): Promise<number> {
     if (r.reconcile || !r.columns) {
       // A new relation shape (or the first batch): evolve the target per schemaChanges, in this transaction.
-      const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, r.config, r.name));
+      // Read from the source table as it is named now (a rename is followed by oid).
+      const now = { ...r.config, source: { ...r.config.source, table: `${quoteIdent(r.source.schema)}.${quoteIdent(r.source.table)}` } };
+      const before = new Set(((await targetColumns(t, r.config.target.table!)) ?? []).map((c) => c.name));
+      const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, now, r.name)).catch((err: unknown) => {
+        if (err instanceof SyncError && err.type === NON_RETRYABLE_FAILURES.schemaChanged)
+          throw schemaChangedError(`${err.message}. The stream cannot follow this change: cdc stop --pipeline ${r.name}, then cdc start --pipeline ${r.name} copies the table anew in its new shape`);
+        throw err;
+      });
       const cols = (await targetColumns(t, r.config.target.table!)) ?? [];
       r.columns = new Map(cols.map((c) => [c.name, c.type]));
       r.written = new Set(plan.columns);
       r.reconcile = false;
+      // ADD COLUMN … DEFAULT: the rows already in the target get what the source's rows got.
+      const added = before.size ? cols.filter((c) => !before.has(c.name)) : [];
+      if (added.length) await withConnection(ctx.connect, r.config.source, (s) => backfillAddedColumns(s, t, r.config, r.source, added));
     }
     if (!tb) return 0;
     const table = r.config.target.table!;
@@ -203,8 +240,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
 
   async function spill(): Promise<void> {
     const began = Date.now();
-    for (const r of streaming) {
-      const tb = batch.tables.get(`${r.source.schema}.${r.source.table}`);
+    for (const r of [...streaming]) {
+      const tb = batch.tables.get(r.name);
       if (!tb) continue;
       let e = open.get(r.name);
       if (!e) {
@@ -212,12 +249,52 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         open.set(r.name, (e = { client, ops: 0, rows: 0 }));
         await client.query('BEGIN');
       }
-      e.rows += await applyTo(r, e.client, tb);
+      try {
+        e.rows += await applyTo(r, e.client, tb);
+      } catch (err) {
+        if (!cannotApply(err)) throw err;
+        await e.client.query('ROLLBACK').catch(() => undefined);
+        e.client.release();
+        open.delete(r.name);
+        await addEnumLabelsOrPark(r, err);
+        continue;
+      }
       e.ops += tb.ops.size;
     }
     spilled = { changes: spilled.changes + batch.changes, ms: spilled.ms + Date.now() - began };
     batch = new ChangeBatch();
-    o.onProgress?.({ ...progress });
+    o.onProgress?.({ ...progress, lagSeconds: lagNow() });
+  }
+
+  /**
+   * A change of this pipeline cannot be applied (bad data, a constraint, SQL its target refuses, a
+   * schema change it cannot follow): the pipeline is parked, its state row says why, and the reader
+   * goes on for the others. Nothing waits for a parked pipeline (the slot's WAL stays bounded); it
+   * resumes with `cdc start` (from its checkpoint while the slot still has it, else by a new copy).
+   */
+  async function park(r: Runtime, err: unknown): Promise<void> {
+    const type = err instanceof SyncError ? err.type : classifySqlError(err).type;
+    const reason = err instanceof SyncError ? err.message : describeSqlError(err, `applying the changes of ${r.source.schema}.${r.source.table} to ${r.config.target.table}`);
+    await withConnection(ctx.connect, r.config.target, (t) => parkCdcState(t, o.stateSchema(r.name), r.name, type, reason));
+    streaming.splice(streaming.indexOf(r), 1);
+    for (const [k, v] of byRelation) if (v === r) byRelation.delete(k);
+    o.log?.('cdc pipeline parked: its change cannot be applied; the slot streams on for the others', { pipeline: r.name, type, reason });
+  }
+
+  /**
+   * A value of an enum label the target's type lacks: the labels are added (each in its own
+   * transaction) and the slot is read again from its confirmed position, where this transaction
+   * comes again (targets that committed it skip it). Anything else that cannot be applied parks.
+   */
+  async function addEnumLabelsOrPark(r: Runtime, err: unknown): Promise<void> {
+    if (isUnknownEnumLabel(err)) {
+      const added = await withConnection(ctx.connect, r.config.target, (t) => withConnection(ctx.connect, r.config.source, (s) => addMissingEnumLabels(s, t, r.config, r.source)));
+      if (added > 0) {
+        o.log?.('cdc: enum labels added to the target type; reading the slot again', { pipeline: r.name, added });
+        throw new Restart();
+      }
+    }
+    await park(r, err);
   }
 
   /** A failed or stopped reader: open target transactions roll back (the next reader replays them from the slot). */
@@ -234,26 +311,37 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     const commit = lastCommit;
     const began = Date.now();
     let rows = 0;
-    for (const r of streaming) {
+    for (const r of [...streaming]) {
       if (r.state.appliedLsn && compareLsn(commit.lsn, r.state.appliedLsn) <= 0) continue;
-      const tb = batch.tables.get(`${r.source.schema}.${r.source.table}`);
+      const tb = batch.tables.get(r.name);
       const e = open.get(r.name);
-      if (e) {
-        // Opened by spill(): the rest of the batch, the checkpoint, then the commit.
-        e.rows += await applyTo(r, e.client, tb);
-        await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0));
-        await e.client.query('COMMIT');
-        open.delete(r.name);
-        e.client.release();
-        rows += e.rows;
-      } else
-        rows += await withConnection(ctx.connect, r.config.target, (t) =>
-          withTransaction(t, async () => {
-            const n = await applyTo(r, t, tb);
-            await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0);
-            return n;
-          }),
-        );
+      try {
+        if (e) {
+          // Opened by spill(): the rest of the batch, the checkpoint, then the commit.
+          e.rows += await applyTo(r, e.client, tb);
+          if (!(await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0)))) throw fenced(r.name, commit.lsn);
+          await e.client.query('COMMIT');
+          open.delete(r.name);
+          e.client.release();
+          rows += e.rows;
+        } else
+          rows += await withConnection(ctx.connect, r.config.target, (t) =>
+            withTransaction(t, async () => {
+              const n = await applyTo(r, t, tb);
+              if (!(await writeApplied(t, o.stateSchema(r.name), r.name, commit.lsn, commit.time, tb?.ops.size ?? 0))) throw fenced(r.name, commit.lsn);
+              return n;
+            }),
+          );
+      } catch (err) {
+        if (!cannotApply(err)) throw err;
+        if (e) {
+          await e.client.query('ROLLBACK').catch(() => undefined);
+          e.client.release();
+          open.delete(r.name);
+        }
+        await addEnumLabelsOrPark(r, err);
+        continue;
+      }
       r.state.appliedLsn = commit.lsn;
     }
     progress.rowsApplied += rows;
@@ -268,6 +356,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     progress.rowsPerSecond = rates.length > 1 ? ((progress.rowsApplied - rates[0]!.rows) * 1000) / Math.max(1, now - rates[0]!.at) : 0;
     batch = new ChangeBatch();
     lastCommit = null;
+    oldestUnapplied = null;
+    progress.lagSeconds = 0;
     await confirm(commit.endLsn);
   }
 
@@ -276,7 +366,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     const out: CheckpointMember[] = [];
     for (const p of o.pipelines) {
       const s = await withConnection(ctx.connect, p.config.target, (t) => readCdcState(t, o.stateSchema(p.name), p.name));
-      if (s && s.slot === o.slot) out.push({ pipeline: p.name, phase: s.phase, startLsn: s.startLsn, appliedLsn: s.appliedLsn, parked: false, stopped: false });
+      if (s && s.slot === o.slot) out.push({ pipeline: p.name, phase: s.phase, startLsn: s.startLsn, appliedLsn: s.appliedLsn, parked: !!s.parked, stopped: !!s.stoppedAt });
     }
     return out;
   }
@@ -307,10 +397,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       await lock.query(`SELECT pg_advisory_unlock_shared(${slotLockSql})`, [o.slot]).catch(() => undefined);
     }
     if (decision.kind === 'restart') throw new Restart();
-    if (decision.kind === 'fenced')
-      throw conflictError(
-        `cdc pipeline ${decision.pipeline}: another reader of slot "${o.slot}" applied up to ${decision.theirs}, past this reader (${decision.ours ?? 'nothing'}): this reader is stale and stops`,
-      );
+    if (decision.kind === 'fenced') throw fenced(decision.pipeline, decision.ours, decision.theirs);
   }
 
   /** One source connection for the reader's lifetime: the slot lock (join vs confirm). */
@@ -325,13 +412,18 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       case 'begin': {
         inTransaction = true;
         current = { lsn: normalizeLsn(m.commitLsn!), time: new Date(Number(BigInt(String(m.commitTime)) / 1000n)) };
+        oldestUnapplied ??= current.time;
         for (const r of streaming)
           r.skip = (!!r.state.appliedLsn && compareLsn(current.lsn, r.state.appliedLsn) <= 0) || compareLsn(current.lsn, r.state.startLsn) < 0;
         return false;
       }
       case 'relation': {
-        const r = byRelation.get(`${m.schema}.${m.name}`);
+        const r = byRelation.get(m.relationOid);
         if (!r) return false;
+        if (r.source.schema !== m.schema || r.source.table !== m.name) {
+          o.log?.('cdc source table renamed: followed by its oid', { pipeline: r.name, from: `${r.source.schema}.${r.source.table}`, to: `${m.schema}.${m.name}` });
+          r.source = { ...r.source, schema: m.schema, table: m.name };
+        }
         // A new shape: the next batch evolves the target first, in its own transaction. Rows decoded
         // with the old shape simply lack the new columns, so they keep the target's values.
         const shape = m.columns.map((c) => `${c.name}:${c.typeOid}`).join(',');
@@ -342,9 +434,9 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       case 'insert':
       case 'update':
       case 'delete': {
-        const r = byRelation.get(`${m.relation.schema}.${m.relation.name}`);
+        const r = byRelation.get(m.relation.relationOid);
         if (!r || r.skip) return false;
-        const name = `${r.source.schema}.${r.source.table}`;
+        const name = r.name;
         if (m.tag === 'delete') {
           const old = toTarget(r.config, (m.key ?? m.old ?? {}) as Record<string, unknown>);
           batch.delete(name, keyOf(old, r.config.key));
@@ -364,8 +456,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       }
       case 'truncate': {
         for (const rel of m.relations) {
-          const r = byRelation.get(`${rel.schema}.${rel.name}`);
-          if (r && !r.skip) batch.truncate(`${r.source.schema}.${r.source.table}`);
+          const r = byRelation.get(rel.relationOid);
+          if (r && !r.skip) batch.truncate(r.name);
         }
         if (batchStarted === 0) batchStarted = Date.now();
         return false;
@@ -386,7 +478,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   async function flushNow(): Promise<void> {
     batchStarted = 0;
     await flush();
-    o.onProgress?.({ ...progress });
+    o.onProgress?.({ ...progress, lagSeconds: lagNow() });
   }
 
   return await new Promise<StreamProgress>((resolve, reject) => {

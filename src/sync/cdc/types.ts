@@ -16,6 +16,8 @@ export interface StreamProgress {
   batches: number;
   /** Rows written per second over the last few seconds. */
   rowsPerSecond: number;
+  /** Age of the oldest source commit received and not yet applied; 0 when caught up. */
+  lagSeconds?: number;
   /** The last batch applied: changes received, target rows written, and how long its transactions took. */
   lastBatch?: { changes: number; rows: number; applyMs: number };
 }
@@ -45,7 +47,10 @@ export interface CdcStatus {
   confirmedLsn: string | null;
   currentLsn: string | null;
   lagBytes: number;
-  /** Now minus the commit time of the last applied transaction, while changes are outstanding; 0 when caught up. */
+  /**
+   * Age of the oldest source commit the reader received and has not applied (0 when caught up), as
+   * the reading worker sees it; with no reader, the age of the last applied commit while WAL is outstanding.
+   */
   lagSeconds: number;
   retainedWalBytes: number;
   rowsApplied: number;
@@ -56,4 +61,8 @@ export interface CdcStatus {
   walStatus?: 'reserved' | 'extended' | 'unreserved' | 'lost' | null;
   /** WAL that may still be written before max_slot_wal_keep_size invalidates the slot (null: no limit). */
   safeWalSize?: number | null;
+  /** A change of this pipeline could not be applied: the reader goes on without it (the way out is in warnings). */
+  parked?: { type: string; reason: string; at: string } | null;
+  /** Stopped with its slot kept: nobody applies for it until cdc start. */
+  stopped?: boolean;
 }
