@@ -117,7 +117,7 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
     await writeFile(file, YAML.stringify(raw));
     h.useConfig(file);
     h.startWorker();
-    cleanups.unshift(() => h.stopWorker());
+    cleanups.unshift(() => (cdc ? h.killWorker(false) : h.stopWorker()));
 
     const must = async (r: CliRun, what: string, want = 0) => {
       say(r.out.split('\n').slice(0, 6).join('\n'));
@@ -222,7 +222,8 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
           await fault;
           await must(await h.cli(['cdc', 'start', '--pipeline', 'p0']), `round ${ri + 1} cdc start`);
         } else if (round.event === 'join' && tables.length > 1 && !joined.has(1)) {
-          // The stream is busy with t0 while t1 joins; t1 changes right after its join answer.
+          // The stream is busy with t0 while t1 joins; t1 changes right after its join answer
+          // (seen losing them: the stream confirms past t1's start while t1 copies).
           const [answer] = await Promise.all([h.cli(['cdc', 'start', '--pipeline', 'p1']), workload((t) => t === 0)]);
           await must(answer, `round ${ri + 1} join`);
           joined.add(1);
@@ -243,7 +244,8 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
     }
 
     if (c.mode !== 'append') await checkVerify(h, c, tables[0]!, target, say, c.mode === 'upsert-soft' ? SOFT : undefined);
-    if (cdc) for (const i of joined) await h.cli(['cdc', 'stop', '--pipeline', `p${i}`, '--drop-slot']).then((r) => say(r.out));
+    // No closing `cdc stop` (it waits out the segment, ~25 s; stop is exercised by the stop-start event):
+    // the worker is killed and the slot dropped with the databases; the per-file dev server forgets the workflow.
     result.ok = true;
     say(`seed=${c.seed}: ok (${result.rowsCompared} rows compared)`);
   } catch (err) {
