@@ -80,7 +80,10 @@ async function runSuite(): Promise<number> {
   ].join('\n');
   // A run that observed nothing (e.g. its servers did not start) keeps the last real report.
   if (rows.length > 0) {
-    await writeFile(path.join(__dirname, '..', 'docs', 'reliability.md'), md);
+    const doc = path.join(__dirname, '..', 'docs', 'reliability.md');
+    // The generative suite's section (npm run test:generative -- --report) is kept as it is.
+    const kept = /<!-- generative:start -->[\s\S]*<!-- generative:end -->/.exec(await readFile(doc, 'utf8').catch(() => ''))?.[0];
+    await writeFile(doc, kept ? `${md}\n${kept}\n` : md);
     console.log(`wrote docs/reliability.md (${rows.length} scenarios)`);
   } else {
     console.log('no scenario ran: docs/reliability.md left as it was');
