@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Browser, Page } from 'playwright-core';
+import { rawPublicKey } from '../src/auth/signedDecisions';
 import { startJob, startSync } from '../src/client';
 import type { Config } from '../src/config/schema';
 import { createLogger } from '../src/logger';
@@ -40,10 +42,13 @@ describe('what an operator sees in the Temporal UI (headless Chromium)', { skip:
       CREATE TABLE daily (day date PRIMARY KEY, n int);
     `);
     const local = { profile: 'local', environment: 'test' };
+    // An approval job needs identities whose signatures count; this one may be started unsigned (allowSelfApproval).
+    const approver = { publicKey: rawPublicKey(generateKeyPairSync('ed25519').privateKey) };
     config = testConfig(db, { 'orders-to-reporting': { source: { ...local, table: 'orders' }, target: { ...local, table: 'reporting_orders' }, key: ['id'], batchRows: 1000 } }, 'ui', {
+      identities: { approver },
       jobs: {
         'refresh-aggregates': { ...local, params: { day: { type: 'date' } }, steps: [{ name: 'fill', kind: 'write', sql: 'INSERT INTO daily VALUES (:day, 1) ON CONFLICT (day) DO UPDATE SET n = daily.n + 1' }] },
-        'approve-refresh': { ...local, approval: true, params: {}, steps: [{ name: 'fill', kind: 'write', sql: 'SELECT 1' }] },
+        'approve-refresh': { ...local, approval: true, allowSelfApproval: true, params: {}, steps: [{ name: 'fill', kind: 'write', sql: 'SELECT 1' }] },
         'archive-orders': { ...local, params: { days: { type: 'integer' } }, steps: [{ name: 'archive', kind: 'write', sql: 'DELETE FROM orders WHERE id = 1 / (:days::int - :days::int)' }] },
       },
     });
