@@ -28,6 +28,8 @@ async function main(release: string): Promise<void> {
   try {
     await db.connect();
     await db.query(`CREATE TABLE src (id int PRIMARY KEY, v text); INSERT INTO src SELECT g, 'v' || g FROM generate_series(1, 3000) g`);
+    // A second pipeline of the slot whose copy cannot succeed (its target's v is an int): it is parked, the first streams on.
+    await db.query(`CREATE TABLE src2 (id int PRIMARY KEY, v text); INSERT INTO src2 SELECT g, 'w' || g FROM generate_series(1, 100) g; CREATE TABLE dst2 (id int PRIMARY KEY, v int)`);
     const taskQueue = uniqueQueue('record-cdc');
     const environment = { host: '127.0.0.1', port: cluster.options.port, database: 'postgres', user: 'postgres', ssl: { mode: 'disable' } };
     const config = parseConfig({
@@ -35,6 +37,7 @@ async function main(release: string): Promise<void> {
       profiles: { local: { auth: { method: 'password', password: 'trust' }, environments: { test: environment } } },
       pipelines: {
         recorded: { source: { profile: 'local', environment: 'test', table: 'src' }, target: { profile: 'local', environment: 'test', table: 'dst' }, mode: 'cdc', key: ['id'], batchRows: 1000, cdc: { batchMs: 200 } },
+        parked: { source: { profile: 'local', environment: 'test', table: 'src2' }, target: { profile: 'local', environment: 'test', table: 'dst2' }, mode: 'cdc', key: ['id'], batchRows: 1000, cdc: { batchMs: 200 } },
       },
     });
     const worker = await createLakebaseWorker({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
@@ -42,8 +45,11 @@ async function main(release: string): Promise<void> {
       const c = env.client;
       const { workflowId } = await startCdc(c, { config, pipeline: 'recorded', taskQueue, stream: { runSeconds: 1, segmentsPerRun: 3 } });
       for (let p = (await cdcProgress(c, config, 'recorded')).progress; !p || p.pipelines.recorded !== 'streaming'; p = (await cdcProgress(c, config, 'recorded')).progress) await sleep(100);
+      await startCdc(c, { config, pipeline: 'parked', taskQueue, stream: { runSeconds: 1, segmentsPerRun: 3 } });
+      for (let p = (await cdcProgress(c, config, 'recorded')).progress; !p || p.pipelines.parked !== 'parked'; p = (await cdcProgress(c, config, 'recorded')).progress) await sleep(100);
       await db.query(`UPDATE src SET v = 'changed' WHERE id % 10 = 0; DELETE FROM src WHERE id > 2900`);
       for (let p = (await cdcProgress(c, config, 'recorded')).progress; !p || p.run < 2; p = (await cdcProgress(c, config, 'recorded')).progress) await sleep(100);
+      await stopCdc(c, { config, pipeline: 'parked', dropSlot: true });
       await stopCdc(c, { config, pipeline: 'recorded', dropSlot: true });
       // The first run of the chain (the oldest run of the id), then each run's successor.
       let first: { runId: string; start: number } | undefined;

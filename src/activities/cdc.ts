@@ -105,6 +105,9 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
       return s;
     });
 
+  /** A pipeline whose copy cannot succeed: parked (its state row says why), the slot streams on for the others. */
+  const cdcPark = (input: { pipeline: string; type: string; reason: string }) => failing(`cdcPark(${input.pipeline})`, () => cdc.park(callContext(), input));
+
   const cdcLeave = (input: { pipeline: string; dropSlot: boolean }) => failing(`cdcLeave(${input.pipeline})`, () => cdc.leave(callContext(), input));
 
   /**
@@ -169,5 +172,5 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
     });
   }
 
-  return { cdcJoin, cdcPlanLoad, cdcLoadChunk, cdcFinishLoad, cdcStatus, cdcLeave, cdcStream };
+  return { cdcJoin, cdcPlanLoad, cdcLoadChunk, cdcFinishLoad, cdcStatus, cdcLeave, cdcPark, cdcStream };
 }

@@ -1,4 +1,4 @@
-import { CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { CdcStreamResult } from '../activities/cdc';
 import type { CdcStatus } from '../sync/cdc/types';
 import { NON_RETRYABLE } from '../failureTypes';
@@ -28,7 +28,7 @@ export interface CdcStreamInput {
 
 export interface CdcProgress extends Omit<CdcStatus, 'pipeline' | 'phase'> {
   /** Pipelines by phase: copying their table, or streaming. */
-  pipelines: Record<string, 'joining' | 'snapshot' | 'streaming'>;
+  pipelines: Record<string, 'joining' | 'snapshot' | 'streaming' | 'parked'>;
   /** Initial loads in flight: partitions done of total, rows copied. */
   snapshots: Record<string, { partitions: number; done: number; rowsCopied: number }>;
   rowsPerSecond: number;
@@ -76,7 +76,7 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
         currentLsn: null, lagBytes: 0, lagSeconds: 0, retainedWalBytes: 0, rowsApplied: 0, batches: 0, warnings: [], rowsPerSecond: 0, segments: 0, run: 1,
         lastCommitTime: null, stopped: false,
       };
-  const toJoin = members.filter((m) => progress.pipelines[m] !== 'streaming');
+  const toJoin = members.filter((m) => progress.pipelines[m] !== 'streaming' && progress.pipelines[m] !== 'parked');
   const stops: CdcStopRequest[] = [];
   const show = () => setCurrentDetails(describe(progress, input.slot));
   setHandler(cdcProgressQuery, () => progress);
@@ -90,9 +90,11 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
   let failure: unknown;
   const loads = new Map<string, Promise<void>>();
   /** join -> the partitioned initial load -> streaming (the running reader picks the pipeline up). */
+  const joinedOk = new Set<string>();
   async function snapshot(pipeline: string): Promise<void> {
     progress.pipelines[pipeline] = 'joining';
     const joined = await steps.cdcJoin({ pipeline });
+    joinedOk.add(pipeline);
     progress.publication = joined.publication;
     if (joined.phase === 'snapshot') {
       progress.pipelines[pipeline] = 'snapshot';
@@ -122,7 +124,26 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
   const startLoads = () => {
     for (let p = toJoin.shift(); p !== undefined; p = toJoin.shift()) {
       const name = p;
-      loads.set(name, snapshot(name).then(() => void loads.delete(name), (err) => void (failure ??= err)));
+      loads.set(
+        name,
+        snapshot(name).then(
+          () => void loads.delete(name),
+          async (err) => {
+            // A copy that cannot succeed (after the join answered) parks its pipeline instead of
+            // failing the workflow: the slot's other pipelines keep streaming (docs/cdc.md, Parking).
+            const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+            if (cause?.nonRetryable && joinedOk.has(name) && patched('cdc-park-failed-snapshot')) {
+              await steps.cdcPark({ pipeline: name, type: cause.type ?? 'LakebaseUnknownError', reason: cause.message });
+              progress.pipelines[name] = 'parked';
+              delete progress.snapshots[name];
+              loads.delete(name);
+              show();
+              return;
+            }
+            failure ??= err;
+          },
+        ).catch((err) => void (failure ??= err)),
+      );
     }
   };
 

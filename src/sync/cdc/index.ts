@@ -283,7 +283,12 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     };
   }
 
-  return { names, group, join, load, finishSnapshot, pruneAfterCopy, stream, currentLsn, preflight, status, leave };
+  async function park(ctx: CallContext, input: { pipeline: string; type: string; reason: string }): Promise<void> {
+    const p = cdcPipeline(config, input.pipeline);
+    await withConnection(ctx.connect, p.target, (t) => parkCdcState(t, p.stateSchema, input.pipeline, input.type, input.reason));
+  }
+
+  return { names, group, join, park, load, finishSnapshot, pruneAfterCopy, stream, currentLsn, preflight, status, leave };
 }
 
 export type CdcEngine = ReturnType<typeof createCdcEngine>;

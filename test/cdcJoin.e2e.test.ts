@@ -1,0 +1,152 @@
+// Issue 27 through the CLI, as a user runs it: a pipeline joining a running stream while both
+// tables keep changing, and a key change of rows whose NOT NULL TOASTed column is unchanged.
+// A real Temporal dev server, a worker, an embedded PostgreSQL with wal_level=logical.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import pg from 'pg';
+import YAML from 'yaml';
+import { parseConfig } from '../src/config/load';
+import { relationChecksum } from '../src/db/checksum';
+import { createLogger } from '../src/logger';
+import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
+import { freePort } from '../src/provision/postgres';
+import { cleanUp } from './helpers/cleanup';
+import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+
+const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('cdc joins and key changes through the CLI (Temporal dev server, embedded PostgreSQL with wal_level=logical)', () => {
+  let env: TestWorkflowEnvironment;
+  let base: string;
+  let cluster: EmbeddedCluster;
+  let source: pg.Client;
+  let target: pg.Client;
+  let file: string;
+  let worker: { stop(): Promise<void> } | undefined;
+
+  before(async () => {
+    base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-join-'));
+    cluster = new EmbeddedCluster({ dataDir: path.join(base, 'data'), port: await freePort(), settings: { wal_level: 'logical' } });
+    await cluster.init();
+    [env] = await Promise.all([startTemporal(), cluster.start()]);
+    const admin = new pg.Client({ connectionString: cluster.url });
+    await admin.connect();
+    await admin.query('CREATE DATABASE shop');
+    await admin.query('CREATE DATABASE reporting');
+    await admin.end();
+    source = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/shop') });
+    target = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/reporting') });
+    await source.connect();
+    await target.connect();
+    await source.query(`
+      CREATE TABLE first (id int PRIMARY KEY, v text);
+      CREATE TABLE second (id int PRIMARY KEY, v text);
+      INSERT INTO first SELECT g, 'a' || g FROM generate_series(1, 500) g;
+      INSERT INTO second SELECT g, 'b' || g FROM generate_series(1, 5000) g;
+      CREATE TABLE docs (id int PRIMARY KEY, n int NOT NULL, body text NOT NULL);
+      ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+      INSERT INTO docs SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 2000) i) FROM generate_series(1, 30) g;`);
+    const taskQueue = uniqueQueue('cdcjoin');
+    const e = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
+    const pipeline = (table: string) => ({
+      source: { profile: 'local', environment: 'shop', table },
+      target: { profile: 'local', environment: 'reporting', table },
+      mode: 'cdc',
+      key: ['id'],
+      batchRows: 1000,
+      cdc: { slot: 'lbw_join', batchRows: 2000, batchMs: 200 },
+    });
+    const raw = {
+      temporal: { address: env.address, taskQueue },
+      profiles: { local: { auth: { method: 'password', password: 'trust' }, environments: { shop: e('shop'), reporting: e('reporting') } } },
+      pipelines: { first: pipeline('first'), second: pipeline('second'), docs: pipeline('docs') },
+      worker: { opsPort: 0 },
+    };
+    file = path.join(base, 'lakebase.yaml');
+    await writeFile(file, YAML.stringify(raw));
+    worker = await runWorkerInBackground({ config: parseConfig(raw), logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
+  });
+
+  after(() =>
+    cleanUp(
+      () => worker?.stop(),
+      () => source?.end(),
+      () => target?.end(),
+      () => cluster?.stop(),
+      () => env?.teardown(),
+      () => base && rm(base, { recursive: true, force: true }),
+    ),
+  );
+
+  function cli(...args: string[]): Promise<{ code: number | null; out: string }> {
+    const child = spawn(process.execPath, [CLI, ...args, '--config', file], { env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (out += d));
+    return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out: `$ ${args.join(' ')}\n${out}` })));
+  }
+
+  const equal = async (table: string, columns: string[]) => {
+    const [a, b] = await Promise.all([relationChecksum(source, table, columns, ['id']), relationChecksum(target, table, columns, ['id']).catch(() => null)]);
+    return !!b && a.rows === b.rows && a.md5 === b.md5;
+  };
+  async function converged(table: string, columns: string[], ms = 90_000) {
+    const deadline = Date.now() + ms;
+    while (!(await equal(table, columns))) {
+      if (Date.now() > deadline) {
+        const [s, t] = await Promise.all([source.query(`SELECT count(*)::int AS n FROM ${table}`), target.query(`SELECT count(*)::int AS n FROM ${table}`).catch(() => ({ rows: [{ n: -1 }] }))]);
+        assert.fail(`${table}: target did not converge within ${ms / 1000} s (source ${s.rows[0].n} rows, target ${t.rows[0].n})`);
+      }
+      await sleep(300);
+    }
+  }
+
+  test('a second pipeline joins a running stream and both keep changing: both targets converge', async () => {
+    const a = await cli('cdc', 'start', '--pipeline', 'first');
+    assert.equal(a.code, 0, a.out);
+    await converged('first', ['id', 'v']);
+    // Changes to both tables all along: before the join, during its copy, after it.
+    let load = true;
+    const writer = (async () => {
+      for (let i = 0; load; i++) {
+        await source.query(`UPDATE first SET v = 'a${i}' WHERE id = ${(i % 500) + 1}`);
+        await source.query(`UPDATE second SET v = 'b${i}' WHERE id % 97 = ${i % 97}`);
+        await source.query(`DELETE FROM second WHERE id = ${5000 - i}`);
+        await source.query(`INSERT INTO second VALUES (${10000 + i}, 'new')`);
+        await sleep(20);
+      }
+    })();
+    await sleep(500);
+    const b = await cli('cdc', 'start', '--pipeline', 'second');
+    assert.equal(b.code, 0, b.out);
+    await sleep(4_000);
+    load = false;
+    await writer;
+    await converged('first', ['id', 'v']);
+    await converged('second', ['id', 'v']);
+  });
+
+  test('a key change of rows whose NOT NULL TOASTed column is unchanged: the target keeps the values, nothing stops', async () => {
+    const r = await cli('cdc', 'start', '--pipeline', 'docs');
+    assert.equal(r.code, 0, r.out);
+    await converged('docs', ['id', 'n', 'body']);
+    await source.query(`UPDATE docs SET id = id + 1000 WHERE id <= 10`);
+    await source.query(`UPDATE docs SET n = n + 1 WHERE id > 20`);
+    await source.query(`UPDATE first SET v = 'after the key change' WHERE id = 1`);
+    await converged('docs', ['id', 'n', 'body']);
+    await converged('first', ['id', 'v']);
+    const st = await cli('cdc', 'status', '--pipeline', 'docs');
+    assert.equal(st.code, 0, st.out);
+    assert.doesNotMatch(st.out, /parked/, st.out);
+    for (const p of ['docs', 'second', 'first']) {
+      const s = await cli('cdc', 'stop', '--pipeline', p, '--drop-slot');
+      assert.equal(s.code, 0, s.out);
+    }
+  });
+});
