@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics';
 import { inSpan } from '../telemetry/spans';
 import { createDatabricksOAuth, fetchDatabaseCredential, fetchEndpointHost, type DatabricksOAuth } from './databricks';
 import { authError, classifyTokenEndpointError, LakebaseAuthError, type AuthContext } from './errors';
+import { assertSecureWorkspace } from './secureHost';
 import { DatabricksAuthResolutionError, resolveDatabricksAuth } from './unifiedAuth';
 import { createTokenCache, fingerprint, type CachedToken, type TokenCache } from './tokenCache';
 
@@ -112,6 +113,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     let r = resolved.get(profile);
     if (!r) {
       r = concreteAuth(profile, auth, opts.env);
+      if ('workspaceHost' in r && r.workspaceHost) assertSecureWorkspace(r.workspaceHost, `profiles.${profile}.auth.workspaceHost`, opts.env);
       resolved.set(profile, r);
     }
     return r;
@@ -184,7 +186,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
         if (auth.method === 'password') {
           // Native Postgres password role: the same re-read rhythm as a PAT file.
           const token = auth.password ?? (await readFile(auth.passwordFile!, 'utf8')).trim();
-          return { token, expiresAt: Date.now() + PAT_REREAD_MS * 2, identity: 'password' };
+          return { token, expiresAt: Date.now() + PAT_REREAD_MS * 2, identity: 'password', guessable: true };
         }
         if (auth.method === 'pat') {
           const token = auth.token ?? (await readFile(auth.tokenFile!, 'utf8')).trim();
