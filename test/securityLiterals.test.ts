@@ -18,3 +18,20 @@ describe('string literals in DDL mean the same text under any standard_conformin
       await db.client.query('RESET standard_conforming_strings');
     });
 });
+
+describe('job workflow ids', () => {
+  test('hash the parameters with an HMAC under a secret key: stable for one key, unguessable without it', async () => {
+    const { jobWorkflowId, workflowIdKey } = await import('../src/client/jobs');
+    const { createHash } = await import('node:crypto');
+    const params = { customer_id: 48213, amount: 250 };
+    const unkeyed = createHash('sha256').update(JSON.stringify([['amount', 250], ['customer_id', 48213]])).digest('hex').slice(0, 12);
+    const k1 = workflowIdKey({ LAKEBASE_WORKFLOW_ID_KEY: 'k1-0123456789abcdef' })!;
+    const fromPayloadKey = workflowIdKey({ LAKEBASE_SECRET_KEYS: 'ab'.repeat(32) })!;
+    const id = jobWorkflowId('pay', 'prod', params, k1);
+    assert.match(id, /^job:pay:prod:[0-9a-f]{12}$/);
+    assert.equal(jobWorkflowId('pay', 'prod', { amount: 250, customer_id: 48213 }, k1), id, 'stable, whatever the order');
+    assert.notEqual(id.split(':')[3], unkeyed, 'the plain SHA-256 an attacker can recompute');
+    assert.notEqual(jobWorkflowId('pay', 'prod', params, fromPayloadKey), id);
+    assert.notEqual(jobWorkflowId('pay', 'prod', params, fromPayloadKey).split(':')[3], unkeyed);
+  });
+});
