@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { jobWorkflowId, workflowIdKey } from '../src/client/jobs';
 import { quoteLiteral } from '../src/db/identifiers';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 
@@ -20,9 +22,7 @@ describe('string literals in DDL mean the same text under any standard_conformin
 });
 
 describe('job workflow ids', () => {
-  test('hash the parameters with an HMAC under a secret key: stable for one key, unguessable without it', async () => {
-    const { jobWorkflowId, workflowIdKey } = await import('../src/client/jobs');
-    const { createHash } = await import('node:crypto');
+  test('hash the parameters with an HMAC under a secret key: stable for one key, unguessable without it', () => {
     const params = { customer_id: 48213, amount: 250 };
     const unkeyed = createHash('sha256').update(JSON.stringify([['amount', 250], ['customer_id', 48213]])).digest('hex').slice(0, 12);
     const k1 = workflowIdKey({ LAKEBASE_WORKFLOW_ID_KEY: 'k1-0123456789abcdef' })!;
