@@ -99,4 +99,16 @@ describe('login-idp identities: caches and pools are keyed by the verified token
     assert.notEqual(pools.get('people', 'test', session), first);
     await pools.end();
   });
+
+  test("a re-login token of another person is refused, fresh or from the cache", async () => {
+    const { credentials, pools } = provider();
+    const [alice, mallory] = [await idpA.token('shared-app'), await idpB.token('shared-app')];
+    // Mallory's own run put her token in this worker's cache.
+    assert.equal((await credentials.acquire('people', 'test', { idpToken: mallory })).identity, 'mallory@example.com');
+    await assert.rejects(credentials.acquire('people', 'test', { idpToken: mallory, expectedIdentity: 'alice@example.com' }), /speaks for mallory@example\.com, but this run belongs to alice@example\.com/);
+    const fresh = await idpB.token('shared-app');
+    await assert.rejects(credentials.acquire('people', 'test', { idpToken: fresh, expectedIdentity: 'alice@example.com' }), /this run belongs to alice@example\.com/);
+    assert.equal((await credentials.acquire('people', 'test', { idpToken: alice, expectedIdentity: 'alice@example.com' })).identity, 'alice@example.com');
+    await pools.end();
+  });
 });

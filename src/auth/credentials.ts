@@ -13,6 +13,8 @@ import { createTokenCache, fingerprint, type CachedToken, type TokenCache } from
 /** Per-job identity: the IdP token of the person a login-idp job runs for (plaintext, in-process only). */
 export interface Session {
   idpToken?: string;
+  /** The identity this token must exchange as (a re-login mid-run may not switch people). */
+  expectedIdentity?: string;
 }
 
 export interface CredentialProvider {
@@ -173,8 +175,19 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     }
   }
 
+  /** A re-login token (fresh or from the cache) must speak for the person the run started as. */
+  function samePerson(profile: string, t: CachedToken, session?: Session): CachedToken {
+    if (session?.expectedIdentity && t.identity !== session.expectedIdentity)
+      throw new LakebaseAuthError('LakebaseAuthConfigError', `profile "${profile}": the re-login token speaks for ${t.identity}, but this run belongs to ${session.expectedIdentity}; log in again as ${session.expectedIdentity}`, false);
+    return t;
+  }
+
   /** The OAuth token (or PAT) for a profile: the Bearer for Databricks APIs and the default Postgres password. */
   async function oauthToken(profile: string, session?: Session): Promise<CachedToken> {
+    return samePerson(profile, await cachedOauthToken(profile, session), session);
+  }
+
+  async function cachedOauthToken(profile: string, session?: Session): Promise<CachedToken> {
     const auth = authOf(profile);
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `oauth|${profile}|${identityKey(profile, session)}`;
@@ -199,6 +212,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
           return { ...t, identity: auth.clientId };
         }
         const { subject, ...t } = await exchangeSubjectToken(profile, auth, ctx, session);
+        // The exchange verified the token, so its claims can be read now.
         const identity = auth.clientId ?? jwtPerson(subject) ?? 'federated';
         log.info({ profile, method: 'federation', identity, fingerprint: fingerprint(t.token), expiresAt: new Date(t.expiresAt).toISOString() }, 'token acquired');
         return { ...t, identity };
@@ -221,7 +235,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     const host = 'workspaceHost' in auth ? auth.workspaceHost! : '';
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `db|${profile}|${environment}|${identityKey(profile, session)}`;
-    return cache.get(key, () => inSpan('lakebase.database_credential', { 'lakebase.profile': profile, 'lakebase.environment': environment }, async () => {
+    return samePerson(profile, await cache.get(key, () => inSpan('lakebase.database_credential', { 'lakebase.profile': profile, 'lakebase.environment': environment }, async () => {
       for (let attempt = 1; ; attempt++) {
         const bearer = await oauthToken(profile, session);
         try {
@@ -236,7 +250,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
           throw classifyTokenEndpointError(err, ctx);
         }
       }
-    }));
+    })), session);
   }
 
   const hosts = new Map<string, Promise<string>>();
