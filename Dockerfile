@@ -3,7 +3,7 @@
 # the unprivileged `node` user; nothing is written at run time, so a read-only root filesystem works.
 
 # 1. Compile src/ to dist/ (TypeScript is a dev dependency) and bundle the workflow code.
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -18,13 +18,13 @@ ENV LAKEBASE_WORKER_CACHE=/app/cache LAKEBASE_WORKER_FROM_SOURCE=0
 RUN node bin/lakebase-worker.js bundle
 
 # 2. Production dependencies only.
-FROM node:20-bookworm-slim AS deps
+FROM node:22-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # 3. What runs: no sources, no dev dependencies, no compiler.
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
     LAKEBASE_WORKER_CACHE=/app/cache \
     LAKEBASE_WORKER_FROM_SOURCE=0

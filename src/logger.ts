@@ -1,9 +1,9 @@
 import pino, { type Logger } from 'pino';
-import { redactSecrets } from './redact';
+import { redactDeep, redactSecrets } from './redact';
 
 export type { Logger };
 
-/** Keys whose values are secrets wherever they appear in a log record. */
+/** Keys whose values are secrets at the top levels of a log record (redactDeep in the formatter covers every depth). */
 export const REDACT_PATHS = [
   'token', 'password', 'clientSecret', 'subjectToken', 'accessToken', 'access_token', 'apiKey', 'authorization',
   '*.token', '*.password', '*.clientSecret', '*.subjectToken', '*.accessToken', '*.access_token', '*.apiKey', '*.authorization',
@@ -29,7 +29,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         },
       },
       formatters: {
-        log: (obj) => Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, typeof v === 'string' ? redactSecrets(v) : v])),
+        // Any depth: a secret nested in a request body or an error's cause is removed too.
+        log: (obj) => redactDeep(obj) as Record<string, unknown>,
       },
       serializers: { err: (e: Error) => ({ type: e?.name, message: redactSecrets(String(e?.message ?? e)), stack: e?.stack && redactSecrets(e.stack) }) },
     },

@@ -1,3 +1,4 @@
+import { redactSecrets } from './redact';
 import http from 'node:http';
 import type { Metrics } from './metrics';
 
@@ -17,8 +18,9 @@ export function createOpsServer(opts: { metrics: Metrics; ready: () => Promise<R
     if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
     if (path === '/readyz') {
       return void opts.ready().then(
-        (r) => send(r.ok ? 200 : 503, 'text/plain', `${r.detail}\n`),
-        (err: Error) => send(503, 'text/plain', `${err.message}\n`),
+        // Unauthenticated: pool and auth errors may quote a connection string or a token.
+        (r) => send(r.ok ? 200 : 503, 'text/plain', `${redactSecrets(r.detail)}\n`),
+        (err: Error) => send(503, 'text/plain', `${redactSecrets(err.message)}\n`),
       );
     }
     if (path === '/metrics') {

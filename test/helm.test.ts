@@ -91,7 +91,7 @@ describe('Helm chart', { skip }, () => {
 
   test('default values: the worker Deployment with its ConfigMap, metrics Service, PDB; probes, drain, security', async () => {
     const objs = await render();
-    assert.deepEqual(kinds(objs), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+    assert.deepEqual(kinds(objs), ['ConfigMap', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
     const deploy = one(objs, 'Deployment');
     assert.equal((deploy.spec as { replicas: number }).replicas, 2);
     const spec = pod(deploy);
@@ -112,7 +112,11 @@ describe('Helm chart', { skip }, () => {
 
   test('every option on: ServiceMonitor, codec server, KEDA on the task queue backlog; still no secret in plain text', async () => {
     const objs = await render(ALL_ON);
-    assert.deepEqual(kinds(objs), ['ConfigMap', 'Deployment', 'Deployment', 'PodDisruptionBudget', 'ScaledObject', 'Service', 'Service', 'ServiceAccount', 'ServiceMonitor']);
+    assert.deepEqual(kinds(objs), ['ConfigMap', 'Deployment', 'Deployment', 'NetworkPolicy', 'NetworkPolicy', 'PodDisruptionBudget', 'ScaledObject', 'Service', 'Service', 'ServiceAccount', 'ServiceMonitor']);
+    // Ingress to the worker and to the codec server only on their ports, only from the listed sources.
+    const policies = objs.filter((o) => o.kind === 'NetworkPolicy').map((o) => o.spec as { podSelector: { matchLabels: Record<string, string> }; ingress: { ports: { port: number }[] }[] });
+    assert.deepEqual(policies.map((p) => p.ingress.flatMap((i) => i.ports.map((x) => x.port))), [[9464, 9465], [8888]]);
+    assert.ok(policies.every((p) => Object.keys(p.podSelector.matchLabels).length > 0), 'each policy selects its own pods');
     assert.ok(!objs.some((o) => o.kind === 'Secret'), 'the chart never renders a Secret');
     checkDeployments(objs);
     const worker = one(objs, 'Deployment', 'lbw-lakebase-worker');

@@ -41,7 +41,7 @@ describe('login-idp identities: caches and pools are keyed by the verified token
 
   after(() => cleanUp(() => emu?.stop(), () => idpA?.stop(), () => idpB?.stop(), () => db?.close()));
 
-  function provider() {
+  function provider(idlePoolEvictMs?: number) {
     const config = parseConfig(
       {
         profiles: {
@@ -54,7 +54,7 @@ describe('login-idp identities: caches and pools are keyed by the verified token
       {},
     );
     const credentials = createCredentialProvider({ config, logger: capture.logger });
-    return { credentials, pools: createPoolRegistry({ config, credentials, logger: capture.logger }) };
+    return { credentials, pools: createPoolRegistry({ config, credentials, logger: capture.logger, ...(idlePoolEvictMs && { idlePoolEvictMs }) }) };
   }
 
   test("a forged alg:none JWT with alice's sub gets neither alice's token nor her pool", async () => {
@@ -83,6 +83,32 @@ describe('login-idp identities: caches and pools are keyed by the verified token
     assert.equal(b.identity, 'mallory@example.com', "mallory's token got alice's cache entry");
     assert.notEqual(a.token, b.token);
     assert.notEqual(pools.get('people', 'test', { idpToken: fromA }), pools.get('people', 'test', { idpToken: fromB }));
+    await pools.end();
+  });
+
+  test("an idle per-user pool is closed and its session forgotten; a busy one is kept", async () => {
+    const { pools } = provider(300);
+    const session = { idpToken: await idpA.token('shared-app') };
+    const client = await pools.connect('people', 'test', session);
+    const first = pools.get('people', 'test', session);
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(pools.get('people', 'test', session), first, 'a pool with a connection checked out was closed');
+    client.release();
+    await new Promise((r) => setTimeout(r, 800));
+    assert.deepEqual(pools.stats(), [], 'the idle pool is still open');
+    assert.notEqual(pools.get('people', 'test', session), first);
+    await pools.end();
+  });
+
+  test("a re-login token of another person is refused, fresh or from the cache", async () => {
+    const { credentials, pools } = provider();
+    const [alice, mallory] = [await idpA.token('shared-app'), await idpB.token('shared-app')];
+    // Mallory's own run put her token in this worker's cache.
+    assert.equal((await credentials.acquire('people', 'test', { idpToken: mallory })).identity, 'mallory@example.com');
+    await assert.rejects(credentials.acquire('people', 'test', { idpToken: mallory, expectedIdentity: 'alice@example.com' }), /speaks for mallory@example\.com, but this run belongs to alice@example\.com/);
+    const fresh = await idpB.token('shared-app');
+    await assert.rejects(credentials.acquire('people', 'test', { idpToken: fresh, expectedIdentity: 'alice@example.com' }), /this run belongs to alice@example\.com/);
+    assert.equal((await credentials.acquire('people', 'test', { idpToken: alice, expectedIdentity: 'alice@example.com' })).identity, 'alice@example.com');
     await pools.end();
   });
 });

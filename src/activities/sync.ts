@@ -51,7 +51,7 @@ export function sessionOf(auth: JobAuth | undefined, keys: SealPrivateKey[], sco
   if (!auth) return undefined;
   const workflowId = activityContext()?.info.workflowExecution?.workflowId;
   if (!workflowId) throw new Error('a sealed IdP token opens only inside the workflow it was sealed for');
-  return { idpToken: unseal(auth.idpToken, keys, { workflowId, ...(scope !== undefined && { scope }) }) };
+  return { idpToken: unseal(auth.idpToken, keys, { workflowId, ...(scope !== undefined && { scope }) }), ...(auth.sameAs && { expectedIdentity: auth.sameAs }) };
 }
 
 /** Thin Temporal adapters over the sync engine: connect as the run's identity, heartbeat, map failures. */

@@ -27,6 +27,8 @@ export type {
 /** Carried by on-behalf-of (login-idp) jobs: the user's IdP token, sealed — never plaintext in history. */
 export interface JobAuth {
   idpToken: string;
+  /** A re-login's token must speak for this identity: the one the run's first token was exchanged as. */
+  sameAs?: string;
 }
 
 export type PlanSyncInput = PlanInput & { auth?: JobAuth };

@@ -6,12 +6,15 @@ import type { Metrics } from '../metrics';
 import { inSpan } from '../telemetry/spans';
 import { createDatabricksOAuth, fetchDatabaseCredential, fetchEndpointHost, type DatabricksOAuth } from './databricks';
 import { authError, classifyTokenEndpointError, LakebaseAuthError, type AuthContext } from './errors';
+import { assertSecureWorkspace } from './secureHost';
 import { DatabricksAuthResolutionError, resolveDatabricksAuth } from './unifiedAuth';
 import { createTokenCache, fingerprint, type CachedToken, type TokenCache } from './tokenCache';
 
 /** Per-job identity: the IdP token of the person a login-idp job runs for (plaintext, in-process only). */
 export interface Session {
   idpToken?: string;
+  /** The identity this token must exchange as (a re-login mid-run may not switch people). */
+  expectedIdentity?: string;
 }
 
 export interface CredentialProvider {
@@ -112,6 +115,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     let r = resolved.get(profile);
     if (!r) {
       r = concreteAuth(profile, auth, opts.env);
+      if ('workspaceHost' in r && r.workspaceHost) assertSecureWorkspace(r.workspaceHost, `profiles.${profile}.auth.workspaceHost`, opts.env);
       resolved.set(profile, r);
     }
     return r;
@@ -171,8 +175,19 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     }
   }
 
+  /** A re-login token (fresh or from the cache) must speak for the person the run started as. */
+  function samePerson(profile: string, t: CachedToken, session?: Session): CachedToken {
+    if (session?.expectedIdentity && t.identity !== session.expectedIdentity)
+      throw new LakebaseAuthError('LakebaseAuthConfigError', `profile "${profile}": the re-login token speaks for ${t.identity}, but this run belongs to ${session.expectedIdentity}; log in again as ${session.expectedIdentity}`, false);
+    return t;
+  }
+
   /** The OAuth token (or PAT) for a profile: the Bearer for Databricks APIs and the default Postgres password. */
   async function oauthToken(profile: string, session?: Session): Promise<CachedToken> {
+    return samePerson(profile, await cachedOauthToken(profile, session), session);
+  }
+
+  async function cachedOauthToken(profile: string, session?: Session): Promise<CachedToken> {
     const auth = authOf(profile);
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `oauth|${profile}|${identityKey(profile, session)}`;
@@ -184,7 +199,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
         if (auth.method === 'password') {
           // Native Postgres password role: the same re-read rhythm as a PAT file.
           const token = auth.password ?? (await readFile(auth.passwordFile!, 'utf8')).trim();
-          return { token, expiresAt: Date.now() + PAT_REREAD_MS * 2, identity: 'password' };
+          return { token, expiresAt: Date.now() + PAT_REREAD_MS * 2, identity: 'password', guessable: true };
         }
         if (auth.method === 'pat') {
           const token = auth.token ?? (await readFile(auth.tokenFile!, 'utf8')).trim();
@@ -197,6 +212,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
           return { ...t, identity: auth.clientId };
         }
         const { subject, ...t } = await exchangeSubjectToken(profile, auth, ctx, session);
+        // The exchange verified the token, so its claims can be read now.
         const identity = auth.clientId ?? jwtPerson(subject) ?? 'federated';
         log.info({ profile, method: 'federation', identity, fingerprint: fingerprint(t.token), expiresAt: new Date(t.expiresAt).toISOString() }, 'token acquired');
         return { ...t, identity };
@@ -219,7 +235,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     const host = 'workspaceHost' in auth ? auth.workspaceHost! : '';
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
     const key = `db|${profile}|${environment}|${identityKey(profile, session)}`;
-    return cache.get(key, () => inSpan('lakebase.database_credential', { 'lakebase.profile': profile, 'lakebase.environment': environment }, async () => {
+    return samePerson(profile, await cache.get(key, () => inSpan('lakebase.database_credential', { 'lakebase.profile': profile, 'lakebase.environment': environment }, async () => {
       for (let attempt = 1; ; attempt++) {
         const bearer = await oauthToken(profile, session);
         try {
@@ -234,7 +250,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
           throw classifyTokenEndpointError(err, ctx);
         }
       }
-    }));
+    })), session);
   }
 
   const hosts = new Map<string, Promise<string>>();

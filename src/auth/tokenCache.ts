@@ -6,6 +6,8 @@ export interface IssuedToken {
   expiresAt: number;
   /** Who the token speaks for (an email or a service principal application id). */
   identity: string;
+  /** A password a person chose: no fingerprint (a short unsalted hash of it could be brute-forced from history). */
+  guessable?: boolean;
 }
 
 export interface CachedToken extends IssuedToken {
@@ -69,7 +71,7 @@ export function createTokenCache(opts: TokenCacheOptions = {}): TokenCache {
         opts.onFetch?.(key);
         const fetchedAt = now();
         const issued = await fetch();
-        const entry: CachedToken = { ...issued, fetchedAt, fingerprint: fingerprint(issued.token) };
+        const entry: CachedToken = { ...issued, fetchedAt, fingerprint: issued.guessable ? 'none (password)' : fingerprint(issued.token) };
         entries.set(key, entry);
         return entry;
       })().finally(() => inflight.delete(key));

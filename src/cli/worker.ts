@@ -34,20 +34,27 @@ export function registerWorker(program: Command): void {
     .command('codec-server')
     .description('serve /encode and /decode for the Temporal UI and CLI (payload encryption keys from LAKEBASE_SECRET_KEYS)')
     .option('--port <n>', 'port', positive, 8888)
+    .option('--host <address>', 'address to listen on (0.0.0.0 inside a container, behind a NetworkPolicy)', '127.0.0.1')
     .option('--ui-origin <url...>', 'browser origin(s) of the Temporal UI allowed to call it', ['http://localhost:8233'])
     .option('--token-file <file>', 'file holding the bearer token callers must send (else $LAKEBASE_CODEC_TOKEN)')
-    .action(async (opts: { port: number; uiOrigin: string[]; tokenFile?: string }) => {
-      const token = opts.tokenFile ? readSecretFile(opts.tokenFile, '--token-file') : process.env.LAKEBASE_CODEC_TOKEN;
-      if (!token) throw new ConfigError(['--token-file: the codec server needs a bearer token (--token-file or LAKEBASE_CODEC_TOKEN); it never runs open']);
-      const { createCodecServer, EncryptionCodec, loadSealingKeys } = codec();
+    .action(async (opts: { port: number; host: string; uiOrigin: string[]; tokenFile?: string }) => {
+      const raw = opts.tokenFile ? readSecretFile(opts.tokenFile, '--token-file') : process.env.LAKEBASE_CODEC_TOKEN;
+      if (!raw) throw new ConfigError(['--token-file: the codec server needs a bearer token (--token-file or LAKEBASE_CODEC_TOKEN); it never runs open']);
+      const { createCodecServer, EncryptionCodec, loadSealingKeys, codecToken } = codec();
+      let token: string;
+      try {
+        token = codecToken(raw);
+      } catch (err) {
+        throw new ConfigError([`${opts.tokenFile ? '--token-file' : 'LAKEBASE_CODEC_TOKEN'}: ${(err as Error).message}`]);
+      }
       const server = createCodecServer({ codec: new EncryptionCodec(loadSealingKeys()), origins: opts.uiOrigin, token });
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) =>
           reject(err.code === 'EADDRINUSE' ? new ConfigError([`--port: port ${opts.port} is already in use; pick another with --port`]) : err),
         );
-        server.listen(opts.port, resolve);
+        server.listen(opts.port, opts.host, resolve);
       });
-      print(`codec server on http://localhost:${opts.port} (/encode, /decode) for ${opts.uiOrigin.join(', ')}`);
+      print(`codec server on http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port} (/encode, /decode) for ${opts.uiOrigin.join(', ')}`);
       await untilSignal();
       server.close();
     });

@@ -1,8 +1,8 @@
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, type KeyObject } from 'node:crypto';
 import { identityOfKey, signStatement } from '../auth/signedDecisions';
 import { WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { JobParamValue } from '../activities/types';
-import { loadSealPublicKey, seal } from '../auth/sealed';
+import { loadSealingKeys, loadSealPublicKey, seal } from '../auth/sealed';
 import { branchEnvironmentName, type RunBranchRequest } from '../config/branches';
 import type { Config } from '../config/schema';
 import type { JobProgress, OperationalJobInput } from '../workflows';
@@ -12,12 +12,25 @@ import { configMemo } from '../configSource';
 import { startIndexed } from './indexedStart';
 
 /**
- * The idempotency key of a job run: the same job, environment and parameters give the same id,
- * so a second start while one runs is rejected (Temporal's default id-conflict policy).
+ * The key that hashes job parameters into workflow ids: LAKEBASE_WORKFLOW_ID_KEY, else one derived
+ * from the first payload key (LAKEBASE_SECRET_KEYS). Without either the hash is unkeyed, and anyone
+ * who sees the id can test guesses of the parameters against it.
  */
-export function jobWorkflowId(job: string, environment: string, params: Record<string, JobParamValue>): string {
+export function workflowIdKey(env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
+  if (env.LAKEBASE_WORKFLOW_ID_KEY?.trim()) return Buffer.from(env.LAKEBASE_WORKFLOW_ID_KEY.trim(), 'utf8');
+  const payloadKey = env.LAKEBASE_SECRET_KEYS || env.LAKEBASE_SECRET_KEYS_FILE ? loadSealingKeys(env)[0] : undefined;
+  return payloadKey && Buffer.from(hkdfSync('sha256', payloadKey.key, Buffer.alloc(0), 'lakebase-worker workflow ids', 32));
+}
+
+/**
+ * The idempotency key of a job run: the same job, environment and parameters give the same id,
+ * so a second start while one runs is rejected (Temporal's default id-conflict policy). The
+ * parameters enter as an HMAC under `key` (see workflowIdKey): ids are visible without the codec.
+ */
+export function jobWorkflowId(job: string, environment: string, params: Record<string, JobParamValue>, key: Buffer | undefined = workflowIdKey()): string {
   const canonical = JSON.stringify(Object.keys(params).sort().map((k) => [k, params[k]]));
-  return `job:${job}:${environment}:${createHash('sha256').update(canonical).digest('hex').slice(0, 12)}`;
+  const digest = key ? createHmac('sha256', key).update(canonical).digest('hex') : createHash('sha256').update(canonical).digest('hex');
+  return `job:${job}:${environment}:${digest.slice(0, 12)}`;
 }
 
 export interface StartJobOptions {

@@ -7,8 +7,21 @@ export interface CodecServerOptions {
   codec: PayloadCodec;
   /** Browser origins allowed to call it (the Temporal UI's). */
   origins: string[];
-  /** Requests must carry `Authorization: Bearer <token>`. */
+  /** Requests must carry `Authorization: Bearer <token>`: at least 32 bytes, surrounding whitespace ignored. */
   token: string;
+  /** Bodies above this are refused with 413 (default 8 MiB: a 4 MB gRPC message, base64 in JSON). */
+  maxBodyBytes?: number;
+}
+
+/** The shortest codec token accepted: anything shorter can be guessed from the network. */
+export const MIN_CODEC_TOKEN_BYTES = 32;
+
+/** The token as the server will compare it, or an error saying why it is refused. */
+export function codecToken(raw: string): string {
+  const token = raw.trim();
+  if (Buffer.byteLength(token) < MIN_CODEC_TOKEN_BYTES)
+    throw new Error(`the codec token must be at least ${MIN_CODEC_TOKEN_BYTES} bytes (got ${Buffer.byteLength(token)}); make one with: openssl rand -hex 32`);
+  return token;
 }
 
 // The JSON shape the Temporal UI and CLI send: payloads with base64 metadata values and data.
@@ -26,7 +39,8 @@ function authorized(header: string | undefined, token: string): boolean {
 }
 
 /** `/encode` and `/decode` for the Temporal UI and CLI, with CORS for the UI and a bearer-token check. */
-export function createCodecServer({ codec, origins, token }: CodecServerOptions): http.Server {
+export function createCodecServer({ codec, origins, token: rawToken, maxBodyBytes = 8 * 1024 * 1024 }: CodecServerOptions): http.Server {
+  const token = codecToken(rawToken);
   return http.createServer((req, res) => {
     const origin = req.headers.origin;
     if (origin && origins.includes(origin)) {
@@ -44,8 +58,26 @@ export function createCodecServer({ codec, origins, token }: CodecServerOptions)
       return void res.end(JSON.stringify({ error: 'unauthorized: send Authorization: Bearer <codec token>' }));
     }
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let size = 0;
+    let tooLarge = Number(req.headers['content-length'] ?? 0) > maxBodyBytes;
+    const refuseLarge = () => {
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify({ error: `body larger than ${maxBodyBytes} bytes` }));
+      req.resume();
+    };
+    if (tooLarge) return refuseLarge();
+    req.on('data', (c: Buffer) => {
+      if (tooLarge) return;
+      size += c.length;
+      if (size > maxBodyBytes) {
+        tooLarge = true;
+        chunks.length = 0;
+        return refuseLarge();
+      }
+      chunks.push(c);
+    });
     req.on('end', () => {
+      if (tooLarge) return;
       void (async () => {
         let parsed: z.infer<typeof body>;
         try {

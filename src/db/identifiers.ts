@@ -73,8 +73,12 @@ export function quoteTable(text: string): string {
   return quoteQualified(parseQualifiedName(text));
 }
 
-/** A string literal (for the rare place a parameter cannot be used, e.g. SET). */
+/**
+ * A string literal (for the rare place a parameter cannot be used, e.g. SET, COMMENT, ENUM labels).
+ * Written as E'…' with quotes and backslashes escaped, so it means the same text whatever the
+ * session's standard_conforming_strings says (with it off, '…\' would end early).
+ */
 export function quoteLiteral(value: string): string {
   if (value.includes('\0')) throw new IdentifierError('string literal contains a NUL byte');
-  return `'${value.replace(/'/g, "''")}'`;
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }

@@ -15,6 +15,11 @@ export interface PoolRegistryOptions {
   logger: Logger;
   /** Counts logins the server refused (lakebase_login_refusals_total). */
   metrics?: Metrics;
+  /**
+   * A per-person pool (login-idp) unused this long, with nothing checked out, is closed and its
+   * session (the IdP token) forgotten. Default 10 minutes.
+   */
+  idlePoolEvictMs?: number;
 }
 
 /** Connections of one (profile, environment) on this worker, summed over its identities. */
@@ -46,8 +51,23 @@ export interface PoolRegistry {
 }
 
 /** One pg.Pool per (profile, environment, identity), created on first use. */
-export function createPoolRegistry({ config, credentials, logger, metrics }: PoolRegistryOptions): PoolRegistry {
+export function createPoolRegistry({ config, credentials, logger, metrics, idlePoolEvictMs = 10 * 60_000 }: PoolRegistryOptions): PoolRegistry {
   const pools = new Map<string, pg.Pool>();
+  // Last use of each per-person pool: one pool per IdP token would otherwise pile up for ever.
+  const lastUsed = new Map<string, number>();
+  const evictor = setInterval(() => {
+    const cutoff = Date.now() - idlePoolEvictMs;
+    for (const [id, at] of lastUsed) {
+      const pool = pools.get(id);
+      if (!pool || at > cutoff || pool.totalCount !== pool.idleCount || pool.waitingCount > 0) continue;
+      pools.delete(id);
+      sessions.delete(id);
+      lastUsed.delete(id);
+      void pool.end().catch(() => undefined);
+      logger.info({ pool: id.split('/').slice(0, 2).join('/') }, 'idle per-user pool closed');
+    }
+  }, Math.max(50, Math.min(60_000, Math.floor(idlePoolEvictMs / 2))));
+  evictor.unref();
   // The newest session per pool: a refreshed IdP token replaces the old one for future logins.
   const sessions = new Map<string, Session | undefined>();
   // Hosts of Autoscaling environments, looked up by connect() before the pool is made.
@@ -60,6 +80,7 @@ export function createPoolRegistry({ config, credentials, logger, metrics }: Poo
   function get(profile: string, env: string, session?: Session): pg.Pool {
     const id = `${profile}/${env}/${credentials.identityKey(profile, session)}`;
     if (session) sessions.set(id, session);
+    if (session?.idpToken) lastUsed.set(id, Date.now());
     const existing = pools.get(id);
     if (existing) return existing;
     const e = environment(profile, env);
@@ -160,8 +181,10 @@ export function createPoolRegistry({ config, credentials, logger, metrics }: Poo
       return [...byEnv.values()];
     },
     async end() {
+      clearInterval(evictor);
       await Promise.all([...pools.values()].map((p) => p.end()));
       pools.clear();
+      lastUsed.clear();
     },
   };
 }

@@ -104,6 +104,8 @@ export interface RunIdentity {
   freshToken?: string;
   /** Bumped when a fresh token replaces `auth`: steps that failed with the old one retry with the new one. */
   generation: number;
+  /** Whom the run's first token was exchanged as (from its token step): a re-login must be the same person. */
+  person?: string;
 }
 
 /** Lets users hand a run a fresh IdP token (signal or update); the run picks it up when it next needs one. */
@@ -171,7 +173,7 @@ export function retryAfterReloginOrWake(o: RetryOptions): <T>(step: () => Promis
             RETRYABLE_FAILURES.tokenExpired,
           );
         }
-        identity.auth = { idpToken: identity.freshToken! };
+        identity.auth = { idpToken: identity.freshToken!, ...(identity.person && { sameAs: identity.person }) };
         identity.freshToken = undefined;
         identity.generation++;
         setCurrentDetails(o.describe());

@@ -56,5 +56,7 @@ export async function warmTokens(run: SyncRun, plan: SyncPlan): Promise<void> {
   const { acquireLakebaseToken } = stepActivities(nonRetryableTypes(run.wakeVisible));
   const sides = [plan.source, plan.target].filter((s, i, all) => all.findIndex((o) => o.profile === s.profile && o.environment === s.environment) === i);
   run.progress.tokens = await run.call(() => Promise.all(sides.map((s) => acquireLakebaseToken({ profile: s.profile, environment: s.environment, auth: run.identity.auth }))));
+  // Verified by the exchange: a later re-login must be this person (checked by the worker).
+  if (run.identity.auth) run.identity.person ??= run.identity.auth.sameAs ?? run.progress.tokens[0]?.identity;
   setCurrentDetails(run.describe());
 }
