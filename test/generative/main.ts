@@ -1,4 +1,4 @@
-// `npm run test:generative -- --seeds N --minutes M [--mode cdc] [--seed S[,S…]] [--shrink-minutes K] [--results FILE]`:
+// `npm run test:generative -- --seeds N --minutes M [--mode cdc] [--seed S[,S…]] [--shrink-minutes K] [--results FILE] [--report] [--known-ok]`:
 // long runs with fresh random seeds (printed), shrinking what fails into a regression test file.
 import { appendFile } from 'node:fs/promises';
 import { MODES, type Mode } from './case';
@@ -17,10 +17,12 @@ interface Args {
   shrinkMinutes: number;
   results?: string;
   report: boolean;
+  /** A failure with the shape of an open finding counts as todo, not failed (CI: main stays green). */
+  knownOk: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seeds: 20, minutes: 10, shrinkMinutes: 5, report: false };
+  const a: Args = { seeds: 20, minutes: 10, shrinkMinutes: 5, report: false, knownOk: false };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -33,6 +35,7 @@ function parseArgs(argv: string[]): Args {
       case '--shrink-minutes': a.shrinkMinutes = Number(v); i++; break;
       case '--results': a.results = v; i++; break;
       case '--report': a.report = true; break;
+      case '--known-ok': a.knownOk = true; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -53,6 +56,8 @@ async function main(): Promise<number> {
   const h = await Harness.start();
   const results: CaseResult[] = [];
   let failed = 0;
+  /** Failures whose shape matches an open finding. */
+  let todo = 0;
   try {
     for (let n = 0; seeds ? n < seeds.length : n < args.seeds && Date.now() < deadline; n++) {
       const seed = seeds?.[n] ?? freshSeed(args.mode);
@@ -62,8 +67,9 @@ async function main(): Promise<number> {
       results.push(r);
       if (args.results) await appendFile(args.results, `${JSON.stringify({ ...r, log: undefined })}\n`);
       if (r.ok) continue;
-      failed++;
       const known = suspects(c);
+      if (args.knownOk && known.length) todo++;
+      else failed++;
       console.log(`✖ seed ${seed} failed: ${r.failure!.signature}${known.length ? ` (suspected known finding: ${known.join(', ')})` : ' (no known finding has this shape: a new one?)'}`);
       if (args.shrinkMinutes > 0) {
         const small = await shrink(h, c, r, { minutes: args.shrinkMinutes, say: (l) => console.log(`  shrink: ${l}`) });
@@ -78,8 +84,10 @@ async function main(): Promise<number> {
   console.log(`\ngenerative: ${results.length} case(s), seeds ${results.map((r) => r.seed).join(' ')}`);
   console.log(`rows compared ${results.reduce((n, r) => n + r.rowsCompared, 0)}, lost ${results.reduce((n, r) => n + r.lost, 0)}, duplicated ${results.reduce((n, r) => n + r.duplicated, 0)}`);
   if (args.report) await updateReliabilityTable(results, `npm run test:generative -- --seeds ${args.seeds} --minutes ${args.minutes}${args.mode ? ` --mode ${args.mode}` : ''}`);
-  console.log(`${ok} passed, ${failed} failed`);
-  return failed ? 1 : 0;
+  console.log(`${ok} passed, ${failed} failed, ${todo} todo (failures with the shape of an open finding${args.knownOk ? '' : '; counted as failed without --known-ok'})`);
+  // Last, and bare, as npm test ends (.ci/run sums these lines).
+  console.log(`${ok} passed, ${failed + (args.knownOk ? 0 : todo)} failed`);
+  return failed + (args.knownOk ? 0 : todo) ? 1 : 0;
 }
 
 

@@ -9,8 +9,13 @@ import { runCase, type CaseResult } from './runCase';
 
 const clone = (c: Case): Case => structuredClone(c);
 
-/** Smaller variants of a case, the biggest cuts first. */
-export function* candidates(c: Case): Generator<Case> {
+/** Smaller variants of a case, the biggest cuts first; `failedRound`: rounds after it never ran. */
+export function* candidates(c: Case, failedRound?: number): Generator<Case> {
+  if (failedRound !== undefined && failedRound < c.rounds.length) {
+    const d = clone(c);
+    d.rounds = d.rounds.slice(0, failedRound);
+    yield d;
+  }
   for (let i = 0; i < c.rounds.length; i++) {
     const d = clone(c);
     d.rounds.splice(i, 1);
@@ -77,9 +82,11 @@ export async function shrink(h: Harness, c: Case, failed: CaseResult, opts: { mi
   let progress = true;
   while (progress && Date.now() < deadline) {
     progress = false;
-    for (const d of candidates(best.case)) {
+    const round = /^round (\d+)/.exec(best.result.failure?.message ?? '')?.[1];
+    for (const d of candidates(best.case, round ? Number(round) : best.result.failure?.message.startsWith('after cdc start') ? 0 : undefined)) {
       if (Date.now() > deadline) break;
       const r = await runCase(h, d);
+      opts.say?.(`tried ${describe(d)}: ${r.ok ? 'passes' : r.failure?.signature}`);
       if (same(failed, r)) {
         best = { case: d, result: r };
         opts.say?.(`kept a smaller case (${describe(d)})`);
