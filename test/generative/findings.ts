@@ -15,37 +15,37 @@ const cdcOps = (c: Case) => (c.mode === 'cdc' ? c.rounds.flatMap((r) => r.txns.f
 export const FINDINGS = {
   'cdc-toast-key-change': {
     title: 'cdc: a key change that leaves a TOASTed column unchanged writes the new row without it (NULL, or 23502 when NOT NULL) (issue 27 #2)',
-    fixed: false,
+    fixed: true,
     shape: (c) => cdcOps(c).some(({ o, t }) => o.op === 'update' && o.keyChange && !o.touchToast && t.columns.some((col) => col.kind === 'toast')),
   },
   'cdc-join-while-streaming': {
     title: 'cdc: a pipeline joining a running stream loses the changes made while it copies (issue 27 #1)',
-    fixed: false,
+    fixed: true,
     shape: (c) => c.mode === 'cdc' && c.rounds.some((r) => r.event === 'join'),
   },
   'cdc-add-column-default': {
     title: 'cdc: ADD COLUMN … DEFAULT mid-stream leaves the existing target rows NULL (issue 27 #8)',
-    fixed: false,
+    fixed: true,
     shape: (c) => cdcOps(c).some(({ o }) => o.op === 'add-column' && o.column.default !== undefined),
   },
   'cdc-enum-label': {
     title: 'cdc: a new enum label used mid-stream fails the apply (issue 27 #8)',
-    fixed: false,
+    fixed: true,
     shape: (c) => cdcOps(c).some(({ o }) => o.op === 'add-enum-label'),
   },
   'cdc-long-transaction': {
     title: 'cdc: a source transaction longer than a stream segment never applies (issue 27 #4)',
-    fixed: false,
+    fixed: true,
     shape: (c) => cdcOps(c).some(({ o }) => 'rows' in o && o.rows >= 50_000),
   },
   'cdc-no-fencing': {
     title: 'cdc: no fencing: a stale attempt can commit an older batch after another reader took the slot (issue 27 #12)',
-    fixed: false,
+    fixed: true,
     shape: (c) => c.mode === 'cdc' && c.rounds.some((r) => r.fault === 'worker-kill' || r.fault === 'temporal-restart'),
   },
   'cdc-stopped-pipeline-applied': {
     title: "cdc: a stopped pipeline is applied by another pipeline's stream on the same slot (issue 27 #5)",
-    fixed: false,
+    fixed: true,
     shape: (c) => c.mode === 'cdc' && c.tables.length > 1 && c.rounds.some((r) => r.event === 'stop-start'),
   },
   'cdc-stop-after-worker-kill': {
