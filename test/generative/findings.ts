@@ -38,6 +38,11 @@ export const FINDINGS = {
     fixed: false,
     shape: (c) => cdcOps(c).some(({ o }) => 'rows' in o && o.rows >= 50_000),
   },
+  'cdc-stop-after-worker-kill': {
+    title: "cdc: `cdc stop` while the stream's worker is dead fails the stream workflow (the cancelled segment ends in a heartbeat timeout, which is rethrown) (new; found by seed 13)",
+    fixed: false,
+    shape: (c) => c.mode === 'cdc' && c.rounds.some((r) => r.event === 'stop-start' && r.fault === 'worker-kill'),
+  },
   'cdc-no-fencing': {
     title: 'cdc: no fencing: a stale attempt can commit an older batch after another reader took the slot (issue 27 #12)',
     fixed: false,
@@ -47,11 +52,6 @@ export const FINDINGS = {
     title: "cdc: a stopped pipeline is applied by another pipeline's stream on the same slot (issue 27 #5)",
     fixed: false,
     shape: (c) => c.mode === 'cdc' && c.tables.length > 1 && c.rounds.some((r) => r.event === 'stop-start'),
-  },
-  'cdc-stop-after-worker-kill': {
-    title: "cdc: `cdc stop` while the stream's worker is dead fails the stream workflow (the cancelled segment ends in a heartbeat timeout, which is rethrown) (new; found by seed 13)",
-    fixed: false,
-    shape: (c) => c.mode === 'cdc' && c.rounds.some((r) => r.event === 'stop-start' && r.fault === 'worker-kill'),
   },
   'batch-enum-label': {
     title: 'batch modes: a label added to a source enum is not added to the target enum, so the next sync fails with 22P02 (new; found by seed 7)',
