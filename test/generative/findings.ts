@@ -53,6 +53,11 @@ export const FINDINGS = {
     fixed: false,
     shape: (c) => c.mode === 'cdc' && c.tables.length > 1 && c.rounds.some((r) => r.event === 'stop-start'),
   },
+  'cursor-add-column-default': {
+    title: 'batch cursor modes: ADD COLUMN … DEFAULT on the source leaves the rows not changed since the last run NULL in the target (the cursor does not move for them) (new; found by seed 2015860408)',
+    fixed: false,
+    shape: (c) => ['upsert-cursor', 'upsert-soft', 'append'].includes(c.mode) && c.rounds.some((r) => r.txns.some((t) => t.ops.some((o) => o.op === 'add-column' && o.column.default !== undefined))),
+  },
   'batch-enum-label': {
     title: 'batch modes: a label added to a source enum is not added to the target enum, so the next sync fails with 22P02 (new; found by seed 7)',
     fixed: false,
