@@ -69,3 +69,10 @@ export const lockForAlterSql = (tables: string[]) => `LOCK TABLE ${tables.join('
  * this fails the chunk with 55P03 (retried with backoff) instead of outliving its heartbeat.
  */
 export const alterLockTimeoutSql = (ms: number) => `SET LOCAL lock_timeout = ${Math.trunc(ms)}`;
+
+/**
+ * Schema evolution: a label the source's enum gained, placed next to a label both have so the
+ * target sorts its values as the source does. `type` is already quoted.
+ */
+export const addEnumValueSql = (type: string, label: string, place?: { before: string } | { after: string }) =>
+  `ALTER TYPE ${type} ADD VALUE IF NOT EXISTS ${quoteLiteral(label)}${place ? ('before' in place ? ` BEFORE ${quoteLiteral(place.before)}` : ` AFTER ${quoteLiteral(place.after)}`) : ''}`;
