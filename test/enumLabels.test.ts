@@ -13,6 +13,8 @@ import { engineFor } from './helpers/engine';
 const LABELS = ['sad', 'ok', 'happy'];
 const ROWS = 2000;
 const MODES = { full: 'full-refresh', upsert: 'upsert', append: 'append', resync: 'upsert' } as const;
+/** Pipelines whose source table has a type of its own, `app.e_<id>`. */
+const OWN_TYPES = [...Object.keys(MODES), 'user', 'renamed', 'frozen', 'ignored', 'mid', 'midresync', 'dry'];
 
 describe('enum labels added to the source (batch modes)', () => {
   let src: TestDatabase;
@@ -34,6 +36,7 @@ describe('enum labels added to the source (batch modes)', () => {
   pipeline('frozen', 'upsert', { schemaChanges: 'freeze' });
   pipeline('ignored', 'upsert', { schemaChanges: 'ignore' });
   pipeline('mid', 'upsert', { batchRows: 100, cursor: 'at' });
+  pipeline('midresync', 'upsert', { batchRows: 200 });
   pipeline('dry', 'upsert');
 
   /** A source table `app.s_<id>` of `ROWS` rows over enum `type` (a scalar and an array column). */
@@ -43,10 +46,9 @@ describe('enum labels added to the source (batch modes)', () => {
 
   before(async () => {
     [src, dst] = await Promise.all([createTestDatabase('enum_src'), createTestDatabase('enum_dst')]);
-    const types = [...Object.keys(MODES), 'user', 'renamed', 'frozen', 'ignored', 'mid', 'dry'];
     await src.client.query(`
       CREATE SCHEMA app;
-      ${types.map((id) => `CREATE TYPE app.e_${id} AS ENUM (${LABELS.map((l) => `'${l}'`).join(', ')}); ${sourceTable(id, `app.e_${id}`)}`).join('\n')}
+      ${OWN_TYPES.map((id) => `CREATE TYPE app.e_${id} AS ENUM (${LABELS.map((l) => `'${l}'`).join(', ')}); ${sourceTable(id, `app.e_${id}`)}`).join('\n')}
       CREATE TYPE app.e_shared AS ENUM (${LABELS.map((l) => `'${l}'`).join(', ')});
       ${sourceTable('shared1', 'app.e_shared')}
       ${sourceTable('shared2', 'app.e_shared')}`);
@@ -71,7 +73,10 @@ describe('enum labels added to the source (batch modes)', () => {
     let chunks = 0;
     if (plan.resync?.method === 'compare') {
       const { leafRows, digests, groupRows } = plan.resync;
-      for (const b of plan.resync.buckets) await engine.resyncBucket(ctx, { pipeline: id, runId, bucket: b.bucket, leafRows, digests, groupRows });
+      for (const b of plan.resync.buckets) {
+        await engine.resyncBucket(ctx, { pipeline: id, runId, bucket: b.bucket, leafRows, digests, groupRows });
+        await onChunk?.(++chunks);
+      }
     } else
       for (const part of plan.partitions!)
         for (let after = part.cursor, done = part.done; !done; ) {
@@ -176,6 +181,22 @@ describe('enum labels added to the source (batch modes)', () => {
     });
     assert.deepEqual(await labels(dst, 'app.e_mid'), ['sad', 'meh', 'ok', 'happy']);
     await assertSame('mid');
+  });
+
+  test('compare-then-copy: a label added between buckets reaches the target before the bucket that copies its rows', async () => {
+    await sync('midresync');
+    await src.client.query(`UPDATE app.s_midresync SET ms = '{ok}' WHERE id % 400 = 0`); // a few rows differ: compared, not merged
+    let buckets = 0;
+    const plan = await sync('midresync', async (n) => {
+      buckets = n;
+      if (n !== 1) return;
+      await src.client.query(`ALTER TYPE app.e_midresync ADD VALUE 'meh' BEFORE 'ok'`);
+      await src.client.query(`UPDATE app.s_midresync SET m = 'meh' WHERE id > 1900`);
+    });
+    assert.equal(plan.resync?.method, 'compare');
+    assert.ok(buckets > 1, `${buckets} buckets`);
+    assert.deepEqual(await labels(dst, 'app.e_midresync'), ['sad', 'meh', 'ok', 'happy']);
+    await assertSame('midresync');
   });
 
   test('a dry run lists the ALTER TYPE statements and changes nothing', async () => {
