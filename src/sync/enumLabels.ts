@@ -1,9 +1,8 @@
 import type pg from 'pg';
 import type { PipelineConfig } from '../config/schema';
-import { quoteLiteral } from '../db/identifiers';
 import { sourceColumns } from '../db/catalog';
 import { planColumns } from '../db/syncSql';
-import { addEnumValueSql } from '../db/targetDdl';
+import { addEnumValueSql, labelLiteral } from '../db/targetDdl';
 import { enumTypesNamed, enumTypesOf, outputColumns, targetEnumColumns, typeKey, type EnumType, type WireColumn } from '../db/typeCatalog';
 import type { DdlStatement } from './createTarget';
 import { schemaChangedError } from './errors';
@@ -25,8 +24,7 @@ export interface EnumLabelPlan {
   problems: string[];
 }
 
-/** Labels as a person reads them (the SQL in the fixes quotes them with quoteLiteral). */
-const list = (labels: string[]) => labels.map((l) => `'${l.replace(/'/g, "''")}'`).join(', ');
+const list = (labels: string[]) => labels.map(labelLiteral).join(', ');
 
 /**
  * Where each label of `source` that `target` lacks goes: after the nearest earlier label the target
@@ -77,7 +75,7 @@ function compare(p: PipelineConfig, column: string, src: EnumType, tgt: EnumType
   if (extra.length) {
     // Labels are never dropped: the target's own labels next to new ones look like RENAME VALUE in the source.
     const renames =
-      extra.length === missing.length ? extra.map((old, i) => `ALTER TYPE ${tgt.qualified} RENAME VALUE ${quoteLiteral(old)} TO ${quoteLiteral(missing[i]!)}`).join('; ') : `ALTER TYPE ${tgt.qualified} RENAME VALUE … TO …`;
+      extra.length === missing.length ? extra.map((old, i) => `ALTER TYPE ${tgt.qualified} RENAME VALUE ${labelLiteral(old)} TO ${labelLiteral(missing[i]!)}`).join('; ') : `ALTER TYPE ${tgt.qualified} RENAME VALUE … TO …`;
     plan.problems.push(
       `${where}, and the target's has ${list(extra)} that the source's lacks (a label renamed in the source?). ` +
         `If it was renamed, rename it in the target too (${renames}); if the target's labels are its own, add the source's yourself (ALTER TYPE ${tgt.qualified} ADD VALUE …)`,
