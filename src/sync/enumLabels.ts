@@ -24,6 +24,9 @@ export interface EnumLabelPlan {
   problems: string[];
 }
 
+/** PostgreSQL's FirstNormalObjectId: every user-defined type (an enum, its array) has an oid from here on. */
+const FIRST_NORMAL_OID = 16384;
+
 const list = (labels: string[]) => labels.map(labelLiteral).join(', ');
 
 /**
@@ -46,6 +49,8 @@ export function labelAdditions(source: string[], target: string[]): { label: str
 /** Compares the enum labels of the pipeline's output columns with those of the target types they are written to. */
 export async function planEnumLabels(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, wire: WireColumn[]): Promise<EnumLabelPlan> {
   const plan: EnumLabelPlan = { statements: [], notes: [], problems: [] };
+  // Built-in types (and their arrays) have oids below FirstNormalObjectId: none is an enum, no look-up.
+  if (!wire.some((w) => w.oid >= FIRST_NORMAL_OID)) return plan;
   const sources = await enumTypesOf(s, wire.map((w) => w.oid));
   if (!sources.some(Boolean)) return plan;
   const byColumn = await targetEnumColumns(t, p.target.table!);
