@@ -60,7 +60,7 @@ export const FINDINGS = {
   },
   'batch-enum-label': {
     title: 'batch modes: a label added to a source enum is not added to the target enum, so the next sync fails with 22P02 (new; found by seed 7)',
-    fixed: false,
+    fixed: true,
     shape: (c) => c.mode !== 'cdc' && c.rounds.some((r) => r.txns.some((t) => t.ops.some((o) => o.op === 'add-enum-label'))),
   },
   'collation-resync': {
