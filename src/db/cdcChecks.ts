@@ -120,4 +120,18 @@ export async function slotHealth(c: pg.ClientBase, slot: string): Promise<SlotHe
   return { slot, database: r.database, plugin: r.plugin, active: r.active, activePid: r.pid, walStatus: r.wal_status, safeWalSize: r.safe === null ? null : Number(r.safe) };
 }
 
+/**
+ * Waits up to `ms` for no one to read `slot` (the server lets go of it only once the reader's
+ * walsender exits, a moment after the client closed); returns the slot's last health.
+ */
+export async function untilSlotIdle(c: pg.ClientBase, slot: string, ms: number, pollMs = 200): Promise<SlotHealth | null> {
+  const deadline = Date.now() + ms;
+  let h = await slotHealth(c, slot);
+  while (h?.active && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, pollMs));
+    h = await slotHealth(c, slot);
+  }
+  return h;
+}
+
 export const dropSlotSql = (slot: string) => `SELECT pg_drop_replication_slot('${slot.replace(/'/g, "''")}')`;

@@ -14,7 +14,7 @@ import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
 import { compareLsn, lsnBytes } from './lsn';
 import { cdcPipeline, slotGroup, slotNames } from './names';
 import { assertCdcReady, cdcPreflight, slotInvalidatedText } from './preflight';
-import { slotHealth } from '../../db/cdcChecks';
+import { slotHealth, untilSlotIdle } from '../../db/cdcChecks';
 import { pruneVanishedRows } from './prune';
 import { streamChanges, type StreamPipeline } from './stream';
 import type { CdcJoin, CdcStatus, StreamProgress } from './types';
@@ -182,12 +182,9 @@ export function createCdcEngine(deps: CdcEngineDeps) {
    * terminated run stops at its next heartbeat): wait for it rather than fail with 55006.
    */
   async function untilSlotReleased(s: pg.ClientBase, slot: string, ms = 60_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    for (let h = await slotHealth(s, slot); h?.active; h = await slotHealth(s, slot)) {
-      if (Date.now() > deadline)
-        throw configError(`replication slot "${slot}" is still being read by PID ${h.activePid} after ${ms / 1000} s with no stream of ours running: stop that reader (SELECT pg_terminate_backend(${h.activePid})) and run cdc stop --drop-slot again`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    const h = await untilSlotIdle(s, slot, ms, 500);
+    if (h?.active)
+      throw configError(`replication slot "${slot}" is still being read by PID ${h.activePid} after ${ms / 1000} s with no stream of ours running: stop that reader (SELECT pg_terminate_backend(${h.activePid})) and run cdc stop --drop-slot again`);
   }
 
   /** After a copy merged into a populated target, before streaming: drop the rows the source deleted meanwhile (prune.ts). */

@@ -17,6 +17,7 @@ import type { StreamProgress } from './types';
 import { compareLsn, formatLsn, lsnValue, normalizeLsn } from './lsn';
 import { confirmable, type CheckpointMember } from './checkpoint';
 import { slotLockSql } from '../../db/cdcSql';
+import { untilSlotIdle } from '../../db/cdcChecks';
 
 /** One pipeline the reader applies for: its config and where its target stands. */
 export interface StreamPipeline {
@@ -117,6 +118,10 @@ export async function streamChanges(ctx: CallContext, o: StreamOptions): Promise
     } catch (err) {
       if (!(err instanceof Restart)) throw err;
       o.log?.('reading the slot again from its confirmed position (a pipeline finished its snapshot, or enum labels were added)', { slot: o.slot });
+      // Our reader just closed, but the server holds the slot until its walsender exits: reading at
+      // once fails with 55006 "is active for PID". Past the wait, the read's own error stands.
+      const source = o.pipelines[0]?.config.source;
+      if (source) await withConnection(ctx.connect, source, (s) => untilSlotIdle(s, o.slot, 10_000));
     }
   }
 }
