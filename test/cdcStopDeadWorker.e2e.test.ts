@@ -88,4 +88,26 @@ describe('cdc stop while the stream segment runs on a SIGKILLed worker', () => {
       await writeFile(path.join(dir, 'cdcStream-stop-dead-worker.json'), JSON.stringify({ workflowId, history }, null, 1));
     }
   });
+
+  test('a segment\'s start-to-close is a backstop a long source transaction cannot reach; the heartbeat timeout guards liveness', async () => {
+    const taskQueue = uniqueQueue('cdc-backstop');
+    const worker = await createLakebaseWorker({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
+    await worker.runUntil(async () => {
+      const runSeconds = 2;
+      const { workflowId } = await startCdc(env.client, { config, pipeline: 'items', taskQueue, stream: { runSeconds, heartbeatTimeout: '5 seconds' } });
+      const seconds = (d: { seconds?: unknown } | null | undefined) => Number(String(d?.seconds ?? 0));
+      let scheduled: { startToClose: number; heartbeat: number } | undefined;
+      for (const deadline = Date.now() + 60_000; !scheduled; await sleep(200)) {
+        assert.ok(Date.now() < deadline, 'no stream segment was scheduled within 60 s');
+        const { events } = await env.client.workflow.getHandle(workflowId).fetchHistory();
+        const a = events?.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'cdcStream')?.activityTaskScheduledEventAttributes;
+        if (a) scheduled = { startToClose: seconds(a.startToCloseTimeout), heartbeat: seconds(a.heartbeatTimeout) };
+      }
+      // Before: runSeconds + 600, so a segment waiting over ten minutes for a commit timed out and the next received the transaction again.
+      assert.ok(scheduled.startToClose >= 30 * 86_400, `segment start-to-close ${scheduled.startToClose} s`);
+      assert.equal(scheduled.heartbeat, 5);
+      const stopped = await stopCdc(env.client, { config, pipeline: 'items', dropSlot: true, timeoutMs: 60_000 });
+      assert.equal(stopped.ended?.stopped, true);
+    });
+  });
 });

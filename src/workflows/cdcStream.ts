@@ -175,7 +175,8 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
       await condition(() => stops.length > 0 || toJoin.length > 0 || failure !== undefined || members.some((m) => progress.pipelines[m] === 'streaming'));
       continue;
     }
-    const { cdcStream: readSlot } = cdcStreamActivities(runSeconds, heartbeatTimeout);
+    // A segment waiting for a long source transaction's commit must not hit its start-to-close.
+    const { cdcStream: readSlot } = cdcStreamActivities(runSeconds, heartbeatTimeout, patched('cdc-segment-long-transactions'));
     const scope = new CancellationScope();
     const segment = scope.run(() => readSlot({ pipeline: streaming[0]!, runSeconds }));
     await Promise.race([segment.then(() => undefined, () => undefined), condition(() => stops.length > 0 || failure !== undefined)]);
