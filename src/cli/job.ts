@@ -97,7 +97,7 @@ export function registerJob(program: Command): void {
         (p) => {
           if (p.status !== 'awaiting approval' || told) return;
           told = true;
-          print(`${id}: awaiting approval — lakebase-worker job approve ${id} (or job reject ${id} --reason …); waiting`);
+          print(`${id}: awaiting approval — lakebase-worker job approve ${id} --key-file <approver key> (or job reject ${id} --key-file … --reason …); waiting`);
         },
         Number(process.env.LAKEBASE_PROGRESS_INTERVAL_MS) || 5_000,
       );

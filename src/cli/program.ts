@@ -32,7 +32,7 @@ export const HELP_EXAMPLES: Record<string, string[]> = {
   verify: ['verify --pipeline orders', 'verify --pipeline orders --mode checksums --env staging', 'verify --pipeline orders --no-wait'],
   status: ["status 'sync:orders:2026-11-24T10:00:00.000Z'", "status 'job:daily-totals:reporting:cca7ead4d664'"],
   list: ['list --pipeline orders --env prod', 'list --status Failed --limit 5'],
-  job: ['job run --job daily-totals --param since=2026-11-24', 'job run --job daily-totals --param since=2026-11-24 --dry-run', 'job approve <workflowId>'],
+  job: ['job run --job daily-totals --param since=2026-11-24', 'job run --job daily-totals --param since=2026-11-24 --dry-run', 'job approve <workflowId> --key-file bob.pem'],
   'job run': ['job run --job daily-totals --param since=2026-11-24', 'job run --job daily-totals --param since=2026-11-24 --no-wait', 'job run --job daily-totals --param since=2026-11-24 --branch try-fix --create-branch --delete-branch-after'],
   cdc: ['cdc start --pipeline orders-cdc', 'cdc status --pipeline orders-cdc', 'cdc stop --pipeline orders-cdc --drop-slot'],
   schedule: ['schedule create --pipeline orders --cron "*/15 * * * *"', 'schedule list', 'schedule trigger sync:orders'],

@@ -3,6 +3,13 @@ import type { TypeDefinition, TypeInfo } from './typeCatalog';
 
 /** DDL text for creating and evolving target tables (what src/sync/createTarget.ts and schemaChanges.ts run). */
 
+/**
+ * An enum label as a literal: plain `'ok'` where that means the same text whatever
+ * standard_conforming_strings says (no backslash), so the DDL a plan and an error show reads as
+ * people write it; quoteLiteral's E'…' otherwise.
+ */
+export const labelLiteral = (label: string) => (label.includes('\\') ? quoteLiteral(label) : `'${label.replace(/'/g, "''")}'`);
+
 /** A type's name for the target database: built-in types as PostgreSQL prints them, others schema-qualified. */
 export function renderType(type: TypeInfo, extensionSchema: (extension: string) => string): string {
   if (type.base.schema === 'pg_catalog') return type.formatted;
@@ -37,7 +44,7 @@ export function createTypeSql(schema: string, name: string, def: TypeDefinition,
   const qualified = `${quoteIdent(schema)}.${quoteIdent(name)}`;
   switch (def.kind) {
     case 'enum':
-      return `CREATE TYPE ${qualified} AS ENUM (${def.labels.map(quoteLiteral).join(', ')})`;
+      return `CREATE TYPE ${qualified} AS ENUM (${def.labels.map(labelLiteral).join(', ')})`;
     case 'composite':
       return `CREATE TYPE ${qualified} AS (${def.attributes.map((a) => `${quoteIdent(a.name)} ${render(a.type)}`).join(', ')})`;
     case 'domain': {
@@ -69,3 +76,10 @@ export const lockForAlterSql = (tables: string[]) => `LOCK TABLE ${tables.join('
  * this fails the chunk with 55P03 (retried with backoff) instead of outliving its heartbeat.
  */
 export const alterLockTimeoutSql = (ms: number) => `SET LOCAL lock_timeout = ${Math.trunc(ms)}`;
+
+/**
+ * Schema evolution: a label the source's enum gained, placed next to a label both have so the
+ * target sorts its values as the source does. `type` is already quoted.
+ */
+export const addEnumValueSql = (type: string, label: string, place?: { before: string } | { after: string }) =>
+  `ALTER TYPE ${type} ADD VALUE IF NOT EXISTS ${labelLiteral(label)}${place ? ('before' in place ? ` BEFORE ${labelLiteral(place.before)}` : ` AFTER ${labelLiteral(place.after)}`) : ''}`;

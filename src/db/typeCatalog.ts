@@ -257,3 +257,58 @@ export async function targetCatalog(c: pg.ClientBase, schemas: string[], types: 
 export function tableSchema(table: string): string | undefined {
   return parseQualifiedName(table).schema;
 }
+
+/** An enum type and its labels in sort order (what `<` on its values follows). */
+export interface EnumType {
+  schema: string;
+  name: string;
+  /** Quoted and schema-qualified, for DDL. */
+  qualified: string;
+  labels: string[];
+}
+
+/**
+ * The enum type behind each type oid (itself, an array's element, a domain's base, an array of
+ * such a domain), or null where there is none: a column of any of those shapes needs its labels.
+ */
+export async function enumTypesOf(c: pg.ClientBase, oids: number[]): Promise<(EnumType | null)[]> {
+  if (oids.length === 0) return [];
+  const element = (t: string) => `CASE WHEN ${t}.typcategory = 'A' AND ${t}.typelem <> 0 THEN ${t}.typelem ELSE ${t}.oid END`;
+  const { rows } = await c.query<{ ord: number; schema: string; name: string; labels: string[] }>(
+    `SELECT x.ord::int AS ord, n.nspname AS schema, e.typname AS name,
+            ARRAY(SELECT l.enumlabel::text FROM pg_enum l WHERE l.enumtypid = e.oid ORDER BY l.enumsortorder) AS labels
+       FROM unnest($1::oid[]) WITH ORDINALITY AS x(oid, ord)
+       JOIN pg_type t0 ON t0.oid = x.oid
+       JOIN pg_type t1 ON t1.oid = ${element('t0')}
+       JOIN pg_type t2 ON t2.oid = CASE WHEN t1.typtype = 'd' THEN t1.typbasetype ELSE t1.oid END
+       JOIN pg_type e ON e.oid = ${element('t2')} AND e.typtype = 'e'
+       JOIN pg_namespace n ON n.oid = e.typnamespace`,
+    [oids],
+  );
+  const byOrd = new Map(rows.map((r) => [r.ord, { schema: r.schema, name: r.name, qualified: `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`, labels: r.labels }]));
+  return oids.map((_, i) => byOrd.get(i + 1) ?? null);
+}
+
+/** The enum types of a target table's columns, by column name (columns of other types are absent). */
+export async function targetEnumColumns(c: pg.ClientBase, table: string): Promise<Map<string, EnumType>> {
+  const { rows } = await c.query<{ name: string; oid: number }>(
+    `SELECT a.attname AS name, a.atttypid::int8 AS oid FROM pg_attribute a
+      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+    [quoteTable(table)],
+  );
+  const types = await enumTypesOf(c, rows.map((r) => Number(r.oid)));
+  return new Map(rows.flatMap((r, i) => (types[i] ? [[r.name, types[i]!] as const] : [])));
+}
+
+/** Enum types the target database has under these (schema, name) pairs, by `schema.name` (typeKey). */
+export async function enumTypesNamed(c: pg.ClientBase, names: { schema: string; name: string }[]): Promise<Map<string, EnumType>> {
+  if (names.length === 0) return new Map();
+  const { rows } = await c.query<{ oid: number | null }>(
+    `SELECT to_regtype(format('%I.%I', x.schema, x.name))::int8 AS oid FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(schema, name, ord) ORDER BY x.ord`,
+    [names.map((n) => n.schema), names.map((n) => n.name)],
+  );
+  const found = rows.map((r, i) => ({ key: typeKey(names[i]!.schema, names[i]!.name), oid: r.oid === null ? null : Number(r.oid) }));
+  const known = found.filter((f): f is { key: string; oid: number } => f.oid !== null);
+  const types = await enumTypesOf(c, known.map((f) => f.oid));
+  return new Map(known.flatMap((f, i) => (types[i] ? [[f.key, types[i]!] as const] : [])));
+}

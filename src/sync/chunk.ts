@@ -14,6 +14,7 @@ import { withTransaction } from '../db/transaction';
 import { softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError, initialLoadConflict } from './errors';
 import type { ConnectionBudget } from './gates';
+import { followEnumLabels } from './enumLabels';
 import { reconcileSchema } from './schemaChanges';
 import { checkDrift, type ResolvedRun } from './run';
 import type { ChunkResult } from './types';
@@ -99,8 +100,10 @@ export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudge
   const { runId, after, partition } = input;
   const { pipeline: p, name: pipeline, transform } = run;
   checkDrift(run, input.fingerprint);
-  return withBoth(deps.budget, ctx, run, (s, t) =>
-    withTransaction(t, async (tx) => {
+  return withBoth(deps.budget, ctx, run, async (s, t) => {
+    // Before the transaction: an enum label added there could not be used by its rows (src/sync/enumLabels.ts).
+    await followEnumLabels(s, t, p, pipeline);
+    return withTransaction(t, async (tx) => {
       // Partition chunks run side by side: they share the run's row and lock only their own slice.
       const state = await readState(t, p.stateSchema, pipeline, partition === undefined ? 'update' : 'share');
       if (state.runId !== runId)
@@ -137,6 +140,6 @@ export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudge
         });
       else await writeState(t, p.stateSchema, { ...state, cursor, rowsWritten: state.rowsWritten + rowsWritten, chunks: state.chunks + 1 });
       return { cursor, rowsCopied: meter.rows, rowsWritten, rowsUnchanged, bytes: meter.bytes, done, alreadyCommitted: false };
-    }),
-  );
+    });
+  });
 }

@@ -12,6 +12,7 @@ import { configError } from './errors';
 import type { ConnectionBudget } from './gates';
 import { compareShape, planBuckets } from './compare';
 import { compareEligible, probeResync } from './resync';
+import { addEnumLabels } from './enumLabels';
 import { inspectSchema, snapshotOf, type SchemaInspection } from './schemaChanges';
 import { checkDrift, type ResolvedRun } from './run';
 import type { CursorValue, ResyncProbe, SyncPlan, TargetShapeReport } from './types';
@@ -140,6 +141,7 @@ async function dryRun(s: pg.ClientBase, t: pg.ClientBase, resolved: ResolvedRun,
   if (shapes.creation) actions.push(`target ${target} does not exist: the run creates it (statements below)`);
   for (const note of shapes.inspection.decision?.notes ?? []) actions.push(note);
   if (shapes.inspection.evolution.length) actions.push('the first chunk changes the target (statements below), in its own transaction');
+  for (const note of shapes.inspection.labels.notes) actions.push(`${note} before the copy`);
   if (unfinished) actions.push(`resumes the unfinished run ${st.runId ?? ''} (phase ${st.phase}) from its committed cursor`.replace('  ', ' '));
   const rows = `~${count(estimated)} rows${start ? ` after cursor (${start.join(', ')})` : ''}`;
   const chunks = `chunks of ${count(p.batchRows)} rows, up to ${p.parallelism} at a time`;
@@ -152,7 +154,7 @@ async function dryRun(s: pg.ClientBase, t: pg.ClientBase, resolved: ResolvedRun,
   if (p.mode === 'upsert' && p.deletes !== 'ignore')
     actions.push(`then looks for target rows whose key left the source and ${p.deletes === 'soft' ? `marks them in ${p.softDeleteColumn}` : 'deletes them'} (deletes: ${p.deletes})`);
   if (p.verify !== 'none') actions.push(`finally compares source and target (verify: ${p.verify})`);
-  const statements = [...(shapes.creation ?? []), ...shapes.inspection.evolution].map((x) => x.sql);
+  const statements = [...(shapes.creation ?? []), ...shapes.inspection.labels.statements, ...shapes.inspection.evolution].map((x) => x.sql);
   return { ...planOf(resolved, shapes, { startCursor: start, resumed: unfinished, estimatedRows: estimated, initialLoad: false }), dryRun: { actions, statements } };
 }
 
@@ -187,6 +189,8 @@ export async function planSync(deps: SyncEngineDeps & { budget: ConnectionBudget
     const shapes = await checkShapes(s, t, run);
     const { plan } = shapes;
     if (input.dryRun) return dryRun(s, t, run, shapes);
+    // Enum labels first, each committed on its own: a label is usable only once its ALTER TYPE has committed.
+    await addEnumLabels(t, shapes.inspection.labels.statements);
     await ensureStateTable(t, p.stateSchema);
     await ensureSnapshotTable(t, p.stateSchema);
     // Before the claim: the probe reads both sides in transactions of its own.

@@ -14,6 +14,7 @@ import { finishBucket, lockBucket, peekState, readPartitions } from '../db/syncS
 import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, typeOf, withCanonicalText } from './compare';
 import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { ownRun } from './deletes';
+import { followEnumLabels } from './enumLabels';
 import { conflictError } from './errors';
 import type { ConnectionBudget } from './gates';
 import { checkDrift, type ResolvedRun } from './run';
@@ -204,8 +205,10 @@ export async function resyncBucket(deps: Deps, ctx: CallContext, run: ResolvedRu
   const { runId, bucket } = input;
   const { pipeline: p, name: pipeline } = run;
   checkDrift(run, input.fingerprint);
-  return withBoth(deps.budget, ctx, run, (s, t) =>
-    withCanonicalText(t, async (tx) => {
+  return withBoth(deps.budget, ctx, run, async (s, t) => {
+    // Before the transaction: an enum label added there could not be used by its rows (src/sync/enumLabels.ts).
+    await followEnumLabels(s, t, p, pipeline);
+    return withCanonicalText(t, async (tx) => {
       await ownRun(t, run, runId);
       const b = await lockBucket(t, p.stateSchema, pipeline, runId, bucket);
       if (!b) throw conflictError(`pipeline "${pipeline}" has no re-sync bucket ${bucket} in run ${runId}; it was re-planned by another run`);
@@ -223,6 +226,6 @@ export async function resyncBucket(deps: Deps, ctx: CallContext, run: ResolvedRu
       await finishBucket(t, p.stateSchema, pipeline, bucket, done.rowsDeleted, done.rowsWritten);
       deps.log?.('re-sync bucket compared', { pipeline, bucket, ...done });
       return { bucket, ...done, alreadyCommitted: false };
-    }),
-  );
+    });
+  });
 }

@@ -7,6 +7,7 @@ import { adjustPlan, planColumns, type ColumnPlan } from '../db/syncSql';
 import { addColumnSql, alterLockTimeoutSql, columnTypeSql, dropNotNullSql, lockForAlterSql } from '../db/targetDdl';
 import { describeColumns, outputColumns, targetColumns, type SourceColumn, type TargetColumn, type WireColumn } from '../db/typeCatalog';
 import { prepareTypes, runDdl, type DdlStatement } from './createTarget';
+import { labelsRefused, planEnumLabels, type EnumLabelPlan } from './enumLabels';
 import { configError, schemaChangedError } from './errors';
 
 /**
@@ -184,6 +185,8 @@ export interface SchemaInspection {
   plan: ColumnPlan;
   /** evolve: the DDL the first chunk runs (for the plan's report and a dry run). */
   evolution: DdlStatement[];
+  /** Enum labels the target's types lack: added by the plan itself, before any chunk (src/sync/enumLabels.ts). */
+  labels: EnumLabelPlan;
 }
 
 /** Planning: compares source, snapshot and target; a refused change fails here, before any state is claimed. */
@@ -193,12 +196,14 @@ export async function inspectSchema(s: pg.ClientBase, t: pg.ClientBase, p: Pipel
   const target = await targetColumns(t, p.target.table!);
   const snapshot = target ? await readSnapshot(t, p.stateSchema, pipeline) : null;
   const shape = await sourceShape(s, p, wire, snapshot, !target);
-  if (!target) return { base, wire, snapshot, target, shape, decision: null, plan: base, evolution: [] };
+  if (!target) return { base, wire, snapshot, target, shape, decision: null, plan: base, evolution: [], labels: { statements: [], notes: [], problems: [] } };
   const decision = decideSchema(p.schemaChanges, shape, snapshot, target);
   if (decision.problems.length) throw refused(pipeline, p.schemaChanges, decision);
+  const labels = await planEnumLabels(s, t, p, wire);
+  if (labels.problems.length) throw labelsRefused(pipeline, labels.problems);
   const tables = [quoteTable(p.target.table!), ...(refreshTable ? [refreshTable] : [])];
   const ddl = await evolution(s, t, p, pipeline, wire, shape, decision, tables);
-  return { base, wire, snapshot, target, shape, decision, plan: finalPlan(base, decision, p, pipeline), evolution: ddl };
+  return { base, wire, snapshot, target, shape, decision, plan: finalPlan(base, decision, p, pipeline), evolution: ddl, labels };
 }
 
 /** Snapshot columns for a target created from `shape`. */

@@ -38,6 +38,11 @@ export const FINDINGS = {
     fixed: true,
     shape: (c) => cdcOps(c).some(({ o }) => 'rows' in o && o.rows >= 50_000),
   },
+  'cdc-stop-after-worker-kill': {
+    title: "cdc: `cdc stop` while the stream's worker is dead fails the stream workflow (the cancelled segment ends in a heartbeat timeout, which is rethrown) (new; found by seed 13)",
+    fixed: false,
+    shape: (c) => c.mode === 'cdc' && c.rounds.some((r) => r.event === 'stop-start' && r.fault === 'worker-kill'),
+  },
   'cdc-no-fencing': {
     title: 'cdc: no fencing: a stale attempt can commit an older batch after another reader took the slot (issue 27 #12)',
     fixed: true,
@@ -48,14 +53,14 @@ export const FINDINGS = {
     fixed: true,
     shape: (c) => c.mode === 'cdc' && c.tables.length > 1 && c.rounds.some((r) => r.event === 'stop-start'),
   },
-  'cdc-stop-after-worker-kill': {
-    title: "cdc: `cdc stop` while the stream's worker is dead fails the stream workflow (the cancelled segment ends in a heartbeat timeout, which is rethrown) (new; found by seed 13)",
+  'cursor-add-column-default': {
+    title: 'batch cursor modes: ADD COLUMN … DEFAULT on the source leaves the rows not changed since the last run NULL in the target (the cursor does not move for them) (new; found by seed 2015860408)',
     fixed: false,
-    shape: (c) => c.mode === 'cdc' && c.rounds.some((r) => r.event === 'stop-start' && r.fault === 'worker-kill'),
+    shape: (c) => ['upsert-cursor', 'upsert-soft', 'append'].includes(c.mode) && c.rounds.some((r) => r.txns.some((t) => t.ops.some((o) => o.op === 'add-column' && o.column.default !== undefined))),
   },
   'batch-enum-label': {
     title: 'batch modes: a label added to a source enum is not added to the target enum, so the next sync fails with 22P02 (new; found by seed 7)',
-    fixed: false,
+    fixed: true,
     shape: (c) => c.mode !== 'cdc' && c.rounds.some((r) => r.txns.some((t) => t.ops.some((o) => o.op === 'add-enum-label'))),
   },
   'collation-resync': {

@@ -180,7 +180,16 @@ export class Harness {
         const a = new pg.Client({ connectionString: adminUrl, application_name: HARNESS_APP });
         await a.connect();
         try {
-          if (where === 'logical') await a.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [name]);
+          if (where === 'logical') {
+            // The killed worker's walsender may hold the slot a moment longer.
+            for (let i = 0; i < 20; i++) {
+              await a.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active`, [name]);
+              const left = await a.query(`SELECT slot_name, active FROM pg_replication_slots WHERE database = $1`, [name]);
+              for (const s of left.rows as { slot_name: string; active: boolean }[]) if (!s.active) await a.query('SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => undefined);
+              if (!left.rows.length) break;
+              await sleep(250);
+            }
+          }
           await a.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
         } finally {
           await a.end();

@@ -83,7 +83,7 @@ async function main(): Promise<number> {
   const ok = results.filter((r) => r.ok).length;
   console.log(`\ngenerative: ${results.length} case(s), seeds ${results.map((r) => r.seed).join(' ')}`);
   console.log(`rows compared ${results.reduce((n, r) => n + r.rowsCompared, 0)}, lost ${results.reduce((n, r) => n + r.lost, 0)}, duplicated ${results.reduce((n, r) => n + r.duplicated, 0)}`);
-  if (args.report) await updateReliabilityTable(results, `npm run test:generative -- --seeds ${args.seeds} --minutes ${args.minutes}${args.mode ? ` --mode ${args.mode}` : ''}`);
+  if (args.report) await updateReliabilityTable(results, `npm run test:generative -- ${process.argv.slice(2).filter((a) => a !== '--report').join(' ')}`);
   console.log(`${ok} passed, ${failed} failed, ${todo} todo (failures with the shape of an open finding${args.knownOk ? '' : '; counted as failed without --known-ok'})`);
   // Last, and bare, as npm test ends (.ci/run sums these lines).
   console.log(`${ok} passed, ${failed + (args.knownOk ? 0 : todo)} failed`);

@@ -28,7 +28,7 @@ export interface CaseResult {
 const SOFT = 'deleted_at';
 
 /** A pipeline's config entry for the case's mode. */
-function pipelineFor(c: Case, t: SourceTable, i: number, envs: { source: string; target: string }): Record<string, unknown> {
+function pipelineFor(c: Case, t: SourceTable, slotName: string, envs: { source: string; target: string }): Record<string, unknown> {
   const base: Record<string, unknown> = {
     source: { profile: 'local', environment: envs.source, table: `public.${t.name}` },
     target: { profile: 'local', environment: envs.target, table: `public.${t.name}` },
@@ -53,7 +53,7 @@ function pipelineFor(c: Case, t: SourceTable, i: number, envs: { source: string;
     case 'resync':
       return { ...base, mode: 'upsert', deletes: 'hard' };
     case 'cdc':
-      return { ...base, mode: 'cdc', cdc: { slot: `gen_${c.seed}`, batchRows: 2_000, batchMs: 200 }, ...(i === 0 ? {} : {}) };
+      return { ...base, mode: 'cdc', cdc: { slot: slotName, batchRows: 2_000, batchMs: 200 } };
   }
 }
 
@@ -105,7 +105,8 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
       else if (c.precreateTarget) await target.query(t.ddl('', true));
       await withClient(source, (db) => t.run(db, { table: i, ops: [{ op: 'insert', rows: c.initialRows[i]! }] }));
     }
-    const pipelines = Object.fromEntries(tables.map((t, i) => [`p${i}`, pipelineFor(c, t, i, { source: 'src', target: 'tgt' })]));
+    // Slot names are cluster-wide: one per run, so a case run again (shrinking) never meets its last slot.
+    const pipelines = Object.fromEntries(tables.map((t, i) => [`p${i}`, pipelineFor(c, t, tag.toLowerCase(), { source: 'src', target: 'tgt' })]));
     const raw = {
       temporal: { address: h.temporalAddress, taskQueue: `gen-${tag}` },
       worker: { opsPort: 0 },
