@@ -30,14 +30,21 @@ export const streamingActivities = (heartbeatTimeout: string, nonRetryableErrorT
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes },
   });
 
+/** The start-to-close of a cdc stream segment under patch cdc-segment-long-transactions. */
+export const CDC_SEGMENT_BACKSTOP = '365 days';
+
 /**
  * A cdc stream segment: runs `runSeconds` and heartbeats throughout; retried without limit (a
  * stream resumes from the targets' checkpoints). Cancelled (cdc stop), it applies and confirms its
  * pending batch before the workflow goes on.
  */
-export const cdcStreamActivities = (runSeconds: number, heartbeatTimeout: string) =>
+export const cdcStreamActivities = (runSeconds: number, heartbeatTimeout: string, longTransactions = false) =>
   proxyActivities<Activities>({
-    startToCloseTimeout: `${runSeconds + 600} seconds`,
+    // A segment asked to end inside a source transaction ends at its commit, however long that takes
+    // (docs/cdc.md): with longTransactions its start-to-close is a backstop no transaction reaches,
+    // and the heartbeat timeout alone tells a dead worker. Before, runSeconds + 600 timed out a
+    // segment waiting for a commit longer than that, and the next one received it all again.
+    startToCloseTimeout: longTransactions ? CDC_SEGMENT_BACKSTOP : `${runSeconds + 600} seconds`,
     heartbeatTimeout,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },

@@ -40,7 +40,7 @@ export const FINDINGS = {
   },
   'cdc-stop-after-worker-kill': {
     title: "cdc: `cdc stop` while the stream's worker is dead fails the stream workflow (the cancelled segment ends in a heartbeat timeout, which is rethrown) (new; found by seed 13)",
-    fixed: false,
+    fixed: true,
     shape: (c) => c.mode === 'cdc' && c.rounds.some((r) => r.event === 'stop-start' && r.fault === 'worker-kill'),
   },
   'cdc-no-fencing': {

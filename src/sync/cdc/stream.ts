@@ -66,6 +66,17 @@ function cannotApply(err: unknown): boolean {
 /** A pipeline's snapshot finished while the reader ran past its start: read the slot again from its confirmed position. */
 class Restart extends Error {}
 
+/**
+ * XLogData messages pg-logical-replication has parsed but not yet emitted (its flow-control queue,
+ * `_messageQueue`, private in its types). Read so a keepalive never confirms past them; a library
+ * that no longer has the queue fails loudly here instead of confirming blind.
+ */
+function libraryBacklog(service: LogicalReplicationService): number {
+  const queue: unknown = (service as unknown as { _messageQueue?: unknown })._messageQueue;
+  if (!Array.isArray(queue)) throw new Error('pg-logical-replication no longer keeps its _messageQueue: keepalives cannot be confirmed safely (see src/sync/cdc/stream.ts)');
+  return queue.length;
+}
+
 /** Column values in text form: the library's default parsers would turn numerics and timestamps into lossy JS values. */
 class TextPgoutput extends PgoutputPlugin {
   override parse(buffer: Buffer): Pgoutput.Message {
@@ -527,18 +538,24 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         if (done()) await finish();
       }).catch(fail);
     });
-    service.on('heartbeat', (raw: string, _ts: number, shouldRespond: boolean) =>
-      serial(async () => {
+    service.on('heartbeat', (raw: string, _ts: number, shouldRespond: boolean) => {
+      // The library emits a keepalive as soon as it is parsed, but XLogData parsed before it may
+      // still wait in its flow-control queue (handed over one by one as our handlers settle). Its
+      // position then lies past changes we have not seen: taken now, while it is parsed, this says
+      // whether everything the server sent before it has reached us (finding 13).
+      const behind = libraryBacklog(service) > 0;
+      return serial(async () => {
         if (stopped) return;
         const lsn = normalizeLsn(raw);
         progress.receivedLsn = lsn;
-        // Idle and everything applied: WAL up to the server's position holds nothing for us (other
-        // tables' writes), so confirm it too, or the slot would retain it until our next change.
-        if (!inTransaction && batch.empty && !lastCommit && streaming.length) await confirm(lsn);
+        const idle = !behind && libraryBacklog(service) === 0 && !inTransaction && batch.empty && !lastCommit;
+        // Idle and everything received applied: WAL up to the server's position holds nothing for us
+        // (other tables' writes), so confirm it too, or the slot would retain it until our next change.
+        if (idle && streaming.length) await confirm(lsn);
         else if (shouldRespond) await sendFlushed(confirmed ?? '0/1');
-        if (o.untilLsn && !inTransaction && batch.empty && !lastCommit && compareLsn(lsn, o.untilLsn) >= 0) await finish();
-      }).catch(fail),
-    );
+        if (o.untilLsn && idle && compareLsn(lsn, o.untilLsn) >= 0) await finish();
+      }).catch(fail);
+    });
     service.on('error', (err: Error & { code?: string }) => fail(err.code === '42704' ? slotMissing(o.slot, err.message) : err));
     const timer = setInterval(() => {
       serial(async () => {
