@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -12,10 +11,9 @@ import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
 import { relationChecksum } from '../src/db/checksum';
 import { createLogger } from '../src/logger';
-import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
-import { freePort } from '../src/provision/postgres';
 import { createLakebaseWorker } from '../src/worker';
 import { startTemporal, uniqueQueue } from './helpers/temporal';
+import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // `cdc start` to `cdc stop --drop-slot` on a real Temporal dev server and an embedded PostgreSQL
 // with wal_level=logical: the copy, a mixed load with a worker SIGKILLed mid-stream, a new column.
@@ -25,8 +23,7 @@ const COLS = ['id', 'qty', 'note', 'big'];
 
 describe('cdc pipeline end to end (Temporal dev server, embedded PostgreSQL with wal_level=logical)', () => {
   let env: TestWorkflowEnvironment;
-  let base: string;
-  let cluster: EmbeddedCluster;
+  let server: LogicalServer;
   let source: pg.Client;
   let target: pg.Client;
   let raw: Record<string, unknown>;
@@ -34,24 +31,13 @@ describe('cdc pipeline end to end (Temporal dev server, embedded PostgreSQL with
   const logger = createLogger({ level: 'silent' });
 
   before(async () => {
-    base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-e2e-'));
-    cluster = new EmbeddedCluster({ dataDir: path.join(base, 'data'), port: await freePort(), settings: { wal_level: 'logical' } });
-    await cluster.init();
-    [env] = await Promise.all([startTemporal(), cluster.start()]);
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE shop');
-    await admin.query('CREATE DATABASE reporting');
-    await admin.end();
-    source = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/shop') });
-    target = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/reporting') });
-    await source.connect();
-    await target.connect();
+    [env, server] = await Promise.all([startTemporal(), startLogicalServer('cdc-e2e', { databases: ['shop', 'reporting'] })]);
+    ({ source, target } = server);
     await source.query(`
       CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL, note text, big text);
       ALTER TABLE orders ALTER COLUMN big SET STORAGE EXTERNAL;
       INSERT INTO orders SELECT g, g % 10, 'n' || g, CASE WHEN g % 100 = 0 THEN (SELECT string_agg(md5(g::text || i), '') FROM generate_series(1, 400) i) END FROM generate_series(1, 20000) g;`);
-    const environment = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
+    const environment = (database: string) => server.environment(database);
     raw = {
       temporal: { address: env.address, taskQueue: 'unused' },
       profiles: { local: { auth: { method: 'password', password: 'trust' }, environments: { shop: environment('shop'), reporting: environment('reporting') } } },
@@ -70,11 +56,8 @@ describe('cdc pipeline end to end (Temporal dev server, embedded PostgreSQL with
   });
 
   after(async () => {
-    await source?.end();
-    await target?.end();
-    await cluster?.stop();
+    await server?.close();
     await env?.teardown();
-    if (base) await rm(base, { recursive: true, force: true });
   });
 
   const equal = async (columns: string[]) => {
@@ -84,7 +67,7 @@ describe('cdc pipeline end to end (Temporal dev server, embedded PostgreSQL with
 
   test('copies the table, stays equal under mixed load and a worker SIGKILL (TOASTed values intact), carries a new column; stop --drop-slot leaves no slot', async () => {
     const taskQueue = uniqueQueue('cdc');
-    const file = path.join(base, 'lakebase.yaml');
+    const file = path.join(server.dir, 'lakebase.yaml');
     await writeFile(file, YAML.stringify({ ...raw, temporal: { address: env.address, taskQueue }, worker: { opsPort: 0 } }));
     const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'lakebase-worker.js'), 'worker', '--config', file], {
       stdio: ['ignore', 'ignore', 'inherit'],

@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createCredentialProvider } from '../src/auth/credentials';
@@ -11,17 +8,17 @@ import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
 import { LakebaseEmulator } from '../src/emulator';
 import { createLogger } from '../src/logger';
 import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
-import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
 import { createSyncEngine, SyncError } from '../src/sync';
 import { describeVerify } from '../src/workflows/verifyReport';
 import { compareLsn, createCdcEngine, type CdcEngine, type StreamProgress } from '../src/sync/cdc';
+import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // The CDC engine on real servers, no Temporal: an embedded PostgreSQL started with
 // wal_level=logical (the machine's shared server runs replica, and its settings are not ours).
 
 describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_level=logical)', () => {
-  let base: string;
+  let server: LogicalServer;
   let cluster: EmbeddedCluster;
   let source: pg.Client;
   let target: pg.Client;
@@ -43,24 +40,8 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
   });
 
   before(async () => {
-    base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-test-'));
-    cluster = new EmbeddedCluster({
-      dataDir: path.join(base, 'data'),
-      port: await freePort(),
-      settings: { wal_level: 'logical', max_replication_slots: '20', max_wal_senders: '20' },
-    });
-    await cluster.init();
-    await cluster.start();
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE src');
-    await admin.query('CREATE DATABASE tgt');
-    await admin.end();
-    const url = (db: string) => cluster.url.replace(/\/postgres$/, `/${db}`);
-    source = new pg.Client({ connectionString: url('src') });
-    target = new pg.Client({ connectionString: url('tgt') });
-    await source.connect();
-    await target.connect();
+    server = await startLogicalServer('cdc-test', { settings: { max_replication_slots: '20', max_wal_senders: '20' } });
+    ({ cluster, source, target } = server);
     await source.query(`
       CREATE TABLE mixed (id int PRIMARY KEY, grp int NOT NULL, name text, amount numeric(12,2), at timestamptz NOT NULL);
       INSERT INTO mixed SELECT g, g % 5, 'n' || g, g * 1.25, '2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, 5000) g;
@@ -88,7 +69,7 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
     `);
     // The Lakebase emulator's Postgres front, logging in with a token (PAT) as a workspace user.
     emu = await new LakebaseEmulator({ upstream: cluster.url, users: [{ email: 'alice@example.com', pats: [PAT] }] }).start();
-    const env = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
+    const env = (database: string) => server.environment(database);
     const config = parseConfig({
       temporal: { taskQueue: 'cdc-test' },
       profiles: {
@@ -129,10 +110,7 @@ describe('cdc: logical replication applied in batches (embedded PostgreSQL, wal_
   after(async () => {
     await pools?.end();
     await emu?.stop();
-    await source?.end();
-    await target?.end();
-    await cluster?.stop();
-    await rm(base, { recursive: true, force: true });
+    await server?.close();
   });
 
   /** join, then the partitioned initial load (slices side by side as the workflow runs them), then streaming. */

@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createCredentialProvider } from '../src/auth/credentials';
@@ -9,17 +6,15 @@ import { parseConfig } from '../src/config/load';
 import { relationChecksum } from '../src/db/checksum';
 import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
 import { createLogger } from '../src/logger';
-import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
-import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
 import { createCdcEngine, type CdcEngine, type StreamProgress } from '../src/sync/cdc';
+import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // CDC v2 findings (issue 27) on a private embedded PostgreSQL with wal_level=logical: each test
 // reproduces a path that lost, corrupted or stalled changes.
 
 describe('cdc engine: joins, key changes, long transactions, parking, fencing, relations, schema changes, lag', () => {
-  let base: string;
-  let cluster: EmbeddedCluster;
+  let server: LogicalServer;
   let source: pg.Client;
   let target: pg.Client;
   let pools: PoolRegistry;
@@ -37,24 +32,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
   });
 
   before(async () => {
-    base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-engine-'));
-    cluster = new EmbeddedCluster({
-      dataDir: path.join(base, 'data'),
-      port: await freePort(),
-      settings: { wal_level: 'logical', max_replication_slots: '20', max_wal_senders: '20' },
-    });
-    await cluster.init();
-    await cluster.start();
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE src');
-    await admin.query('CREATE DATABASE tgt');
-    await admin.end();
-    const url = (db: string) => cluster.url.replace(/\/postgres$/, `/${db}`);
-    source = new pg.Client({ connectionString: url('src') });
-    target = new pg.Client({ connectionString: url('tgt') });
-    await source.connect();
-    await target.connect();
+    server = await startLogicalServer('cdc-engine', { settings: { max_replication_slots: '20', max_wal_senders: '20' } });
+    ({ source, target } = server);
     await source.query(`
       CREATE TABLE race_a (id int PRIMARY KEY, v text);
       CREATE TABLE race_b (id int PRIMARY KEY, v text);
@@ -90,7 +69,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       ALTER TABLE toasty ALTER COLUMN big SET STORAGE EXTERNAL;
       INSERT INTO toasty SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 3000) i) FROM generate_series(1, 20) g;
     `);
-    const env = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
+    const env = (database: string) => server.environment(database);
     const config = parseConfig({
       temporal: { taskQueue: 'cdc-engine-test' },
       profiles: { local: { auth: { method: 'password', password: 'trust-auth-ignores-this' }, environments: { src: env('src'), tgt: env('tgt') } } },
@@ -128,10 +107,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
 
   after(async () => {
     await pools?.end();
-    await source?.end();
-    await target?.end();
-    await cluster?.stop();
-    await rm(base, { recursive: true, force: true });
+    await server?.close();
   });
 
   /** The partitioned initial load after a join, as the workflow runs it. */

@@ -3,8 +3,7 @@
 // A real Temporal dev server, a worker, an embedded PostgreSQL with wal_level=logical.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -13,37 +12,24 @@ import YAML from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { relationChecksum } from '../src/db/checksum';
 import { createLogger } from '../src/logger';
-import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
-import { freePort } from '../src/provision/postgres';
 import { cleanUp } from './helpers/cleanup';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('cdc joins and key changes through the CLI (Temporal dev server, embedded PostgreSQL with wal_level=logical)', () => {
   let env: TestWorkflowEnvironment;
-  let base: string;
-  let cluster: EmbeddedCluster;
+  let server: LogicalServer;
   let source: pg.Client;
   let target: pg.Client;
   let file: string;
   let worker: { stop(): Promise<void> } | undefined;
 
   before(async () => {
-    base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-join-'));
-    cluster = new EmbeddedCluster({ dataDir: path.join(base, 'data'), port: await freePort(), settings: { wal_level: 'logical' } });
-    await cluster.init();
-    [env] = await Promise.all([startTemporal(), cluster.start()]);
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE shop');
-    await admin.query('CREATE DATABASE reporting');
-    await admin.end();
-    source = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/shop') });
-    target = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/reporting') });
-    await source.connect();
-    await target.connect();
+    [env, server] = await Promise.all([startTemporal(), startLogicalServer('cdc-join', { databases: ['shop', 'reporting'] })]);
+    ({ source, target } = server);
     await source.query(`
       CREATE TABLE first (id int PRIMARY KEY, v text);
       CREATE TABLE second (id int PRIMARY KEY, v text);
@@ -53,7 +39,7 @@ describe('cdc joins and key changes through the CLI (Temporal dev server, embedd
       ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
       INSERT INTO docs SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 2000) i) FROM generate_series(1, 30) g;`);
     const taskQueue = uniqueQueue('cdcjoin');
-    const e = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
+    const e = (database: string) => server.environment(database);
     const pipeline = (table: string) => ({
       source: { profile: 'local', environment: 'shop', table },
       target: { profile: 'local', environment: 'reporting', table },
@@ -68,7 +54,7 @@ describe('cdc joins and key changes through the CLI (Temporal dev server, embedd
       pipelines: { first: pipeline('first'), second: pipeline('second'), docs: pipeline('docs') },
       worker: { opsPort: 0 },
     };
-    file = path.join(base, 'lakebase.yaml');
+    file = path.join(server.dir, 'lakebase.yaml');
     await writeFile(file, YAML.stringify(raw));
     worker = await runWorkerInBackground({ config: parseConfig(raw), logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
   });
@@ -76,11 +62,8 @@ describe('cdc joins and key changes through the CLI (Temporal dev server, embedd
   after(() =>
     cleanUp(
       () => worker?.stop(),
-      () => source?.end(),
-      () => target?.end(),
-      () => cluster?.stop(),
+      () => server?.close(),
       () => env?.teardown(),
-      () => base && rm(base, { recursive: true, force: true }),
     ),
   );
 

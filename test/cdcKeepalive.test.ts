@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createCredentialProvider } from '../src/auth/credentials';
@@ -14,6 +11,7 @@ import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
 import { createCdcEngine, type CdcEngine } from '../src/sync/cdc';
 import { lsnValue } from '../src/sync/cdc/lsn';
+import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // Finding 13 (issue 27): keepalives bypass pg-logical-replication's queue. The library queues each
 // XLogData message and hands it over only once the previous one's handler settled, but emits a
@@ -118,7 +116,7 @@ async function replicationProxy(upstreamPort: number): Promise<Proxy> {
 }
 
 describe('cdc keepalives confirm nothing still queued in the replication library (finding 13)', () => {
-  let base: string;
+  let server: LogicalServer;
   let cluster: EmbeddedCluster;
   let source: pg.Client;
   let target: pg.Client;
@@ -128,23 +126,11 @@ describe('cdc keepalives confirm nothing still queued in the replication library
   let proxy: Proxy;
 
   before(async () => {
-    base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-keepalive-'));
-    cluster = new EmbeddedCluster({ dataDir: path.join(base, 'data'), port: await freePort(), settings: { wal_level: 'logical' } });
-    await cluster.init();
-    await cluster.start();
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE src');
-    await admin.query('CREATE DATABASE tgt');
-    await admin.end();
-    const url = (db: string) => cluster.url.replace(/\/postgres$/, `/${db}`);
-    source = new pg.Client({ connectionString: url('src') });
-    target = new pg.Client({ connectionString: url('tgt') });
-    await source.connect();
-    await target.connect();
+    server = await startLogicalServer('cdc-keepalive');
+    ({ cluster, source, target } = server);
     await source.query(`CREATE TABLE ka (id int PRIMARY KEY, v text); INSERT INTO ka VALUES (1, 'one')`);
     proxy = await replicationProxy(cluster.options.port);
-    const env = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
+    const env = (database: string) => server.environment(database);
     const config = parseConfig({
       temporal: { taskQueue: 'cdc-keepalive-test' },
       profiles: { local: { auth: { method: 'password', password: 'trust-auth-ignores-this' }, environments: { src: env('src'), tgt: env('tgt') } } },
@@ -168,11 +154,8 @@ describe('cdc keepalives confirm nothing still queued in the replication library
 
   after(async () => {
     await pools?.end();
-    await source?.end();
-    await target?.end();
     await proxy?.close();
-    await cluster?.stop();
-    if (base) await rm(base, { recursive: true, force: true });
+    await server?.close();
   });
 
   test('a keepalive parsed behind a queued transaction does not confirm it before it is applied', async () => {

@@ -3,8 +3,7 @@
 // (wal_level=replica, used read only) for the wal_level case.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
@@ -14,19 +13,17 @@ import YAML from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { relationChecksum } from '../src/db/checksum';
 import { createLogger } from '../src/logger';
-import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
-import { freePort } from '../src/provision/postgres';
 import { cleanUp } from './helpers/cleanup';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 import { runWorkerInBackground, startTemporal, uniqueQueue } from './helpers/temporal';
+import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 const CLI = path.join(__dirname, '..', 'bin', 'lakebase-worker.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQL with wal_level=logical)', () => {
   let env: TestWorkflowEnvironment;
-  let base: string;
-  let cluster: EmbeddedCluster;
+  let server: LogicalServer;
   let machine: TestDatabase;
   let source: pg.Client;
   let target: pg.Client;
@@ -34,19 +31,8 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
   let worker: { stop(): Promise<void> } | undefined;
 
   before(async () => {
-    base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-cli-'));
-    cluster = new EmbeddedCluster({ dataDir: path.join(base, 'data'), port: await freePort(), settings: { wal_level: 'logical' } });
-    await cluster.init();
-    [env, machine] = await Promise.all([startTemporal(), createTestDatabase('cdccli'), cluster.start()]);
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE shop');
-    await admin.query('CREATE DATABASE reporting');
-    await admin.end();
-    source = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/shop') });
-    target = new pg.Client({ connectionString: cluster.url.replace(/\/postgres$/, '/reporting') });
-    await source.connect();
-    await target.connect();
+    [env, machine, server] = await Promise.all([startTemporal(), createTestDatabase('cdccli'), startLogicalServer('cdc-cli', { databases: ['shop', 'reporting'] })]);
+    ({ source, target } = server);
     await source.query(`
       CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL, note text);
       INSERT INTO orders SELECT g, g % 10, 'n' || g FROM generate_series(1, 1000) g;
@@ -66,7 +52,7 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
       INSERT INTO lonely SELECT g, 'l' || g FROM generate_series(1, 100) g;`);
     await machine.client.query(`CREATE TABLE orders (id int PRIMARY KEY, v text); INSERT INTO orders VALUES (1, 'a')`);
     const taskQueue = uniqueQueue('cdccli');
-    const e = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' } });
+    const e = (database: string) => server.environment(database);
     const pipeline = (table: string, slot: string, more: Record<string, unknown> = {}) => ({
       source: { profile: 'local', environment: 'shop', table },
       target: { profile: 'local', environment: 'reporting', table },
@@ -96,7 +82,7 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
       syncGroups: { pair: { pipelines: ['pair_a', 'pair_b'] }, rc: { pipelines: ['rc_a', 'rc_b'] } },
       worker: { opsPort: 0 },
     };
-    file = path.join(base, 'lakebase.yaml');
+    file = path.join(server.dir, 'lakebase.yaml');
     await writeFile(file, YAML.stringify(raw));
     worker = await runWorkerInBackground({ config: parseConfig(raw), logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
   });
@@ -104,12 +90,9 @@ describe('cdc lifecycle through the CLI (Temporal dev server, embedded PostgreSQ
   after(() =>
     cleanUp(
       () => worker?.stop(),
-      () => source?.end(),
-      () => target?.end(),
       () => machine?.close(),
-      () => cluster?.stop(),
+      () => server?.close(),
       () => env?.teardown(),
-      () => base && rm(base, { recursive: true, force: true }),
     ),
   );
 

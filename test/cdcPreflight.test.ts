@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { toActivityFailure } from '../src/activities/failures';
@@ -11,21 +8,19 @@ import { relationChecksum } from '../src/db/checksum';
 import { classifySqlError } from '../src/db/errors';
 import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
 import { createLogger } from '../src/logger';
-import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
-import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
 import { SyncError } from '../src/sync';
 import { createCdcEngine, type CdcEngine } from '../src/sync/cdc';
 import { identityProblem } from '../src/sync/cdc/preflight';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
+import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // cdc's checks before anything is touched (src/sync/cdc/preflight.ts), on real servers: an embedded
 // PostgreSQL with wal_level=logical, and the machine's shared server (wal_level=replica, read only:
 // its settings are not ours).
 
 describe('cdc preflight: the source is checked before a publication or slot is touched', () => {
-  let base: string;
-  let cluster: EmbeddedCluster;
+  let server: LogicalServer;
   let source: pg.Client;
   let target: pg.Client;
   let shared: TestDatabase;
@@ -43,20 +38,8 @@ describe('cdc preflight: the source is checked before a publication or slot is t
   });
 
   before(async () => {
-    base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-preflight-'));
-    cluster = new EmbeddedCluster({ dataDir: path.join(base, 'data'), port: await freePort(), settings: { wal_level: 'logical', max_replication_slots: '6', max_wal_senders: '10' } });
-    await cluster.init();
-    [shared] = await Promise.all([createTestDatabase('cdcpf'), cluster.start()]);
-    const admin = new pg.Client({ connectionString: cluster.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE src');
-    await admin.query('CREATE DATABASE tgt');
-    await admin.end();
-    const url = (db: string) => cluster.url.replace(/\/postgres$/, `/${db}`);
-    source = new pg.Client({ connectionString: url('src') });
-    target = new pg.Client({ connectionString: url('tgt') });
-    await source.connect();
-    await target.connect();
+    [shared, server] = await Promise.all([createTestDatabase('cdcpf'), startLogicalServer('cdc-preflight', { settings: { max_replication_slots: '6', max_wal_senders: '10' } })]);
+    ({ source, target } = server);
     await source.query(`
       CREATE TABLE nokey (id int, v text);
       INSERT INTO nokey SELECT g, 'v' || g FROM generate_series(1, 50) g;
@@ -78,7 +61,7 @@ describe('cdc preflight: the source is checked before a publication or slot is t
       ALTER TABLE theirs OWNER TO norep;
       CREATE TABLE spare (id int PRIMARY KEY, v text);`);
     await shared.client.query(`CREATE TABLE orders (id int PRIMARY KEY, v text); INSERT INTO orders VALUES (1, 'a')`);
-    const env = (database: string, user = 'postgres') => ({ host: '127.0.0.1', port: cluster.options.port, database, user, ssl: { mode: 'disable' } });
+    const env = server.environment;
     const config = parseConfig({
       temporal: { taskQueue: 'cdc-preflight' },
       profiles: {
@@ -111,11 +94,8 @@ describe('cdc preflight: the source is checked before a publication or slot is t
 
   after(async () => {
     await pools?.end();
-    await source?.end();
-    await target?.end();
     await shared?.close();
-    await cluster?.stop();
-    if (base) await rm(base, { recursive: true, force: true });
+    await server?.close();
   });
 
   const refused = async (pipeline: string, pattern: RegExp, type = 'LakebaseCdcSourceNotReady') =>
