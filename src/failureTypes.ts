@@ -54,6 +54,8 @@ export const RETRYABLE_FAILURES = {
   apiUnavailable: 'LakebaseApiUnavailable',
   /** A scale-to-zero compute still waking after computeWakeTimeoutMs (src/db/computeWake.ts). */
   computeWaking: 'LakebaseComputeWaking',
+  /** A cdc join waited too long for source transactions open at the join (src/db/openTransactions.ts). */
+  cdcJoinWaiting: 'LakebaseCdcJoinWaiting',
 } as const;
 
 /**

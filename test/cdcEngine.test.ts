@@ -39,6 +39,10 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TABLE race_b (id int PRIMARY KEY, v text);
       INSERT INTO race_a SELECT g, 'a' || g FROM generate_series(1, 50) g;
       INSERT INTO race_b SELECT g, 'b' || g FROM generate_series(1, 50) g;
+      CREATE TABLE calm_a (id int PRIMARY KEY, v text);
+      CREATE TABLE calm_b (id int PRIMARY KEY, v text);
+      INSERT INTO calm_a SELECT g, 'a' || g FROM generate_series(1, 10) g;
+      INSERT INTO calm_b SELECT g, 'b' || g FROM generate_series(1, 10) g;
       CREATE TABLE park_a (id int PRIMARY KEY, v text);
       CREATE TABLE park_b (id int PRIMARY KEY, v text);
       INSERT INTO park_a SELECT g, 'a' || g FROM generate_series(1, 20) g;
@@ -76,6 +80,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       pipelines: {
         race_a: pipeline('race_a', 'lbw_race'),
         race_b: pipeline('race_b', 'lbw_race'),
+        calm_a: pipeline('calm_a', 'lbw_calm'),
+        calm_b: pipeline('calm_b', 'lbw_calm'),
         longtx: pipeline('longtx', 'lbw_longtx'),
         stop_a: pipeline('stop_a', 'lbw_stop'),
         stop_b: pipeline('stop_b', 'lbw_stop'),
@@ -180,6 +186,29 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await catchUp('race_a');
     await same('race_a', ['id', 'v']);
     await same('race_b', ['id', 'v']);
+  });
+
+  test('finding 1 (seed 202): a pipeline that joined while the others are quiet is applied by the running reader, not only after the segment ends', async () => {
+    await snapshot('calm_a');
+    const stream = running('calm_a');
+    try {
+      await until('the reader to hold the slot', () => slotActive('lbw_calm'));
+      await cdc.join(ctx, { pipeline: 'calm_b' });
+      // Received while calm_b copies: a transaction with nothing for this reader. It once stayed
+      // pending, and the reader made no decision (flush, confirm, restart) until the segment ended.
+      await source.query(`UPDATE calm_b SET v = 'during' WHERE id <= 5`);
+      await copy('calm_b');
+      await source.query(`UPDATE calm_b SET v = 'after' WHERE id > 5`);
+      await until(
+        "calm_b's change after its copy, applied by the reader still running",
+        async () => (await target.query<{ n: number }>(`SELECT count(*)::int AS n FROM copy_calm_b WHERE v = 'after'`)).rows[0]!.n === 5,
+        15_000,
+      );
+    } finally {
+      await stream.stop();
+    }
+    await same('calm_b', ['id', 'v']);
+    await same('calm_a', ['id', 'v']);
   });
 
   test('finding 2: a key change with an unchanged NOT NULL TOASTed column keeps the value; a replayed update of a row the copy never saw is no 23502', async () => {

@@ -3,6 +3,7 @@ import { LakebaseAuthError } from '../auth/errors';
 import { PostgresApiError } from '../auth/postgresApi';
 import { SealingError } from '../auth/sealed';
 import { LakebaseComputeWaking } from '../db/computeWake';
+import { OpenTransactionsWait } from '../db/openTransactions';
 import { classifySqlError, describeSqlError } from '../db/errors';
 import { redactSecrets } from '../redact';
 import { IdentifierError } from '../db/identifiers';
@@ -32,6 +33,7 @@ function classify(err: unknown, statement: string, configPath?: string): Applica
       details: [{ needsNewIdpToken: err.needsNewIdpToken }],
     });
   }
+  if (err instanceof OpenTransactionsWait) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: false });
   if (err instanceof LakebaseComputeWaking) {
     // Retryable: the activity's retry policy gives the compute more time; the message says what to check.
     return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: false });

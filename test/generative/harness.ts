@@ -219,11 +219,12 @@ export class Harness {
   }
 
   startWorker(): void {
-    if (!this.workerLog) this.workerLog = path.join(this.dir, 'worker.log');
+    // LBW_GENERATIVE_WORKER_LOG=<file> keeps the worker's log (at LOG_LEVEL, default warn) past the case.
+    if (!this.workerLog) this.workerLog = process.env.LBW_GENERATIVE_WORKER_LOG ?? path.join(this.dir, 'worker.log');
     const log = createWriteStream(this.workerLog, { flags: 'a' });
     const child = spawn(process.execPath, [CLI, 'worker', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1', LOG_LEVEL: 'warn', NODE_TEST_CONTEXT: undefined },
+      env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', NODE_TEST_CONTEXT: undefined },
     });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);

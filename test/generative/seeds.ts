@@ -21,5 +21,5 @@ export const CDC_SEEDS: FixedSeed[] = [
   { seed: 118 }, // stop, changes while stopped, start
   { seed: 6 }, // stream under a restart of the source server
   { seed: 27 }, // stream under a Temporal dev-server restart
-  { seed: 202, finding: 'cdc-join-while-streaming' }, // a second pipeline joins the running stream
+  { seed: 202, finding: 'cdc-join-while-streaming' }, // a second pipeline joins the running stream (fixed)
 ];

@@ -17,6 +17,7 @@ import { assertCdcReady, cdcPreflight, slotInvalidatedText } from './preflight';
 import { slotHealth, untilSlotIdle } from '../../db/cdcChecks';
 import { pruneVanishedRows } from './prune';
 import { streamChanges, type StreamPipeline } from './stream';
+import { describeOpenTransactions, OpenTransactionsWait, untilOpenTransactionsEnd } from '../../db/openTransactions';
 import type { CdcJoin, CdcStatus, StreamProgress } from './types';
 
 export type * from './types';
@@ -29,6 +30,9 @@ export interface CdcEngineDeps extends SyncEngineDeps {
 }
 
 
+
+/** How long a join waits for source transactions open at it (the join activity's start-to-close is 10 minutes). */
+const JOIN_WAIT_MS = 8 * 60_000;
 
 export function createCdcEngine(deps: CdcEngineDeps) {
   const { config } = deps;
@@ -65,7 +69,7 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       await ensureCdcStateTable(t, p.stateSchema);
       return readCdcState(t, p.stateSchema, name);
     });
-    return withConnection(ctx.connect, p.source, async (s) => {
+    const joined = await withConnection(ctx.connect, p.source, async (s) => {
       const table = await sourceTable(s, name, p);
       // Before any publication or slot is touched (preflight.ts): a refused check changes nothing on the source.
       await assertCdcReady(s, { pipeline: name, config: p, slot, publication });
@@ -113,6 +117,24 @@ export function createCdcEngine(deps: CdcEngineDeps) {
         await s.query(`SELECT pg_advisory_unlock(${slotLockSql})`, [slot]).catch(() => undefined);
       }
     });
+    if (joined.phase === 'snapshot') await withConnection(ctx.connect, p.source, (s) => untilJoinedTransactionsEnd(s, name));
+    return joined;
+  }
+
+  /**
+   * Before the copy: every source transaction open when the table joined the publication has ended
+   * (openTransactions.ts: otherwise one that wrote the table before and commits after the copy read
+   * it is lost). Also on a retried join (its state row is there): waiting again costs nothing.
+   */
+  async function untilJoinedTransactionsEnd(s: pg.ClientBase, name: string): Promise<void> {
+    const open = await untilOpenTransactionsEnd(s, JOIN_WAIT_MS, 200, (o) =>
+      deps.log?.('cdc join: waiting for source transactions open at the join to end before copying', { pipeline: name, transactions: describeOpenTransactions(o) }),
+    );
+    if (open)
+      throw new OpenTransactionsWait(
+        `pipelines.${name}: the copy waits for source transactions that were open when the table joined the publication (${describeOpenTransactions(open)}), still open after ${JOIN_WAIT_MS / 60_000} minutes; ` +
+          'their writes would be in neither the copy nor the stream. End them (COMMIT or ROLLBACK; SELECT pg_cancel_backend(pid) for a stuck one): the join is retried',
+      );
   }
 
   async function finishSnapshot(ctx: CallContext, input: { pipeline: string }): Promise<void> {

@@ -482,6 +482,10 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         inTransaction = false;
         if (current) lastCommit = { lsn: current.lsn, endLsn: normalizeLsn(m.commitEndLsn!), time: current.time };
         progress.receivedLsn = lastCommit?.endLsn ?? progress.receivedLsn;
+        // A transaction with nothing for us (a table whose pipeline is copying, say) is flushed on the
+        // batch timer too: left pending, the reader would neither flush nor decide again until its
+        // segment ended (seen: a joined pipeline's changes waited 30 s, generative seed 202).
+        if (batchStarted === 0) batchStarted = Date.now();
         return batch.changes >= o.batchRows || batch.bytes >= (o.batchBytes ?? DEFAULT_BATCH_BYTES) || (batchStarted && Date.now() - batchStarted >= o.batchMs) || done() || reached(lastCommit);
       }
       default:
