@@ -211,6 +211,25 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await same('calm_a', ['id', 'v']);
   });
 
+  test('before its copy a joined pipeline waits for the source transactions open at its join (written before, committed after the copy: in neither); a target transaction does not hold it', async () => {
+    const writer = new pg.Client({ connectionString: server.url('src') });
+    const other = new pg.Client({ connectionString: server.url('tgt') });
+    await Promise.all([writer.connect(), other.connect()]);
+    try {
+      await writer.query(`BEGIN; UPDATE calm_a SET v = 'open' WHERE id = 1`);
+      await other.query(`BEGIN; CREATE TABLE wait_elsewhere (x int)`);
+      let settled = false;
+      const waited = cdc.untilJoinedTransactionsEnd(ctx, { pipeline: 'calm_a' }).finally(() => void (settled = true));
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.equal(settled, false, 'the wait ended while a source transaction from before it was open');
+      await writer.query('COMMIT');
+      await waited;
+      await other.query('ROLLBACK');
+    } finally {
+      await Promise.all([writer.end(), other.end()]);
+    }
+  });
+
   test('finding 2: a key change with an unchanged NOT NULL TOASTed column keeps the value; a replayed update of a row the copy never saw is no 23502', async () => {
     await cdc.join(ctx, { pipeline: 'toasty' });
     // Before the copy: an update (TOAST unchanged) of a row deleted before the copy reads the table.

@@ -129,6 +129,7 @@ describe('cdc joins and key changes through the CLI (Temporal dev server, embedd
       await writer.query(`DELETE FROM third WHERE id BETWEEN 1001 AND 1010`);
       const r = await cli('cdc', 'start', '--pipeline', 'third');
       assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /copying the table/, r.out);
       // Long enough for the 2,000-row copy to finish, had it not waited.
       await sleep(8_000);
       await source.query(`UPDATE third SET v = 'after the join' WHERE id = 1500`);

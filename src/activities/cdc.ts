@@ -71,7 +71,11 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
   const cdcJoin = (input: { pipeline: string }): Promise<CdcJoin> => failing(`cdcJoin(${input.pipeline})`, () => cdc.join(callContext(), input));
 
   const cdcPlanLoad = (input: { pipeline: string; runId: string }): Promise<SyncPlan> =>
-    failing(`cdcPlanLoad(${input.pipeline})`, () => cdc.load.plan(callContext(), { ...input, partitioned: true }));
+    failing(`cdcPlanLoad(${input.pipeline})`, async () => {
+      // Here, not in the join: the join answers at once (cdc start says "copying"), the wait shows as the plan's.
+      await cdc.untilJoinedTransactionsEnd(callContext(), input);
+      return cdc.load.plan(callContext(), { ...input, partitioned: true });
+    });
 
   async function cdcLoadChunk(input: SyncChunkInput): Promise<ChunkResult> {
     const act = activityContext();

@@ -69,7 +69,7 @@ export function createCdcEngine(deps: CdcEngineDeps) {
       await ensureCdcStateTable(t, p.stateSchema);
       return readCdcState(t, p.stateSchema, name);
     });
-    const joined = await withConnection(ctx.connect, p.source, async (s) => {
+    return withConnection(ctx.connect, p.source, async (s) => {
       const table = await sourceTable(s, name, p);
       // Before any publication or slot is touched (preflight.ts): a refused check changes nothing on the source.
       await assertCdcReady(s, { pipeline: name, config: p, slot, publication });
@@ -117,19 +117,19 @@ export function createCdcEngine(deps: CdcEngineDeps) {
         await s.query(`SELECT pg_advisory_unlock(${slotLockSql})`, [slot]).catch(() => undefined);
       }
     });
-    if (joined.phase === 'snapshot') await withConnection(ctx.connect, p.source, (s) => untilJoinedTransactionsEnd(s, name));
-    return joined;
   }
 
   /**
-   * Before the copy: every source transaction open when the table joined the publication has ended
-   * (openTransactions.ts: otherwise one that wrote the table before and commits after the copy read
-   * it is lost). Also on a retried join (its state row is there): waiting again costs nothing.
+   * Before the copy of a joined pipeline: every source transaction open when its table joined the
+   * publication has ended (openTransactions.ts: otherwise one that wrote the table before and
+   * commits after the copy read it is lost). Waiting again on a retry costs nothing.
    */
-  async function untilJoinedTransactionsEnd(s: pg.ClientBase, name: string): Promise<void> {
-    const open = await untilOpenTransactionsEnd(s, JOIN_WAIT_MS, 200, (o) =>
+  async function untilJoinedTransactionsEnd(ctx: CallContext, input: { pipeline: string }): Promise<void> {
+    const name = input.pipeline;
+    const p = cdcPipeline(config, name);
+    const open = await withConnection(ctx.connect, p.source, (s) => untilOpenTransactionsEnd(s, JOIN_WAIT_MS, 200, (o) =>
       deps.log?.('cdc join: waiting for source transactions open at the join to end before copying', { pipeline: name, transactions: describeOpenTransactions(o) }),
-    );
+    ));
     if (open)
       throw new OpenTransactionsWait(
         `pipelines.${name}: the copy waits for source transactions that were open when the table joined the publication (${describeOpenTransactions(open)}), still open after ${JOIN_WAIT_MS / 60_000} minutes; ` +
@@ -307,7 +307,7 @@ export function createCdcEngine(deps: CdcEngineDeps) {
     await withConnection(ctx.connect, p.target, (t) => parkCdcState(t, p.stateSchema, input.pipeline, input.type, input.reason));
   }
 
-  return { names, group, join, park, load, finishSnapshot, pruneAfterCopy, stream, currentLsn, preflight, status, leave };
+  return { names, group, join, untilJoinedTransactionsEnd, park, load, finishSnapshot, pruneAfterCopy, stream, currentLsn, preflight, status, leave };
 }
 
 export type CdcEngine = ReturnType<typeof createCdcEngine>;
