@@ -67,11 +67,19 @@ interface Todo {
   passing: boolean;
 }
 
+/** A failed test and the start of its error: the closing lines name it (CI keeps only a run's tail). */
+interface Failure {
+  file: string;
+  name: string;
+  error: string[];
+}
+
 interface FileResult {
   passed: number;
   failed: number;
   skipped: Skip[];
   todo: Todo[];
+  failures: Failure[];
 }
 
 /** Process groups of the files still running (killed if the run itself is interrupted). */
@@ -115,15 +123,38 @@ function todosOf(report: string, file: string): Todo[] {
   return todos;
 }
 
+/** The failed tests (not suites, not todo) of a TAP report, each with the first lines of its YAML `error`. */
+function failuresOf(report: string, file: string): Failure[] {
+  const lines = report.split('\n');
+  const out: Failure[] = [];
+  lines.forEach((line, i) => {
+    const m = /^(\s*)not ok \d+ - (.*)$/.exec(line);
+    if (!m || / # (SKIP|TODO)\b/.test(line) || isSuite(lines, i)) return;
+    const indent = (m[1] ?? '').length + 2;
+    const block: string[] = [];
+    for (let j = i + 1; j < lines.length && !/^\s*\.\.\.$/.test(lines[j]!); j++) block.push(lines[j]!.slice(indent));
+    const at = block.findIndex((l) => /^error:/.test(l));
+    const error: string[] = [];
+    if (at >= 0) {
+      const first = block[at]!.replace(/^error:\s*(\|-?)?\s*/, '');
+      if (first) error.push(first.replace(/^'|'$/g, ''));
+      for (let j = at + 1; j < block.length && /^\s/.test(block[j]!) && error.length < 12; j++) if (block[j]!.trim()) error.push(block[j]!.trim());
+    }
+    out.push({ file, name: (m[2] ?? '').replace(/\\#/g, '#').replace(/\\\\/g, '\\'), error });
+  });
+  return out;
+}
+
 /** Counts from a file's TAP report; a report cut short (killed file) counts the tests that ended. */
 function countTap(report: string, file: string): FileResult {
   const skipped = skipsOf(report, file);
   const todo = todosOf(report, file);
+  const failures = failuresOf(report, file);
   const summary = (name: string) => new RegExp(`^# ${name} (\\d+)$`, 'm').exec(report)?.[1];
   if (summary('pass') !== undefined)
-    return { passed: Number(summary('pass')), failed: Number(summary('fail') ?? 0) + Number(summary('cancelled') ?? 0), skipped, todo };
+    return { passed: Number(summary('pass')), failed: Number(summary('fail') ?? 0) + Number(summary('cancelled') ?? 0), skipped, todo, failures };
   const lines = report.split('\n');
-  const result: FileResult = { passed: 0, failed: 0, skipped, todo };
+  const result: FileResult = { passed: 0, failed: 0, skipped, todo, failures };
   lines.forEach((line, i) => {
     const m = /^\s*(not ok|ok) \d+ - /.exec(line);
     if (!m || isSuite(lines, i) || / # (SKIP|TODO)\b/.test(line)) return;
@@ -149,6 +180,12 @@ function formatSkips(skips: Skip[]): string[] {
     lines.push(`  ${reason} — ${files.join('; ')}`);
   }
   return lines;
+}
+
+/** The failed tests with the start of their errors, last before the totals (a CI log's tail shows them). */
+function formatFailures(failures: Failure[]): string[] {
+  if (!failures.length) return [];
+  return [`failed (${failures.length}):`, ...failures.flatMap((f) => [`  ${f.file}: "${f.name}"`, ...f.error.map((l) => `      ${l.slice(0, 300)}`)])];
 }
 
 /** The todo tests, one line each: the ones that pass now first (their finding may be fixed). */
@@ -217,7 +254,7 @@ async function runFiles(started: number): Promise<number> {
   const only = process.argv.slice(2);
   const files = only.length ? only : await testFiles('test');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lbw-tests-'));
-  const totals: FileResult = { passed: 0, failed: 0, skipped: [], todo: [] };
+  const totals: FileResult = { passed: 0, failed: 0, skipped: [], todo: [], failures: [] };
   let next = 0;
   const lane = async () => {
     while (next < files.length) {
@@ -227,10 +264,11 @@ async function runFiles(started: number): Promise<number> {
       totals.failed += r.failed;
       totals.skipped.push(...r.skipped);
       totals.todo.push(...r.todo);
+      totals.failures.push(...r.failures);
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, files.length) }, lane));
-  for (const line of [...formatSkips(totals.skipped), ...formatTodos(totals.todo)]) console.log(line);
+  for (const line of [...formatSkips(totals.skipped), ...formatTodos(totals.todo), ...formatFailures(totals.failures)]) console.log(line);
   console.log(`test run took ${Math.round((Date.now() - started) / 1000)} s`);
   console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped.length} skipped, ${totals.todo.length} todo`);
   // Last, and bare: .ci/run sums the runs by this line.

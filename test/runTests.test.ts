@@ -97,5 +97,9 @@ describe('npm test (scripts/run-tests.ts): todo tests (known findings) are count
       `  passes now, make it required — ${file}: "known loss, fixed meanwhile"`,
       `  still failing — ${file}: "known loss, still failing"`,
     ]);
+    // The failed test and its error, near the end (CI keeps a run's tail); not the todo ones.
+    const failed = lines.indexOf('failed (1):');
+    assert.ok(failed > at, out);
+    assert.deepEqual(lines.slice(failed + 1, failed + 3), [`  ${file}: "fails"`, '      a real failure'], out);
   });
 });
