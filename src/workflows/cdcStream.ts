@@ -80,10 +80,13 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
   const stops: CdcStopRequest[] = [];
   const show = () => setCurrentDetails(describe(progress, input.slot));
   setHandler(cdcProgressQuery, () => progress);
+  /** The history length of the workflow task each join was signalled in (see startLoads). */
+  const signalledAt = new Map<string, number>();
   setHandler(cdcJoinSignal, (pipeline) => {
     if (members.includes(pipeline)) return;
     members.push(pipeline);
     toJoin.push(pipeline);
+    signalledAt.set(pipeline, workflowInfo().historyLength);
   });
   setHandler(cdcStopSignal, (req) => void stops.push(req));
 
@@ -121,9 +124,21 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
     show();
   }
 
-  const startLoads = () => {
+  /**
+   * Right after a segment ended, only joins signalled in an earlier workflow task start: a signal and
+   * the segment's completion in one task may run in either order (seen after a task timed out with a
+   * dead worker: live one way, replayed the other, a nondeterminism error), so what the loop top
+   * schedules must not depend on it. A join signalled in this task starts after the next segment.
+   */
+  const startLoads = (afterSegment: boolean) => {
+    const ordered = afterSegment && patched('cdc-join-signal-order');
+    const later: string[] = [];
     for (let p = toJoin.shift(); p !== undefined; p = toJoin.shift()) {
       const name = p;
+      if (ordered && (signalledAt.get(name) ?? -1) >= workflowInfo().historyLength) {
+        later.push(name);
+        continue;
+      }
       loads.set(
         name,
         snapshot(name).then(
@@ -145,6 +160,7 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
         ).catch((err) => void (failure ??= err)),
       );
     }
+    toJoin.push(...later);
   };
 
   function figures(r: CdcStreamResult): void {
@@ -152,8 +168,10 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
     Object.assign(progress, status, { rowsPerSecond: r.progress.rowsPerSecond, lastCommitTime: r.progress.lastCommitTime ?? progress.lastCommitTime });
   }
 
+  let afterSegment = false;
   for (;;) {
-    startLoads();
+    startLoads(afterSegment);
+    afterSegment = false;
     if (failure !== undefined) throw failure;
     // Stops: a pipeline leaves (its state goes; the slot too, when asked and it was the last).
     for (let req = stops.shift(); req; req = stops.shift()) {
@@ -192,6 +210,7 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
       if (!isCancellation(err) && !(stopping && patched('cdc-stop-ends-failed-segment'))) throw err;
     }
     progress.segments += 1;
+    afterSegment = true;
     show();
     if ((progress.segments >= (input.segmentsPerRun ?? 100) || workflowInfo().continueAsNewSuggested) && loads.size === 0 && stops.length === 0 && toJoin.length === 0) {
       await continueAsNew<typeof cdcStream>({ ...input, pipelines: members, resume: progress });
