@@ -83,6 +83,7 @@ async function main() {
     const plan = await engine.plan(ctx, { pipeline: 'up', runId, partitioned: true, compare });
     const p = plan.parallelism ?? 1;
     let written = 0;
+    let copied = 0;
     if (plan.resync?.method === 'compare') {
       const q = plan.resync.buckets.filter((b) => !b.done);
       await Promise.all(
@@ -91,6 +92,7 @@ async function main() {
             const r = await engine.resyncBucket(ctx, { pipeline: 'up', runId, bucket: b.bucket, leafRows: plan.resync!.leafRows, digests: plan.resync!.digests, groupRows: plan.resync!.groupRows });
             if (process.env.BENCH_DEBUG) console.log(JSON.stringify(r));
             written += r.rowsWritten;
+            copied += r.rowsCopied;
           }
         }),
       );
@@ -103,6 +105,7 @@ async function main() {
               const c = await engine.chunk(ctx, { pipeline: 'up', runId, after, partition: x.partition, initialLoad: plan.initialLoad });
               ({ cursor: after, done } = c);
               written += c.rowsWritten;
+              copied += c.rowsCopied;
             }
         }),
       );
@@ -113,7 +116,7 @@ async function main() {
       }
     }
     await engine.finish(ctx, { pipeline: 'up', runId });
-    return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), written, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests, groupRows: plan.resync.groupRows }) };
+    return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), written, copied, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests, groupRows: plan.resync.groupRows }) };
   };
 
   /** A full refresh by phase: plan (split points), chunks (COPY into the new table, n lanes), finish (index build and swap). */
