@@ -30,6 +30,8 @@ const base = arg('base');
 const baseLabel = arg('base-label');
 const out = arg('out');
 const cases = (arg('cases', '1% spread,1% clustered,10% spread') ?? '').split(',');
+/** Buckets in flight (the pipeline's parallelism; default: the config's default). */
+const parallelism = arg('parallelism');
 
 type Engine = ReturnType<typeof createSyncEngine>;
 interface Figures { seconds: number; copied: number; written: number; deleted: number; method: string; digests?: boolean; groupRows?: number }
@@ -48,7 +50,7 @@ async function main() {
   const config = parseConfig({
     temporal: { taskQueue: 'bench' },
     profiles: { s: { auth, environments: { b: env(srcUrl) } }, t: { auth, environments: { b: env(dstUrl) } } },
-    pipelines: { up: { source: { profile: 's', environment: 'b', table: 'pgbench_accounts' }, target: { profile: 't', environment: 'b', table: 'accounts' }, mode: 'upsert', key: ['aid'], deletes: 'hard' } },
+    pipelines: { up: { source: { profile: 's', environment: 'b', table: 'pgbench_accounts' }, target: { profile: 't', environment: 'b', table: 'accounts' }, mode: 'upsert', key: ['aid'], deletes: 'hard', ...(parallelism && { parallelism: Number(parallelism) }) } },
   });
   const logger = createLogger({ level: 'silent' });
   const pools = createPoolRegistry({ config, logger, credentials: createCredentialProvider({ config, logger }) });

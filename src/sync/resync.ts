@@ -47,7 +47,7 @@ const GROUP_DIFFER_SHARE = 0.1;
 /** Sub-buckets a bucket digests at most: the bounds travel in the SQL text. */
 const MAX_GROUPS = 4096;
 /** Keys per keyed COPY from the source: they travel in its SQL text, and only one batch is held here. */
-const KEY_BATCH = 5_000;
+const KEY_BATCH = 10_000;
 const STAGE = 'lbw_stage';
 
 export interface ResyncBucketInput {
