@@ -27,7 +27,7 @@ import { CopyMeter } from '../db/copyText';
 import { quoteTable } from '../db/identifiers';
 import { copyInSql, createStageSql, mergeSql } from '../db/syncSql';
 import { finishBucket, lockBucket, peekState, readPartitions } from '../db/syncState';
-import { compareShape, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, typeOf, withCanonicalText } from './compare';
+import { compareShape, diffBucket, planBuckets, sourceSnapshot, typeOf, withCanonicalText } from './compare';
 import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { ownRun } from './deletes';
 import { followEnumLabels } from './enumLabels';
@@ -109,11 +109,11 @@ interface Changes extends Narrowed {
 }
 
 /** The probe: digests name the sub-ranges of `range` that differ, and those are narrowed to keys. */
-async function findChanges(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number, ctx: CallContext): Promise<Changes> {
-  const d = await diffBucket(s, t, shape, range, leafRows);
+async function findChanges(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, groupRows: number, ctx: CallContext): Promise<Changes> {
+  const d = await diffBucket(s, t, shape, range, groupRows, MAX_GROUPS);
   const found: Changes = { subRanges: d.subRanges, differingSubRanges: d.differing.length, sourceRows: d.sourceRows, keysCompared: 0, copy: 0, gone: 0 };
   if (d.differing.length === 0) return found;
-  return { ...found, ...(await narrow(s, t, shape, { ranges: joinAdjacent(d.differing.map((x) => x.range)) }, ctx)) };
+  return { ...found, ...(await narrow(s, t, shape, { range, bounds: d.bounds, ids: d.differing.map((x) => x.id) }, ctx)) };
 }
 
 /**
@@ -129,10 +129,12 @@ export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, run: Resol
   if (await isEmpty(t, p.target.table!)) return undefined;
   const { shape, plan } = await compareShape(s, t, run, 'checksums', null);
   const planned = await planBuckets(s, p, shape, plan, p.batchRows);
+  // Sub-buckets as small as a bucket's own digests may be: the differing ones are narrowed to keys, so fewer rows are read twice.
+  const probeRows = Math.max(1, Math.ceil((planned.leafRows * 64) / MAX_GROUPS));
   const probe = (at: number) =>
     withCanonicalText(t, (tx) => {
       tx.rollbackOnly();
-      return sourceSnapshot(s, () => findChanges(s, t, shape, planned.buckets[Math.floor(planned.buckets.length * at)]!, planned.leafRows, ctx));
+      return sourceSnapshot(s, () => findChanges(s, t, shape, planned.buckets[Math.floor(planned.buckets.length * at)]!, probeRows, ctx));
     });
   const c = await probe(1 / 2);
   let sampled = 1;
