@@ -4,6 +4,7 @@ import { relationChecksum } from '../src/db/checksum';
 import type { PoolRegistry } from '../src/db/pools';
 import type { CallContext, SyncEngine } from '../src/sync';
 import { createTestDatabase, testConfig, type TestDatabase } from './helpers/db';
+import { createSyncEngine } from '../src/sync';
 import { engineFor, runSync } from './helpers/engine';
 
 // Cursor runs (upsert with a cursor, append) and ADD COLUMN on the source: the rows whose cursor
@@ -31,6 +32,7 @@ describe('cursor runs fill a column added on the source in the rows already sync
   upsert('midrun', { batchRows: 200 });
   upsert('soft', { deletes: 'soft', softDeleteColumn: 'deleted_at' });
   upsert('renamed', { transform: { rename: { name: 'title' }, columns: { twice: 'src.rev * 2' } } });
+  upsert('transformed', { transform: { rowTransform: 'shout' } });
   upsert('append_keyed', { mode: 'append', deletes: 'ignore' });
   upsert('append_keyless', { mode: 'append', deletes: 'ignore', key: undefined });
 
@@ -41,7 +43,10 @@ describe('cursor runs fill a column added on the source in the rows already sync
         CREATE TABLE s_${id} (id int PRIMARY KEY, name text COLLATE "C" NOT NULL, rev bigint NOT NULL);
         INSERT INTO s_${id} SELECT g, 'n' || g, g FROM generate_series(1, ${ROWS}) g;`);
     await db.client.query(`CREATE TABLE t_soft (id int PRIMARY KEY, name text COLLATE "C" NOT NULL, rev bigint NOT NULL, deleted_at timestamptz)`);
-    ({ pools, engine, ctx } = engineFor(testConfig(db, pipelines)));
+    const config = testConfig(db, pipelines);
+    ({ pools, ctx } = engineFor(config));
+    // A TypeScript row transform that changes the added column too: the backfill must pass rows through it.
+    engine = createSyncEngine({ config, rowTransforms: { shout: (r) => ({ ...r, ...(r.d0 != null && { d0: r.d0.toUpperCase() }) }) } });
   });
   after(async () => {
     await pools?.end();
@@ -122,6 +127,15 @@ describe('cursor runs fill a column added on the source in the rows already sync
     await sync('renamed');
     await equal('renamed', ['id', 'name', 'rev', 'later'], ['id', 'title', 'rev', 'later']);
     assert.equal(Number((await db.client.query(`SELECT count(*) AS n FROM t_renamed WHERE twice <> rev * 2`)).rows[0].n), 0);
+  });
+
+  test('with a TypeScript row transform, the rows already there get the added column as the transform writes it', async () => {
+    await sync('transformed');
+    await db.client.query(`ALTER TABLE s_transformed ADD COLUMN d0 text DEFAULT 'dflt'`);
+    await touch('transformed');
+    await sync('transformed');
+    const { rows } = await db.client.query(`SELECT d0, count(*)::int AS n FROM t_transformed GROUP BY d0`);
+    assert.deepEqual(rows, [{ d0: 'DFLT', n: ROWS }]);
   });
 
   for (const id of ['append_keyed', 'append_keyless']) {
