@@ -40,9 +40,9 @@ import type { ResyncBucketResult, ResyncProbe } from './types';
 const MERGE_ABOVE = 0.5;
 /** Above this share of a range's rows changed, the range is copied whole instead of by a list of keys. */
 const KEYS_BELOW = 0.3;
-/** Up to this share of rows changed, buckets digest small sub-buckets and copy the differing ones whole; above it they compare row hashes. */
+/** Up to this share of rows changed, buckets digest small sub-buckets and narrow the differing ones; above it they compare row hashes of every row. */
 const GROUPS_UP_TO = 0.05;
-/** Sized so about this share of sub-buckets differ when changes are spread: few rows copied beyond the changed ones. */
+/** Sized so about this share of sub-buckets differ when changes are spread: few rows' hashes streamed beyond the changed ones. */
 const GROUP_DIFFER_SHARE = 0.1;
 /** Sub-buckets a bucket digests at most: the bounds travel in the SQL text. */
 const MAX_GROUPS = 4096;
@@ -57,7 +57,7 @@ export interface ResyncBucketInput {
   bucket: number;
   /** From the plan: rows per sub-range. */
   leafRows: number;
-  /** From the plan: digest sub-buckets of `groupRows` rows and copy the differing ones whole (false: compare row hashes). */
+  /** From the plan: digest sub-buckets of `groupRows` rows first and narrow only the differing ones to keys (false: row hashes of the whole bucket). */
   digests: boolean;
   /** From the plan: rows per sub-bucket when `digests` (leafRows when left out). */
   groupRows?: number;
