@@ -29,7 +29,7 @@ const base = arg('base');
 /** What to call the base commit in the table (its checkout may be an export without git history). */
 const baseLabel = arg('base-label');
 const out = arg('out');
-const cases = (arg('cases', '1% spread,1% clustered,10% spread') ?? '').split(',');
+const cases = (arg('cases', '1% spread,1% clustered,10% spread') ?? '').split(',').map((c) => c.replace(/_/g, ' '));
 /** Buckets in flight (the pipeline's parallelism; default: the config's default). */
 const parallelism = arg('parallelism');
 
