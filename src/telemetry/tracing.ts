@@ -9,6 +9,7 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { sanitizeSql } from './sqlSanitizer';
 import { activeTracing, setActiveTracing, tracingRequested } from './tracingSwitch';
 
 export interface Tracing {
@@ -16,6 +17,21 @@ export interface Tracing {
   spanProcessor: SpanProcessor;
   /** Flushes what is buffered and stops exporting. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * The pg instrumentation as the worker configures it: statement text without bound parameters
+ * (they may be row values) and without the literals inlined into it (the sync's COPY and compare
+ * statements carry cursor and key values as literals), no connection password.
+ */
+export function pgInstrumentation(): PgInstrumentation {
+  return new PgInstrumentation({
+    enhancedDatabaseReporting: false,
+    // Runs after the instrumentation has set db.statement to the raw text: overwrite it.
+    requestHook: (span, { query }) => {
+      if (typeof query.text === 'string') span.setAttribute('db.statement', sanitizeSql(query.text));
+    },
+  });
 }
 
 /**
@@ -35,8 +51,7 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
   const spanProcessor = new BatchSpanProcessor(exporter);
   const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
   provider.register();
-  // Statement text only (parameters stay out: they may be row values), no connection password.
-  registerInstrumentations({ tracerProvider: provider, instrumentations: [new PgInstrumentation({ enhancedDatabaseReporting: false })] });
+  registerInstrumentations({ tracerProvider: provider, instrumentations: [pgInstrumentation()] });
   const tracing: Tracing = { resource, spanProcessor, shutdown: () => provider.shutdown() };
   setActiveTracing(tracing);
   return tracing;
