@@ -4,7 +4,7 @@ import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { bucketExtentSql, keyedRowsCopyOutSql } from '../src/db/compareSql';
 import { cursorLiteral } from '../src/db/syncSql';
-import { pgInstrumentation } from '../src/telemetry/tracing';
+import { pgInstrumentation, scrubbingSpanProcessor } from '../src/telemetry/tracing';
 import { sanitizeSql } from '../src/telemetry/sqlSanitizer';
 // Not from helpers/db: it loads pg before the instrumentation could patch it.
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -12,7 +12,7 @@ const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:543
 // pg must be loaded after the instrumentation is registered (it patches the module as it is required).
 describe('traces carry statement shapes, not row values (pg instrumentation span hook)', () => {
   const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const provider = new BasicTracerProvider({ spanProcessors: [scrubbingSpanProcessor(new SimpleSpanProcessor(exporter))] });
   let client: import('pg').Client;
   let copyTo: typeof import('pg-copy-streams').to;
   let unregister: () => void;
@@ -50,6 +50,8 @@ describe('traces carry statement shapes, not row values (pg instrumentation span
     assert.deepEqual((await client.query(extentSql)).rows, [{ lo: 'alice@example.com', hi: 'alice@example.com' }]);
     await client.query(`SELECT id FROM customers WHERE (id, email) > (${cursorLiteral('48212')}, ${cursorLiteral('alice@example.com')}) AND id < 99999 ORDER BY id LIMIT 10`);
     await client.query('SELECT $1::text AS v', ['secret-bound-value']);
+    // A failure whose server message quotes the value.
+    await assert.rejects(client.query(`SELECT ${cursorLiteral('not-a-number-48213')}::int`), /invalid input syntax for type integer: "not-a-number-48213"/);
 
     const spans = exporter.getFinishedSpans();
     const statements = spans.map((s) => String(s.attributes['db.statement'] ?? ''));
@@ -59,8 +61,11 @@ describe('traces carry statement shapes, not row values (pg instrumentation span
     for (const s of statements.filter((x) => x.startsWith('COPY'))) assert.ok(s.includes('ANY(?::text[])'), s);
     assert.ok(statements.some((s) => s === 'SELECT id FROM customers WHERE (id, email) > (?, ?) AND id < ? ORDER BY id LIMIT ?'), statements.join('\n'));
     assert.ok(statements.includes('SELECT $1::text AS v'));
+    assert.ok(spans.some((s) => s.status.message === 'invalid input syntax for type integer: "?"'), JSON.stringify(spans.map((s) => s.status)));
     const everything = JSON.stringify(spans.map((s) => ({ name: s.name, attributes: s.attributes, events: s.events })));
-    for (const value of ['alice@example.com', 'brien', '48213', '48212', '99999', 'secret-bound-value']) assert.ok(!everything.includes(value), `a span carries ${value}`);
+    const everything2 = JSON.stringify(spans.map((s) => s.status));
+    assert.ok(!everything2.includes('not-a-number'), everything2);
+    for (const value of ['alice@example.com', 'brien', '48213', '48212', '99999', 'secret-bound-value', 'not-a-number']) assert.ok(!everything.includes(value), `a span carries ${value}`);
   });
 
   test('the sanitizer: every literal form goes, identifiers, comments and placeholders stay', () => {

@@ -4,6 +4,7 @@
 // (@opentelemetry/instrumentation-pg), plus the token exchange (src/telemetry/spans.ts).
 // OpenTelemetry JS v1, the line @temporalio/interceptors-opentelemetry 1.24 is built on.
 import { Resource, detectResourcesSync, envDetectorSync } from '@opentelemetry/resources';
+import type { SpanStatus } from '@opentelemetry/api';
 import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -34,6 +35,28 @@ export function pgInstrumentation(): PgInstrumentation {
   });
 }
 
+/** A server error message with what it quotes taken out: `invalid input syntax for type integer: "?"`. */
+export function scrubDbMessage(message: string): string {
+  return sanitizeSql(message).replace(/"(?:[^"]|"")*"/g, '"?"');
+}
+
+/**
+ * Hands spans on with the pg instrumentation's error status scrubbed: it records the server's
+ * message, and some quote the value that failed (22P02 invalid input, 22001 too long for a type).
+ */
+export function scrubbingSpanProcessor(inner: SpanProcessor): SpanProcessor {
+  return {
+    onStart: (span, context) => inner.onStart(span, context),
+    onEnd: (span) => {
+      if (span.instrumentationLibrary.name === '@opentelemetry/instrumentation-pg' && span.status.message)
+        (span as unknown as { status: SpanStatus }).status = { ...span.status, message: scrubDbMessage(span.status.message) };
+      inner.onEnd(span);
+    },
+    forceFlush: () => inner.forceFlush(),
+    shutdown: () => inner.shutdown(),
+  };
+}
+
 /**
  * Installs the global tracer provider and the pg instrumentation, once per process. Call it before
  * `pg` is loaded: the instrumentation patches the module as it is required.
@@ -48,7 +71,7 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
     .merge(detectResourcesSync({ detectors: [envDetectorSync] }));
   // The OTLP exporter reads its endpoint, headers and timeout from OTEL_EXPORTER_OTLP_* itself.
   const exporter: SpanExporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() === 'console' ? new ConsoleSpanExporter() : new OTLPTraceExporter();
-  const spanProcessor = new BatchSpanProcessor(exporter);
+  const spanProcessor = scrubbingSpanProcessor(new BatchSpanProcessor(exporter));
   const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
   provider.register();
   registerInstrumentations({ tracerProvider: provider, instrumentations: [pgInstrumentation()] });
