@@ -66,14 +66,20 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
     for (const [id, at] of lastUsed) {
       const pool = pools.get(id);
       if (!pool || at > cutoff || pool.totalCount !== pool.idleCount || pool.waitingCount > 0) continue;
+      // The person's OAuth token and database credential leave this worker's memory with the pool.
+      const m = meta.get(id);
+      if (m) credentials.invalidate(m.profile, m.env, sessions.get(id), m.access);
       pools.delete(id);
       sessions.delete(id);
+      meta.delete(id);
       lastUsed.delete(id);
       void pool.end().catch(() => undefined);
       logger.info({ pool: id.split('/').slice(0, 2).join('/') }, 'idle per-user pool closed');
     }
   }, Math.max(50, Math.min(60_000, Math.floor(idlePoolEvictMs / 2))));
   evictor.unref();
+  // What each pool logs in as, for dropping its cached credentials when it is evicted.
+  const meta = new Map<string, { profile: string; env: string; access?: ReadOnlyAccess }>();
   // The newest session per pool: a refreshed IdP token replaces the old one for future logins.
   const sessions = new Map<string, Session | undefined>();
   // Hosts of Autoscaling environments, looked up by connect() before the pool is made.
@@ -90,7 +96,10 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
   function get(profile: string, env: string, session?: Session, access?: ReadOnlyAccess): pg.Pool {
     const id = poolId(profile, env, session, access);
     if (session) sessions.set(id, session);
-    if (session?.idpToken) lastUsed.set(id, Date.now());
+    if (session?.idpToken) {
+      lastUsed.set(id, Date.now());
+      meta.set(id, { profile, env, ...(access && { access }) });
+    }
     const existing = pools.get(id);
     if (existing) return existing;
     const e = environment(profile, env);
@@ -222,6 +231,7 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
       await Promise.all([...pools.values()].map((p) => p.end()));
       pools.clear();
       lastUsed.clear();
+      meta.clear();
     },
   };
 }
