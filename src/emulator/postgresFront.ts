@@ -211,7 +211,10 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
           // A READ_ONLY credential's session: a role that can only read, starting read-only.
           let as: string | undefined;
           if (readOnly) {
-            as = await readOnlyRole(parameters.database, readOnly);
+            as = await readOnlyRole(parameters.database, readOnly).catch((err: Error) => {
+              // Say why (e.g. the upstream user may not create roles) instead of dropping the line.
+              throw new UpstreamError('read-only role', fatal('XX000', `emulator: cannot prepare the READ_ONLY credential's role: ${err.message}`));
+            });
             parameters.options = `${parameters.options ?? ''} -c default_transaction_read_only=on`.trim();
           }
           const up = await openUpstream(upstream, parameters, as);
