@@ -116,6 +116,19 @@ describe('least privilege: READ_ONLY database credentials (item 6; emulator on r
     await w.query('insert into payroll values (9, 9)').finally(() => w.end());
   });
 
+  test('without a credential exchange (native login) the side still gets a read-only session and the typed error', async () => {
+    const config = parseConfig({ profiles: { local: { auth: { method: 'none' }, environments: { test: db.environment } } } }, {});
+    const credentials = createCredentialProvider({ config, logger: capture.logger });
+    const pools = createPoolRegistry({ config, credentials, logger: capture.logger });
+    const c = await pools.connect('local', 'test', undefined, { readOnly: true });
+    try {
+      await assert.rejects(c.query('delete from orders'), (e: unknown) => e instanceof LakebaseReadOnlyCredentialError && e.code === '25006' && /requested to read only\), so it cannot write/.test(e.message));
+    } finally {
+      c.release();
+    }
+    await pools.end();
+  });
+
   test('malformed claims are refused as the API would', async () => {
     const r = await rawToken([{ permission_set: 'READ_ONLY', resources: [{ table_name: 'public.orders' }] }]);
     assert.equal(r.status, 400);

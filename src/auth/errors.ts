@@ -152,7 +152,7 @@ export class LakebaseReadOnlyCredentialError extends Error {
     readonly tables: readonly string[],
     cause: Error & { code?: string },
   ) {
-    const scope = tables.length ? `to read ${tables.join(', ')}` : 'to read';
+    const scope = tables.length ? `to read ${tables.join(', ')}` : 'to read only';
     const cannot = tables.length ? 'it cannot write, nor read other tables' : 'it cannot write';
     super(`${pool}: this connection logged in with a READ_ONLY database credential (requested ${scope}), so ${cannot}: ${cause.message}`, { cause });
     this.code = cause.code ?? '25006';
