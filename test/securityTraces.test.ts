@@ -38,7 +38,7 @@ describe('traces carry statement shapes, not row values (pg instrumentation span
       key: ['email'],
       hashColumns: ['email'],
     };
-    const copySql = keyedRowsCopyOutSql(shape, ['id', 'email'], ['text'], [['alice@example.com'], ["o'brien\\x@example.com"]]);
+    const copySql = keyedRowsCopyOutSql(shape, ['id', 'email'], ['text'], [['alice@example.com'], ["o'brien\\x@example.com"]], { ranges: [{ lower: null, upper: null }] });
     assert.match(copySql, /alice@example\.com/, 'the fixture must inline the key values');
     const rows: Buffer[] = [];
     const stream = client.query(copyTo(copySql));
