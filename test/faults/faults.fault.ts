@@ -2,6 +2,7 @@
 // docs/reliability.md from what each scenario observed (test/faults/helpers.ts `record`).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { parseConfig } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { createLogger } from '../../src/logger';
 import { startCdc, cdcProgress, stopCdc } from '../../src/client/cdc';
+import { failureText, formatActivityFailure, lastActivityFailure } from '../../src/client/runHealth';
 import { relationChecksum } from '../../src/db/checksum';
 import { EmbeddedCluster } from '../../src/provision/embeddedPostgres';
 import { freePort, provisionPostgres, type ProvisionedPostgres } from '../../src/provision/postgres';
@@ -775,7 +777,14 @@ describe('cdc fault injection: a stream under load keeps every change', () => {
   }
 
   function startWorker(): ChildProcess {
-    const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'lakebase-worker.js'), 'worker', '--config', file], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } });
+    // FAULT_WORKER_LOG=<file> keeps the workers' logs (at LOG_LEVEL, default warn).
+    const logTo = process.env.FAULT_WORKER_LOG;
+    const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'lakebase-worker.js'), 'worker', '--config', file], { stdio: logTo ? ['ignore', 'pipe', 'pipe'] : 'ignore', env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' } });
+    if (logTo) {
+      const out = createWriteStream(logTo, { flags: 'a' });
+      child.stdout!.pipe(out);
+      child.stderr!.pipe(out);
+    }
     worker = child;
     return child;
   }
@@ -802,7 +811,12 @@ describe('cdc fault injection: a stream under load keeps every change', () => {
     source.on('error', () => undefined);
     target.on('error', () => undefined);
     await source.query(`CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL, note text);
-      INSERT INTO orders SELECT g, g % 10, md5(g::text) FROM generate_series(1, 50000) g;`);
+      INSERT INTO orders SELECT g, g % 10, md5(g::text) FROM generate_series(1, 50000) g;
+      CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL, note text);
+      INSERT INTO items SELECT g, g % 7, repeat(md5(g::text), 4) FROM generate_series(1, 300000) g;
+      CREATE TABLE ledger (id int PRIMARY KEY, qty int NOT NULL, note text);
+      INSERT INTO ledger SELECT g, g % 5, md5(g::text) FROM generate_series(1, 20000) g;
+      CREATE TABLE wal_burn (id serial, pad text);`);
     const environment = (port: number) => ({ host: '127.0.0.1', port, database: 'postgres', user: 'postgres', ssl: { mode: 'disable' }, idleTimeoutMs: 1000 });
     taskQueue = uniqueQueue('cdcfaults');
     cdcRaw = {
@@ -816,6 +830,23 @@ describe('cdc fault injection: a stream under load keeps every change', () => {
           mode: 'cdc',
           key: ['id'],
           batchRows: 10_000,
+          cdc: { batchRows: 2000, batchMs: 200 },
+        },
+        // Its own slot, invalidated in the max_slot_wal_keep_size scenario (the others' slot must survive it).
+        'ledger-cdc': {
+          source: { profile: 'local', environment: 'source', table: 'ledger' },
+          target: { profile: 'local', environment: 'target', table: 'ledger' },
+          mode: 'cdc',
+          key: ['id'],
+          cdc: { slot: 'lbw_ledger', batchRows: 2000, batchMs: 200 },
+        },
+        // Joins the running stream of orders-cdc (the same slot) in the snapshot scenario.
+        'items-cdc': {
+          source: { profile: 'local', environment: 'source', table: 'items' },
+          target: { profile: 'local', environment: 'target', table: 'items' },
+          mode: 'cdc',
+          key: ['id'],
+          batchRows: 20_000,
           cdc: { batchRows: 2000, batchMs: 200 },
         },
       },
@@ -832,6 +863,7 @@ describe('cdc fault injection: a stream under load keeps every change', () => {
   });
 
   after(async () => {
+    if (client && cdcConfig) await stopCdc(client, { config: cdcConfig, pipeline: 'items-cdc', dropSlot: false }).catch(() => undefined);
     if (client && cdcConfig) await stopCdc(client, { config: cdcConfig, pipeline: 'orders-cdc', dropSlot: true }).catch(() => undefined);
     await killWorker();
     await source?.end();
@@ -878,18 +910,33 @@ describe('cdc fault injection: a stream under load keeps every change', () => {
     };
   }
 
+  /** The slot's stream workflow as Temporal has it: running (and what it retries), or how it ended. */
+  async function streamState(): Promise<string> {
+    const handle = client.workflow.getHandle(`cdc:${slot}`);
+    const d = await handle.describe().catch(() => null);
+    if (!d) return 'not found';
+    // FAULT_HISTORY_DIR=<dir> keeps the stream's history (a replay test can be made of it).
+    if (process.env.FAULT_HISTORY_DIR) {
+      const history = await handle.fetchHistory();
+      await writeFile(path.join(process.env.FAULT_HISTORY_DIR, `cdc-${slot}-${Date.now()}.json`), JSON.stringify(temporal.api.history.v1.History.toObject(temporal.api.history.v1.History.fromObject(history), { longs: String, enums: String, bytes: String })));
+    }
+    if (d.status.name !== 'RUNNING') return `${d.status.name}: ${await handle.result().then(() => 'completed', (err: unknown) => failureText(err))}`;
+    const last = await lastActivityFailure(handle).catch(() => null);
+    return `RUNNING${last ? `; ${formatActivityFailure(last)}` : ''}`;
+  }
+
   /** Lost and duplicated rows by key across the two servers, and checksum equality. */
-  async function compareAcross() {
+  async function compareAcross(table = 'orders') {
     const sums = await Promise.all([source, target].map(async (p) => {
       const c = await p.connect();
       try {
-        return await relationChecksum(c, 'orders', CDC_COLS, ['id']);
+        return await relationChecksum(c, table, CDC_COLS, ['id']);
       } finally {
         c.release();
       }
     }));
     // Keys after the checksums: while the target still catches up, rows read earlier would be missing by now.
-    const keys = async (p: pg.Pool) => (await p.query<{ id: number; c: number }>('SELECT id, count(*)::int AS c FROM orders GROUP BY id')).rows;
+    const keys = async (p: pg.Pool) => (await p.query<{ id: number; c: number }>(`SELECT id, count(*)::int AS c FROM ${table} GROUP BY id`)).rows;
     const [s, t] = await Promise.all([keys(source), keys(target)]);
     const inTarget = new Map(t.map((r) => [r.id, r.c]));
     const lost = s.filter((r) => !inTarget.has(r.id)).length;
@@ -954,5 +1001,127 @@ describe('cdc fault injection: a stream under load keeps every change', () => {
       await sleep(2_000);
       await startTemporalServer(false);
     });
+  });
+
+  /** The CLI as a user runs it, on the suite's config file. */
+  function cli(...args: string[]): Promise<{ code: number | null; out: string }> {
+    const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'lakebase-worker.js'), ...args, '--config', file], { env: { ...process.env, LAKEBASE_WORKER_FROM_SOURCE: '1' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (out += d));
+    return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out: `$ lakebase-worker ${args.join(' ')}\n${out}` })));
+  }
+
+  const walStatus = async (name: string) => (await source.query<{ w: string | null }>(`SELECT wal_status AS w FROM pg_replication_slots WHERE slot_name = $1`, [name])).rows[0]?.w ?? null;
+
+  // Last: it lowers max_slot_wal_keep_size on the source for its duration.
+  test('cdc: a stopped pipeline\'s slot invalidated by max_slot_wal_keep_size under load; the streaming slot survives; the way out re-copies and converges', async () => {
+    await source.query(`ALTER SYSTEM SET max_slot_wal_keep_size = '48MB'`);
+    await source.query(`SELECT pg_reload_conf()`);
+    const l = load();
+    try {
+      const started = await cli('cdc', 'start', '--pipeline', 'ledger-cdc');
+      assert.equal(started.code, 0, started.out);
+      await until('ledger to converge', async () => (await compareAcross('ledger')).equal, 120_000);
+      const stopped = await cli('cdc', 'stop', '--pipeline', 'ledger-cdc');
+      assert.equal(stopped.code, 0, stopped.out);
+      // Changes the stopped pipeline will never receive from its slot, then WAL past the limit in
+      // small transactions (one huge one would hold back every slot's restart_lsn).
+      await source.query(`UPDATE ledger SET qty = qty + 100 WHERE id % 10 = 0; DELETE FROM ledger WHERE id % 17 = 0; INSERT INTO ledger SELECT g, 0, 'after' FROM generate_series(30001, 30500) g`);
+      const at = Date.now();
+      await until('the stopped slot to be invalidated', async () => {
+        for (let i = 0; i < 20; i++) await source.query(`INSERT INTO wal_burn (pad) SELECT repeat(md5(random()::text), 32) FROM generate_series(1, 1000)`);
+        await source.query('CHECKPOINT');
+        return (await walStatus('lbw_ledger')) === 'lost';
+      }, 120_000);
+      const ordersSlot = await walStatus(slot);
+      const status = await cli('cdc', 'status', '--pipeline', 'ledger-cdc');
+      assert.match(status.out, /invalidated by the source/, status.out);
+      const refused = await cli('cdc', 'start', '--pipeline', 'ledger-cdc');
+      assert.notEqual(refused.code, 0, refused.out);
+      assert.match(refused.out, /invalidated.*cdc stop --drop-slot/s, refused.out);
+      const dropped = await cli('cdc', 'stop', '--pipeline', 'ledger-cdc', '--drop-slot');
+      assert.equal(dropped.code, 0, dropped.out);
+      const again = await cli('cdc', 'start', '--pipeline', 'ledger-cdc');
+      assert.equal(again.code, 0, again.out);
+      await source.query(`UPDATE ledger SET note = 'after the re-copy' WHERE id % 13 = 0`);
+      let ledger = { lost: -1, dup: -1, equal: false, rows: 0 };
+      await until('ledger to converge after the re-copy', async () => (ledger = await compareAcross('ledger')).equal, 180_000).catch(() => undefined);
+      const changes = await l.stop();
+      let orders = { lost: -1, dup: -1, equal: false, rows: 0 };
+      await until('orders to catch up', async () => (orders = await compareAcross('orders')).equal, 120_000).catch(() => undefined);
+      await record({
+        scenario: 'cdc: a stopped pipeline\'s slot invalidated by max_slot_wal_keep_size',
+        injected: 'max_slot_wal_keep_size = 48MB on the source; a pipeline on its own slot stopped (slot kept), its table changed, then ~20 MB of WAL per round in 1 MB transactions and CHECKPOINT until the slot is lost; the other slot streams under load throughout',
+        expected: 'status says the slot was invalidated with the fix; cdc start refuses it with the fix (no retry loop); cdc stop --drop-slot then cdc start re-copies into the populated target (pruning what the source deleted) and converges; the streaming slot is not lost',
+        observed: `status: ${/invalidated by the source/.test(status.out) ? 'invalidated, with the fix' : '?'}; cdc start exit ${refused.code}; after drop and start: ledger ${ledger.rows} rows, checksum ${ledger.equal ? 'equal' : 'DIFFERENT'}; orders slot wal_status ${ordersSlot}, orders ${orders.rows} rows, checksum ${orders.equal ? 'equal' : 'DIFFERENT'} (${changes} load rounds)`,
+        rowsLost: ledger.lost + orders.lost,
+        rowsDuplicated: ledger.dup + orders.dup,
+        recoverySeconds: ledger.equal ? (Date.now() - at) / 1000 : null,
+      });
+      assert.notEqual(ordersSlot, 'lost', 'the streaming slot was invalidated too');
+      assert.deepEqual([ledger.lost, ledger.dup, ledger.equal, orders.lost, orders.dup, orders.equal], [0, 0, true, 0, 0, true]);
+    } finally {
+      await l.stop();
+      await source.query(`ALTER SYSTEM RESET max_slot_wal_keep_size`).catch(() => undefined);
+      await source.query(`SELECT pg_reload_conf()`).catch(() => undefined);
+      await cli('cdc', 'stop', '--pipeline', 'ledger-cdc', '--drop-slot').catch(() => undefined);
+    }
+  });
+
+  // Last, and todo: after a worker kill, a join signal that lands in a timed-out workflow task can
+  // replay in another order than it ran (nondeterminism; the stream then stops for every pipeline
+  // of its slot). Seen in this suite; docs/cdc.md "Known issues". It stays here to catch the fix.
+  test('cdc: worker SIGKILLed while a joining pipeline copies its table and another streams; both converge', { todo: 'finding cdc-join-signal-replay-order' }, async () => {
+    const l = load();
+    // The joining table changes all along too: before its copy reads a row, after, and during.
+    let onItems = true;
+    let itemRounds = 0;
+    const items = (async () => {
+      for (let i = 0; onItems; i++) {
+        try {
+          await source.query(`UPDATE items SET qty = qty + 1 WHERE id % 101 = $1`, [i % 101]);
+          await source.query(`DELETE FROM items WHERE id = $1`, [300000 - i]);
+          await source.query(`INSERT INTO items VALUES ($1, 1, 'joined later')`, [400000 + i]);
+          itemRounds++;
+        } catch {
+          await sleep(200);
+        }
+        await sleep(20);
+      }
+    })();
+    await sleep(1_000);
+    await startCdc(client, { config: cdcConfig, pipeline: 'items-cdc', taskQueue, stream: { runSeconds: 5, heartbeatTimeout: '3 seconds' } });
+    let copiedAtKill = 0;
+    await until('the joining pipeline to be copying', async () => {
+      const { progress } = await cdcProgress(client, cdcConfig, 'items-cdc');
+      copiedAtKill = progress?.snapshots['items-cdc']?.rowsCopied ?? 0;
+      return progress?.pipelines['items-cdc'] === 'snapshot' && copiedAtKill > 0;
+    }, 120_000).catch(() => undefined);
+    const at = Date.now();
+    await killWorker();
+    startWorker();
+    await sleep(2_000);
+    const changes = await l.stop();
+    onItems = false;
+    await items;
+    let o = { lost: -1, dup: -1, equal: false, rows: 0 };
+    let it = { lost: -1, dup: -1, equal: false, rows: 0 };
+    await until('both targets to catch up', async () => (o = await compareAcross('orders')).equal && (it = await compareAcross('items')).equal, 180_000).catch(() => undefined);
+    const recovery = (Date.now() - at) / 1000;
+    const { progress } = await cdcProgress(client, cdcConfig, 'items-cdc').catch(() => ({ progress: null }));
+    const stream = o.equal && it.equal ? '' : `; the stream: ${await streamState()}`;
+    await record({
+      scenario: 'cdc: worker killed (SIGKILL) during a joining pipeline\'s snapshot while another streams',
+      injected: `a second pipeline (300,000 rows) joins the running stream; SIGKILL of the only worker once its copy had ${copiedAtKill.toLocaleString('en')} rows, under load on both tables; a second worker started`,
+      expected: 'the copy resumes from its finished chunks on the second worker and the joined pipeline then streams from its start; the streaming pipeline resumes from its applied LSN; the slot is confirmed no further than the copying pipeline\'s start meanwhile; both targets equal their sources',
+      observed: `${o.equal && it.equal ? 'both caught up' : 'did NOT catch up within 3 min'}; ${changes} load rounds on orders, ${itemRounds} on items; orders ${o.rows} rows (checksum ${o.equal ? 'equal' : 'DIFFERENT'}), items ${it.rows} rows (checksum ${it.equal ? 'equal' : 'DIFFERENT'}); items-cdc ${progress?.pipelines['items-cdc'] ?? '?'}${stream}`,
+      rowsLost: o.lost + it.lost,
+      rowsDuplicated: o.dup + it.dup,
+      recoverySeconds: o.equal && it.equal ? recovery : null,
+    });
+    assert.deepEqual([o.lost, o.dup, o.equal, it.lost, it.dup, it.equal], [0, 0, true, 0, 0, true]);
+    assert.ok(copiedAtKill > 0, 'the worker was killed while the copy ran');
+    assert.equal(progress?.pipelines['items-cdc'], 'streaming');
   });
 });
