@@ -41,7 +41,7 @@ async function main() {
       up: { source: { profile: 's', environment: 'b', table: 'pgbench_accounts' }, target: { profile: 't', environment: 'b', table: 'accounts' }, mode: 'upsert', key: ['aid'], deletes: 'hard' },
       // Full refresh at parallelism 1 and 4, timed by phase: where a copy's seconds go.
       ...Object.fromEntries(
-        [1, 4].map((n) => [`full${n}`, { source: { profile: 's', environment: 'b', table: 'pgbench_accounts' }, target: { profile: 't', environment: 'b', table: `full${n}` }, mode: 'full-refresh', key: ['aid'], parallelism: n }]),
+        [1, 2, 4].map((n) => [`full${n}`, { source: { profile: 's', environment: 'b', table: 'pgbench_accounts' }, target: { profile: 't', environment: 'b', table: `full${n}` }, mode: 'full-refresh', key: ['aid'], parallelism: n }]),
       ),
     },
   });
@@ -83,6 +83,7 @@ async function main() {
     const plan = await engine.plan(ctx, { pipeline: 'up', runId, partitioned: true, compare });
     const p = plan.parallelism ?? 1;
     let written = 0;
+    let copied = 0;
     if (plan.resync?.method === 'compare') {
       const q = plan.resync.buckets.filter((b) => !b.done);
       await Promise.all(
@@ -91,6 +92,7 @@ async function main() {
             const r = await engine.resyncBucket(ctx, { pipeline: 'up', runId, bucket: b.bucket, leafRows: plan.resync!.leafRows, digests: plan.resync!.digests, groupRows: plan.resync!.groupRows });
             if (process.env.BENCH_DEBUG) console.log(JSON.stringify(r));
             written += r.rowsWritten;
+            copied += r.rowsCopied;
           }
         }),
       );
@@ -103,6 +105,7 @@ async function main() {
               const c = await engine.chunk(ctx, { pipeline: 'up', runId, after, partition: x.partition, initialLoad: plan.initialLoad });
               ({ cursor: after, done } = c);
               written += c.rowsWritten;
+              copied += c.rowsCopied;
             }
         }),
       );
@@ -113,7 +116,7 @@ async function main() {
       }
     }
     await engine.finish(ctx, { pipeline: 'up', runId });
-    return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), written, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests, groupRows: plan.resync.groupRows }) };
+    return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), written, copied, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests, groupRows: plan.resync.groupRows }) };
   };
 
   /** A full refresh by phase: plan (split points), chunks (COPY into the new table, n lanes), finish (index build and swap). */
@@ -136,8 +139,9 @@ async function main() {
     const sec = (a: number, z: number) => Number(((z - a) / 1000).toFixed(2));
     return { partitions: plan.partitions!.length, chunks, plan: sec(t0, t1), copy: sec(t1, t2), finish: sec(t2, t3) };
   };
-  for (const k of [1, 4]) await dst.query(`CREATE TABLE full${k} (aid int PRIMARY KEY, bid int, abalance int, filler char(84))`);
+  for (const k of [1, 2, 4]) await dst.query(`CREATE TABLE full${k} (aid int PRIMARY KEY, bid int, abalance int, filler char(84))`);
   await timed('full refresh, parallelism 1', () => fullRefresh('full1'), pipe);
+  await timed('full refresh, parallelism 2', () => fullRefresh('full2'), pipe);
   await timed('full refresh, parallelism 4', () => fullRefresh('full4'), pipe);
   await timed('upsert first load (empty keyed target)', () => run(true), pipe);
   await timed('re-sync 0% changed, plain merge', () => run(false), pipe);

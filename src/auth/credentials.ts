@@ -1,10 +1,12 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AuthConfig, Config, CredentialConfig, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import { inSpan } from '../telemetry/spans';
-import { createDatabricksOAuth, fetchDatabaseCredential, fetchEndpointHost, type DatabricksOAuth } from './databricks';
+import { createDatabricksOAuth, fetchDatabaseCredential, fetchEndpointHost, normalTables, type DatabricksOAuth, type ReadOnlyAccess } from './databricks';
+
+export type { ReadOnlyAccess };
 import { authError, classifyTokenEndpointError, LakebaseAuthError, type AuthContext } from './errors';
 import { assertSecureWorkspace } from './secureHost';
 import { DatabricksAuthResolutionError, resolveDatabricksAuth } from './unifiedAuth';
@@ -18,10 +20,13 @@ export interface Session {
 }
 
 export interface CredentialProvider {
-  /** Cached-or-fresh Postgres password (a Lakebase token) for (profile, environment, identity). */
-  acquire(profile: string, environment: string, session?: Session): Promise<CachedToken>;
+  /**
+   * Cached-or-fresh Postgres password (a Lakebase token) for (profile, environment, identity); with
+   * `access`, a READ_ONLY database credential scoped to its tables (cached apart from the writable one).
+   */
+  acquire(profile: string, environment: string, session?: Session, access?: ReadOnlyAccess): Promise<CachedToken>;
   /** Forget a credential the server refused, so the next login fetches a new one. */
-  invalidate(profile: string, environment: string, session?: Session): void;
+  invalidate(profile: string, environment: string, session?: Session, access?: ReadOnlyAccess): void;
   /** Distinguishes pools/cache entries of different people in login-idp profiles; '' otherwise. */
   identityKey(profile: string, session?: Session): string;
   readonly cache: TokenCache;
@@ -94,6 +99,12 @@ function jwtPerson(token: string): string | undefined {
   const claims = unverifiedClaims(token);
   const v = claims?.email ?? claims?.sub;
   return typeof v === 'string' ? v : undefined;
+}
+
+/** The cache and pool key part of an access scope: '' for read-write, else `ro:` and a hash of its tables. */
+export function accessKey(access?: ReadOnlyAccess): string {
+  if (!access) return '';
+  return `ro:${createHash('sha256').update(normalTables(access.tables).join('\n')).digest('hex').slice(0, 16)}`;
 }
 
 export function canMint(auth: AuthConfig): boolean {
@@ -225,7 +236,7 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     }));
   }
 
-  async function acquire(profile: string, environment: string, session?: Session): Promise<CachedToken> {
+  async function acquire(profile: string, environment: string, session?: Session, access?: ReadOnlyAccess): Promise<CachedToken> {
     const env = config.profiles[profile]?.environments[environment];
     if (!env) throw new Error(`unknown profile/environment ${profile}/${environment}`);
     const credential = credentialOf(env);
@@ -234,12 +245,15 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     // The schema allows credential only with methods that reach a workspace (not password).
     const host = 'workspaceHost' in auth ? auth.workspaceHost! : '';
     const ctx: AuthContext = { profile, method: auth.method, canMint: canMint(auth) && !session?.idpToken };
-    const key = `db|${profile}|${environment}|${identityKey(profile, session)}`;
-    return samePerson(profile, await cache.get(key, () => inSpan('lakebase.database_credential', { 'lakebase.profile': profile, 'lakebase.environment': environment }, async () => {
+    // Without a credential exchange (a PAT or OAuth token as the password) there is nothing to scope:
+    // such connections are read-only only by the session setting the pool makes (db/pools.ts).
+    const key = `db|${profile}|${environment}|${identityKey(profile, session)}|${accessKey(access)}`;
+    const attrs = { 'lakebase.profile': profile, 'lakebase.environment': environment, 'lakebase.credential.read_only': access !== undefined };
+    return samePerson(profile, await cache.get(key, () => inSpan('lakebase.database_credential', attrs, async () => {
       for (let attempt = 1; ; attempt++) {
         const bearer = await oauthToken(profile, session);
         try {
-          const t = await fetchDatabaseCredential(host, bearer.token, credential, randomUUID());
+          const t = await fetchDatabaseCredential(host, bearer.token, credential, randomUUID(), access);
           return { ...t, identity: bearer.identity };
         } catch (err) {
           // A revoked/expired OAuth token: drop it and mint one more time.
@@ -298,9 +312,9 @@ export function createCredentialProvider(opts: CredentialProviderOptions): Crede
     workspace,
     acquire,
     identityKey,
-    invalidate(profile, environment, session) {
+    invalidate(profile, environment, session, access) {
       const id = identityKey(profile, session);
-      cache.invalidate(`db|${profile}|${environment}|${id}`);
+      cache.invalidate(`db|${profile}|${environment}|${id}|${accessKey(access)}`);
       cache.invalidate(`oauth|${profile}|${id}`);
     },
   };

@@ -92,12 +92,38 @@ export class CredentialApiError extends Error {
   }
 }
 
-/** Exchanges an OAuth token for a Postgres credential (provisioned instances or autoscaling endpoints). */
-export async function fetchDatabaseCredential(workspaceHost: string, bearer: string, credential: CredentialConfig, requestId: string): Promise<IssuedSecret> {
+/** What a connection will do with the credential: only read (the given tables, `schema.table`). */
+export interface ReadOnlyAccess {
+  readOnly: true;
+  /** Tables it reads, `schema.table` (unqualified: `public`); scoped in the claim when the credential names its catalog. */
+  tables?: readonly string[];
+}
+
+/** `schema.table` as given, with `public` for an unqualified name; sorted and deduplicated. */
+export function normalTables(tables: readonly string[] | undefined): string[] {
+  return [...new Set((tables ?? []).map((t) => (t.includes('.') ? t : `public.${t}`)))].sort();
+}
+
+/**
+ * The `claims` of Generate Database Credential (both APIs): the READ_ONLY permission set, the only
+ * one today, on the tables as full Unity Catalog names when the catalog is known.
+ */
+export function readOnlyClaims(credential: CredentialConfig, access: ReadOnlyAccess): { permission_set: 'READ_ONLY'; resources?: { table_name: string }[] }[] {
+  const tables = normalTables(access.tables);
+  const resources = credential.catalog && tables.length ? tables.map((t) => ({ table_name: `${credential.catalog}.${t}` })) : undefined;
+  return [{ permission_set: 'READ_ONLY', ...(resources && { resources }) }];
+}
+
+/**
+ * Exchanges an OAuth token for a Postgres credential (provisioned instances or autoscaling
+ * endpoints); with `access`, one that may only read (READ_ONLY claims).
+ */
+export async function fetchDatabaseCredential(workspaceHost: string, bearer: string, credential: CredentialConfig, requestId: string, access?: ReadOnlyAccess): Promise<IssuedSecret> {
+  const claims = access ? { claims: readOnlyClaims(credential, access) } : {};
   const [path, body] =
     credential.type === 'provisioned'
-      ? ['/api/2.0/database/credentials', { instance_names: [credential.instanceName], request_id: requestId }]
-      : ['/api/2.0/postgres/credentials', { endpoint: credential.endpoint, ...(credential.ttlSeconds ? { ttl: `${credential.ttlSeconds}s` } : {}) }];
+      ? ['/api/2.0/database/credentials', { instance_names: [credential.instanceName], request_id: requestId, ...claims }]
+      : ['/api/2.0/postgres/credentials', { endpoint: credential.endpoint, ...(credential.ttlSeconds ? { ttl: `${credential.ttlSeconds}s` } : {}), ...claims }];
   let res: Response;
   try {
     res = await fetch(`${workspaceHost}${path}`, {

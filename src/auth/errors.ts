@@ -138,3 +138,23 @@ export function classifyTokenEndpointError(err: unknown, ctx: AuthContext): Lake
   }
   return authError('LakebaseAuthConfigError', ctx, [`HTTP ${status}`, error, description].filter(Boolean).join(': '));
 }
+
+/**
+ * A write refused on a connection that logged in with a READ_ONLY database credential (or whose
+ * session is read-only for that reason). Keeps the server's SQLSTATE in `code` (25006, or 42501
+ * when the role has no write grant), so SQL failure classification still calls it final.
+ */
+export class LakebaseReadOnlyCredentialError extends Error {
+  override name = 'LakebaseReadOnlyCredentialError';
+  readonly code: string;
+  constructor(
+    readonly pool: string,
+    readonly tables: readonly string[],
+    cause: Error & { code?: string },
+  ) {
+    const scope = tables.length ? `to read ${tables.join(', ')}` : 'to read only';
+    const cannot = tables.length ? 'it cannot write, nor read other tables' : 'it cannot write';
+    super(`${pool}: this connection logged in with a READ_ONLY database credential (requested ${scope}), so ${cannot}: ${cause.message}`, { cause });
+    this.code = cause.code ?? '25006';
+  }
+}

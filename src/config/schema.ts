@@ -120,16 +120,23 @@ export const authSchema = z.discriminatedUnion('method', [patAuthSchema, m2mAuth
   error: (iss) => (iss.code === 'invalid_union' ? 'expected method: pat, m2m, federation, databricks, password or none' : undefined),
 });
 
+/**
+ * The Unity Catalog catalog registered for this database: READ_ONLY credentials then name the tables
+ * they may read as `<catalog>.<schema>.<table>`; without it they are read-only but not table-scoped.
+ */
+const ucCatalog = z.string().trim().min(1, 'expected the Unity Catalog catalog name of this database').optional();
+
 /** Exchange the OAuth token for a Postgres credential (Lakebase database credential APIs). */
 export const credentialSchema = z.discriminatedUnion(
   'type',
   [
-    z.strictObject({ type: z.literal('provisioned'), instanceName: nonEmpty('the database instance name') }),
+    z.strictObject({ type: z.literal('provisioned'), instanceName: nonEmpty('the database instance name'), catalog: ucCatalog }),
     z.strictObject({
       type: z.literal('autoscaling'),
       endpoint: nonEmpty('the endpoint resource name, e.g. projects/p/branches/b/endpoints/e'),
       /** Requested credential lifetime; the API accepts 300–3600 seconds (Generate Database Credential). */
       ttlSeconds: z.preprocess(fromNumericString, z.int({ error: 'expected 300–3600 seconds' }).min(300, 'expected 300–3600 seconds').max(3600, 'expected 300–3600 seconds')).optional(),
+      catalog: ucCatalog,
     }),
   ],
   { error: (iss) => (iss.code === 'invalid_union' ? 'expected type: provisioned or type: autoscaling' : undefined) },

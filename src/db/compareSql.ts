@@ -151,17 +151,6 @@ function inSubBuckets(shape: CompareShape, side: CompareSide, range: KeyRange, b
   return [...conditions(shape, side, [range]), `${subBucketOf(shape, side, bounds)} = ANY('{${ids.map((x) => Math.trunc(x)).join(',')}}'::int[])`];
 }
 
-/** COPY of the source rows in sub-buckets `ids` of `range`, in target column names. */
-export function subBucketRowsCopyOutSql(shape: CompareShape, columns: string[], range: KeyRange, bounds: string[], ids: number[]): string {
-  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation} WHERE ${inSubBuckets(shape, shape.source, range, bounds, ids).join(' AND ')}) TO STDOUT`;
-}
-
-/** Target rows in sub-buckets `ids` of `range` whose key is not in `stage` (which holds every source row there). */
-export function deleteGoneFromStageSql(shape: CompareShape, table: string, stage: string, range: KeyRange, bounds: string[], ids: number[]): string {
-  const missing = `NOT EXISTS (SELECT 1 FROM ${stage} s WHERE ${keyMatch(shape, 's', 'v')})`;
-  return `DELETE FROM ${table} AS v WHERE ${[...inSubBuckets(shape, shape.target, range, bounds, ids), missing].join(' AND ')}`;
-}
-
 /**
  * Per sub-bucket (width_bucket over `bounds`: 0 below the first bound, i from bound i on) the row
  * count and the sum of row hashes — an order-independent digest the other side must match.
@@ -250,35 +239,73 @@ export function leafDiffSql(shape: CompareShape, ranges: KeyRange[], extraOk: bo
   );
 }
 
-/**
- * Re-sync: rows of the leaf table (the source's keys and row hashes of `ranges`) against the
- * target's rows there — `copy` for keys the target lacks or holds with other values, `gone` for
- * target keys the source no longer has. Key values as text, in key order.
- */
-export function changedKeysSql(shape: CompareShape, ranges: KeyRange[]): string {
-  const k0 = quoteIdent(shape.key[0]!);
-  return (
-    `WITH t AS (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)} AS ${HASH} FROM ${shape.target.relation}${where(shape, shape.target, ranges)}) ` +
-    `SELECT s.${k0} IS NULL AS gone, ARRAY[${shape.key.map((k) => `COALESCE(s.${quoteIdent(k)}, t.${quoteIdent(k)})::text`).join(', ')}] AS key ` +
-    `FROM ${LEAF_TABLE} s FULL JOIN t ON ${keyMatch(shape, 's', 't')} WHERE s.${k0} IS NULL OR t.${k0} IS NULL OR s.${HASH} <> t.${HASH}`
-  );
-}
-
 /** A typed array literal of text values (COPY takes no bind parameters). */
 function arrayLiteral(values: (string | null)[], type: string): string {
   const items = values.map((x) => (x === null ? 'NULL' : `"${x.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`));
   return `${lit(`{${items.join(',')}}`)}::${type}[]`;
 }
 
-/** COPY of the source rows with these keys (`keyTypes`: the source's key column types), in target column names. */
-export function keyedRowsCopyOutSql(shape: CompareShape, columns: string[], keyTypes: string[], keys: (string | null)[][]): string {
+/**
+ * COPY of the source rows with these keys (`keyTypes`: the source's key column types), in target
+ * column names; within `scope` too, so a composite key's match scans one range, not the table.
+ */
+export function keyedRowsCopyOutSql(shape: CompareShape, columns: string[], keyTypes: string[], keys: (string | null)[][], scope: CompareScope): string {
   const arrays = shape.key.map((_, i) => arrayLiteral(keys.map((k) => k[i] ?? null), keyTypes[i]!));
   const match =
     shape.key.length === 1 ? `${col(shape.key[0]!)} = ANY(${arrays[0]})` : `(${shape.key.map(col).join(', ')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))`;
-  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation}${where(shape, shape.source, [], [match])}) TO STDOUT`;
+  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation} WHERE ${[...scopeConditions(shape, shape.source, scope), match].join(' AND ')}) TO STDOUT`;
 }
 
-/** COPY of the source rows of `ranges`, in target column names. */
-export function rangeRowsCopyOutSql(shape: CompareShape, columns: string[], ranges: KeyRange[]): string {
-  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation}${where(shape, shape.source, ranges)}) TO STDOUT`;
+/**
+ * Which rows a re-sync narrows to keys: whole key ranges, or the sub-buckets `ids` (over `bounds`)
+ * of one range — the differing ones of a digest, read by one range scan however many they are.
+ */
+export type CompareScope = { ranges: KeyRange[] } | { range: KeyRange; bounds: string[]; ids: number[] };
+
+function scopeConditions(shape: CompareShape, side: CompareSide, scope: CompareScope): string[] {
+  const c = 'ids' in scope ? inSubBuckets(shape, side, scope.range, scope.bounds, scope.ids) : conditions(shape, side, scope.ranges);
+  return c.length ? c : ['true'];
 }
+
+/** COPY of every source row of `scope`, in target column names (where most of its rows changed). */
+export function scopedRowsCopyOutSql(shape: CompareShape, columns: string[], scope: CompareScope): string {
+  return `COPY (SELECT ${columns.map(col).join(', ')} FROM ${shape.source.relation} WHERE ${scopeConditions(shape, shape.source, scope).join(' AND ')}) TO STDOUT`;
+}
+
+/** COPY of the source's keys and row hashes of `scope`, for the leaf table. */
+export function scopedLeafCopyOutSql(shape: CompareShape, scope: CompareScope): string {
+  return `COPY (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)}, ${lateCondition(shape)} FROM ${shape.source.relation} WHERE ${scopeConditions(shape, shape.source, scope).join(' AND ')}) TO STDOUT`;
+}
+
+export const CHANGED_TABLE = 'lbw_changed';
+const GONE = '__lbw_gone';
+const CHANGED_KEYS = 'lbw_changed_keys';
+
+/**
+ * Re-sync: the keys of `scope` that differ, into a session table on the target — the leaf table
+ * (the source's keys and row hashes there) joined with the target's rows there on the key: `gone`
+ * for target keys the source no longer has, else keys the target lacks or holds with other values.
+ * Equality on the key, never an order, so the two servers' collations do not matter.
+ */
+export function changedTableSql(shape: CompareShape, scope: CompareScope): string {
+  const k0 = quoteIdent(shape.key[0]!);
+  const keys = shape.key.map((k) => quoteIdent(k));
+  return (
+    `CREATE TEMP TABLE ${CHANGED_TABLE} ON COMMIT DROP AS ` +
+    `WITH t AS (SELECT ${shape.key.map(col).join(', ')}, ${rowHash(shape)} AS ${HASH} FROM ${shape.target.relation} WHERE ${scopeConditions(shape, shape.target, scope).join(' AND ')}) ` +
+    `SELECT s.${k0} IS NULL AS ${GONE}, ${keys.map((k) => `COALESCE(s.${k}, t.${k}) AS ${k}`).join(', ')} ` +
+    `FROM ${LEAF_TABLE} s FULL JOIN t ON ${keyMatch(shape, 's', 't')} WHERE s.${k0} IS NULL OR t.${k0} IS NULL OR s.${HASH} <> t.${HASH}`
+  );
+}
+
+export const changedCountsSql = () => `SELECT count(*) FILTER (WHERE ${GONE})::int AS gone, count(*) FILTER (WHERE NOT ${GONE})::int AS copy FROM ${CHANGED_TABLE}`;
+
+/** The changed (not gone) keys as text arrays, read in batches (FETCH_CHANGED_KEYS): memory stays at one batch. */
+export const declareChangedKeysSql = (shape: CompareShape) =>
+  `DECLARE ${CHANGED_KEYS} NO SCROLL CURSOR FOR SELECT ARRAY[${shape.key.map((k) => `${quoteIdent(k)}::text`).join(', ')}] AS key FROM ${CHANGED_TABLE} WHERE NOT ${GONE} ORDER BY ${shape.key.map((k) => quoteIdent(k)).join(', ')}`;
+export const fetchChangedKeysSql = (n: number) => `FETCH ${Math.max(1, Math.trunc(n))} FROM ${CHANGED_KEYS}`;
+export const closeChangedKeysSql = () => `CLOSE ${CHANGED_KEYS}`;
+
+/** Target rows whose key the changed table has as gone from the source. */
+export const deleteChangedGoneSql = (shape: CompareShape, table: string) =>
+  `DELETE FROM ${table} AS v USING ${CHANGED_TABLE} c WHERE c.${GONE} AND ${keyMatch(shape, 'c', 'v')}`;

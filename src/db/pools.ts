@@ -1,5 +1,7 @@
 import pg from 'pg';
-import type { CredentialProvider, Session } from '../auth/credentials';
+import { accessKey, type CredentialProvider, type ReadOnlyAccess, type Session } from '../auth/credentials';
+import { normalTables } from '../auth/databricks';
+import { LakebaseReadOnlyCredentialError } from '../auth/errors';
 import { lookupEnvironment } from '../config/lookup';
 import type { Config, EnvironmentConfig } from '../config/schema';
 import type { Logger } from '../logger';
@@ -36,12 +38,16 @@ export interface PoolStats {
 }
 
 export interface PoolRegistry {
-  get(profile: string, environment: string, session?: Session): pg.Pool;
+  /** `access`: a pool of its own whose logins use a READ_ONLY credential and read-only sessions. */
+  get(profile: string, environment: string, session?: Session, access?: ReadOnlyAccess): pg.Pool;
   /**
    * A client from the pool. A login refused with 28P01/28000 (token expired or revoked) drops the
-   * cached token and logs in once more with a fresh one before giving up.
+   * cached token and logs in once more with a fresh one before giving up. With `access` (a side
+   * that only reads: a sync's or cdc load's source, verify, test-connection), the login uses a
+   * READ_ONLY database credential for those tables, the session is `default_transaction_read_only`,
+   * and a write fails as LakebaseReadOnlyCredentialError.
    */
-  connect(profile: string, environment: string, session?: Session): Promise<pg.PoolClient>;
+  connect(profile: string, environment: string, session?: Session, access?: ReadOnlyAccess): Promise<pg.PoolClient>;
   environment(profile: string, environment: string): EnvironmentConfig;
   /** `select 1` on every pool in use, each within `timeoutMs` (readiness). */
   ping(timeoutMs: number): Promise<{ pool: string; ok: boolean; error?: string }[]>;
@@ -60,14 +66,20 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
     for (const [id, at] of lastUsed) {
       const pool = pools.get(id);
       if (!pool || at > cutoff || pool.totalCount !== pool.idleCount || pool.waitingCount > 0) continue;
+      // The person's OAuth token and database credential leave this worker's memory with the pool.
+      const m = meta.get(id);
+      if (m) credentials.invalidate(m.profile, m.env, sessions.get(id), m.access);
       pools.delete(id);
       sessions.delete(id);
+      meta.delete(id);
       lastUsed.delete(id);
       void pool.end().catch(() => undefined);
       logger.info({ pool: id.split('/').slice(0, 2).join('/') }, 'idle per-user pool closed');
     }
   }, Math.max(50, Math.min(60_000, Math.floor(idlePoolEvictMs / 2))));
   evictor.unref();
+  // What each pool logs in as, for dropping its cached credentials when it is evicted.
+  const meta = new Map<string, { profile: string; env: string; access?: ReadOnlyAccess }>();
   // The newest session per pool: a refreshed IdP token replaces the old one for future logins.
   const sessions = new Map<string, Session | undefined>();
   // Hosts of Autoscaling environments, looked up by connect() before the pool is made.
@@ -77,10 +89,17 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
     return lookupEnvironment(config, profile, env);
   }
 
-  function get(profile: string, env: string, session?: Session): pg.Pool {
-    const id = `${profile}/${env}/${credentials.identityKey(profile, session)}`;
+  const readOnlySql = 'SET default_transaction_read_only = on';
+  const poolId = (profile: string, env: string, session?: Session, access?: ReadOnlyAccess) =>
+    `${profile}/${env}/${credentials.identityKey(profile, session)}${access ? `/${accessKey(access)}` : ''}`;
+
+  function get(profile: string, env: string, session?: Session, access?: ReadOnlyAccess): pg.Pool {
+    const id = poolId(profile, env, session, access);
     if (session) sessions.set(id, session);
-    if (session?.idpToken) lastUsed.set(id, Date.now());
+    if (session?.idpToken) {
+      lastUsed.set(id, Date.now());
+      meta.set(id, { profile, env, ...(access && { access }) });
+    }
     const existing = pools.get(id);
     if (existing) return existing;
     const e = environment(profile, env);
@@ -93,7 +112,7 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
       user: e.user,
       // Lakebase checks the token only at login, so every new connection asks the cache.
       password: async () => {
-        const { token } = await credentials.acquire(profile, env, sessions.get(id));
+        const { token } = await credentials.acquire(profile, env, sessions.get(id), access);
         // pg asks only when the server does; method none (the one empty credential) has nothing to send.
         if (token === '')
           throw new Error(`${profile}/${env}: the server asked for a password, but profiles.${profile}.auth is method none (for trust or peer auth): use { method: password, password: \${PGPASSWORD} }`);
@@ -108,6 +127,13 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
       connectionTimeoutMillis: 15_000,
       application_name: 'lakebase-worker',
     });
+    if (access) {
+      // Besides the credential: Lakebase documents claims as grants the token adds, so the session
+      // itself is made read-only too (the emulator's READ_ONLY login cannot write even without this).
+      pool.on('connect', (client) => {
+        client.query(readOnlySql).catch((err: Error) => logger.warn({ err: err.message, pool: `${profile}/${env}` }, 'could not make the session read-only'));
+      });
+    }
     if (e.defaultSchema) {
       const setPath = `SET search_path TO ${quoteIdent(e.defaultSchema, 'defaultSchema')}, public`;
       pool.on('connect', (client) => {
@@ -130,10 +156,30 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
     return client;
   };
 
-  async function connect(profile: string, env: string, session?: Session): Promise<pg.PoolClient> {
+  /** On a read-only pool, a refused write names the credential (the cause keeps the server's error). */
+  const typedWrites = new WeakSet<pg.PoolClient>();
+  function readOnlyErrors(client: pg.PoolClient, name: string, access: ReadOnlyAccess): pg.PoolClient {
+    if (typedWrites.has(client)) return client;
+    typedWrites.add(client);
+    const tables = normalTables(access.tables);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    const retype = (err: unknown) => {
+      const code = (err as { code?: string }).code;
+      throw code === '25006' || code === '42501' ? new LakebaseReadOnlyCredentialError(name, tables, err as Error) : err;
+    };
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      const r = query(...args);
+      // Only the promise form (streams such as COPY report their own errors).
+      return r && typeof (r as Promise<unknown>).then === 'function' && typeof (r as { submit?: unknown }).submit !== 'function' ? (r as Promise<unknown>).catch(retype) : r;
+    };
+    return client;
+  }
+
+  async function connect(profile: string, env: string, session?: Session, access?: ReadOnlyAccess): Promise<pg.PoolClient> {
     const id = `${profile}/${env}`;
     if (!environment(profile, env).host && !hosts.has(id)) hosts.set(id, await credentials.host(profile, env, session));
-    const pool = get(profile, env, session);
+    const pool = get(profile, env, session, access);
+    const typed = (client: pg.PoolClient) => (access ? readOnlyErrors(client, id, access) : client);
     const wake = {
       maxWaitMs: environment(profile, env).computeWakeTimeoutMs,
       onWaiting: (attempt: number, err: unknown) =>
@@ -141,13 +187,13 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
     };
     const open = () => connectWhileWaking(id, () => pool.connect(), wake);
     try {
-      return guard(await open(), id);
+      return typed(guard(await open(), id));
     } catch (err) {
       if (classifySqlError(err).kind !== 'auth') throw err;
       metrics?.loginRefusals.inc({ profile, environment: env });
       logger.warn({ pool: id, sqlState: (err as { code?: string }).code }, 'login refused; refreshing the token and retrying once');
-      credentials.invalidate(profile, env, session);
-      return guard(await open(), id);
+      credentials.invalidate(profile, env, session, access);
+      return typed(guard(await open(), id));
     }
   }
 
@@ -185,6 +231,7 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
       await Promise.all([...pools.values()].map((p) => p.end()));
       pools.clear();
       lastUsed.clear();
+      meta.clear();
     },
   };
 }

@@ -226,3 +226,22 @@ export function mergeSql(opts: {
   statements.push(`${insert} ${conflict} DO UPDATE SET ${set} WHERE ${unmark ? `${changed} OR ${unmark}` : changed}`);
   return statements;
 }
+
+/** COPY of every source row (no cursor, no slice): what a backfill of columns added to the target reads. */
+export function wholeCopyOutSql(p: PipelineConfig, select: string[]): string {
+  return `COPY (SELECT ${select.join(', ')} FROM ${sourceRelation(p)}) TO STDOUT`;
+}
+
+/**
+ * Fills columns just added to `table` (NULL in every row) from `stage`, matched on `match`: the
+ * key (an index join), or for a keyless pipeline every other copied column by its text (equal
+ * rows are interchangeable). Only rows that gain a value are written.
+ */
+export function backfillSql(table: string, stage: string, match: string[], added: string[], byKey: boolean): string {
+  const on = byKey
+    ? match.map((c) => `t.${quoteIdent(c)} = s.${quoteIdent(c)}`).join(' AND ')
+    : `ROW(${match.map((c) => `t.${quoteIdent(c)}`).join(', ')})::text = ROW(${match.map((c) => `s.${quoteIdent(c)}`).join(', ')})::text`;
+  const set = added.map((c) => `${quoteIdent(c)} = s.${quoteIdent(c)}`).join(', ');
+  const gains = added.map((c) => `s.${quoteIdent(c)} IS NOT NULL`).join(' OR ');
+  return `UPDATE ${table} AS t SET ${set} FROM ${stage} AS s WHERE ${on} AND (${gains})`;
+}

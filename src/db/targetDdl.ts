@@ -39,8 +39,85 @@ export const createSchemaSql = (schema: string) => `CREATE SCHEMA IF NOT EXISTS 
 
 export const createExtensionSql = (extension: string, schema: string) => `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(extension)} SCHEMA ${quoteIdent(schema)}`;
 
+/**
+ * Sent (as its own statement, before any DDL) in each session that creates target types: the DDL
+ * text is then read as written whatever the server or role default says. The literals below are
+ * E'' anyway, so this guards text the worker did not write.
+ */
+export const DDL_SESSION_SETTINGS = ['SET standard_conforming_strings = on'];
+
+const WORD_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
+
+/**
+ * Catalog text (a domain's DEFAULT or CHECK, deparsed by the source under
+ * standard_conforming_strings = on, as PostgreSQL does by default) with every standard string
+ * literal rewritten as E'' with its backslashes doubled: it then means the same on a target
+ * session whatever its standard_conforming_strings, where `'a\'` pasted raw would end no literal
+ * under `off` and the rest of the text would be read as SQL. E'', U&'', B'', X'' literals, dollar
+ * quotes, quoted identifiers and comments are kept as they are. Unterminated quoting is refused.
+ */
+export function escapeCatalogLiterals(text: string): string {
+  let out = '';
+  let i = 0;
+  const fail = () => {
+    throw new Error(`catalog text has unterminated quoting, refusing to copy it: ${JSON.stringify(text.slice(0, 80))}`);
+  };
+  const closing = (from: number, quote: string, backslash: boolean) => {
+    for (let j = from; j < text.length; j++) {
+      if (backslash && text[j] === '\\') j++;
+      else if (text[j] === quote) {
+        if (text[j + 1] === quote) j++;
+        else return j + 1;
+      }
+    }
+    return fail();
+  };
+  while (i < text.length) {
+    const c = text[i]!;
+    const word = i > 0 && WORD_CHAR.test(text[i - 1]!);
+    const prefix = word ? null : /^(?:[eE]|[uU]&|[bBxX])'/.exec(text.slice(i, i + 3));
+    if (prefix) {
+      const end = closing(i + prefix[0].length, "'", c === 'e' || c === 'E');
+      out += text.slice(i, end);
+      i = end;
+    } else if (c === "'") {
+      const end = closing(i + 1, "'", false);
+      const body = text.slice(i + 1, end - 1);
+      out += body.includes('\\') ? `E'${body.replace(/\\/g, '\\\\')}'` : `'${body}'`;
+      i = end;
+    } else if (c === '"') {
+      const end = closing(i + 1, '"', false);
+      out += text.slice(i, end);
+      i = end;
+    } else if (c === '$' && !word && /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.test(text.slice(i))) {
+      const tag = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i))![0];
+      const end = text.indexOf(tag, i + tag.length);
+      if (end === -1) fail();
+      out += text.slice(i, end + tag.length);
+      i = end + tag.length;
+    } else if (c === '-' && text[i + 1] === '-') {
+      const end = text.indexOf('\n', i);
+      out += text.slice(i, end === -1 ? text.length : end);
+      i = end === -1 ? text.length : end;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
+
+export interface TypeDdlOptions {
+  /**
+   * Copy a domain's DEFAULT and CHECK constraints (catalog text, run on the target). Off: the
+   * domain is created over its base type with NOT NULL only, for targets that must not run
+   * expressions read from the source.
+   */
+  domainConstraints?: boolean;
+}
+
 /** CREATE TYPE / CREATE DOMAIN for a user-defined type, named as in the source. */
-export function createTypeSql(schema: string, name: string, def: TypeDefinition, render: (t: TypeInfo) => string): string {
+export function createTypeSql(schema: string, name: string, def: TypeDefinition, render: (t: TypeInfo) => string, opts: TypeDdlOptions = {}): string {
   const qualified = `${quoteIdent(schema)}.${quoteIdent(name)}`;
   switch (def.kind) {
     case 'enum':
@@ -49,10 +126,11 @@ export function createTypeSql(schema: string, name: string, def: TypeDefinition,
       return `CREATE TYPE ${qualified} AS (${def.attributes.map((a) => `${quoteIdent(a.name)} ${render(a.type)}`).join(', ')})`;
     case 'domain': {
       const parts = [`CREATE DOMAIN ${qualified} AS ${render(def.base)}`];
-      if (def.default !== null) parts.push(`DEFAULT ${def.default}`);
+      const constraints = opts.domainConstraints ?? true;
+      if (constraints && def.default !== null) parts.push(`DEFAULT ${escapeCatalogLiterals(def.default)}`);
       if (def.notNull) parts.push('NOT NULL');
       // A NOT VALID check cannot be created as such; the copied values passed it in the source.
-      for (const k of def.checks) parts.push(`CONSTRAINT ${quoteIdent(k.name)} ${k.def.replace(/ NOT VALID$/, '')}`);
+      if (constraints) for (const k of def.checks) parts.push(`CONSTRAINT ${quoteIdent(k.name)} ${escapeCatalogLiterals(k.def.replace(/ NOT VALID$/, ''))}`);
       return parts.join(' ');
     }
   }

@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
+import pg from 'pg';
 import { PostgresConnection, createStartupMessage } from 'pg-gateway';
-import type { TokenStore } from './tokens';
+import type { ReadOnlyGrant, TokenStore } from './tokens';
 
 export interface PostgresFront {
   server: net.Server;
@@ -35,9 +36,9 @@ function passwordMessage(password: string): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** Logs in to the real PostgreSQL (trust, cleartext or md5) and reads until ReadyForQuery. */
-function openUpstream(url: URL, parameters: Record<string, string>): Promise<Upstream> {
-  const user = decodeURIComponent(url.username) || 'postgres';
+/** Logs in to the real PostgreSQL (trust, cleartext or md5) and reads until ReadyForQuery; as `as` instead of the URL's user. */
+function openUpstream(url: URL, parameters: Record<string, string>, as?: string): Promise<Upstream> {
+  const user = as ?? (decodeURIComponent(url.username) || 'postgres');
   const password = decodeURIComponent(url.password);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(url.port || 5432), url.hostname);
@@ -103,6 +104,55 @@ function fatal(code: string, message: string): Buffer {
   return Buffer.concat([head, fields]);
 }
 
+const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
+const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/**
+ * The upstream role a READ_ONLY credential logs in as, made on first use: it can log in and read
+ * (pg_read_all_data, or SELECT on exactly the claimed tables in `database`) and nothing else, and
+ * its sessions start read-only. Setting `default_transaction_read_only` back off in a session does
+ * not help it write: it holds no write privilege (42501). Grants are made in the database logged
+ * in to, one at a time (concurrent GRANTs on one object can fail with "tuple concurrently updated").
+ */
+function readOnlyRoles(upstream: URL) {
+  let chain: Promise<unknown> = Promise.resolve();
+  const password = decodeURIComponent(upstream.password);
+  async function prepare(database: string, grant: ReadOnlyGrant): Promise<string> {
+    const role = `lakebase_ro_${createHash('sha256').update(grant.tables.join('\n')).digest('hex').slice(0, 12)}`;
+    const url = new URL(upstream.href);
+    url.pathname = `/${encodeURIComponent(database)}`;
+    const admin = new pg.Client({ connectionString: url.href });
+    await admin.connect();
+    try {
+      const exists = await admin.query('select 1 from pg_roles where rolname = $1', [role]);
+      if (!exists.rowCount) {
+        await admin
+          .query(`CREATE ROLE ${ident(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS${password ? ` PASSWORD ${literal(password)}` : ''}`)
+          .catch((err: { code?: string }) => {
+            if (err.code !== '42710' && err.code !== '23505') throw err;
+          });
+        await admin.query(`ALTER ROLE ${ident(role)} SET default_transaction_read_only = on`);
+      }
+      if (!grant.tables.length) await admin.query(`GRANT pg_read_all_data TO ${ident(role)}`);
+      for (const t of grant.tables) {
+        const dot = t.indexOf('.');
+        const [schema, table] = [t.slice(0, dot), t.slice(dot + 1)];
+        // A claimed table missing here grants nothing: reading it fails like any table without a grant.
+        await admin.query(`GRANT USAGE ON SCHEMA ${ident(schema)} TO ${ident(role)}`).catch(() => undefined);
+        await admin.query(`GRANT SELECT ON ${ident(schema)}.${ident(table)} TO ${ident(role)}`).catch(() => undefined);
+      }
+      return role;
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
+  }
+  return (database: string, grant: ReadOnlyGrant): Promise<string> => {
+    const next = chain.then(() => prepare(database, grant));
+    chain = next.catch(() => undefined);
+    return next;
+  };
+}
+
 const sameSecret = (a: string, b: string) => {
   const x = createHash('sha256').update(a).digest();
   const y = createHash('sha256').update(b).digest();
@@ -111,6 +161,7 @@ const sameSecret = (a: string, b: string) => {
 
 export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts: PostgresFrontOptions = {}): PostgresFront {
   const upstream = new URL(upstreamUrl);
+  const readOnlyRole = readOnlyRoles(upstream);
   const passwordRoles = new Map((opts.passwordRoles ?? []).map((r) => [r.role, r.password]));
   const logins = { accepted: 0, refused: 0 };
   const open = new Set<net.Socket>();
@@ -131,6 +182,7 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
       socket.end(fatal('57P03', 'the database system is starting up (compute waking from scale to zero)'));
       return;
     }
+    let readOnly: ReadOnlyGrant | undefined;
     const conn = new PostgresConnection(socket, {
       authMode: 'cleartextPassword',
       validateCredentials: (credentials) => {
@@ -138,6 +190,7 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
         const rolePassword = passwordRoles.get(credentials.user);
         const rec = rolePassword === undefined ? store.valid(credentials.password) : undefined;
         const ok = rolePassword !== undefined ? sameSecret(rolePassword, credentials.password) : rec !== undefined && rec.identity === credentials.user;
+        readOnly = ok ? rec?.readOnly : undefined;
         if (ok) logins.accepted++;
         else logins.refused++;
         return ok;
@@ -155,7 +208,16 @@ export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts
           parameters.database = routed;
         }
         try {
-          const up = await openUpstream(upstream, parameters);
+          // A READ_ONLY credential's session: a role that can only read, starting read-only.
+          let as: string | undefined;
+          if (readOnly) {
+            as = await readOnlyRole(parameters.database, readOnly).catch((err: Error) => {
+              // Say why (e.g. the upstream user may not create roles) instead of dropping the line.
+              throw new UpstreamError('read-only role', fatal('XX000', `emulator: cannot prepare the READ_ONLY credential's role: ${err.message}`));
+            });
+            parameters.options = `${parameters.options ?? ''} -c default_transaction_read_only=on`.trim();
+          }
+          const up = await openUpstream(upstream, parameters, as);
           for (const s of up.statuses) client.write(s);
           up.socket.on('error', () => client.destroy());
           client.on('error', () => up.socket.destroy());

@@ -3,7 +3,8 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from '
 import { TOKEN_EXPIRED_MESSAGE, TOKEN_INVALID_MESSAGE } from '../auth/errors';
 import type { BranchStore } from './branches';
 import type { FederationPolicy, ResolvedEmulatorOptions } from './options';
-import type { TokenStore } from './tokens';
+import { z } from 'zod';
+import type { ReadOnlyGrant, TokenStore } from './tokens';
 
 export interface InjectedFailure {
   status: number;
@@ -26,6 +27,30 @@ export interface WorkspaceApi {
 }
 
 type Reply = { status: number; body: unknown; headers?: Record<string, string> };
+
+// Generate Database Credential's `claims` (both APIs): READ_ONLY is the only permission set today;
+// resources name Unity Catalog tables, `catalog.schema.table`.
+const claimsSchema = z
+  .array(
+    z.object({
+      permission_set: z.enum(['PERMISSION_SET_UNSPECIFIED', 'READ_ONLY']).optional(),
+      resources: z.array(z.object({ table_name: z.string().regex(/^[^.]+\.[^.]+\.[^.]+$/, 'table_name must be a full Unity Catalog name, catalog.schema.table') })).optional(),
+    }),
+  )
+  .optional();
+
+/**
+ * The grant a credential's claims ask for: read-only (the tables, as the database's `schema.table`,
+ * or all of them when no resources are named), or undefined without a READ_ONLY claim.
+ */
+export function readOnlyClaims(raw: unknown): { grant?: ReadOnlyGrant } | { error: string } {
+  const parsed = claimsSchema.safeParse(raw);
+  if (!parsed.success) return { error: `claims: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
+  const readOnly = (parsed.data ?? []).filter((c) => c.permission_set === 'READ_ONLY');
+  if (!readOnly.length) return {};
+  const tables = readOnly.flatMap((c) => (c.resources ?? []).map((r) => r.table_name.split('.').slice(1).join('.')));
+  return { grant: { tables: [...new Set(tables)].sort() } };
+}
 
 const oauthError = (status: number, error: string, description: string): Reply => ({
   status,
@@ -116,11 +141,14 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
     const identity = bearerIdentity(authorization);
     if (!identity) return { status: 401, body: { error_code: 'UNAUTHENTICATED', message: 'Invalid access token.' } };
     const ttl = opts.credentialTtlSeconds;
+    const claims = readOnlyClaims(body.claims);
+    if ('error' in claims) return { status: 400, body: { error_code: 'INVALID_PARAMETER_VALUE', message: claims.error } };
+    const readOnly = claims.grant;
     if (path === '/api/2.0/database/credentials') {
       const names = body.instance_names;
       if (!Array.isArray(names) || names.length === 0 || !names.every((n) => opts.databaseInstances.includes(String(n))))
         return { status: 404, body: { error_code: 'RESOURCE_DOES_NOT_EXIST', message: `Database instance ${JSON.stringify(names)} does not exist.` } };
-      const t = store.issue(identity, 'database-credential', ttl);
+      const t = store.issue(identity, 'database-credential', ttl, readOnly);
       return { status: 200, body: { token: t.token, expiration_time: new Date(t.expiresAt).toISOString() } };
     }
     if (typeof body.endpoint !== 'string' || !branches.hasEndpoint(body.endpoint))
@@ -134,7 +162,7 @@ export function createWorkspaceApi(opts: ResolvedEmulatorOptions, store: TokenSt
         return { status: 400, body: { error_code: 'INVALID_PARAMETER_VALUE', message: `ttl ${JSON.stringify(body.ttl)} must be at least 300 seconds (5 minutes) and at most 3600 seconds (1 hour).` } };
       lifetime = secs;
     }
-    const t = store.issue(identity, 'database-credential', lifetime);
+    const t = store.issue(identity, 'database-credential', lifetime, readOnly);
     return { status: 200, body: { token: t.token, expire_time: new Date(t.expiresAt).toISOString() } };
   }
 

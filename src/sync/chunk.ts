@@ -11,7 +11,7 @@ import { copyInSql, copyOutSql, copyPagesSql, createStageSql, mergeSql, type Col
 import type { PartitionState } from '../db/syncState';
 import { lockPartition, readState, sameCursor, writePartition, writeState } from '../db/syncState';
 import { withTransaction } from '../db/transaction';
-import { softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
+import { incremental, softDeletes, withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { conflictError, initialLoadConflict } from './errors';
 import type { ConnectionBudget } from './gates';
 import { followEnumLabels } from './enumLabels';
@@ -121,7 +121,8 @@ export async function syncChunk(deps: SyncEngineDeps & { budget: ConnectionBudge
       // Schema changes first, before any row is written (the ALTER's lock comes before the rows'); a
       // full refresh or first load evolves its refresh table with the target, so either can end up in place.
       const refresh = p.mode === 'full-refresh' || (p.mode === 'upsert' && state.phase === 'loading') ? refreshTableName(p.target.table!) : undefined;
-      const plan = await reconcileSchema(s, t, p, pipeline, refresh);
+      // A cursor run fills columns it adds in the rows already copied (a later run would not: their cursor did not move).
+      const plan = await reconcileSchema(s, t, p, pipeline, refresh, incremental(p) ? { transform, signal: ctx.signal } : undefined);
       const pages = plan.sourceOrder.length === 0 ? await nextPages(s, p, plan, after, part) : undefined;
       const copyOut = pages?.sql ?? copyOutSql(p, plan, { after, lower: part?.lower, upper: part?.upper }, p.batchRows);
       const { meter, rowsWritten, rowsUnchanged } = await load(s, t, p, plan, copyOut, input, loading, transform, ctx);

@@ -6,12 +6,28 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PipelineConfig } from '../config/schema';
 import { isEmpty } from '../db/catalog';
-import { changedKeysSql, deleteGoneFromStageSql, deleteGoneSql, keyedRowsCopyOutSql, rangeRowsCopyOutSql, subBucketRowsCopyOutSql, type CompareShape, type KeyRange } from '../db/compareSql';
+import {
+  analyzeLeafSql,
+  changedCountsSql,
+  changedTableSql,
+  closeChangedKeysSql,
+  declareChangedKeysSql,
+  deleteChangedGoneSql,
+  fetchChangedKeysSql,
+  keyedRowsCopyOutSql,
+  leafCopyInSql,
+  leafTableSql,
+  scopedLeafCopyOutSql,
+  scopedRowsCopyOutSql,
+  type CompareScope,
+  type CompareShape,
+  type KeyRange,
+} from '../db/compareSql';
 import { CopyMeter } from '../db/copyText';
 import { quoteTable } from '../db/identifiers';
 import { copyInSql, createStageSql, mergeSql } from '../db/syncSql';
 import { finishBucket, lockBucket, peekState, readPartitions } from '../db/syncState';
-import { compareShape, copyLeaves, diffBucket, joinAdjacent, planBuckets, sourceSnapshot, typeOf, withCanonicalText } from './compare';
+import { compareShape, diffBucket, planBuckets, sourceSnapshot, typeOf, withCanonicalText } from './compare';
 import { withBoth, type CallContext, type SyncEngineDeps } from './context';
 import { ownRun } from './deletes';
 import { followEnumLabels } from './enumLabels';
@@ -24,12 +40,14 @@ import type { ResyncBucketResult, ResyncProbe } from './types';
 const MERGE_ABOVE = 0.5;
 /** Above this share of a range's rows changed, the range is copied whole instead of by a list of keys. */
 const KEYS_BELOW = 0.3;
-/** Up to this share of rows changed, buckets digest small sub-buckets and copy the differing ones whole; above it they compare row hashes. */
+/** Up to this share of rows changed, buckets digest small sub-buckets and narrow the differing ones; above it they compare row hashes of every row. */
 const GROUPS_UP_TO = 0.05;
-/** Sized so about this share of sub-buckets differ when changes are spread: few rows copied beyond the changed ones. */
+/** Sized so about this share of sub-buckets differ when changes are spread: few rows' hashes streamed beyond the changed ones. */
 const GROUP_DIFFER_SHARE = 0.1;
 /** Sub-buckets a bucket digests at most: the bounds travel in the SQL text. */
 const MAX_GROUPS = 4096;
+/** Keys per keyed COPY from the source: they travel in its SQL text, and only one batch is held here. */
+const KEY_BATCH = 10_000;
 const STAGE = 'lbw_stage';
 
 export interface ResyncBucketInput {
@@ -39,7 +57,7 @@ export interface ResyncBucketInput {
   bucket: number;
   /** From the plan: rows per sub-range. */
   leafRows: number;
-  /** From the plan: digest sub-buckets of `groupRows` rows and copy the differing ones whole (false: compare row hashes). */
+  /** From the plan: digest sub-buckets of `groupRows` rows first and narrow only the differing ones to keys (false: row hashes of the whole bucket). */
   digests: boolean;
   /** From the plan: rows per sub-bucket when `digests` (leafRows when left out). */
   groupRows?: number;
@@ -58,38 +76,44 @@ export function compareEligible(p: PipelineConfig): boolean {
   return p.resync === 'auto' && p.mode === 'upsert' && p.cursor === undefined && p.key.length > 0 && !p.softDeleteColumn && !p.transform.rowTransform && p.deletes !== 'soft';
 }
 
-interface Changes {
-  /** Ranges whose rows were compared by key (joined where they touch). */
-  ranges: KeyRange[];
-  subRanges: number;
-  differingSubRanges: number;
-  /** Source rows of the range. */
-  sourceRows: number;
+/** What narrowing a scope to keys found (the keys themselves stay in the target's changed table). */
+interface Narrowed {
+  /** Source keys streamed (the source rows of the scope). */
   keysCompared: number;
   /** Keys of source rows the target lacks or holds with other values. */
-  copy: (string | null)[][];
+  copy: number;
   /** Target rows whose key the source no longer has. */
   gone: number;
 }
 
 /**
- * Where source and target differ within `range`: digests name the sub-ranges (unless `digests`
- * is off), then the source's keys and row hashes of those are streamed to the target and joined
- * there to name rows. `s` inside sourceSnapshot, `t` inside withCanonicalText.
+ * Narrows `scope` to the keys that differ: the source's keys and row hashes there are streamed
+ * into the target's leaf table (memory stays at a COPY buffer) and joined with the target's rows
+ * there into the changed table. `s` inside sourceSnapshot, `t` inside withCanonicalText.
  */
-async function findChanges(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, leafRows: number, digests: boolean, ctx: CallContext): Promise<Changes> {
-  const found: Changes = { ranges: [range], subRanges: 1, differingSubRanges: 1, sourceRows: 0, keysCompared: 0, copy: [], gone: 0 };
-  if (digests) {
-    const d = await diffBucket(s, t, shape, range, leafRows);
-    Object.assign(found, { ranges: joinAdjacent(d.differing.map((x) => x.range)), subRanges: d.subRanges, differingSubRanges: d.differing.length, sourceRows: d.sourceRows });
-    if (found.ranges.length === 0) return found;
-  }
-  found.keysCompared = await copyLeaves(s, t, shape, found.ranges, ctx);
-  if (!digests) found.sourceRows = found.keysCompared;
-  const { rows } = await t.query<{ gone: boolean; key: (string | null)[] }>(changedKeysSql(shape, found.ranges));
-  for (const r of rows) if (r.gone) found.gone += 1;
-  found.copy = rows.filter((r) => !r.gone).map((r) => r.key);
-  return found;
+async function narrow(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, scope: CompareScope, ctx: CallContext): Promise<Narrowed> {
+  await t.query(leafTableSql(shape));
+  const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows, bytes }));
+  await pipe(s.query(copyTo(scopedLeafCopyOutSql(shape, scope))), meter, t.query(copyFrom(leafCopyInSql(shape))), { signal: ctx.signal });
+  await t.query(analyzeLeafSql());
+  await t.query(changedTableSql(shape, scope));
+  const { copy, gone } = (await t.query<{ copy: number; gone: number }>(changedCountsSql())).rows[0]!;
+  return { keysCompared: meter.rows, copy, gone };
+}
+
+interface Changes extends Narrowed {
+  subRanges: number;
+  differingSubRanges: number;
+  /** Source rows of the range. */
+  sourceRows: number;
+}
+
+/** The probe: digests name the sub-ranges of `range` that differ, and those are narrowed to keys. */
+async function findChanges(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, range: KeyRange, groupRows: number, ctx: CallContext): Promise<Changes> {
+  const d = await diffBucket(s, t, shape, range, groupRows, MAX_GROUPS);
+  const found: Changes = { subRanges: d.subRanges, differingSubRanges: d.differing.length, sourceRows: d.sourceRows, keysCompared: 0, copy: 0, gone: 0 };
+  if (d.differing.length === 0) return found;
+  return { ...found, ...(await narrow(s, t, shape, { range, bounds: d.bounds, ids: d.differing.map((x) => x.id) }, ctx)) };
 }
 
 /**
@@ -105,25 +129,27 @@ export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, run: Resol
   if (await isEmpty(t, p.target.table!)) return undefined;
   const { shape, plan } = await compareShape(s, t, run, 'checksums', null);
   const planned = await planBuckets(s, p, shape, plan, p.batchRows);
+  // Sub-buckets as small as a bucket's own digests may be: the differing ones are narrowed to keys, so fewer rows are read twice.
+  const probeRows = Math.max(1, Math.ceil((planned.leafRows * 64) / MAX_GROUPS));
   const probe = (at: number) =>
     withCanonicalText(t, (tx) => {
       tx.rollbackOnly();
-      return sourceSnapshot(s, () => findChanges(s, t, shape, planned.buckets[Math.floor(planned.buckets.length * at)]!, planned.leafRows, true, ctx));
+      return sourceSnapshot(s, () => findChanges(s, t, shape, planned.buckets[Math.floor(planned.buckets.length * at)]!, probeRows, ctx));
     });
   const c = await probe(1 / 2);
   let sampled = 1;
   // About to merge every row: first make sure the middle bucket did not just hold a cluster of
   // changes, with two more buckets (this costs only where the merge would cost far more).
-  if ((c.copy.length + c.gone) / Math.max(1, c.sourceRows) > MERGE_ABOVE && planned.buckets.length >= 3)
+  if ((c.copy + c.gone) / Math.max(1, c.sourceRows) > MERGE_ABOVE && planned.buckets.length >= 3)
     for (const more of [await probe(1 / 6), await probe(5 / 6)]) {
-      c.copy.push(...more.copy);
+      c.copy += more.copy;
       c.gone += more.gone;
       c.sourceRows += more.sourceRows;
       c.subRanges += more.subRanges;
       c.differingSubRanges += more.differingSubRanges;
       sampled += 1;
     }
-  const changed = c.copy.length + c.gone;
+  const changed = c.copy + c.gone;
   const rowShare = changed / Math.max(1, c.sourceRows);
   const figures = `${changed.toLocaleString('en')} of ${c.sourceRows.toLocaleString('en')} rows (${(100 * rowShare).toFixed(1)}%) and ${c.differingSubRanges} of ${c.subRanges} sub-ranges differ in ${sampled === 1 ? 'the sampled bucket' : `${sampled} sampled buckets`}`;
   const method = rowShare > MERGE_ABOVE ? 'merge' : 'compare';
@@ -135,7 +161,7 @@ export async function probeResync(s: pg.ClientBase, t: pg.ClientBase, run: Resol
     reason:
       method === 'merge'
         ? `${figures}: most rows changed, so every row is merged (comparing first would read them twice)`
-        : `${figures}: only differing ${digests ? `sub-buckets (${groupRows.toLocaleString('en')} rows each)` : 'rows'} are copied`,
+        : `${figures}: ${digests ? `sub-buckets (${groupRows.toLocaleString('en')} rows each) are digested, the differing ones narrowed to their differing rows` : 'row hashes are compared per key'}, and only those rows are copied`,
     probe: { buckets: planned.buckets.length, subRanges: c.subRanges, differingSubRanges: c.differingSubRanges, rows: c.sourceRows, changedRows: changed },
     digests,
     groupRows,
@@ -153,47 +179,58 @@ interface BucketWrites {
   keysCompared: number;
 }
 
-/** Streams `copyOut` from the source into a stage on the target and merges it on the key; returns rows copied and written. */
-async function stageAndMerge(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, columns: string[], copyOut: string, ctx: CallContext, base = 0) {
+/**
+ * Moves what `narrow` found: the changed keys' source rows are streamed into a stage (by key, in
+ * batches; the whole scope where most of its rows changed) and merged on the key (the merge writes
+ * only rows that differ); target rows whose key left the source are deleted (deletes: hard).
+ */
+async function moveChanged(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], keyTypes: string[], scope: CompareScope, n: Narrowed, ctx: CallContext) {
   const target = p.target.table!;
-  await t.query(createStageSql(STAGE, target, columns));
-  const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows: base + rows, bytes }));
-  await pipe(s.query(copyTo(copyOut)), meter, t.query(copyFrom(copyInSql(STAGE, columns))), { signal: ctx.signal });
+  let rowsCopied = 0;
   let rowsWritten = 0;
-  for (const sql of mergeSql({ target, stage: STAGE, columns, key: p.key, mode: 'upsert' })) rowsWritten += (await t.query(sql)).rowCount ?? 0;
-  return { rowsCopied: meter.rows, rowsWritten };
+  if (n.copy > 0) {
+    await t.query(createStageSql(STAGE, target, columns));
+    const stage = async (copyOut: string) => {
+      const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows: n.keysCompared + rowsCopied + rows, bytes }));
+      await pipe(s.query(copyTo(copyOut)), meter, t.query(copyFrom(copyInSql(STAGE, columns))), { signal: ctx.signal });
+      rowsCopied += meter.rows;
+    };
+    if (n.copy > KEYS_BELOW * n.keysCompared) await stage(scopedRowsCopyOutSql(shape, columns, scope));
+    else {
+      await t.query(declareChangedKeysSql(shape));
+      for (;;) {
+        const { rows } = await t.query<{ key: (string | null)[] }>(fetchChangedKeysSql(KEY_BATCH));
+        if (rows.length === 0) break;
+        await stage(keyedRowsCopyOutSql(shape, columns, keyTypes, rows.map((r) => r.key), scope));
+      }
+      await t.query(closeChangedKeysSql());
+    }
+    for (const sql of mergeSql({ target, stage: STAGE, columns, key: p.key, mode: 'upsert' })) rowsWritten += (await t.query(sql)).rowCount ?? 0;
+  }
+  const rowsDeleted = n.gone > 0 && p.deletes === 'hard' ? ((await t.query(deleteChangedGoneSql(shape, quoteTable(target)))).rowCount ?? 0) : 0;
+  return { rowsCopied, rowsWritten, rowsDeleted };
 }
 
 /**
- * Few changes: both sides digest sub-buckets small enough that most hold no change, and the
- * differing ones are copied whole and merged (the merge writes only rows that differ); target
- * rows there whose key the stage lacks are gone from the source.
+ * Few changes: both sides digest sub-buckets small enough that most hold no change; the differing
+ * ones are narrowed to the keys whose row hashes differ, and only those rows move.
  */
-async function bySubBuckets(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], range: KeyRange, groupRows: number, ctx: CallContext): Promise<BucketWrites> {
+async function bySubBuckets(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], keyTypes: string[], range: KeyRange, groupRows: number, ctx: CallContext): Promise<BucketWrites> {
   const d = await diffBucket(s, t, shape, range, groupRows, MAX_GROUPS);
-  const none = { rowsCopied: 0, rowsWritten: 0, rowsDeleted: 0, rangesDiffering: 0, keysCompared: 0 };
-  if (d.differing.length === 0) return none;
-  const ids = d.differing.map((x) => x.id);
-  const { rowsCopied, rowsWritten } = await stageAndMerge(s, t, p, columns, subBucketRowsCopyOutSql(shape, columns, range, d.bounds, ids), ctx);
-  const extra = d.differing.some((x) => x.targetRows > 0);
-  const rowsDeleted = extra && p.deletes === 'hard' ? ((await t.query(deleteGoneFromStageSql(shape, quoteTable(p.target.table!), STAGE, range, d.bounds, ids))).rowCount ?? 0) : 0;
-  return { ...none, rowsCopied, rowsWritten, rowsDeleted, rangesDiffering: ids.length };
+  if (d.differing.length === 0) return { rowsCopied: 0, rowsWritten: 0, rowsDeleted: 0, rangesDiffering: 0, keysCompared: 0 };
+  const scope: CompareScope = { range, bounds: d.bounds, ids: d.differing.map((x) => x.id) };
+  const n = await narrow(s, t, shape, scope, ctx);
+  return { ...(await moveChanged(s, t, p, shape, columns, keyTypes, scope, n, ctx)), rangesDiffering: d.differing.length, keysCompared: n.keysCompared };
 }
 
 /**
  * Many changes, spread: the source's keys and row hashes of the whole bucket are compared in the
  * target, and only the rows that differ are copied (by key; whole where most do).
  */
-async function byRows(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], keyTypes: string[], range: KeyRange, leafRows: number, ctx: CallContext): Promise<BucketWrites> {
-  const c = await findChanges(s, t, shape, range, leafRows, false, ctx);
-  let written = { rowsCopied: 0, rowsWritten: 0 };
-  if (c.copy.length) {
-    const whole = c.copy.length > KEYS_BELOW * c.keysCompared;
-    const out = whole ? rangeRowsCopyOutSql(shape, columns, c.ranges) : keyedRowsCopyOutSql(shape, columns, keyTypes, c.copy);
-    written = await stageAndMerge(s, t, p, columns, out, ctx, c.keysCompared);
-  }
-  const rowsDeleted = c.gone && p.deletes === 'hard' ? ((await t.query(deleteGoneSql(shape, quoteTable(p.target.table!), c.ranges))).rowCount ?? 0) : 0;
-  return { ...written, rowsDeleted, rangesDiffering: c.differingSubRanges, keysCompared: c.keysCompared };
+async function byRows(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, shape: CompareShape, columns: string[], keyTypes: string[], range: KeyRange, ctx: CallContext): Promise<BucketWrites> {
+  const scope: CompareScope = { ranges: [range] };
+  const n = await narrow(s, t, shape, scope, ctx);
+  return { ...(await moveChanged(s, t, p, shape, columns, keyTypes, scope, n, ctx)), rangesDiffering: 1, keysCompared: n.keysCompared };
 }
 
 /**
@@ -221,7 +258,7 @@ export async function resyncBucket(deps: Deps, ctx: CallContext, run: ResolvedRu
       for (const k of p.key) keyTypes.push(await typeOf(s, shape.source.relation, k));
       const range = { lower: b.lower, upper: b.upper };
       const done = await sourceSnapshot(s, () =>
-        input.digests ? bySubBuckets(s, t, p, shape, plan.columns, range, input.groupRows ?? input.leafRows, ctx) : byRows(s, t, p, shape, plan.columns, keyTypes, range, input.leafRows, ctx),
+        input.digests ? bySubBuckets(s, t, p, shape, plan.columns, keyTypes, range, input.groupRows ?? input.leafRows, ctx) : byRows(s, t, p, shape, plan.columns, keyTypes, range, ctx),
       );
       await finishBucket(t, p.stateSchema, pipeline, bucket, done.rowsDeleted, done.rowsWritten);
       deps.log?.('re-sync bucket compared', { pipeline, bucket, ...done });

@@ -1,9 +1,13 @@
+import { pipeline as pipe } from 'node:stream/promises';
+import type { Transform } from 'node:stream';
 import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PipelineConfig } from '../config/schema';
+import { copyRowTransform, type RecordTransform } from '../db/copyText';
 import { quoteTable } from '../db/identifiers';
 import { readSnapshot, sameSnapshot, writeSnapshot, type SnapshotColumn } from '../db/schemaSnapshot';
 import { sourceColumns } from '../db/catalog';
-import { adjustPlan, planColumns, type ColumnPlan } from '../db/syncSql';
+import { adjustPlan, backfillSql, copyInSql, createStageSql, planColumns, wholeCopyOutSql, type ColumnPlan } from '../db/syncSql';
 import { addColumnSql, alterLockTimeoutSql, columnTypeSql, dropNotNullSql, lockForAlterSql } from '../db/targetDdl';
 import { describeColumns, outputColumns, targetColumns, type SourceColumn, type TargetColumn, type WireColumn } from '../db/typeCatalog';
 import { prepareTypes, runDdl, type DdlStatement } from './createTarget';
@@ -214,6 +218,41 @@ function snapshotColumn(c: ShapeColumn): SnapshotColumn {
   return { name: c.name, type: c.type, oid: c.oid, typmod: c.typmod, ...(c.collation !== undefined && { collation: c.collation }) };
 }
 
+/** What a chunk of an incremental pipeline hands reconcileSchema so columns it adds are filled in the rows already there. */
+export interface BackfillOptions {
+  transform?: RecordTransform;
+  signal?: AbortSignal;
+}
+
+const BACKFILL_STAGE = 'lbw_backfill';
+
+/**
+ * Columns just added to the target hold NULL in every row, and a cursor run copies only rows whose
+ * cursor moved: the rest would keep NULL for good, though their source rows hold the column's
+ * default, a volatile default's own value, or values set since without touching the cursor. So
+ * the source's values of the added columns are streamed (through the row transform, if any) into
+ * a stage and written into the rows already in `tables`, in the chunk's transaction: the columns
+ * arrive filled or not at all. Returns the rows filled.
+ */
+async function backfillAdded(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, d: SchemaDecision, tables: string[], opts: BackfillOptions): Promise<number> {
+  const added = plan.columns.filter((c) => d.add.includes(c));
+  if (!added.length) return 0;
+  const byKey = p.key.length > 0;
+  const match = byKey ? p.key : plan.columns.filter((c) => !d.add.includes(c) && !d.fillNull.includes(c));
+  if (!match.length) return 0;
+  const need = [...match, ...added];
+  const read = opts.transform ? plan.select : need.map((c) => plan.select[plan.columns.indexOf(c)]!);
+  await t.query(createStageSql(BACKFILL_STAGE, p.target.table!, need));
+  const stages: Transform[] = [];
+  if (opts.transform) stages.push(copyRowTransform(plan.columns, need, opts.transform, (r) => need.map((c) => `${c}=${r[c]}`).join(', ')));
+  await pipe(s.query(copyTo(wholeCopyOutSql(p, read))), ...(stages as []), t.query(copyFrom(copyInSql(BACKFILL_STAGE, need))), ...(opts.signal ? [{ signal: opts.signal }] : []));
+  await t.query(`ANALYZE ${BACKFILL_STAGE}`);
+  let filled = 0;
+  for (const table of tables) filled += (await t.query(backfillSql(table, BACKFILL_STAGE, match, added, byKey))).rowCount ?? 0;
+  await t.query(`DROP TABLE ${BACKFILL_STAGE}`);
+  return filled;
+}
+
 /** How long a chunk waits for the ALTER's lock before it fails (retryably) instead of outliving its heartbeat timeout. */
 const ALTER_LOCK_TIMEOUT_MS = 20_000;
 
@@ -225,7 +264,7 @@ const ALTER_LOCK_TIMEOUT_MS = 20_000;
  * deadlocking, and whichever comes second finds the change made. The DDL and the snapshot
  * commit with the chunk's rows, or roll back with them.
  */
-export async function reconcileSchema(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, refreshTable?: string): Promise<ColumnPlan> {
+export async function reconcileSchema(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, pipeline: string, refreshTable?: string, backfill?: BackfillOptions): Promise<ColumnPlan> {
   const table = p.target.table!;
   const base = planColumns(p, await sourceColumns(s, p), pipeline);
   const wire = await outputColumns(s, p, base);
@@ -247,6 +286,7 @@ export async function reconcileSchema(s: pg.ClientBase, t: pg.ClientBase, p: Pip
     ({ snapshot, shape, decision } = await look());
     if (changes(decision, snapshot)) {
       await runDdl(t, await evolution(s, t, p, pipeline, wire, shape, decision, tables), pipeline);
+      if (backfill && decision.add.length) await backfillAdded(s, t, p, finalPlan(base, decision, p, pipeline), decision, tables, backfill);
       await writeSnapshot(t, p.stateSchema, pipeline, decision.snapshot);
     }
   }

@@ -57,7 +57,7 @@ export const FINDINGS = {
   },
   'cursor-add-column-default': {
     title: 'batch cursor modes: ADD COLUMN … DEFAULT on the source leaves the rows not changed since the last run NULL in the target (the cursor does not move for them) (new; found by seed 2015860408)',
-    fixed: false,
+    fixed: true,
     shape: (c) => ['upsert-cursor', 'upsert-soft', 'append'].includes(c.mode) && c.rounds.some((r) => r.txns.some((t) => t.ops.some((o) => o.op === 'add-column' && o.column.default !== undefined))),
   },
   'batch-enum-label': {
