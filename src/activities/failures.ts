@@ -33,9 +33,8 @@ function classify(err: unknown, statement: string, configPath?: string): Applica
       details: [{ needsNewIdpToken: err.needsNewIdpToken }],
     });
   }
-  if (err instanceof OpenTransactionsWait) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: false });
-  if (err instanceof LakebaseComputeWaking) {
-    // Retryable: the activity's retry policy gives the compute more time; the message says what to check.
+  if (err instanceof LakebaseComputeWaking || err instanceof OpenTransactionsWait) {
+    // Retryable: the activity's retry policy gives the compute (or the source's open transactions) more time; the message says what to check.
     return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: false });
   }
   if (err instanceof SealingError) {

@@ -819,36 +819,25 @@ describe('cdc fault injection: a stream under load keeps every change', () => {
       CREATE TABLE wal_burn (id serial, pad text);`);
     const environment = (port: number) => ({ host: '127.0.0.1', port, database: 'postgres', user: 'postgres', ssl: { mode: 'disable' }, idleTimeoutMs: 1000 });
     taskQueue = uniqueQueue('cdcfaults');
+    // A table of the source streamed into the same-named table of the target (a slot of its own when named).
+    const cdcPipeline = (table: string, o: { batchRows?: number; slot?: string } = {}) => ({
+      source: { profile: 'local', environment: 'source', table },
+      target: { profile: 'local', environment: 'target', table },
+      mode: 'cdc',
+      key: ['id'],
+      ...(o.batchRows && { batchRows: o.batchRows }),
+      cdc: { ...(o.slot && { slot: o.slot }), batchRows: 2000, batchMs: 200 },
+    });
     cdcRaw = {
       temporal: { address: `127.0.0.1:${temporalServer.port}`, taskQueue },
       worker: { opsPort: 0 },
       profiles: { local: { auth: { method: 'password', password: 'trust' }, environments: { source: environment(sourceCluster.options.port), target: environment(targetCluster.options.port) } } },
       pipelines: {
-        'orders-cdc': {
-          source: { profile: 'local', environment: 'source', table: 'orders' },
-          target: { profile: 'local', environment: 'target', table: 'orders' },
-          mode: 'cdc',
-          key: ['id'],
-          batchRows: 10_000,
-          cdc: { batchRows: 2000, batchMs: 200 },
-        },
+        'orders-cdc': cdcPipeline('orders', { batchRows: 10_000 }),
         // Its own slot, invalidated in the max_slot_wal_keep_size scenario (the others' slot must survive it).
-        'ledger-cdc': {
-          source: { profile: 'local', environment: 'source', table: 'ledger' },
-          target: { profile: 'local', environment: 'target', table: 'ledger' },
-          mode: 'cdc',
-          key: ['id'],
-          cdc: { slot: 'lbw_ledger', batchRows: 2000, batchMs: 200 },
-        },
+        'ledger-cdc': cdcPipeline('ledger', { slot: 'lbw_ledger' }),
         // Joins the running stream of orders-cdc (the same slot) in the snapshot scenario.
-        'items-cdc': {
-          source: { profile: 'local', environment: 'source', table: 'items' },
-          target: { profile: 'local', environment: 'target', table: 'items' },
-          mode: 'cdc',
-          key: ['id'],
-          batchRows: 20_000,
-          cdc: { batchRows: 2000, batchMs: 200 },
-        },
+        'items-cdc': cdcPipeline('items', { batchRows: 20_000 }),
       },
     };
     cdcConfig = parseConfig(cdcRaw, {});
