@@ -46,7 +46,7 @@ export const FAILURE_CONVERTER_PATH = require.resolve('./codec/failureConverter'
 /** Thrown when no Temporal server answers at the configured address. */
 export class TemporalUnreachableError extends Error {
   override readonly name = 'TemporalUnreachableError';
-  constructor(readonly address: string, reason: string, options?: { cause?: unknown }) {
+  constructor(readonly address: string, readonly reason: string, options?: { cause?: unknown }) {
     super(
       `cannot reach Temporal at ${address} (${reason}). Start one (\`temporal server start-dev\`, or \`npm run demo\` for a local stack) or set temporal.address in the configuration`,
       options,
@@ -81,6 +81,30 @@ export async function explainTemporalConnectError(address: string, err: unknown)
   if (reason) return new TemporalUnreachableError(address, reason, { cause: err });
   const e = err instanceof Error ? err : new Error(String(err));
   return new Error(`connecting to Temporal at ${address} failed: ${e.message.split('\n')[0]} (the port answers: check TLS / API key settings under temporal:)`, { cause: err });
+}
+
+/**
+ * `connect()` until it succeeds, retrying for up to `waitMs` while the address does not answer
+ * (the server is starting or restarting); other failures (TLS, API key) and the last refusal
+ * reject at once, explained.
+ */
+export async function connectWhileUnreachable<C>(
+  address: string,
+  connect: () => Promise<C>,
+  { waitMs, onWaiting, sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) }: { waitMs: number; onWaiting: (reason: string, leftMs: number) => void; sleep?: (ms: number) => Promise<void> },
+): Promise<C> {
+  const deadline = Date.now() + waitMs;
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await connect();
+    } catch (err) {
+      const explained = await explainTemporalConnectError(address, err);
+      const left = deadline - Date.now();
+      if (!(explained instanceof TemporalUnreachableError) || left <= 0) throw explained;
+      onWaiting(explained.reason, left);
+      await sleep(Math.min(delay, left));
+    }
+  }
 }
 
 type OperatorApi = Pick<temporal.api.operatorservice.v1.OperatorService, 'listSearchAttributes' | 'addSearchAttributes'>;

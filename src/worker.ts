@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { dataConverterFor, explainTemporalConnectError, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
+import { dataConverterFor, connectWhileUnreachable, registerSearchAttributes, temporalConnectionOptions } from './temporalConnection';
 import { ConfigError } from './config/load';
 import { createActivities, type ActivityDeps, type JobFunction, type RowTransform } from './activities';
 import { createCredentialProvider, type CredentialProvider } from './auth/credentials';
@@ -163,8 +163,11 @@ export async function runWorker(
   installRuntimeLogger(logger, config.worker.sdkMetricsAddress);
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch(async (err: unknown) => {
-      throw await explainTemporalConnectError(config.temporal.address, err);
+    const options = temporalConnectionOptions(config.temporal);
+    connection = await connectWhileUnreachable(config.temporal.address, () => NativeConnection.connect(options), {
+      waitMs: config.worker.temporalWaitSeconds * 1000,
+      onWaiting: (reason, leftMs) =>
+        logger.warn({ address: config.temporal.address, reason, retryingForSeconds: Math.ceil(leftMs / 1000) }, 'Temporal does not answer yet; retrying (worker.temporalWaitSeconds)'),
     });
   } catch (err) {
     ops?.close();

@@ -331,6 +331,11 @@ export const workerSchema = z.strictObject({
   sdkMetricsAddress: z.string().optional(),
   /** On SIGINT/SIGTERM running activities get this long to finish before they are cancelled. */
   shutdownGraceTime: z.string().default('30 seconds'),
+  /**
+   * At start, how long to keep retrying a Temporal frontend that does not answer yet (a worker
+   * started beside the server, or during its restart) before exiting; 0: exit at once.
+   */
+  temporalWaitSeconds: z.preprocess(fromNumericString, z.int().min(0).max(86_400, 'expected seconds 0–86400')).default(60),
   maxConcurrentActivities: positiveInt('an integer ≥ 1', 10_000).default(20),
   maxConcurrentWorkflowTasks: positiveInt('an integer ≥ 1', 10_000).default(40),
   /**
@@ -430,7 +435,7 @@ export const configSchema = z
     jobs: z.record(nonEmpty('a job name'), jobSchema).default({}),
     /** People who sign job starts and approvals: name -> Ed25519 public key (PEM, or 32 raw bytes in base64). */
     identities: z.record(nonEmpty('an identity name'), z.strictObject({ publicKey: nonEmpty('an Ed25519 public key') })).default({}),
-    worker: workerSchema.default({ opsPort: 9464, shutdownGraceTime: '30 seconds', maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 40 }),
+    worker: workerSchema.default({ opsPort: 9464, shutdownGraceTime: '30 seconds', temporalWaitSeconds: 60, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 40 }),
   })
   .superRefine((cfg, ctx) => {
     for (const [name, profile] of Object.entries(cfg.profiles)) {

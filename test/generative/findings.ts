@@ -65,6 +65,11 @@ export const FINDINGS = {
     fixed: true,
     shape: (c) => c.mode !== 'cdc' && c.rounds.some((r) => r.txns.some((t) => t.ops.some((o) => o.op === 'add-enum-label'))),
   },
+  'worker-start-temporal-down': {
+    title: 'a worker (re)started while the Temporal dev server restarts exits at its first connect, and nothing runs after (new; found by seed 1988637040; fixed: worker.temporalWaitSeconds)',
+    fixed: true,
+    shape: (c) => c.rounds.some((r, i) => r.fault === 'temporal-restart' && i > 0 && c.rounds[i - 1]!.fault === 'worker-kill'),
+  },
   'collation-resync': {
     title: 'compare-then-copy / deletes across two collations removed rows (fixed on main by issue 28)',
     fixed: true,

@@ -96,6 +96,8 @@ export class Harness {
   private worker?: ChildProcess;
   private configFile = '';
   private workerLog = '';
+  /** Set when the worker exited without the harness asking. */
+  workerExit?: string;
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -228,7 +230,12 @@ export class Harness {
     });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
+    // A worker that dies by itself leaves every later command waiting: say so in the failure.
+    child.once('exit', (code, signal) => {
+      if (this.worker === child && !child.killed) this.workerExit = `the worker exited by itself (${signal ?? `code ${code}`}); its log: ${this.workerLog}`;
+    });
     this.worker = child;
+    this.workerExit = undefined;
   }
 
   /** SIGKILL of the worker process (a fault), then a new one, as an orchestrator would restart it. */

@@ -122,7 +122,7 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
 
     const must = async (r: CliRun, what: string, want = 0) => {
       say(r.out.split('\n').slice(0, 6).join('\n'));
-      if (r.code !== want) throw new CaseFailure('command', `${what}: exit ${r.code}, expected ${want}\n${r.out}`, `command:${what}`);
+      if (r.code !== want) throw new CaseFailure('command', `${what}: exit ${r.code}, expected ${want}${h.workerExit ? ` (${h.workerExit})` : ''}\n${r.out}`, `command:${what}`);
     };
     const injectFault = async (fault: Fault | undefined) => {
       if (!fault) return;
