@@ -1,3 +1,4 @@
+import type { Context } from '@temporalio/activity';
 import { activityContext } from './context';
 import { callFailure, type CallLabel } from './failures';
 
@@ -8,9 +9,39 @@ import { callFailure, type CallLabel } from './failures';
  * step a multi-step call had reached.
  */
 export async function runActivity<R>(label: CallLabel | (() => CallLabel), run: () => Promise<R>): Promise<R> {
+  const stopBeating = beatUntilOwnHeartbeat(activityContext());
   try {
     return await run();
   } catch (err) {
     throw callFailure(err, typeof label === 'function' ? label() : label, activityContext()?.cancellationSignal.aborted ?? false);
+  } finally {
+    stopBeating();
   }
+}
+
+/**
+ * Heartbeats on a timer (a third of the heartbeat timeout, at most 5 s) until the activity sends a
+ * heartbeat of its own. A step that streams nothing (a plan, a swap and its index builds, a join's
+ * wait) is then seen alive, and a dead worker's step is retried within the heartbeat timeout
+ * instead of its start-to-close (10 minutes: seen stalling a sync whose worker was killed in
+ * finishSync). Activities that heartbeat their progress keep their own stall detection: the timer
+ * stops at their first beat.
+ */
+export function beatUntilOwnHeartbeat(ctx: Context | undefined): () => void {
+  const timeoutMs = ctx?.info.heartbeatTimeoutMs;
+  if (!ctx || !timeoutMs || ctx.info.isLocal) return () => undefined;
+  const own = ctx.heartbeat;
+  const writable = ctx as { heartbeat: (details?: unknown) => void };
+  const stop = () => {
+    clearInterval(timer);
+    if (writable.heartbeat === mine) writable.heartbeat = own;
+  };
+  const mine = (details?: unknown) => {
+    stop();
+    own(details);
+  };
+  const timer = setInterval(() => own(), Math.min(5_000, Math.max(100, timeoutMs / 3)));
+  writable.heartbeat = mine;
+  own();
+  return stop;
 }

@@ -12,10 +12,16 @@ import { NON_RETRYABLE, RETRYABLE_FAILURES } from '../failureTypes';
  */
 export const nonRetryableTypes = (wakeVisible: boolean): string[] => (wakeVisible ? [...NON_RETRYABLE, RETRYABLE_FAILURES.computeWaking] : NON_RETRYABLE);
 
-/** Short steps of a sync or verify (plans, finish, token warm-up): ten tries over a few minutes. */
+/**
+ * Short steps of a sync or verify (plans, finish, token warm-up): ten tries over a few minutes. The
+ * adapter heartbeats for them (activities/adapter.ts), so a dead worker's step moves to another
+ * within the heartbeat timeout, not the start-to-close.
+ */
+export const STEP_HEARTBEAT_TIMEOUT = '30 seconds';
 export const stepActivities = (nonRetryableErrorTypes: string[]) =>
   proxyActivities<Activities>({
     startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: STEP_HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes },
   });
 
