@@ -8,6 +8,7 @@ import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
 import { createLogger } from '../src/logger';
 import type { CallContext } from '../src/sync';
 import { createCdcEngine, type CdcEngine, type StreamProgress } from '../src/sync/cdc';
+import { compareLsn } from '../src/sync/cdc/lsn';
 import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // CDC v2 findings (issue 27) on a private embedded PostgreSQL with wal_level=logical: each test
@@ -67,6 +68,10 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TABLE stop_b (id int PRIMARY KEY, v text);
       INSERT INTO stop_a SELECT g, 'a' || g FROM generate_series(1, 10) g;
       INSERT INTO stop_b SELECT g, 'b' || g FROM generate_series(1, 10) g;
+      CREATE TABLE spillstop (id int PRIMARY KEY, v text);
+      INSERT INTO spillstop VALUES (1, 'one');
+      CREATE TABLE replay (id int PRIMARY KEY, v text);
+      INSERT INTO replay SELECT g, 'r' || g FROM generate_series(1, 2000) g;
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
@@ -83,6 +88,9 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         calm_a: pipeline('calm_a', 'lbw_calm'),
         calm_b: pipeline('calm_b', 'lbw_calm'),
         longtx: pipeline('longtx', 'lbw_longtx'),
+        replay: pipeline('replay', 'lbw_replay'),
+        // Batches flushed on size or after a minute: a received commit waits for its flush.
+        spillstop: pipeline('spillstop', 'lbw_spillstop', { cdc: { slot: 'lbw_spillstop', batchRows: 500, batchMs: 60_000 } }),
         stop_a: pipeline('stop_a', 'lbw_stop'),
         stop_b: pipeline('stop_b', 'lbw_stop'),
         quiet: pipeline('quiet', 'lbw_quiet'),
@@ -264,6 +272,43 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     assert.ok(p.appliedLsn, 'the transaction was committed before the segment ended');
     assert.equal(p.changesReceived, 20000);
     await same('longtx', ['id', 'v']);
+  });
+
+  test('a retried reader skips a large source transaction its target already has (no piece of it is applied), and a stop right after it ends at once', async () => {
+    await snapshot('replay');
+    await catchUp('replay');
+    // What a reader killed between its target commits and its confirm leaves: the target has a large
+    // transaction (applied in pieces: 2,000 changes, batches of 500) and a small later one; the slot
+    // will send both again.
+    await source.query(`UPDATE replay SET v = 'old'`);
+    await source.query(`UPDATE replay SET v = 'mid' WHERE id <= 10`);
+    const { rows: at } = await source.query(`SELECT pg_current_wal_lsn()::text AS l`);
+    await target.query(`UPDATE copy_replay SET v = CASE WHEN id <= 10 THEN 'mid' ELSE 'old' END`);
+    await target.query(`UPDATE lakebase_worker.cdc_state SET applied_lsn = $1::pg_lsn WHERE pipeline = 'replay'`, [at[0].l]);
+    const first = running('replay');
+    await until('the reader to receive both transactions again', async () => !!first.last()?.receivedLsn && compareLsn(first.last()!.receivedLsn!, at[0].l) >= 0);
+    assert.equal(first.last()?.changesReceived, 0, 'both were skipped as already applied');
+    const ended = await Promise.race([first.stop().then(() => 'ended'), new Promise((r) => setTimeout(() => r('still running 15 s after the stop'), 15_000))]);
+    assert.equal(ended, 'ended', 'a stop with no source transaction open ends the reader');
+    await same('replay', ['id', 'v']);
+    // A new change after them: committed alone, not with the replayed pieces (rows 1-10 would go back to 'old').
+    await source.query(`UPDATE replay SET v = 'new' WHERE id = 2000`);
+    await catchUp('replay');
+    await same('replay', ['id', 'v']);
+  });
+
+  test('a stop that comes after a large transaction\'s commit was received, before its flush, applies it and ends (it waited forever: seen in the fault suite)', async () => {
+    await snapshot('spillstop');
+    await catchUp('spillstop');
+    await source.query(`INSERT INTO spillstop SELECT g, repeat('s', 100) FROM generate_series(2, 2001) g`);
+    const seg = running('spillstop');
+    // Four 500-change pieces applied uncommitted; then the commit arrives, its flush due in a minute.
+    await until('the transaction to be received in pieces', async () => (seg.last()?.changesReceived ?? 0) >= 2000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const ended = await Promise.race([seg.stop().then((p) => p), new Promise<string>((r) => setTimeout(() => r('still running 20 s after the stop'), 20_000))]);
+    assert.notEqual(ended, 'still running 20 s after the stop');
+    assert.ok(typeof ended !== 'string' && ended.appliedLsn, 'the received transaction was committed before the reader ended');
+    await same('spillstop', ['id', 'v']);
   });
 
   test('finding 9: a pipeline whose change cannot be applied is parked (state and status say why); the others of its slot keep streaming', async () => {

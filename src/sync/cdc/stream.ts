@@ -564,15 +564,23 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     const timer = setInterval(() => {
       serial(async () => {
         if (stopped) return;
+        // An end asked for mid-transaction also ends here, should its commit have come some other way.
+        if (ending && !inTransaction) {
+          if (lastCommit) await flushNow();
+          return finish();
+        }
         if (!inTransaction && lastCommit && batchStarted && Date.now() - batchStarted >= o.batchMs) await flushNow();
         else if (!inTransaction && !lastCommit && batch.empty) await confirm(null);
         // Ask the server for a keepalive: it tells us its position (idle catch-up, untilLsn).
         if (confirmed) await sendFlushed(confirmed, true);
       }).catch(fail);
     }, Math.max(100, Math.min(1_000, o.batchMs)));
+    // Only a transaction still being received defers the end. Pieces of one whose commit has arrived
+    // are flushable now: deferring on them left the end to a data message that never came once the
+    // source went quiet (seen: a segment ran on for minutes after its stop, the fault suite's hang).
     const onAbort = () =>
       void serial(async () => {
-        if (inTransaction || open.size > 0) {
+        if (inTransaction) {
           ending = true;
           o.log?.('the stream ends at the commit of the source transaction it is receiving', { slot: o.slot, changes: spilled.changes + batch.changes });
           return;
