@@ -43,7 +43,7 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
   });
 
   const callContext = (signal?: AbortSignal): CallContext => ({
-    connect: (profile, environment) => pools.connect(profile, environment),
+    connect: (profile, environment, access) => pools.connect(profile, environment, undefined, access),
     signal: signal ?? activityContext()?.cancellationSignal,
   });
 

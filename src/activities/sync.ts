@@ -62,7 +62,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
     const session = sessionOf(auth, sealingKeys, `pipeline:${pipeline}`);
     const act = activityContext();
     return {
-      connect: (profile, environment) => pools.connect(profile, environment, session),
+      connect: (profile, environment, access) => pools.connect(profile, environment, session, access),
       onProgress: ({ rows, bytes }) => act?.heartbeat({ rows, bytes, ...heartbeatExtra }),
       signal: act?.cancellationSignal,
     };

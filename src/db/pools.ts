@@ -93,8 +93,12 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
   const poolId = (profile: string, env: string, session?: Session, access?: ReadOnlyAccess) =>
     `${profile}/${env}/${credentials.identityKey(profile, session)}${access ? `/${accessKey(access)}` : ''}`;
 
+  /** Read-only pools: the same identity's second door to an environment, not more capacity (stats). */
+  const readOnlyPools = new Set<string>();
+
   function get(profile: string, env: string, session?: Session, access?: ReadOnlyAccess): pg.Pool {
     const id = poolId(profile, env, session, access);
+    if (access) readOnlyPools.add(id);
     if (session) sessions.set(id, session);
     if (session?.idpToken) {
       lastUsed.set(id, Date.now());
@@ -221,7 +225,7 @@ export function createPoolRegistry({ config, credentials, logger, metrics, idleP
         s.open += pool.totalCount;
         s.idle += pool.idleCount;
         s.waiting += pool.waitingCount;
-        s.max += pool.options.max ?? 0;
+        if (!readOnlyPools.has(id)) s.max += pool.options.max ?? 0;
         byEnv.set(`${profile}/${environment}`, s);
       }
       return [...byEnv.values()];

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { ReadOnlyAccess } from '../auth/credentials';
 import { lookupEnvironment } from '../config/lookup';
 import type { Config, PipelineConfig } from '../config/schema';
 import { sourceColumns } from '../db/catalog';
@@ -8,8 +9,12 @@ import { targetColumns } from '../db/typeCatalog';
 import { ConnectionBudget } from './gates';
 import type { ResolvedRun } from './run';
 
-/** Opens a connection to one environment of a profile, as the caller's identity. */
-export type Connector = (profile: string, environment: string) => Promise<pg.PoolClient>;
+/**
+ * Opens a connection to one environment of a profile, as the caller's identity; with `access`, one
+ * that may only read those tables (a READ_ONLY credential where the credential API issues one, and
+ * a read-only session everywhere).
+ */
+export type Connector = (profile: string, environment: string, access?: ReadOnlyAccess) => Promise<pg.PoolClient>;
 
 export interface SyncEngineDeps {
   config: Config;
@@ -38,8 +43,8 @@ export function connectionBudget(config: Config): ConnectionBudget {
 }
 
 /** A connection for the duration of `fn`; one that failed is discarded rather than reused. */
-export async function withConnection<R>(connect: Connector, side: { profile: string; environment: string }, fn: (c: pg.PoolClient) => Promise<R>): Promise<R> {
-  const client = await connect(side.profile, side.environment);
+export async function withConnection<R>(connect: Connector, side: { profile: string; environment: string }, fn: (c: pg.PoolClient) => Promise<R>, access?: ReadOnlyAccess): Promise<R> {
+  const client = await connect(side.profile, side.environment, access);
   try {
     const result = await fn(client);
     client.release();
@@ -50,15 +55,21 @@ export async function withConnection<R>(connect: Connector, side: { profile: str
   }
 }
 
-/** Source and target connections together, within the worker's connection budget. */
+/**
+ * What a sync does with its source: reads its table (scoped to it), or a query's tables (unscoped:
+ * the query names them). The engine never writes to a sync's source.
+ */
+export const sourceAccess = (p: Pick<PipelineConfig, 'source'>): ReadOnlyAccess => ({ readOnly: true, ...(p.source.table && { tables: [p.source.table] }) });
+
+/** Source and target connections together, within the worker's connection budget; the source only reads. */
 export function withBoth<R>(
   budget: ConnectionBudget,
   ctx: CallContext,
-  sides: { source: { profile: string; environment: string }; target: { profile: string; environment: string } },
+  sides: { source: { profile: string; environment: string }; target: { profile: string; environment: string }; pipeline: Pick<PipelineConfig, 'source'> },
   fn: (source: pg.PoolClient, target: pg.PoolClient) => Promise<R>,
 ): Promise<R> {
   return budget.run([environmentKey(sides.source), environmentKey(sides.target)], () =>
-    withConnection(ctx.connect, sides.target, (t) => withConnection(ctx.connect, sides.source, (s) => fn(s, t))),
+    withConnection(ctx.connect, sides.target, (t) => withConnection(ctx.connect, sides.source, (s) => fn(s, t), sourceAccess(sides.pipeline))),
   );
 }
 
