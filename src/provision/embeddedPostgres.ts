@@ -195,13 +195,21 @@ export class EmbeddedCluster {
     }
   }
 
-  /** Fast shutdown (SIGINT), escalating to SIGKILL after 10 s. */
+  /**
+   * Fast shutdown (SIGINT), escalating to an immediate one (SIGQUIT) after 10 s, and to SIGKILL after
+   * 20 s. A fast shutdown waits for walsenders to send everything, and a replication client that is
+   * not reading holds it; a SIGKILLed postmaster would leave such children holding its shared memory,
+   * and the next start on this data directory fails ("pre-existing shared memory block is still in
+   * use", seen in the fault suite). SIGQUIT has the postmaster end its children first.
+   */
   async stop(): Promise<void> {
     const child = this.process;
     if (!child || child.exitCode !== null) return;
     child.kill('SIGINT');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const quit = setTimeout(() => child.kill('SIGQUIT'), 10_000);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
     await this.exited;
-    clearTimeout(timer);
+    clearTimeout(quit);
+    clearTimeout(kill);
   }
 }

@@ -171,7 +171,22 @@ export async function runCase(h: Harness, c: Case, opts: RunOptions = {}): Promi
       return out;
     };
     const joined = new Set<number>();
+    /**
+     * The product's word first: a pipeline still copying its table (a big one in small chunks takes
+     * minutes) is judged once `cdc status` no longer says snapshot, up to 10 minutes; only then the
+     * convergence window starts. A copy that never ends still fails, at its deadline.
+     */
+    const copied = async () => {
+      const deadline = Date.now() + 600_000;
+      for (const i of joined)
+        while (Date.now() < deadline) {
+          const r = await h.cli(['cdc', 'status', '--pipeline', `p${i}`], 60_000);
+          if (!new RegExp(`^pipeline p${i}: snapshot`, 'm').test(r.out)) break;
+          await sleep(1_000);
+        }
+    };
     const converge = async (ms: number) => {
+      await copied();
       const deadline = Date.now() + ms;
       for (;;) {
         const r = await check([...joined]).catch((err: Error) => [{ rowsCompared: 0, lost: 0, duplicated: 0, differing: 0, extra: 0, problems: [`oracle could not read: ${err.message}`] }]);
