@@ -57,7 +57,8 @@ export async function withConnection<R>(connect: Connector, side: { profile: str
 
 /**
  * What a sync does with its source: reads its table (scoped to it), or a query's tables (unscoped:
- * the query names them). The engine never writes to a sync's source.
+ * the query names them). The engine never writes to a sync's source; a view or query whose
+ * functions write (a sequence, an audit row) fails with SQLSTATE 25006, which says so.
  */
 export const sourceAccess = (p: Pick<PipelineConfig, 'source'>): ReadOnlyAccess => ({ readOnly: true, ...(p.source.table && { tables: [p.source.table] }) });
 

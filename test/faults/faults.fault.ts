@@ -61,9 +61,11 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     // Targets without a key: a chunk applied twice would show as duplicates.
     for (const t of ['kill', 'net', 'slow', 'lock', 'timeout', 'check', 'srcrestart']) await db.client.query(`CREATE TABLE dst_${t} (id int, payload text, n int)`);
     await db.client.query(`
-      CREATE SEQUENCE slow_once;
+      -- Slow while the flag is up; the scenario lowers it once the first attempt sleeps. Only a read:
+      -- a sync's source session is read-only.
+      CREATE TABLE slow_flag (up boolean NOT NULL); INSERT INTO slow_flag VALUES (true);
       CREATE FUNCTION slow_once(i int) RETURNS boolean LANGUAGE plpgsql AS $$
-      BEGIN IF i = 100001 AND nextval('slow_once') = 1 THEN PERFORM pg_sleep(3); END IF; RETURN true; END $$;
+      BEGIN IF i = 100001 AND (SELECT up FROM slow_flag) THEN PERFORM pg_sleep(3); END IF; RETURN true; END $$;
       CREATE VIEW src_slow AS SELECT * FROM src WHERE slow_once(id);
     `);
     otherDb = await connectOther();
@@ -235,6 +237,13 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     await scenario('statement timeout', 'statement_timeout 1.5 s; one chunk’s source query sleeps 3 s the first time', 'SQLSTATE 57014, retried, completes', 'dst_timeout', async () =>
       withWorker(async (q) => {
         const h = await start(q, 'timeout');
+        for (let i = 0; ; i++) {
+          const { rows } = await db.client.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'`);
+          if (rows[0].n > 0) break;
+          assert.ok(i < 1200, 'the chunk reached the slow row');
+          await sleep(50);
+        }
+        await db.client.query('UPDATE slow_flag SET up = false');
         const r = await h.result();
         const attempts = ((await h.fetchHistory()).events ?? []).flatMap((e) => e.activityTaskStartedEventAttributes?.attempt ?? []);
         assert.ok(Math.max(...attempts) >= 2, 'the timed-out chunk was retried');
