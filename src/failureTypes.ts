@@ -56,6 +56,11 @@ export const RETRYABLE_FAILURES = {
   computeWaking: 'LakebaseComputeWaking',
   /** A cdc join waited too long for source transactions open at the join (src/db/openTransactions.ts). */
   cdcJoinWaiting: 'LakebaseCdcJoinWaiting',
+  /**
+   * A cdc reader found its target's checkpoint past its own (another attempt committed meanwhile):
+   * it stops without writing; the next attempt starts from the checkpoint (src/sync/cdc/stream.ts).
+   */
+  cdcReaderFenced: 'LakebaseCdcReaderFenced',
 } as const;
 
 /**

@@ -9,6 +9,7 @@ import { createLogger } from '../src/logger';
 import type { CallContext } from '../src/sync';
 import { createCdcEngine, type CdcEngine, type StreamProgress } from '../src/sync/cdc';
 import { compareLsn } from '../src/sync/cdc/lsn';
+import { toActivityFailure } from '../src/activities/failures';
 import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // CDC v2 findings (issue 27) on a private embedded PostgreSQL with wal_level=logical: each test
@@ -347,7 +348,9 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await target.query(`UPDATE lakebase_worker.cdc_state SET applied_lsn = 'FF/0' WHERE pipeline = 'fence'`);
     await source.query(`UPDATE fence SET v = 'stale' WHERE id = 1`);
     await assert.rejects(stale.done, (err: Error & { type?: string }) => {
-      assert.equal(err.type, 'LakebaseSyncConflict', err.message);
+      // Retryable: only the current attempt's failure counts, and its next attempt starts from the checkpoint.
+      assert.equal(err.type, 'LakebaseCdcReaderFenced', err.message);
+      assert.equal(toActivityFailure(err, 'cdcStream(fence)').nonRetryable, false);
       assert.match(err.message, /stale/);
       return true;
     });

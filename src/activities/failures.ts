@@ -11,7 +11,7 @@ import { PipelineShapeError } from '../db/syncSql';
 import { RowTransformError } from '../db/copyText';
 import { UnknownNameError } from '../config/lookup';
 import { JobParamError } from '../config/jobParams';
-import { SyncError } from '../sync/errors';
+import { SyncError, RetryableSyncError } from '../sync/errors';
 import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../failureTypes';
 
 /** Turns anything a SQL activity throws into a typed ApplicationFailure (the one place that does); secrets are scrubbed. */
@@ -47,6 +47,7 @@ function classify(err: unknown, statement: string, configPath?: string): Applica
   if (err instanceof JobParamError)
     return ApplicationFailure.create({ type: NON_RETRYABLE_FAILURES.jobParam, nonRetryable: true, message: err.message, details: [{ problems: err.problems }] });
   if (err instanceof SyncError) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
+  if (err instanceof RetryableSyncError) return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: false });
   if (err instanceof PipelineShapeError || err instanceof IdentifierError || err instanceof UnknownNameError) {
     return ApplicationFailure.create({ message: err.message, type: NON_RETRYABLE_FAILURES.config, nonRetryable: true });
   }

@@ -1,4 +1,4 @@
-import { NON_RETRYABLE_FAILURES, type NonRetryableFailureType } from '../failureTypes';
+import { NON_RETRYABLE_FAILURES, type NonRetryableFailureType, type RetryableFailureType } from '../failureTypes';
 
 /**
  * A failure the engine decides on itself (not a database error): its type is the failure type
@@ -8,6 +8,17 @@ export class SyncError extends Error {
   override name = 'SyncError';
   constructor(
     readonly type: NonRetryableFailureType,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A failure the engine decides on itself that another attempt gets past (its type says why). */
+export class RetryableSyncError extends Error {
+  override name = 'RetryableSyncError';
+  constructor(
+    readonly type: RetryableFailureType,
     message: string,
   ) {
     super(message);

@@ -1,12 +1,12 @@
 // Continuous sync by logical replication: the slot and publication, the initial load (the ordinary
 // partitioned engine, after the slot exists), and the stream applied in batches. No Temporal here.
 import type pg from 'pg';
-import type { Config, PipelineConfig } from '../../config/schema';
+import type { PipelineConfig } from '../../config/schema';
 import {
   addToPublicationSql, createPublicationSql, currentLsnSql, deleteCdcState, dropSlot, ensureCdcStateTable, ensureSlot, insertCdcState,
   markResumed, markStopped, markStreaming, parkCdcState, publicationTables, qualifiedSourceTable, readCdcState, setSourceOid, slotInfo, slotLockSql, sourceTableByOid, type CdcState,
 } from '../../db/cdcSql';
-import { createSyncEngine } from '../index';
+import { createSyncEngine, fingerprintOf, type ChunkInput, type FinishInput, type PlanInput, type ResolvedRun } from '../index';
 import { withConnection, type CallContext, type SyncEngineDeps } from '../context';
 import type { CheckStep } from '../../db/diagnose';
 import { configError } from '../errors';
@@ -36,14 +36,21 @@ const JOIN_WAIT_MS = 8 * 60_000;
 
 export function createCdcEngine(deps: CdcEngineDeps) {
   const { config } = deps;
-  // The initial load is an upsert's first load: partitioned, resumable, creates the target with the key.
-  const loadConfig: Config = {
-    ...config,
-    pipelines: Object.fromEntries(
-      Object.entries(config.pipelines).map(([n, p]) => [n, p.mode === 'cdc' ? { ...p, mode: 'upsert' as const, deletes: 'ignore' as const, verify: 'none' as const } : p]),
-    ),
+  const engine = createSyncEngine(deps);
+  /**
+   * The initial load is an upsert's first load (partitioned, resumable, creates the target with the
+   * key): the cdc pipeline resolved once, as that upsert, and handed to the engine as its run.
+   */
+  const loadRun = (input: { pipeline: string; environment?: string }): ResolvedRun => {
+    const run = engine.resolve(input);
+    const pipeline: PipelineConfig = { ...run.pipeline, mode: 'upsert', deletes: 'ignore', verify: 'none' };
+    return { ...run, pipeline, fingerprint: fingerprintOf(pipeline) };
   };
-  const load = createSyncEngine({ ...deps, config: loadConfig });
+  const load = {
+    plan: (ctx: CallContext, input: PlanInput) => engine.plan(ctx, input, loadRun(input)),
+    chunk: (ctx: CallContext, input: ChunkInput) => engine.chunk(ctx, input, loadRun(input)),
+    finish: (ctx: CallContext, input: FinishInput) => engine.finish(ctx, input, loadRun(input)),
+  };
 
   const names = (name: string) => slotNames(config, name);
   /** Readers running in this process, by slot: their lag in seconds, live. */

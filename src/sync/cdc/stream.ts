@@ -8,9 +8,9 @@ import { quoteIdent } from '../../db/identifiers';
 import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
 import { withConnection } from '../context';
-import { conflictError, schemaChangedError, SyncError } from '../errors';
+import { RetryableSyncError, schemaChangedError, SyncError } from '../errors';
 import { addMissingEnumLabels, backfillAddedColumns, isUnknownEnumLabel } from './schemaFollow';
-import { NON_RETRYABLE_FAILURES } from '../../failureTypes';
+import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../../failureTypes';
 import { reconcileSchema } from '../schemaChanges';
 import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
 import type { StreamProgress } from './types';
@@ -50,10 +50,18 @@ export interface StreamOptions {
 
 const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
 
-/** Another reader committed past this one: it is stale (a frozen attempt that resumed) and stops; its batch rolls back. */
+/**
+ * Another reader committed past this one: this one stops without writing (its batch rolls back).
+ * Retryable: a stale attempt's failure is ignored by Temporal, and the current attempt meets this
+ * only when it loaded its checkpoint just before a previous attempt's last commit (seen after a
+ * Temporal restart: the heartbeat-timed-out attempt flushed once more as it stopped). Final, it
+ * failed the stream workflow and every pipeline of the slot with it; retried, the next attempt
+ * starts from the checkpoint.
+ */
 const fenced = (pipeline: string, ours: string | null, theirs?: string) =>
-  conflictError(
-    `cdc pipeline ${pipeline}: another reader of its slot applied ${theirs ? `up to ${theirs}` : 'a newer checkpoint'}, past this reader (${ours ?? 'nothing'}): this reader is stale and stops without writing`,
+  new RetryableSyncError(
+    RETRYABLE_FAILURES.cdcReaderFenced,
+    `cdc pipeline ${pipeline}: another reader of its slot applied ${theirs ? `up to ${theirs}` : 'a newer checkpoint'}, past this reader (${ours ?? 'nothing'}): this reader is stale and stops without writing; the next attempt starts from that checkpoint`,
   );
 
 /** Errors that retrying cannot fix, confined to one pipeline's target or table: it is parked, not the slot stopped. */
