@@ -19,6 +19,9 @@ export async function runActivity<R>(label: CallLabel | (() => CallLabel), run: 
   }
 }
 
+/** How often to heartbeat against a heartbeat timeout: a third of it, between 0.1 and 5 s. */
+export const heartbeatEvery = (timeoutMs: number): number => Math.min(5_000, Math.max(100, timeoutMs / 3));
+
 /**
  * Heartbeats on a timer (a third of the heartbeat timeout, at most 5 s) until the activity sends a
  * heartbeat of its own. A step that streams nothing (a plan, a swap and its index builds, a join's
@@ -40,7 +43,7 @@ export function beatUntilOwnHeartbeat(ctx: Context | undefined): () => void {
     stop();
     own(details);
   };
-  const timer = setInterval(() => own(), Math.min(5_000, Math.max(100, timeoutMs / 3)));
+  const timer = setInterval(() => own(), heartbeatEvery(timeoutMs));
   writable.heartbeat = mine;
   own();
   return stop;

@@ -7,7 +7,7 @@ import type { PoolRegistry } from '../db/pools';
 import type { Metrics } from '../metrics';
 import { createSyncEngine, type CallContext, type ConnectionBudget, type ResolvedRun, type DeleteBucketInput, type DeletesInput, type ResyncBucketInput, type VerifyBucketInput, type VerifyInput } from '../sync';
 import { activityContext } from './context';
-import { runActivity } from './adapter';
+import { heartbeatEvery, runActivity } from './adapter';
 import type {
   ChunkResult,
   DeleteBucketResult,
@@ -121,7 +121,7 @@ export function createSyncActivities({ config, pools, sealingKeys, rowTransforms
    */
   async function withHeartbeats<R>(details: Record<string, unknown>, fn: () => Promise<R>): Promise<R> {
     const act = activityContext();
-    const every = Math.min(5_000, Math.max(100, (act?.info.heartbeatTimeoutMs || 15_000) / 3));
+    const every = heartbeatEvery(act?.info.heartbeatTimeoutMs || 15_000);
     act?.heartbeat(details);
     const timer = act && setInterval(() => act.heartbeat(details), every);
     try {

@@ -237,12 +237,10 @@ describe('fault injection: nothing lost, nothing duplicated, every failure expla
     await scenario('statement timeout', 'statement_timeout 1.5 s; one chunk’s source query sleeps 3 s the first time', 'SQLSTATE 57014, retried, completes', 'dst_timeout', async () =>
       withWorker(async (q) => {
         const h = await start(q, 'timeout');
-        for (let i = 0; ; i++) {
+        await until('the chunk to reach the slow row', async () => {
           const { rows } = await db.client.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'`);
-          if (rows[0].n > 0) break;
-          assert.ok(i < 1200, 'the chunk reached the slow row');
-          await sleep(50);
-        }
+          return rows[0].n > 0;
+        }, 60_000);
         await db.client.query('UPDATE slow_flag SET up = false');
         const r = await h.result();
         const attempts = ((await h.fetchHistory()).events ?? []).flatMap((e) => e.activityTaskStartedEventAttributes?.attempt ?? []);

@@ -524,6 +524,11 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       else resolve({ ...progress });
     };
     const fail = (err: unknown) => void finish(err);
+    /** Ends the reader once what it received whole (up to its last commit) is applied. */
+    const flushAndFinish = async () => {
+      if (lastCommit) await flushNow();
+      await finish();
+    };
 
     service.on('data', (_lsn: string, m: Pgoutput.Message) => {
       if (stopped) return;
@@ -543,10 +548,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         if (onMessage(m)) await (inTransaction ? spill() : flushNow());
         // Asked to end (segment over, stop) inside a source transaction: it ends at that transaction's
         // commit, applied; rolling its pieces back would have the next reader receive it all again.
-        if (ending && !inTransaction) {
-          if (lastCommit) await flushNow();
-          await finish();
-        }
+        if (ending && !inTransaction) await flushAndFinish();
         if (done()) await finish();
       }).catch(fail);
     });
@@ -573,10 +575,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       serial(async () => {
         if (stopped) return;
         // An end asked for mid-transaction also ends here, should its commit have come some other way.
-        if (ending && !inTransaction) {
-          if (lastCommit) await flushNow();
-          return finish();
-        }
+        if (ending && !inTransaction) return flushAndFinish();
         if (!inTransaction && lastCommit && batchStarted && Date.now() - batchStarted >= o.batchMs) await flushNow();
         else if (!inTransaction && !lastCommit && batch.empty) await confirm(null);
         // Ask the server for a keepalive: it tells us its position (idle catch-up, untilLsn).
@@ -593,8 +592,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
           o.log?.('the stream ends at the commit of the source transaction it is receiving', { slot: o.slot, changes: spilled.changes + batch.changes });
           return;
         }
-        if (lastCommit) await flushNow();
-        await finish();
+        await flushAndFinish();
       }).catch(fail);
     if (ctx.signal?.aborted) onAbort();
     else ctx.signal?.addEventListener('abort', onAbort, { once: true });
