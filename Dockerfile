@@ -23,7 +23,24 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
-# 3. What runs: no sources, no dev dependencies, no compiler.
+# 3. The Lakebase emulator of docker-compose.yml (`--target emulator`): a local stand-in for
+#    Databricks, never for production. It runs on pg-gateway, a development dependency, so it takes
+#    the build stage's full node_modules; the worker image below does not.
+FROM node:22-bookworm-slim AS emulator
+ENV NODE_ENV=production \
+    LAKEBASE_WORKER_FROM_SOURCE=0
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY package.json ./
+COPY bin ./bin
+COPY --from=build /app/dist ./dist
+USER node
+EXPOSE 8765 6543
+ENTRYPOINT ["node", "bin/lakebase-worker.js"]
+CMD ["emulator", "--config", "/config/emulator.yaml"]
+
+# 4. What runs: no sources, no dev dependencies, no compiler. The last stage, so a plain
+#    `docker build .` makes this image.
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
     LAKEBASE_WORKER_CACHE=/app/cache \

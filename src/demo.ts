@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import YAML from 'yaml';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startSync } from './client';
 import { followProgress } from './progress';
 import { progressQuery } from './workflows/dataSync';
@@ -12,6 +11,7 @@ import { LAKEBASE_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 import { parseConfig } from './config/load';
 import type { Logger } from './logger';
 import { freshDatabase, provisionPostgres } from './provision/postgres';
+import { devPackage } from './provision/devPackages';
 import { temporalExecutable } from './provision/temporal';
 import { randomBytes } from 'node:crypto';
 import { LakebaseEmulator } from './emulator';
@@ -69,6 +69,8 @@ CREATE TABLE reporting.orders (
 export async function runDemo(opts: DemoOptions): Promise<boolean> {
   const started = Date.now();
   installRuntimeLogger(opts.logger);
+  // Before anything starts: a production install has no dev server package.
+  const { TestWorkflowEnvironment } = devPackage('@temporalio/testing', 'the demo');
   say('Finding the Temporal CLI…');
   const executable = await temporalExecutable(say);
   say('Starting the Temporal dev server with its Web UI…');

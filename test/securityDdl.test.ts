@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createTypeSql, DDL_SESSION_SETTINGS, escapeCatalogLiterals } from '../src/db/targetDdl';
 import { typeDefinition, type TypeDefinition, type TypeInfo } from '../src/db/typeCatalog';
+import { runDdl } from '../src/sync/createTarget';
 import { createTestDatabase, type TestDatabase } from './helpers/db';
 
 // Catalog text (a domain's DEFAULT and CHECK) goes into target DDL: it must mean on the target what
@@ -47,7 +48,36 @@ describe('target DDL from catalog text (issue 30 item 10)', () => {
       await db.client.query('SET standard_conforming_strings = on');
     }
     assert.deepEqual(await behaviour('dst'), want);
-    assert.deepEqual(DDL_SESSION_SETTINGS, ['SET standard_conforming_strings = on']);
+    assert.deepEqual(DDL_SESSION_SETTINGS, ['SET LOCAL standard_conforming_strings = on']);
+  });
+
+  test('a source session under standard_conforming_strings = off reads the same definition', async () => {
+    // The catalog deparses in the reading session's quoting: 'a\\b' there means a\b, and must not become two backslashes.
+    const oid = Number((await db.client.query(`SELECT 'src.d'::regtype::oid AS oid`)).rows[0].oid);
+    const type: TypeInfo = { formatted: 'src.d', isArray: false, modifier: '', base: { oid, schema: 'src', name: 'd', kind: 'd', relkind: null, extension: null } };
+    await db.client.query('SET standard_conforming_strings = off; SET escape_string_warning = off');
+    let offDef: TypeDefinition;
+    try {
+      offDef = (await typeDefinition(db.client, type))!;
+    } finally {
+      await db.client.query('SET standard_conforming_strings = on');
+    }
+    await db.client.query('CREATE SCHEMA dst_off');
+    await db.client.query(createTypeSql('dst_off', 'd', offDef, () => 'text'));
+    assert.deepEqual(await behaviour('dst_off'), { dflt: "a\\b'c", refused: ['x\\', "y'"] });
+  });
+
+  test('runDdl sets standard_conforming_strings for its transaction, whatever the session had', async () => {
+    await db.client.query('SET standard_conforming_strings = off; SET escape_string_warning = off');
+    try {
+      await db.client.query('BEGIN');
+      await runDdl(db.client, [{ sql: `CREATE TABLE dst.scs AS SELECT current_setting('standard_conforming_strings') AS v` }], 'p');
+      await db.client.query('COMMIT');
+      assert.equal((await db.client.query(`SELECT v FROM dst.scs`)).rows[0].v, 'on');
+      assert.equal((await db.client.query(`SHOW standard_conforming_strings`)).rows[0].standard_conforming_strings, 'off', 'the session keeps its own setting after');
+    } finally {
+      await db.client.query('SET standard_conforming_strings = on');
+    }
   });
 
   test('domainConstraints: false copies neither DEFAULT nor CHECK', () => {

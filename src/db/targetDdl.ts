@@ -40,11 +40,11 @@ export const createSchemaSql = (schema: string) => `CREATE SCHEMA IF NOT EXISTS 
 export const createExtensionSql = (extension: string, schema: string) => `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(extension)} SCHEMA ${quoteIdent(schema)}`;
 
 /**
- * Sent (as its own statement, before any DDL) in each session that creates target types: the DDL
- * text is then read as written whatever the server or role default says. The literals below are
- * E'' anyway, so this guards text the worker did not write.
+ * Sent (as its own statement, before any DDL) in each transaction that creates or alters target
+ * tables and types (runDdl): the DDL text is then read as written whatever the server or role
+ * default says. The literals below are E'' anyway, so this guards text the worker did not write.
  */
-export const DDL_SESSION_SETTINGS = ['SET standard_conforming_strings = on'];
+export const DDL_SESSION_SETTINGS = ['SET LOCAL standard_conforming_strings = on'];
 
 const WORD_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
 
@@ -56,7 +56,7 @@ const WORD_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
  * under `off` and the rest of the text would be read as SQL. E'', U&'', B'', X'' literals, dollar
  * quotes, quoted identifiers and comments are kept as they are. Unterminated quoting is refused.
  */
-export function escapeCatalogLiterals(text: string): string {
+export function escapeCatalogLiterals(text: string, standardConformingStrings = true): string {
   let out = '';
   let i = 0;
   const fail = () => {
@@ -81,9 +81,10 @@ export function escapeCatalogLiterals(text: string): string {
       out += text.slice(i, end);
       i = end;
     } else if (c === "'") {
-      const end = closing(i + 1, "'", false);
+      // Deparsed under standard_conforming_strings = off, a plain literal already has E'' escapes.
+      const end = closing(i + 1, "'", !standardConformingStrings);
       const body = text.slice(i + 1, end - 1);
-      out += body.includes('\\') ? `E'${body.replace(/\\/g, '\\\\')}'` : `'${body}'`;
+      out += !body.includes('\\') ? `'${body}'` : standardConformingStrings ? `E'${body.replace(/\\/g, '\\\\')}'` : `E'${body}'`;
       i = end;
     } else if (c === '"') {
       const end = closing(i + 1, '"', false);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { PipelineConfig } from '../config/schema';
 import { parseQualifiedName, quoteIdent, quoteTable } from './identifiers';
 import { RAW_TEXT } from './rawText';
+import { escapeCatalogLiterals } from './targetDdl';
 import { sourceRelation, type ColumnPlan } from './syncSql';
 
 /**
@@ -168,8 +169,11 @@ export async function typeDefinition(c: pg.ClientBase, type: TypeInfo): Promise<
     return { kind: 'enum', labels: rows.map((r) => r.label) };
   }
   if (type.base.kind === 'd') {
-    const { rows } = await c.query<{ base: number; typmod: number; def: string | null; not_null: boolean; checks: unknown }>(
-      `SELECT typbasetype AS base, typtypmod AS typmod, typdefault AS def, typnotnull AS not_null,
+    // Deparsed in this session (typdefault is text from whichever session created the domain), so
+    // its quoting follows this session's standard_conforming_strings, which is read with it.
+    const { rows } = await c.query<{ base: number; typmod: number; def: string | null; not_null: boolean; checks: unknown; scs: string }>(
+      `SELECT typbasetype AS base, typtypmod AS typmod, pg_get_expr(typdefaultbin, 0) AS def, typnotnull AS not_null,
+              current_setting('standard_conforming_strings') AS scs,
               (SELECT coalesce(json_agg(json_build_object('name', conname, 'def', pg_get_constraintdef(k.oid)) ORDER BY conname), '[]')
                  FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c') AS checks
          FROM pg_type t WHERE t.oid = $1`,
@@ -177,7 +181,10 @@ export async function typeDefinition(c: pg.ClientBase, type: TypeInfo): Promise<
     );
     const r = rows[0]!;
     const [base] = await describe(c, [{ oid: Number(r.base), typmod: r.typmod }]);
-    return { kind: 'domain', base: base!, default: r.def, notNull: r.not_null, checks: domainChecks.parse(r.checks) };
+    // Normalised to standard_conforming_strings = on (E'' where a backslash is), as createTypeSql expects.
+    const text = (t: string) => (r.scs === 'off' ? escapeCatalogLiterals(t, false) : t);
+    const checks = domainChecks.parse(r.checks).map((k) => ({ ...k, def: text(k.def) }));
+    return { kind: 'domain', base: base!, default: r.def === null ? null : text(r.def), notNull: r.not_null, checks };
   }
   if (type.base.kind === 'c' && type.base.relkind === 'c') {
     const { rows } = await c.query<{ name: string; oid: number; typmod: number }>(

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import pg from 'pg';
-import { PostgresConnection, createStartupMessage } from 'pg-gateway';
+import { devPackage } from '../provision/devPackages';
 import type { ReadOnlyGrant, TokenStore } from './tokens';
 
 export interface PostgresFront {
@@ -50,7 +50,7 @@ function openUpstream(url: URL, parameters: Record<string, string>, as?: string)
     };
     socket.once('error', fail);
     socket.on('connect', () => {
-      socket.write(createStartupMessage({ majorVersion: 3, minorVersion: 0, parameters: { ...parameters, user } }));
+      socket.write(devPackage('pg-gateway', 'the Lakebase emulator').createStartupMessage({ majorVersion: 3, minorVersion: 0, parameters: { ...parameters, user } }));
     });
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
@@ -160,6 +160,7 @@ const sameSecret = (a: string, b: string) => {
 };
 
 export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts: PostgresFrontOptions = {}): PostgresFront {
+  const { PostgresConnection } = devPackage('pg-gateway', 'the Lakebase emulator');
   const upstream = new URL(upstreamUrl);
   const readOnlyRole = readOnlyRoles(upstream);
   const passwordRoles = new Map((opts.passwordRoles ?? []).map((r) => [r.role, r.password]));

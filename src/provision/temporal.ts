@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { EphemeralServerExecutable } from '@temporalio/testing';
+import { devPackage } from './devPackages';
 
 const run = promisify(execFile);
 
@@ -65,7 +66,7 @@ async function sdkDownload(dir: string): Promise<{ path: string } | { reason: st
   }
   try {
     await mkdir(dir, { recursive: true });
-    const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+    const { TestWorkflowEnvironment } = devPackage('@temporalio/testing', 'downloading the Temporal CLI');
     const env = await withTimeout(
       TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'cached-download', downloadDir: dir }, log: { format: 'pretty', level: 'error' } } }),
       DOWNLOAD_MS,

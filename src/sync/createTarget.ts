@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { PipelineConfig } from '../config/schema';
-import { createExtensionSql, createSchemaSql, createTableSql, createTypeSql, renderType } from '../db/targetDdl';
+import { createExtensionSql, createSchemaSql, createTableSql, createTypeSql, DDL_SESSION_SETTINGS, renderType } from '../db/targetDdl';
 import { missingCollations, tableSchema, targetCatalog, typeDefinition, typeKey, type SourceColumn, type TypeDefinition, type TypeInfo } from '../db/typeCatalog';
 import { configError } from './errors';
 
@@ -126,6 +126,7 @@ export async function targetCreation(s: pg.ClientBase, t: pg.ClientBase, p: Pipe
 
 /** Runs DDL in the caller's transaction; a refused CREATE EXTENSION becomes an error that says what to install where. */
 export async function runDdl(t: pg.ClientBase, statements: DdlStatement[], pipeline: string): Promise<void> {
+  if (statements.length) for (const setting of DDL_SESSION_SETTINGS) await t.query(setting);
   for (const st of statements) {
     try {
       await t.query(st.sql);
