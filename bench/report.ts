@@ -130,7 +130,7 @@ export function markdown(r: BenchResult): string {
   if (r.cliStart) lines.push('', `CLI start (\`node bin/lakebase-worker.js --help\`, median of ${r.cliStart.runsSeconds.length}): ${fmt(r.cliStart.medianSeconds, 3)} s.`);
   // A run of some groups only lists the targets it measured.
   const measured = r.targets.filter((t) => t.met !== null || t.measured !== '—');
-  if (measured.length) lines.push('', '| target (issues 12, 22) | wanted | measured | met |', '|---|---|---|---|');
+  if (measured.length) lines.push('', '| target (issues 12, 22, 28) | wanted | measured | met |', '|---|---|---|---|');
   for (const t of measured) lines.push(`| ${cell(t.name)} | ${t.target} | ${t.measured} | ${t.met === null ? '—' : t.met ? 'yes' : 'no'} |`);
   return `${lines.join('\n')}\n`;
 }

@@ -44,7 +44,8 @@ export interface WorkerProcess {
 async function polling(client: Client, taskQueue: string, identity: string): Promise<boolean> {
   for (const taskQueueType of [temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]) {
     const d = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType });
-    if (!(d.pollers ?? []).some((p) => p.identity === identity)) return false;
+    // The worker's identity is the SDK's `<pid>@<host>` plus the config it runs (src/worker.ts workerIdentity).
+    if (!(d.pollers ?? []).some((p) => p.identity === identity || p.identity?.startsWith(`${identity} `))) return false;
   }
   return true;
 }
