@@ -30,6 +30,14 @@ function compiledIsFresh() {
 }
 
 const compiled = compiledIsFresh();
+// Node 22+ keeps V8's compiled code of every loaded module between runs: a command then skips
+// compiling the Temporal SDK and its protobufs again. Where the directory cannot be written (the
+// image's read-only root; it is filled when the image is built) Node just runs without it.
+const { enableCompileCache } = require('node:module');
+if (compiled && typeof enableCompileCache === 'function' && process.env.NODE_COMPILE_CACHE === undefined) {
+  const cache = process.env.LAKEBASE_WORKER_CACHE || path.join(require('node:os').homedir(), '.cache', 'lakebase-worker');
+  enableCompileCache(path.join(cache, 'node-compile-cache'));
+}
 if (process.env.LAKEBASE_WORKER_TRACE_ENTRY === '1') console.error(`lakebase-worker: running ${compiled ? 'dist' : 'src'}/${ENTRY}`);
 if (compiled) require(path.join(ROOT, 'dist', `${ENTRY}.js`));
 else {

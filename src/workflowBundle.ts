@@ -59,16 +59,24 @@ export async function writeWorkflowBundle(file: string, encodeFailures = false):
     workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
     logger: quietBundlerLogger,
     ...(encodeFailures && { failureConverterPath: FAILURE_CONVERTER_PATH }),
+    // The source map without the sources' text: stack traces still map to src/ lines, and the
+    // worker no longer holds every bundled module's source (about 2 MB, parsed in two heaps). The
+    // SDK reads that text only with showStackTraceSources, which the worker does not set.
+    webpackConfigHook: (config) => ({ ...config, devtool: 'inline-nosources-source-map' }),
   });
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(`${file}.${process.pid}.tmp`, code);
   renameSync(`${file}.${process.pid}.tmp`, file);
 }
 
+/** Bumped when the bundler's own settings change, so a cached bundle built the old way is not reused. */
+const BUNDLE_FORMAT = 'ns1';
+
 /** Where this code version's bundle lives in the cache (one file per failure-converter variant). */
 export function cachedBundlePath(encodeFailures = false): string {
   const variant = encodeFailures ? `-encoded-failures-${createHash('sha256').update(readFileSync(FAILURE_CONVERTER_PATH)).digest('hex').slice(0, 8)}` : '';
-  return path.join(cacheDir(), 'workflow-bundles', `workflows-${bundleHash()}${variant}.js`);
+  // BUNDLE_FORMAT names how the bundle is built, apart from bundleHash (the code, and the default build id).
+  return path.join(cacheDir(), 'workflow-bundles', `workflows-${BUNDLE_FORMAT}-${bundleHash()}${variant}.js`);
 }
 
 const bundles = new Map<boolean, Promise<WorkflowBundlePath>>();
