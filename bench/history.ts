@@ -22,6 +22,8 @@ export interface SyncHistory {
   runs: number;
   /** First run's start to last run's close. */
   workflowSeconds: number;
+  /** The first run's start (epoch ms), the origin of activityRuns' times in a timeline. */
+  startMs: number;
   /** One entry per completed or failed activity attempt recorded in the history. */
   activities: { type: string; identity: string }[];
   /** Every scheduled activity with its times, in history order. */
@@ -75,7 +77,7 @@ export async function readSyncHistory(client: Client, workflowId: string): Promi
       }
     }
   }
-  return { runs: histories.length, workflowSeconds: (tsToMs(last.eventTime) - tsToMs(first.eventTime)) / 1000, activities, activityRuns };
+  return { runs: histories.length, workflowSeconds: (tsToMs(last.eventTime) - tsToMs(first.eventTime)) / 1000, startMs: tsToMs(first.eventTime), activities, activityRuns };
 }
 
 /**
@@ -86,4 +88,32 @@ export function phaseSeconds(runs: ActivityRun[], types: string[]): number | nul
   const mine = runs.filter((r) => types.includes(r.type));
   if (mine.length === 0 || mine.some((r) => r.closedMs === null)) return null;
   return (Math.max(...mine.map((r) => r.closedMs!)) - Math.min(...mine.map((r) => r.scheduledMs))) / 1000;
+}
+
+/**
+ * Where a workflow's time went (BENCH_TIMELINE=1): per activity type its count and summed seconds,
+ * and the workflow time no activity covered (scheduling, workflow tasks, the gaps between steps).
+ */
+export function timeline(h: SyncHistory): string {
+  const byType = new Map<string, { n: number; ms: number }>();
+  const spans: [number, number][] = [];
+  for (const r of h.activityRuns) {
+    if (r.closedMs === null) continue;
+    const t = byType.get(r.type) ?? { n: 0, ms: 0 };
+    t.n++;
+    t.ms += r.closedMs - r.scheduledMs;
+    byType.set(r.type, t);
+    spans.push([r.scheduledMs, r.closedMs]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  let covered = 0;
+  let end = -Infinity;
+  for (const [a, b] of spans) {
+    if (b <= end) continue;
+    covered += b - Math.max(a, end);
+    end = b;
+  }
+  const total = h.workflowSeconds * 1000;
+  const types = [...byType].map(([k, v]) => `${k} ×${v.n} ${(v.ms / 1000).toFixed(2)} s`).join(', ');
+  return `workflow ${(total / 1000).toFixed(2)} s: no activity running for ${((total - covered) / 1000).toFixed(2)} s; ${types}`;
 }

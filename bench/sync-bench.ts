@@ -21,7 +21,7 @@ import { startTemporal } from '../test/helpers/temporal';
 import { ADMIN_URL } from '../test/helpers/db';
 import type { DeleteBucketResult, VerifyReport } from '../src/activities/types';
 import type { SyncProgress } from '../src/workflows';
-import { phaseSeconds, readSyncHistory, type ActivityRun } from './history';
+import { phaseSeconds, readSyncHistory, timeline, type ActivityRun } from './history';
 import { pgcopydbClone, pgDumpPipe, pgloaderCopy, rawPipe, which } from './peers';
 import { markdown, type BenchResult, type CaseResult } from './report';
 import { startThrottleProxy, type ThrottleProxy } from './throttle-proxy';
@@ -415,6 +415,7 @@ async function main() {
         const workerCpuSeconds = cpu0.every((x) => x !== null) && cpu1.every((x) => x !== null) ? cpu1.reduce((a, x, i) => a! + x! - cpu0[i]!, 0)! : null;
         for (const w of mine) await w.stop();
         const h = await readSyncHistory(client as Client, handle.workflowId);
+        if (process.env.BENCH_TIMELINE === '1') say(`  ${name} ${timeline(h)}`);
         return { seconds, workflowSeconds: h.workflowSeconds, workerCpuSeconds, result, failure, workers: mine, activities: h.activities, activityRuns: h.activityRuns };
       } finally {
         for (const w of mine) await w.stop();
