@@ -82,6 +82,9 @@ export interface LakebaseWorker {
   runUntil<R>(fn: () => Promise<R>): Promise<R>;
 }
 
+/** How long an activity's heartbeat (and so a cancellation waiting for its answer) may be held back. */
+const HEARTBEAT_THROTTLE = '2 seconds';
+
 export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise<LakebaseWorker> {
   const { config } = opts;
   const deps = buildDeps(opts);
@@ -99,6 +102,12 @@ export async function createLakebaseWorker(opts: LakebaseWorkerOptions): Promise
     shutdownGraceTime: opts.shutdownGraceTime ?? config.worker.shutdownGraceTime,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? config.worker.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.worker.maxConcurrentWorkflowTasks,
+    // A cancellation (cdc stop, a cancelled sync) reaches an activity only in a heartbeat's answer,
+    // and the SDK sends heartbeats as seldom as 0.8 × the heartbeat timeout (24 s for the cdc
+    // stream): every cdc stop took ~21 s. Two seconds bounds that wait for a heartbeat RPC per
+    // running activity every two seconds at most.
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    defaultHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
     interceptors: { activity: activityInterceptors() },
     sinks: workerSinks(deps.metrics, activeTracing()),
     // Workflow types choose PINNED or AUTO_UPGRADE themselves (src/workflows/index.ts); the default

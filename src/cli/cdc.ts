@@ -1,4 +1,4 @@
-// `cdc start | status | stop`: the logical-replication stream of a pipeline's slot, for one
+// `cdc start | status | stop | resync`: the logical-replication stream of a pipeline's slot, for one
 // pipeline (--pipeline) or a sync group's cdc pipelines (--group).
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
@@ -14,6 +14,8 @@ import { configPath, loadConfig, positive, requireNamed, withClient, withConfigO
 const cdcClient = () => require('../client/cdc') as typeof import('../client/cdc');
 const health = () => require('../client/runHealth') as typeof import('../client/runHealth');
 const direct = () => require('./cdcDirect') as typeof import('./cdcDirect');
+/** The park type `cdc resync` writes: the pipeline's next join copies its table anew (sync/cdc join). */
+const CDC_RESYNC = 'LakebaseCdcResync';
 
 const bytes = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${n.toLocaleString('en')} B`);
 
@@ -159,6 +161,50 @@ export function registerCdc(program: Command): void {
             if (progress || noWorker) view.lastFailure = await health().lastActivityFailure(client.workflow.getHandle(c.cdcWorkflowId(slot))).catch(() => null);
             for (const line of formatCdcStatus(view, config.pipelines[pipeline]!.cdc.retainedWalWarnBytes)) print(line);
             if (!progress?.pipelines[pipeline]) process.exitCode = 1;
+          }
+        });
+      } finally {
+        await d.close();
+      }
+    });
+
+  targetOptions(
+    cdc
+      .command('resync')
+      .description("copy the pipeline's table anew into its target, then stream on, with no new slot: the slot's other pipelines keep streaming; target rows the source does not have are deleted"),
+  )
+    .option('--timeout <seconds>', 'how long to wait for the stop, the checks and the join', positive, 120)
+    .action(async (opts: Target & { timeout: number }) => {
+      const config = loadConfig(opts);
+      const names = pipelinesOf(config, opts);
+      const d = direct().directCdc(config);
+      try {
+        await withClient(config, async (client) => {
+          const watch = { taskQueue: config.temporal.taskQueue, configFile: configPath(opts), say: printNotice };
+          const ready: string[] = [];
+          for (const pipeline of names) {
+            if ((await d.status(pipeline)).phase === 'not-started') {
+              print(`${pipeline}: not started, so there is nothing to copy anew; cdc start --pipeline ${pipeline} copies it`);
+              process.exitCode = 1;
+              continue;
+            }
+            const { progress } = await cdcClient().cdcProgress(client, config, pipeline, configPath(opts));
+            if (progress?.snapshots[pipeline]) {
+              print(`${pipeline}: still copying its table; resync it once the copy has ended (cdc status --pipeline ${pipeline})`);
+              process.exitCode = 1;
+              continue;
+            }
+            // The same steps as stop, then start: the stream stops applying this pipeline before it is
+            // marked, and the mark makes the join copy anew instead of resuming from the checkpoint.
+            await health().waitWatched(client, watch, () => cdcClient().stopCdc(client, { config, pipeline, dropSlot: false }));
+            await d.park(pipeline, CDC_RESYNC, `cdc resync at ${new Date().toISOString()}: the next start copies the table anew`);
+            ready.push(pipeline);
+          }
+          if (!ready.length) return;
+          const ok = await health().waitWatched(client, watch, () => startPipelines(client, config, ready, { timeoutMs: opts.timeout * 1000, configFile: configPath(opts) }));
+          if (!ok) {
+            process.exitCode = 1;
+            print(`a pipeline that did not join stays marked: cdc start --pipeline <name> copies it anew once the cause is fixed`);
           }
         });
       } finally {

@@ -1,7 +1,8 @@
 // The cdc engine's read of a pipeline's state and slot, and its leave, run from the CLI against the
 // databases themselves: `cdc status` tells what the slot and target say now (a stream's figures in
 // Temporal are as old as its last segment), and `cdc stop` leaves a slot no running stream holds
-// (the stream failed or was never started), so a slot is never left behind.
+// (the stream failed or was never started), so a slot is never left behind; `cdc resync` marks a
+// stopped pipeline for a fresh copy.
 import type { Config } from '../config/schema';
 import { createCredentialProvider } from '../auth/credentials';
 import { createPoolRegistry } from '../db/pools';
@@ -11,6 +12,8 @@ import { createCdcEngine, type CdcStatus } from '../sync/cdc';
 export interface DirectCdc {
   status(pipeline: string): Promise<CdcStatus>;
   leave(pipeline: string, dropSlot: boolean): Promise<{ slotDropped: boolean; stillUsedBy: string[] }>;
+  /** Marks a stopped pipeline so that its next start copies the table anew (cdc resync). */
+  park(pipeline: string, type: string, reason: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -25,6 +28,7 @@ export function directCdc(config: Config): DirectCdc {
   return {
     status: (pipeline) => engine.status(ctx, { pipeline }),
     leave: (pipeline, dropSlot) => engine.leave(ctx, { pipeline, dropSlot }),
+    park: (pipeline, type, reason) => engine.park(ctx, { pipeline, type, reason }),
     close: () => pools.end(),
   };
 }
