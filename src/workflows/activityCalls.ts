@@ -61,7 +61,14 @@ export const { planJob } = proxyActivities<Activities>({ startToCloseTimeout: '5
 export const { planGroup } = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE } });
 
 /** A connection test runs once: its report, failed checks included, is the answer. */
-export const { testConnection } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 1 } });
+// Read-only checks: a transient failure (a pooled connection the server just ended, 57P01) is
+// retried; what is wrong with the setup is in the report, which a retry does not change (generative
+// seed 1791241423: cdc start right after pg_terminate_backend failed its check).
+export const { testConnection } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  scheduleToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 4, nonRetryableErrorTypes: NON_RETRYABLE },
+});
 
 /** Job units: each runs with its own step's timeout and retry policy (executeWithOptions in operationalJob). */
 export const { runJobUnit } = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '10 seconds' });
