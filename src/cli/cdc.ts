@@ -204,7 +204,7 @@ export function registerCdc(program: Command): void {
           const ok = await health().waitWatched(client, watch, () => startPipelines(client, config, ready, { timeoutMs: opts.timeout * 1000, configFile: configPath(opts) }));
           if (!ok) {
             process.exitCode = 1;
-            print(`a pipeline that did not join stays marked: cdc start --pipeline <name> copies it anew once the cause is fixed`);
+            print(`a pipeline that did not join is not streaming: once the cause is fixed, cdc start --pipeline <name> copies it anew`);
           }
         });
       } finally {

@@ -4,6 +4,8 @@ import pg from 'pg';
 import { devPackage } from '../provision/devPackages';
 import type { ReadOnlyGrant, TokenStore } from './tokens';
 
+const gateway = () => devPackage('pg-gateway', 'the Lakebase emulator', 'use the emulator image (docker-compose.yml, Dockerfile target emulator)');
+
 export interface PostgresFront {
   server: net.Server;
   /** The connection handler, for more listeners (a branch endpoint's own host). */
@@ -50,7 +52,7 @@ function openUpstream(url: URL, parameters: Record<string, string>, as?: string)
     };
     socket.once('error', fail);
     socket.on('connect', () => {
-      socket.write(devPackage('pg-gateway', 'the Lakebase emulator').createStartupMessage({ majorVersion: 3, minorVersion: 0, parameters: { ...parameters, user } }));
+      socket.write(gateway().createStartupMessage({ majorVersion: 3, minorVersion: 0, parameters: { ...parameters, user } }));
     });
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
@@ -160,7 +162,7 @@ const sameSecret = (a: string, b: string) => {
 };
 
 export function createPostgresFront(store: TokenStore, upstreamUrl: string, opts: PostgresFrontOptions = {}): PostgresFront {
-  const { PostgresConnection } = devPackage('pg-gateway', 'the Lakebase emulator');
+  const { PostgresConnection } = gateway();
   const upstream = new URL(upstreamUrl);
   const readOnlyRole = readOnlyRoles(upstream);
   const passwordRoles = new Map((opts.passwordRoles ?? []).map((r) => [r.role, r.password]));

@@ -10,20 +10,17 @@ export class DevPackageMissing extends Error {
   override readonly name = 'DevPackageMissing';
 }
 
-export function devPackageMissing(pkg: string, forWhat: string): DevPackageMissing {
-  return new DevPackageMissing(
-    `${forWhat} needs the npm package ${pkg}, a development dependency that this install left out ` +
-      `(npm ci --omit=dev, or the worker image): run it from a clone after a plain \`npm ci\`` +
-      (forWhat === 'the Lakebase emulator' ? ', or use the emulator image (docker-compose.yml, Dockerfile target emulator)' : ''),
-  );
-}
-
-export function devPackage<N extends keyof DevPackages>(pkg: N, forWhat: string): DevPackages[N] {
+/** `hint`: another way to get what `forWhat` is, said after the fix. */
+export function devPackage<N extends keyof DevPackages>(pkg: N, forWhat: string, hint?: string): DevPackages[N] {
   try {
     return require(pkg) as DevPackages[N];
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'MODULE_NOT_FOUND' && e.message.includes(`'${pkg}'`)) throw devPackageMissing(pkg, forWhat);
+    if (e.code === 'MODULE_NOT_FOUND' && e.message.includes(`'${pkg}'`))
+      throw new DevPackageMissing(
+        `${forWhat} needs the npm package ${pkg}, a development dependency that this install left out ` +
+          `(npm ci --omit=dev, or the worker image): run it from a clone after a plain \`npm ci\`${hint ? `, or ${hint}` : ''}`,
+      );
     throw err;
   }
 }
