@@ -1,5 +1,5 @@
 // `node --import tsx scripts/record-cdc-histories.ts <release>`: runs a cdcStream (a copy, changes,
-// continue-as-new, stop --drop-slot) on a real Temporal dev server and an embedded PostgreSQL with
+// continue-as-new, stop --drop-slot; then, on a second slot, a join that ends a running segment) on a real Temporal dev server and an embedded PostgreSQL with
 // wal_level=logical (the shared server runs replica), and saves its histories under
 // test/replay/histories/<release>/ for test/replay.test.ts. Separate from record-histories.ts,
 // which needs no logical replication.
@@ -30,6 +30,7 @@ async function main(release: string): Promise<void> {
     await db.query(`CREATE TABLE src (id int PRIMARY KEY, v text); INSERT INTO src SELECT g, 'v' || g FROM generate_series(1, 3000) g`);
     // A second pipeline of the slot whose copy cannot succeed (its target's v is an int): it is parked, the first streams on.
     await db.query(`CREATE TABLE src2 (id int PRIMARY KEY, v text); INSERT INTO src2 SELECT g, 'w' || g FROM generate_series(1, 100) g; CREATE TABLE dst2 (id int PRIMARY KEY, v int)`);
+    await db.query(`CREATE TABLE src3 (id int PRIMARY KEY, v text); CREATE TABLE src4 (id int PRIMARY KEY, v text); INSERT INTO src3 SELECT g, 'x' FROM generate_series(1, 200) g; INSERT INTO src4 SELECT g, 'y' FROM generate_series(1, 200) g`);
     const taskQueue = uniqueQueue('record-cdc');
     const environment = { host: '127.0.0.1', port: cluster.options.port, database: 'postgres', user: 'postgres', ssl: { mode: 'disable' } };
     const config = parseConfig({
@@ -38,6 +39,8 @@ async function main(release: string): Promise<void> {
       pipelines: {
         recorded: { source: { profile: 'local', environment: 'test', table: 'src' }, target: { profile: 'local', environment: 'test', table: 'dst' }, mode: 'cdc', key: ['id'], batchRows: 1000, cdc: { batchMs: 200 } },
         parked: { source: { profile: 'local', environment: 'test', table: 'src2' }, target: { profile: 'local', environment: 'test', table: 'dst2' }, mode: 'cdc', key: ['id'], batchRows: 1000, cdc: { batchMs: 200 } },
+        long: { source: { profile: 'local', environment: 'test', table: 'src3' }, target: { profile: 'local', environment: 'test', table: 'dst3' }, mode: 'cdc', key: ['id'], batchRows: 1000, cdc: { slot: 'lbw_record_join', batchMs: 200 } },
+        joiner: { source: { profile: 'local', environment: 'test', table: 'src4' }, target: { profile: 'local', environment: 'test', table: 'dst4' }, mode: 'cdc', key: ['id'], batchRows: 1000, cdc: { slot: 'lbw_record_join', batchMs: 200 } },
       },
     });
     const worker = await createLakebaseWorker({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
@@ -63,6 +66,19 @@ async function main(release: string): Promise<void> {
         console.log(`saved ${name} (${history.events?.length ?? 0} events)`);
         runId = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
       }
+      // A join signalled into a segment of 600 s ends it (patch cdc-join-ends-segment), then both stream.
+      const joined = await startCdc(c, { config, pipeline: 'long', taskQueue, stream: { runSeconds: 600 } });
+      for (let p = (await cdcProgress(c, config, 'long')).progress; !p || p.pipelines.long !== 'streaming'; p = (await cdcProgress(c, config, 'long')).progress) await sleep(100);
+      await sleep(2_000);
+      await startCdc(c, { config, pipeline: 'joiner', taskQueue, stream: { runSeconds: 600 } });
+      for (let p = (await cdcProgress(c, config, 'long')).progress; !p || p.pipelines.joiner !== 'streaming'; p = (await cdcProgress(c, config, 'long')).progress) await sleep(100);
+      await db.query(`UPDATE src3 SET v = 'changed' WHERE id <= 10; UPDATE src4 SET v = 'changed' WHERE id <= 10`);
+      await sleep(2_000);
+      await stopCdc(c, { config, pipeline: 'joiner', dropSlot: true });
+      await stopCdc(c, { config, pipeline: 'long', dropSlot: true });
+      const history = await c.workflow.getHandle(joined.workflowId).fetchHistory();
+      await writeFile(path.join(out, 'cdcStream-join-ends-segment.json'), JSON.stringify({ workflowId: joined.workflowId, history }, null, 1));
+      console.log(`saved cdcStream-join-ends-segment (${history.events?.length ?? 0} events)`);
     });
   } finally {
     await db.end().catch(() => undefined);

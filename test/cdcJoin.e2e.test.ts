@@ -9,7 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import YAML from 'yaml';
+import { awaitJoin, startCdcPipelines } from '../src/client/cdc';
 import { parseConfig } from '../src/config/load';
+import type { Config } from '../src/config/schema';
 import { relationChecksum } from '../src/db/checksum';
 import { createLogger } from '../src/logger';
 import { cleanUp } from './helpers/cleanup';
@@ -26,6 +28,8 @@ describe('cdc joins and key changes through the CLI (Temporal dev server, embedd
   let target: pg.Client;
   let file: string;
   let worker: { stop(): Promise<void> } | undefined;
+  let config: Config;
+  let taskQueue: string;
 
   before(async () => {
     [env, server] = await Promise.all([startTemporal(), startLogicalServer('cdc-join', { databases: ['shop', 'reporting'] })]);
@@ -39,26 +43,34 @@ describe('cdc joins and key changes through the CLI (Temporal dev server, embedd
       INSERT INTO third SELECT g, 'c' || g FROM generate_series(1, 2000) g;
       CREATE TABLE docs (id int PRIMARY KEY, n int NOT NULL, body text NOT NULL);
       ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
-      INSERT INTO docs SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 2000) i) FROM generate_series(1, 30) g;`);
-    const taskQueue = uniqueQueue('cdcjoin');
+      INSERT INTO docs SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 2000) i) FROM generate_series(1, 30) g;
+      CREATE TABLE fourth (id int PRIMARY KEY, v text);
+      CREATE TABLE fifth (id int PRIMARY KEY, v text);
+      INSERT INTO fourth SELECT g, 'd' || g FROM generate_series(1, 300) g;
+      INSERT INTO fifth SELECT g, 'e' || g FROM generate_series(1, 300) g;`);
+    taskQueue = uniqueQueue('cdcjoin');
     const e = (database: string) => server.environment(database);
-    const pipeline = (table: string) => ({
+    const pipeline = (table: string, slot = 'lbw_join') => ({
       source: { profile: 'local', environment: 'shop', table },
       target: { profile: 'local', environment: 'reporting', table },
       mode: 'cdc',
       key: ['id'],
       batchRows: 1000,
-      cdc: { slot: 'lbw_join', batchRows: 2000, batchMs: 200 },
+      cdc: { slot, batchRows: 2000, batchMs: 200 },
     });
     const raw = {
       temporal: { address: env.address, taskQueue },
       profiles: { local: { auth: { method: 'password', password: 'trust' }, environments: { shop: e('shop'), reporting: e('reporting') } } },
-      pipelines: { first: pipeline('first'), second: pipeline('second'), third: pipeline('third'), docs: pipeline('docs') },
+      pipelines: {
+        first: pipeline('first'), second: pipeline('second'), third: pipeline('third'), docs: pipeline('docs'),
+        fourth: pipeline('fourth', 'lbw_long_segments'), fifth: pipeline('fifth', 'lbw_long_segments'),
+      },
       worker: { opsPort: 0 },
     };
     file = path.join(server.dir, 'lakebase.yaml');
     await writeFile(file, YAML.stringify(raw));
-    worker = await runWorkerInBackground({ config: parseConfig(raw), logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
+    config = parseConfig(raw);
+    worker = await runWorkerInBackground({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
   });
 
   after(() =>
@@ -154,6 +166,28 @@ describe('cdc joins and key changes through the CLI (Temporal dev server, embedd
     assert.equal(st.code, 0, st.out);
     assert.doesNotMatch(st.out, /parked/, st.out);
     for (const p of ['docs', 'third', 'second', 'first']) {
+      const s = await cli('cdc', 'stop', '--pipeline', p, '--drop-slot');
+      assert.equal(s.code, 0, s.out);
+    }
+  });
+
+  test('a join into a running stream starts within seconds, not at the end of the running segment (segments of 600 s)', async () => {
+    // Before, the join waited for the segment to end: `cdc start` sat for up to runSeconds (30 s by
+    // default), and here for ten minutes.
+    const stream = { runSeconds: 600 };
+    const [a] = await startCdcPipelines(env.client, { config, pipelines: ['fourth'], taskQueue, stream });
+    assert.equal((await awaitJoin(env.client, { workflowId: a!.workflowId, pipeline: 'fourth', timeoutMs: 60_000 })).joined, true);
+    await converged('fourth', ['id', 'v']);
+    await source.query(`UPDATE fourth SET v = 'streamed' WHERE id <= 10`);
+    await converged('fourth', ['id', 'v']);
+    // The segment is running now (it applied that update); fifth joins it.
+    const [b] = await startCdcPipelines(env.client, { config, pipelines: ['fifth'], taskQueue, stream });
+    const answer = await awaitJoin(env.client, { workflowId: b!.workflowId, pipeline: 'fifth', timeoutMs: 60_000 });
+    assert.equal(answer.joined, true, JSON.stringify(answer));
+    await source.query(`UPDATE fifth SET v = 'after the join' WHERE id <= 20; DELETE FROM fifth WHERE id > 290; UPDATE fourth SET v = 'still streaming' WHERE id > 290`);
+    await converged('fifth', ['id', 'v'], 60_000);
+    await converged('fourth', ['id', 'v'], 60_000);
+    for (const p of ['fifth', 'fourth']) {
       const s = await cli('cdc', 'stop', '--pipeline', p, '--drop-slot');
       assert.equal(s.code, 0, s.out);
     }

@@ -28,7 +28,8 @@ describe('replay of histories recorded from earlier releases', () => {
     // v5: LakebaseRowsWritten kept by compare-then-copy and delete buckets too (FIGURES_PATCH, issue 26).
     for (const release of ['v1', 'v2', 'v3', 'v4', 'v5']) assert.ok(files.some((f) => f.release === release), `no histories of ${release}`);
     // The kinds the issue asks for are there: continue-as-new, a sync group, a job awaiting approval.
-    for (const kind of ['dataSync-continue-as-new-run1', 'syncGroup', 'operationalJob-awaiting-approval', 'cdcStream-run1'])
+    // v7: a join that ends a running cdc segment (patch cdc-join-ends-segment).
+    for (const kind of ['dataSync-continue-as-new-run1', 'syncGroup', 'operationalJob-awaiting-approval', 'cdcStream-run1', 'cdcStream-join-ends-segment'])
       assert.ok(files.some((f) => f.name === kind), `missing ${kind}`);
     // Read with @temporalio/proto's own classes (the files are their JSON form): historyFromJSON
     // trips over the second protobufjs copy that @temporalio/common carries in this install.

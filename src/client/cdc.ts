@@ -1,11 +1,20 @@
 // Starting, watching and stopping the cdc stream of a pipeline's slot (one workflow per slot).
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
+import { z } from 'zod';
 import type { Config } from '../config/schema';
 import type { ConnectionReport } from '../db/diagnose';
 import { cdcPipeline, slotNames } from '../sync/cdc/names';
 import { cdcJoinSignal, cdcProgressQuery, cdcStopSignal, type CdcProgress, type CdcStreamInput } from '../workflows/cdcStream';
 import { testConnectionViaWorker } from './connection';
 import { failureText, formatActivityFailure, lastActivityFailure, noWorkerOn } from './runHealth';
+
+/**
+ * How long one stream segment holds its replication connection. Joins and stops end a segment
+ * early, so nothing waits for it; it only bounds how often the reader reconnects. Set here, not
+ * as the workflow's default, so streams started before keep theirs (30 s) across continue-as-new.
+ */
+export const SEGMENT_SECONDS = 3600;
 
 /** `cdc:<slot>`: the stream of one replication slot, whichever pipelines share it. */
 export const cdcWorkflowId = (slot: string) => `cdc:${slot}`;
@@ -58,7 +67,7 @@ export async function startCdcPipelines(
     const handle = await client.workflow.signalWithStart<(i: CdcStreamInput) => Promise<CdcProgress>, [string]>('cdcStream', {
       taskQueue: opts.taskQueue,
       workflowId,
-      args: [{ slot, pipelines: members, ...opts.stream }],
+      args: [{ slot, pipelines: members, runSeconds: SEGMENT_SECONDS, ...opts.stream }],
       signal: cdcJoinSignal,
       signalArgs: [members[0]!],
       staticSummary: `CDC stream of slot **${slot}**`,
@@ -114,11 +123,39 @@ export async function cdcProgress(client: Client, config: Config, pipeline: stri
     if (status.name !== 'RUNNING') return { slot, progress: null };
     const noWorker = await noWorkerOn(client, taskQueue, configFile);
     if (noWorker) return { slot, progress: null, noWorker };
-    return { slot, progress: await handle.query(cdcProgressQuery) };
+    const progress = await handle.query(cdcProgressQuery);
+    return { slot, progress: { ...progress, ...(await segmentFigures(client, handle)) } };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return { slot, progress: null };
     throw err;
   }
+}
+
+/** What a running segment heartbeats (activities/cdc.ts); only the figures status shows. */
+const SegmentBeat = z.object({
+  appliedLsn: z.string().nullable().optional(),
+  confirmedLsn: z.string().nullable().optional(),
+  lastCommitTime: z.string().nullable().optional(),
+  rowsPerSecond: z.number().optional(),
+  lagBytes: z.number().optional(),
+  lagSeconds: z.number().optional(),
+  retainedWalBytes: z.number().optional(),
+});
+
+/**
+ * The running segment's latest heartbeat: a segment holds its connection for runSeconds (an hour
+ * by default), and the workflow's own figures are those of the last one that ended.
+ */
+async function segmentFigures(client: Client, handle: StreamHandle): Promise<Partial<CdcProgress>> {
+  const d = await handle.describe().catch(() => null);
+  const beat = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'cdcStream')?.heartbeatDetails?.payloads;
+  if (!beat?.length) return {};
+  const raw = await decodeFromPayloadsAtIndex<unknown>(client.options.loadedDataConverter, 0, beat).catch(() => null);
+  const r = SegmentBeat.safeParse(raw);
+  if (!r.success) return {};
+  const out: Partial<CdcProgress> = {};
+  for (const [k, v] of Object.entries(r.data)) if (v !== undefined && v !== null) Object.assign(out, { [k]: v });
+  return out;
 }
 
 export interface CdcStopResult {

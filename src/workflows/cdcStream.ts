@@ -130,7 +130,7 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
    * dead worker: live one way, replayed the other, a nondeterminism error), so what the loop top
    * schedules must not depend on it. A join signalled in this task starts after the next segment.
    */
-  const startLoads = (afterSegment: boolean) => {
+  const startLoads = (afterSegment: boolean): number => {
     const ordered = afterSegment && patched('cdc-join-signal-order');
     const later: string[] = [];
     for (let p = toJoin.shift(); p !== undefined; p = toJoin.shift()) {
@@ -161,6 +161,7 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
       );
     }
     toJoin.push(...later);
+    return later.length;
   };
 
   function figures(r: CdcStreamResult): void {
@@ -170,7 +171,7 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
 
   let afterSegment = false;
   for (;;) {
-    startLoads(afterSegment);
+    const deferred = startLoads(afterSegment);
     afterSegment = false;
     if (failure !== undefined) throw failure;
     // Stops: a pipeline leaves (its state goes; the slot too, when asked and it was the last).
@@ -197,17 +198,25 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
     const { cdcStream: readSlot } = cdcStreamActivities(runSeconds, heartbeatTimeout, patched('cdc-segment-long-transactions'));
     const scope = new CancellationScope();
     const segment = scope.run(() => readSlot({ pipeline: streaming[0]!, runSeconds }));
-    await Promise.race([segment.then(() => undefined, () => undefined), condition(() => stops.length > 0 || failure !== undefined)]);
+    // A join signalled while the segment runs ends it early (the reader flushes and stops in about a
+    // heartbeat), so the join starts in seconds instead of at the segment's end (up to runSeconds).
+    // Joins deferred just above do not: they were signalled in the task that started this segment,
+    // and cancelling it there would loop within that task. Cancelling a segment whose completion is
+    // in the same activation sends nothing, so either job order gives the same commands.
+    const joinEnds = patched('cdc-join-ends-segment');
+    const joining = () => joinEnds && toJoin.length > deferred;
+    await Promise.race([segment.then(() => undefined, () => undefined), condition(() => stops.length > 0 || failure !== undefined || joining())]);
     const stopping = stops.length > 0;
-    if (stopping || failure !== undefined) scope.cancel();
+    const cancelled = stopping || joining();
+    if (cancelled || failure !== undefined) scope.cancel();
     try {
       figures(await segment);
     } catch (err) {
       // A stop cancels the segment; when its worker is dead the cancel never lands and the attempt
       // ends in a heartbeat timeout instead (the server retries no attempt whose cancel was asked).
       // Either way the segment is over and the targets' checkpoints hold what it applied, so the
-      // stop goes on (finding cdc-stop-after-worker-kill).
-      if (!isCancellation(err) && !(stopping && patched('cdc-stop-ends-failed-segment'))) throw err;
+      // stop (or the join that ended it) goes on (finding cdc-stop-after-worker-kill).
+      if (!isCancellation(err) && !(cancelled && patched('cdc-stop-ends-failed-segment'))) throw err;
     }
     progress.segments += 1;
     afterSegment = true;
