@@ -60,6 +60,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TYPE mood AS ENUM ('sad', 'ok');
       CREATE TABLE evolving (id int PRIMARY KEY, v text, m mood);
       INSERT INTO evolving SELECT g, 'e' || g, 'ok' FROM generate_series(1, 20) g;
+      CREATE TABLE late_default (id int PRIMARY KEY, v text);
+      INSERT INTO late_default SELECT g, 'l' || g FROM generate_series(1, 20) g;
       CREATE TABLE retyped (id int PRIMARY KEY, v int);
       INSERT INTO retyped SELECT g, g FROM generate_series(1, 5) g;
       CREATE TABLE quiet (id int PRIMARY KEY, v text);
@@ -97,6 +99,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         quiet: pipeline('quiet', 'lbw_quiet'),
         evolving: pipeline('evolving', 'lbw_evolving'),
         retyped: pipeline('retyped', 'lbw_evolving'),
+        late_default: pipeline('late_default', 'lbw_late_default'),
         ren: pipeline('ren', 'lbw_ren'),
         gone: pipeline('gone', 'lbw_gone'),
         gone_keep: pipeline('gone_keep', 'lbw_gone'),
@@ -396,6 +399,21 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     const s = await cdc.status(ctx, { pipeline: 'retyped' });
     assert.equal(s.parked?.type, 'LakebaseSchemaChanged');
     assert.match(s.parked!.reason, /cdc stop --pipeline retyped, then cdc start --pipeline retyped copies the table anew/);
+  });
+
+  test('ADD COLUMN … DEFAULT after rows the stream has not applied yet (a stop, a restart): those rows get the default too, NOT NULL included (generative seed 1303156252)', async () => {
+    await snapshot('late_default');
+    // PostgreSQL 17+ (the embedded server is): the slot is a failover slot.
+    const { rows: slot } = await source.query(`SELECT to_jsonb(s) ->> 'failover' AS failover, current_setting('server_version_num')::int >= 170000 AS v17 FROM pg_replication_slots s WHERE slot_name = 'lbw_late_default'`);
+    assert.equal(slot[0]?.failover, slot[0]?.v17 ? 'true' : null, JSON.stringify(slot));
+    // Received by no reader until after the ALTER: their WAL has the old shape, the target gets the new one first.
+    await source.query(`INSERT INTO late_default SELECT g, 'pre' || g FROM generate_series(101, 130) g`);
+    await source.query(`UPDATE late_default SET id = id + 1000 WHERE id <= 3; UPDATE late_default SET v = 'pre-update' WHERE id BETWEEN 4 AND 6`);
+    await source.query(`ALTER TABLE late_default ADD COLUMN d text DEFAULT 'dflt', ADD COLUMN n int NOT NULL DEFAULT 7, ADD COLUMN plain text`);
+    await source.query(`INSERT INTO late_default VALUES (200, 'post', 'own', 8, 'p'); UPDATE late_default SET d = 'changed' WHERE id = 10`);
+    await catchUp('late_default');
+    await same('late_default', ['id', 'v', 'd', 'n', 'plain']);
+    assert.equal((await cdc.status(ctx, { pipeline: 'late_default' })).parked ?? null, null);
   });
 
   test('finding 11: lag in seconds is the age of the oldest received-but-unapplied commit: 0 for a caught-up quiet table on a busy database', async () => {

@@ -198,12 +198,19 @@ export async function slotInfo(c: pg.ClientBase, slot: string): Promise<SlotInfo
   };
 }
 
-/** Creates the logical slot (pgoutput) when missing; returns its consistent point (confirmed_flush_lsn). */
+/**
+ * Creates the logical slot (pgoutput) when missing; returns its consistent point (confirmed_flush_lsn).
+ * On PostgreSQL 17+ it is a failover slot: a standby with sync_replication_slots keeps a copy, so
+ * the stream survives a promotion instead of losing its position (and its changes) with the primary.
+ */
 export async function ensureSlot(c: pg.ClientBase, slot: string): Promise<{ created: boolean; lsn: string }> {
   const existing = await slotInfo(c, slot);
   if (existing) return { created: false, lsn: existing.confirmedLsn ?? existing.currentLsn };
   try {
-    const { rows } = await c.query<{ lsn: string }>(`SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    const { rows } = await c.query<{ lsn: string }>(
+      `SELECT lsn::text FROM (SELECT * FROM pg_create_logical_replication_slot($1, 'pgoutput'${(await serverVersion(c)) >= 170000 ? ', false, false, true' : ''})) s`,
+      [slot],
+    );
     return { created: true, lsn: rows[0]!.lsn };
   } catch (err) {
     if ((err as { code?: string }).code !== '42710') throw err; // another worker created it just now
@@ -211,6 +218,8 @@ export async function ensureSlot(c: pg.ClientBase, slot: string): Promise<{ crea
     return { created: false, lsn: info!.confirmedLsn ?? info!.currentLsn };
   }
 }
+
+const serverVersion = async (c: pg.ClientBase) => Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
 
 export async function dropSlot(c: pg.ClientBase, slot: string): Promise<boolean> {
   const { rows } = await c.query<{ n: number }>(`SELECT count(pg_drop_replication_slot(slot_name))::int AS n FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
@@ -264,11 +273,14 @@ export function deleteKeysSql(table: string, key: { name: string; type: string }
   return `DELETE FROM ${quoteTable(table)} t USING jsonb_array_elements($1::jsonb) x(v) WHERE ${cols}`;
 }
 
-/** INSERT … ON CONFLICT (key) DO UPDATE of rows given as JSON arrays of text, one per row, in `columns` order. */
-export function upsertRowsSql(table: string, columns: { name: string; type: string }[], key: string[]): string {
+/**
+ * INSERT … ON CONFLICT (key) DO UPDATE of rows given as JSON arrays of text, one per row, in
+ * `columns` order. `insertOnly` columns are written by the insert and left as they are by the update.
+ */
+export function upsertRowsSql(table: string, columns: { name: string; type: string }[], key: string[], insertOnly: string[] = []): string {
   const list = columns.map((c) => quoteIdent(c.name)).join(', ');
   const values = columns.map((c, i) => `(x.v->>${i})::${c.type}`).join(', ');
-  const rest = columns.filter((c) => !key.includes(c.name));
+  const rest = columns.filter((c) => !key.includes(c.name) && !insertOnly.includes(c.name));
   const conflict = `ON CONFLICT (${key.map((k) => quoteIdent(k)).join(', ')}) DO ${
     rest.length ? `UPDATE SET ${rest.map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`).join(', ')}` : 'NOTHING'
   }`;

@@ -15,20 +15,36 @@ const quoteLiteral = (v: string) => `'${v.replace(/'/g, "''")}'`;
  */
 export async function backfillAddedColumns(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, source: { oid: number }, added: { name: string; type: string }[]): Promise<number> {
   if (!added.length) return 0;
-  const sourceName = (target: string) => Object.entries(p.transform.rename).find(([, to]) => to === target)?.[0] ?? target;
-  const { rows } = await s.query<{ name: string; value: string | null }>(
-    `SELECT a.attname AS name, (a.attmissingval::text::text[])[1] AS value
-       FROM pg_attribute a WHERE a.attrelid = $1::int8::oid AND a.atthasmissing AND a.attname = ANY($2::text[])`,
-    [source.oid, added.map((c) => sourceName(c.name))],
-  );
+  const values = await missingValues(s, p, source, added.map((c) => c.name));
   let n = 0;
   for (const c of added) {
-    const m = rows.find((r) => r.name === sourceName(c.name));
-    if (!m || m.value === null) continue;
-    const r = await t.query(`UPDATE ${quoteTable(p.target.table!)} SET ${quoteIdent(c.name)} = $1::${c.type} WHERE ${quoteIdent(c.name)} IS NULL`, [m.value]);
+    const value = values.get(c.name);
+    if (value === undefined) continue;
+    const r = await t.query(`UPDATE ${quoteTable(p.target.table!)} SET ${quoteIdent(c.name)} = $1::${c.type} WHERE ${quoteIdent(c.name)} IS NULL`, [value]);
     n += r.rowCount ?? 0;
   }
   return n;
+}
+
+/**
+ * Target columns (by target name) whose source column has a missing value: the value every row
+ * older than its `ADD COLUMN … DEFAULT` has. A change decoded from WAL older than that ALTER lacks
+ * the column; a row it inserts into the target takes this value, as the source's row has it.
+ */
+export async function missingValues(s: pg.ClientBase, p: PipelineConfig, source: { oid: number }, targetColumns: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (!targetColumns.length) return out;
+  const sourceName = (target: string) => Object.entries(p.transform.rename).find(([, to]) => to === target)?.[0] ?? target;
+  const { rows } = await s.query<{ name: string; value: string | null }>(
+    `SELECT a.attname AS name, (a.attmissingval::text::text[])[1] AS value
+       FROM pg_attribute a WHERE a.attrelid = $1::int8::oid AND a.atthasmissing AND NOT a.attisdropped AND a.attname = ANY($2::text[])`,
+    [source.oid, targetColumns.map(sourceName)],
+  );
+  for (const c of targetColumns) {
+    const m = rows.find((r) => r.name === sourceName(c));
+    if (m && m.value !== null) out.set(c, m.value);
+  }
+  return out;
 }
 
 /** Is this the error of an enum value the target's type does not have (yet)? */

@@ -9,7 +9,7 @@ import { targetColumns } from '../../db/typeCatalog';
 import type { CallContext } from '../context';
 import { withConnection } from '../context';
 import { RetryableSyncError, schemaChangedError, SyncError } from '../errors';
-import { addMissingEnumLabels, backfillAddedColumns, isUnknownEnumLabel } from './schemaFollow';
+import { addMissingEnumLabels, backfillAddedColumns, isUnknownEnumLabel, missingValues } from './schemaFollow';
 import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../../failureTypes';
 import { reconcileSchema } from '../schemaChanges';
 import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
@@ -101,6 +101,8 @@ interface Runtime extends StreamPipeline {
   written: Set<string>;
   /** Source column names of the relation as last announced by the stream. */
   relationColumns: string | null;
+  /** Written columns with a source missing value (ADD COLUMN … DEFAULT), for rows decoded from WAL older than the ALTER. */
+  missing: Map<string, string>;
   reconcile: boolean;
   /** Skip the transaction being received: already applied. */
   skip: boolean;
@@ -153,7 +155,7 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
     if (!state || state.slot !== o.slot) continue; // not joined: nothing to hold back for it
     if (state.parked || state.stoppedAt) continue; // nobody applies for it until it resumes
     if (state.phase === 'snapshot') waiting.push({ name: p.name, startLsn: state.startLsn });
-    else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, reconcile: true, skip: false });
+    else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, missing: new Map(), reconcile: true, skip: false });
   }
   return { streaming, waiting };
 }
@@ -213,7 +215,10 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       r.reconcile = false;
       // ADD COLUMN … DEFAULT: the rows already in the target get what the source's rows got.
       const added = before.size ? cols.filter((c) => !before.has(c.name)) : [];
-      if (added.length) await withConnection(ctx.connect, r.config.source, (s) => backfillAddedColumns(s, t, r.config, r.source, added));
+      r.missing = await withConnection(ctx.connect, r.config.source, async (s) => {
+        if (added.length) await backfillAddedColumns(s, t, r.config, r.source, added);
+        return missingValues(s, r.config, r.source, [...r.written]);
+      });
     }
     if (!tb) return 0;
     const table = r.config.target.table!;
@@ -222,7 +227,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     if (tb.truncated) await t.query(truncateSql(table));
     const deletes: (string | null)[][] = [];
     // Grouped by the columns present, the unchanged TOAST ones (undefined) and whether the key moved.
-    const groups = new Map<string, { present: string[]; missing: string[]; moved: boolean; rows: (string | null)[][] }>();
+    // `fill`: columns the change's (older) relation did not have yet, inserted with the source's missing value.
+    const groups = new Map<string, { present: string[]; missing: string[]; fill: string[]; moved: boolean; rows: (string | null)[][] }>();
     for (const op of tb.ops.values()) {
       if (op.kind === 'delete') {
         deletes.push(op.key);
@@ -230,12 +236,15 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       }
       const usable = Object.keys(op.row).filter((c) => r.written.has(c) && types.has(c));
       const present = usable.filter((c) => op.row[c] !== undefined);
-      const missing = usable.filter((c) => op.row[c] === undefined);
-      const moved = !!op.from && missing.length > 0;
-      const sig = `${moved}\u0001${present.join('\u0000')}\u0001${missing.join('\u0000')}`;
+      const absent = [...r.missing.keys()].filter((c) => !(c in op.row) && types.has(c));
+      const moved = !!op.from && usable.some((c) => op.row[c] === undefined);
+      // A moved row takes the absent columns from its old key's target row, as it takes unchanged TOAST.
+      const missing = [...usable.filter((c) => op.row[c] === undefined), ...(moved ? absent : [])];
+      const fill = moved ? [] : absent;
+      const sig = `${moved}\u0001${present.join('\u0000')}\u0001${missing.join('\u0000')}\u0001${fill.join('\u0000')}`;
       let g = groups.get(sig);
-      if (!g) groups.set(sig, (g = { present, missing, moved, rows: [] }));
-      g.rows.push([...present.map((c) => op.row[c] as string | null), ...(moved ? op.from! : [])]);
+      if (!g) groups.set(sig, (g = { present, missing, fill, moved, rows: [] }));
+      g.rows.push([...present.map((c) => op.row[c] as string | null), ...fill.map((c) => r.missing.get(c)!), ...(moved ? op.from! : [])]);
     }
     const col = (c: string) => ({ name: c, type: types.get(c)! });
     const key = r.config.key.map(col);
@@ -250,7 +259,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     for (const g of groups.values()) {
       if (g.moved) continue;
       if (g.missing.length) n += await run(updateRowsSql(table, g.present.map(col), key), g.rows);
-      else n += await run(upsertRowsSql(table, g.present.map(col), r.config.key), g.rows);
+      else n += await run(upsertRowsSql(table, [...g.present, ...g.fill].map(col), r.config.key, g.fill), g.rows);
     }
     return n;
   }
