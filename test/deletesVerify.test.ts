@@ -37,6 +37,14 @@ describe('delete detection and verify against real PostgreSQL', () => {
       CREATE TABLE log (at timestamptz NOT NULL, msg text);
       INSERT INTO log SELECT '2026-01-01'::timestamptz + (g / 10) * interval '1 minute', 'm' || g FROM generate_series(1, 5000) g;
       CREATE TABLE log_copy (LIKE log);
+      CREATE COLLATION IF NOT EXISTS lbw_case_blind (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE TABLE typed_src (id int PRIMARY KEY, a int, b int, i2 smallint, i8 bigint, t text COLLATE lbw_case_blind, vc varchar(20), u uuid,
+        n numeric, f float8, c char(5), j jsonb, ts timestamptz);
+      INSERT INTO typed_src SELECT g, g, g + 1, g % 100, g * 10000000000, 'text ' || g, 'vc' || g, md5(g::text)::uuid,
+        g + 0.5, g * 0.25, 'c' || (g % 10), jsonb_build_object('x', g + 0.5), '2026-01-01'::timestamptz + g * interval '1 minute'
+        FROM generate_series(1, 3000) g;
+      INSERT INTO typed_src VALUES (0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+      CREATE TABLE typed (LIKE typed_src INCLUDING ALL);
     `);
     const config = testConfig(db, {
       hard: up('hard', { deletes: 'hard' }),
@@ -44,6 +52,7 @@ describe('delete detection and verify against real PostgreSQL', () => {
       checked: up('checked', { verify: 'checksums', deletes: 'hard' }),
       counted: up('checked', { verify: 'counts' }),
       composite: { source: local('composite_src'), target: local('composite'), mode: 'upsert', key: ['tenant', 'id'], deletes: 'hard', verify: 'checksums', batchRows: 500 },
+      typed: { source: local('typed_src'), target: local('typed'), mode: 'upsert', key: ['id'], verify: 'checksums', batchRows: 1000 },
       log: { source: local('log'), target: local('log_copy'), mode: 'append', cursor: 'at', verify: 'counts', batchRows: 400 },
     });
     ({ pools, engine, ctx } = engineFor(config));
@@ -157,6 +166,27 @@ describe('delete detection and verify against real PostgreSQL', () => {
     assert.deepEqual(counted.results.flatMap((r) => r.differences).map((d) => `${d.kind}:${d.key.join(',')}`), ['missing:7000']);
     assert.equal(counted.tolerated, 1);
     await db.client.query(`UPDATE checked SET amount = amount - 0.01 WHERE id = 5000; INSERT INTO checked SELECT * FROM src WHERE id = 7000; DELETE FROM checked WHERE id = -5`);
+  });
+
+  test('verify checksums tell every changed value, also those a type\'s own hash or equality takes as equal (numeric scale, -0, a case-blind collation, jsonb numbers, swapped columns, NULLs)', async () => {
+    await sync('typed', 'typed-1');
+    assert.equal((await verify('typed')).mismatches, 0);
+    await db.client.query(`
+      UPDATE typed SET n = 11.50 WHERE id = 11;                       -- 11.5 = 11.50 as numeric, not as text
+      UPDATE typed SET f = '-0' WHERE id = 12; UPDATE typed_src SET f = 0 WHERE id = 12;
+      UPDATE typed SET t = 'TEXT 13' WHERE id = 13;                   -- equal under the case-blind collation
+      UPDATE typed SET j = '{"x": 14.50}' WHERE id = 14;              -- equal as jsonb
+      UPDATE typed SET a = b, b = a WHERE id = 15;                     -- the same values in other columns
+      UPDATE typed SET i8 = i8 + 1 WHERE id = 16;
+      UPDATE typed SET u = md5('other')::uuid WHERE id = 17;
+      UPDATE typed SET a = NULL WHERE id = 18;
+      UPDATE typed SET a = 0, vc = '' WHERE id = 0;                    -- NULLs made values
+      UPDATE typed SET ts = ts + interval '1 microsecond' WHERE id = 19;
+      UPDATE typed SET i2 = NULL, i8 = i2 WHERE id = 20;`);
+    const bad = await verify('typed');
+    const found = bad.results.flatMap((r) => r.differences).map((d) => `${d.kind}:${d.key.join(',')}`).sort();
+    assert.deepEqual(found, ['differs:0', 'differs:11', 'differs:12', 'differs:13', 'differs:14', 'differs:15', 'differs:16', 'differs:17', 'differs:18', 'differs:19'].sort(), JSON.stringify(found));
+    assert.equal(bad.mismatches, 11, 'differs:20 beyond the ten named');
   });
 
   test('verify: rows changed in the source after the sync are not differences; rows kept by deletes: ignore are not either', async () => {

@@ -27,6 +27,8 @@ export interface CompareShape {
   key: string[];
   /** Columns whose text goes into each row's hash; empty: rows are only counted. */
   hashColumns: string[];
+  /** The row hash expression over hashColumns (rowHashSql), when both sides' column types are known. */
+  rowHash?: string;
   /** Source rows ordered after this cursor (target names of the order columns) came after the sync: not counted as differences. */
   late?: { columns: string[]; after: CursorValue[] };
 }
@@ -117,7 +119,50 @@ function where(shape: CompareShape, side: CompareSide, ranges: KeyRange[], more:
 
 /** A row's hash: 64 bits of its columns' text (equal rows hash equal on both servers under CANONICAL_TEXT_SETTINGS). */
 function rowHash(shape: CompareShape): string {
-  return shape.hashColumns.length ? `hashtextextended(ROW(${shape.hashColumns.map(col).join(', ')})::text, 0)` : '0::bigint';
+  if (!shape.hashColumns.length) return '0::bigint';
+  return shape.rowHash ?? `hashtextextended(ROW(${shape.hashColumns.map(col).join(', ')})::text, 0)`;
+}
+
+/** No rows: the columns' type OIDs in the result description. */
+export const columnTypesProbeSql = (relation: string, columns: string[]) => `SELECT ${columns.map(col).join(', ')} FROM ${relation} LIMIT 0`;
+
+/**
+ * Built-in types (fixed OIDs on every server) whose hash function is the value's exact equality,
+ * so a value hashed here cannot pass for another one. Not numeric (1.0 and 1.00 hash alike), not
+ * float (-0 and 0), interval ('1 day' and '24 hours'), jsonb (its numbers), nor enums (their label
+ * OIDs differ per server): those go through their text. Text under COLLATE "C": bytes, whatever
+ * the column's own collation; char(n) as PostgreSQL compares it, trailing blanks aside.
+ * timestamptz as the instant (the compare's sessions run in UTC, where the cast is one to one).
+ */
+const EXACT_HASH: Record<number, (x: string, seed: number) => string> = {
+  20: (x, seed) => `hashint8extended(${x}, ${seed})`,
+  21: (x, seed) => `hashint2extended(${x}, ${seed})`,
+  23: (x, seed) => `hashint4extended(${x}, ${seed})`,
+  25: (x, seed) => `hashtextextended(${x} COLLATE "C", ${seed})`,
+  1042: (x, seed) => `hashbpcharextended(${x} COLLATE "C", ${seed})`,
+  1043: (x, seed) => `hashtextextended(${x}::text COLLATE "C", ${seed})`,
+  1114: (x, seed) => `timestamp_hash_extended(${x}, ${seed})`,
+  1184: (x, seed) => `timestamp_hash_extended(${x}::timestamp, ${seed})`,
+  2950: (x, seed) => `uuid_hash_extended(${x}, ${seed})`,
+};
+
+/**
+ * The row hash when each column's type is known on both sides: a column of the same exact-hash
+ * type on both is hashed as a value (no text output: most of a compare's CPU), the rest together
+ * as their row text, as before. Each part has its own seed, so the XOR of the parts depends on
+ * which column holds which value; NULL hashes to the seed.
+ */
+export function rowHashSql(columns: string[], sourceTypes: number[], targetTypes: number[]): string {
+  const parts: string[] = [];
+  const text: string[] = [];
+  columns.forEach((c, i) => {
+    const exact = sourceTypes[i] === targetTypes[i] ? EXACT_HASH[sourceTypes[i]!] : undefined;
+    if (exact) parts.push(`COALESCE(${exact(col(c), i + 1)}, ${i + 1})`);
+    else text.push(col(c));
+  });
+  if (text.length === columns.length) return `hashtextextended(ROW(${text.join(', ')})::text, 0)`;
+  if (text.length) parts.push(`hashtextextended(ROW(${text.join(', ')})::text, 0)`);
+  return parts.length === 1 ? parts[0]! : `(${parts.join(' # ')})`;
 }
 
 /** Every `every`-th value of the bucket column within `range`, in order: lower bounds of sub-buckets of about `every` rows. */

@@ -15,6 +15,7 @@ import {
   collationOrderSql,
   COLLATABLE_TYPE_SQL,
   columnTypeProbeSql,
+  columnTypesProbeSql,
   FORMAT_TYPE_SQL,
   HASH_DIGEST,
   leafCopyInSql,
@@ -22,6 +23,7 @@ import {
   leafTableSql,
   markedSql,
   pastCursorSql,
+  rowHashSql,
   sampledSourceSql,
   sourceSideSql,
   subBoundsSql,
@@ -110,6 +112,11 @@ export async function compareShape(s: pg.ClientBase, t: pg.ClientBase, run: Pick
     hashColumns: purpose === 'deletes' ? p.key : purpose === 'checksums' ? plan.columns : [],
     late: p.cursor && p.key.length && runCursor ? { columns: plan.order, after: runCursor } : undefined,
   };
+  if (shape.hashColumns.length) {
+    const types = (c: pg.ClientBase, relation: string) => c.query(columnTypesProbeSql(relation, shape.hashColumns)).then((r) => r.fields.map((f) => f.dataTypeID));
+    const [st, tt] = await Promise.all([types(s, source), types(t, target)]);
+    shape.rowHash = rowHashSql(shape.hashColumns, st, tt);
+  }
   return { shape, plan };
 }
 
