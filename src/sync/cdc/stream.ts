@@ -458,7 +458,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
           r.source = { ...r.source, schema: m.schema, table: m.name };
         }
         // A new shape: the next batch evolves the target first, in its own transaction. Rows decoded
-        // with the old shape simply lack the new columns, so they keep the target's values.
+        // with the old shape simply lack the new columns, so they keep the target's values (a row
+        // they insert takes the source's missing value of an ADD COLUMN … DEFAULT: applyTo).
         const shape = m.columns.map((c) => `${c.name}:${c.typeOid}`).join(',');
         if (r.relationColumns !== null && r.relationColumns !== shape) r.reconcile = true;
         r.relationColumns = shape;
