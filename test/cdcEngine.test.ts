@@ -60,6 +60,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TYPE mood AS ENUM ('sad', 'ok');
       CREATE TABLE evolving (id int PRIMARY KEY, v text, m mood);
       INSERT INTO evolving SELECT g, 'e' || g, 'ok' FROM generate_series(1, 20) g;
+      CREATE TABLE quiet_ddl (id int PRIMARY KEY, v text);
+      INSERT INTO quiet_ddl SELECT g, 'q' || g FROM generate_series(1, 10) g;
       CREATE TABLE late_default (id int PRIMARY KEY, v text);
       INSERT INTO late_default SELECT g, 'l' || g FROM generate_series(1, 20) g;
       CREATE TABLE retyped (id int PRIMARY KEY, v int);
@@ -100,6 +102,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         evolving: pipeline('evolving', 'lbw_evolving'),
         retyped: pipeline('retyped', 'lbw_evolving'),
         late_default: pipeline('late_default', 'lbw_late_default'),
+        quiet_ddl: pipeline('quiet_ddl', 'lbw_quiet_ddl'),
         ren: pipeline('ren', 'lbw_ren'),
         gone: pipeline('gone', 'lbw_gone'),
         gone_keep: pipeline('gone_keep', 'lbw_gone'),
@@ -414,6 +417,22 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await catchUp('late_default');
     await same('late_default', ['id', 'v', 'd', 'n', 'plain']);
     assert.equal((await cdc.status(ctx, { pipeline: 'late_default' })).parked ?? null, null);
+  });
+
+  test('a column added to a table that then stays quiet reaches the target while the reader runs (no change carries the DDL)', async () => {
+    await snapshot('quiet_ddl');
+    const stream = running('quiet_ddl');
+    try {
+      await source.query(`UPDATE quiet_ddl SET v = 'streamed' WHERE id = 1`);
+      await until('the update', async () => (await target.query(`SELECT v FROM copy_quiet_ddl WHERE id = 1`)).rows[0]?.v === 'streamed');
+      await source.query(`ALTER TABLE quiet_ddl ADD COLUMN added int, ADD COLUMN filled text DEFAULT 'f'`);
+      await until('the added columns in the target', async () =>
+        (await target.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'copy_quiet_ddl' AND column_name IN ('added', 'filled')`)).rows[0].n === 2,
+      );
+      await same('quiet_ddl', ['id', 'v', 'added', 'filled']);
+    } finally {
+      await stream.stop();
+    }
   });
 
   test('finding 11: lag in seconds is the age of the oldest received-but-unapplied commit: 0 for a caught-up quiet table on a busy database', async () => {

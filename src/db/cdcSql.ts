@@ -245,6 +245,16 @@ export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Pro
 }
 
 /** The table with this pg_class oid as it is named now (a rename is followed), or null when it was dropped. */
+/** The source table's columns as names, types and typmods in order: what an idle reader compares to notice DDL no change has carried yet. */
+export async function columnShape(c: pg.ClientBase, oid: number): Promise<string> {
+  const { rows } = await c.query<{ shape: string | null }>(
+    `SELECT string_agg(attname || ':' || atttypid || ':' || atttypmod, ',' ORDER BY attnum) AS shape
+       FROM pg_attribute WHERE attrelid = $1::int8::oid AND attnum > 0 AND NOT attisdropped`,
+    [oid],
+  );
+  return rows[0]?.shape ?? '';
+}
+
 export async function sourceTableByOid(c: pg.ClientBase, oid: number): Promise<{ schema: string; table: string } | null> {
   const { rows } = await c.query<{ schema: string; table: string }>(
     `SELECT n.nspname AS schema, r.relname AS table FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = $1::int8::oid`,

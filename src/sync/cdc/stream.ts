@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { PipelineConfig } from '../../config/schema';
 import { classifySqlError, describeSqlError } from '../../db/errors';
-import { deleteKeysSql, movedRowsSql, parkCdcState, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
+import { columnShape, deleteKeysSql, movedRowsSql, parkCdcState, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
 import { withTransaction } from '../../db/transaction';
 import { quoteIdent } from '../../db/identifiers';
 import { targetColumns } from '../../db/typeCatalog';
@@ -103,6 +103,8 @@ interface Runtime extends StreamPipeline {
   relationColumns: string | null;
   /** Written columns with a source missing value (ADD COLUMN … DEFAULT), for rows decoded from WAL older than the ALTER. */
   missing: Map<string, string>;
+  /** The source table's columnShape when the target was last evolved to it (null: not yet in this reader). */
+  sourceShape: string | null;
   reconcile: boolean;
   /** Skip the transaction being received: already applied. */
   skip: boolean;
@@ -155,7 +157,7 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
     if (!state || state.slot !== o.slot) continue; // not joined: nothing to hold back for it
     if (state.parked || state.stoppedAt) continue; // nobody applies for it until it resumes
     if (state.phase === 'snapshot') waiting.push({ name: p.name, startLsn: state.startLsn });
-    else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, missing: new Map(), reconcile: true, skip: false });
+    else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, missing: new Map(), sourceShape: null, reconcile: true, skip: false });
   }
   return { streaming, waiting };
 }
@@ -215,9 +217,9 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       r.reconcile = false;
       // ADD COLUMN … DEFAULT: the rows already in the target get what the source's rows got.
       const added = before.size ? cols.filter((c) => !before.has(c.name)) : [];
-      r.missing = await withConnection(ctx.connect, r.config.source, async (s) => {
+      [r.missing, r.sourceShape] = await withConnection(ctx.connect, r.config.source, async (s) => {
         if (added.length) await backfillAddedColumns(s, t, r.config, r.source, added);
-        return missingValues(s, r.config, r.source, [...r.written]);
+        return Promise.all([missingValues(s, r.config, r.source, [...r.written]), columnShape(s, r.source.oid)]);
       });
     }
     if (!tb) return 0;
@@ -392,6 +394,31 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     oldestUnapplied = null;
     progress.lagSeconds = 0;
     await confirm(commit.endLsn);
+  }
+
+  let lastShapeCheck = 0;
+  /**
+   * An idle reader (nothing received unapplied) evolves each target to its source table's current
+   * columns every few seconds: DDL reaches the stream only with the next change of that table, so a
+   * column added to a table that then stays quiet never reached its target (generative seed
+   * 1230066914, once segments lasted an hour). In its own target transaction; no LSN moves.
+   */
+  async function followIdleSchema(): Promise<void> {
+    if (open.size || Date.now() - lastShapeCheck < 5_000) return;
+    lastShapeCheck = Date.now();
+    for (const r of [...streaming]) {
+      if (!r.reconcile && r.columns) {
+        const shape = await withConnection(ctx.connect, r.config.source, (s) => columnShape(s, r.source.oid));
+        if (shape === r.sourceShape) continue;
+        r.reconcile = true;
+      }
+      try {
+        await withConnection(ctx.connect, r.config.target, (t) => withTransaction(t, () => applyTo(r, t, undefined)));
+      } catch (err) {
+        if (!cannotApply(err)) throw err;
+        await addEnumLabelsOrPark(r, err);
+      }
+    }
   }
 
   /** The pipelines' state rows naming this slot, read afresh from their targets (the checkpoint rule's input). */
@@ -587,7 +614,10 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         // An end asked for mid-transaction also ends here, should its commit have come some other way.
         if (ending && !inTransaction) return flushAndFinish();
         if (!inTransaction && lastCommit && batchStarted && Date.now() - batchStarted >= o.batchMs) await flushNow();
-        else if (!inTransaction && !lastCommit && batch.empty) await confirm(null);
+        else if (!inTransaction && !lastCommit && batch.empty) {
+          await confirm(null);
+          await followIdleSchema();
+        }
         // Ask the server for a keepalive: it tells us its position (idle catch-up, untilLsn).
         if (confirmed) await sendFlushed(confirmed, true);
       }).catch(fail);
