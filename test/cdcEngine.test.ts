@@ -60,6 +60,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       CREATE TYPE mood AS ENUM ('sad', 'ok');
       CREATE TABLE evolving (id int PRIMARY KEY, v text, m mood);
       INSERT INTO evolving SELECT g, 'e' || g, 'ok' FROM generate_series(1, 20) g;
+      CREATE TABLE ddl_in_tx (id int PRIMARY KEY, v text, gone jsonb);
+      INSERT INTO ddl_in_tx SELECT g, 'x' || g, '{}' FROM generate_series(1, 20) g;
       CREATE TABLE quiet_ddl (id int PRIMARY KEY, v text);
       INSERT INTO quiet_ddl SELECT g, 'q' || g FROM generate_series(1, 10) g;
       CREATE TABLE late_default (id int PRIMARY KEY, v text);
@@ -103,6 +105,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         retyped: pipeline('retyped', 'lbw_evolving'),
         late_default: pipeline('late_default', 'lbw_late_default'),
         quiet_ddl: pipeline('quiet_ddl', 'lbw_quiet_ddl'),
+        ddl_in_tx: pipeline('ddl_in_tx', 'lbw_ddl_in_tx'),
         ren: pipeline('ren', 'lbw_ren'),
         gone: pipeline('gone', 'lbw_gone'),
         gone_keep: pipeline('gone_keep', 'lbw_gone'),
@@ -417,6 +420,25 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await catchUp('late_default');
     await same('late_default', ['id', 'v', 'd', 'n', 'plain']);
     assert.equal((await cdc.status(ctx, { pipeline: 'late_default' })).parked ?? null, null);
+  });
+
+  test('one source transaction drops a column, adds one with a DEFAULT and inserts rows with their own values: the rows keep theirs (generative seed 2124239088)', async () => {
+    await snapshot('ddl_in_tx');
+    const stream = running('ddl_in_tx');
+    try {
+      // Reading, and idle long enough to have evolved the target before any change of the table came.
+      await until('the reader', () => slotActive('lbw_ddl_in_tx'));
+      await new Promise((r) => setTimeout(r, 2_000));
+      await source.query(`BEGIN; ALTER TABLE ddl_in_tx DROP COLUMN gone; ALTER TABLE ddl_in_tx ADD COLUMN d int DEFAULT 5;
+        UPDATE ddl_in_tx SET v = 'hot' WHERE id = 1; UPDATE ddl_in_tx SET v = 'hotter' WHERE id = 1;
+        INSERT INTO ddl_in_tx SELECT g, 'new' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g * 7 END FROM generate_series(100, 130) g; COMMIT`);
+      await until('the inserted rows', async () => (await target.query(`SELECT count(*)::int AS n FROM copy_ddl_in_tx`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n === 51);
+      await source.query(`UPDATE ddl_in_tx SET v = 'last' WHERE id = 2`);
+      await until('the last update', async () => (await target.query(`SELECT v FROM copy_ddl_in_tx WHERE id = 2`)).rows[0]?.v === 'last');
+      await same('ddl_in_tx', ['id', 'v', 'd']);
+    } finally {
+      await stream.stop();
+    }
   });
 
   test('a column added to a table that then stays quiet reaches the target while the reader runs (no change carries the DDL)', async () => {

@@ -487,8 +487,12 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         // A new shape: the next batch evolves the target first, in its own transaction. Rows decoded
         // with the old shape simply lack the new columns, so they keep the target's values (a row
         // they insert takes the source's missing value of an ADD COLUMN … DEFAULT: applyTo).
+        // The first shape seen by this reader evolves the target too when it was already evolved
+        // (the idle check, before any change came): that was to the source's columns of then, and
+        // this change may come after DDL since (seen: inserted values dropped, then backfilled with
+        // the DEFAULT: generative seed 2124239088).
         const shape = m.columns.map((c) => `${c.name}:${c.typeOid}`).join(',');
-        if (r.relationColumns !== null && r.relationColumns !== shape) r.reconcile = true;
+        if (r.relationColumns !== shape && (r.relationColumns !== null || r.columns !== null)) r.reconcile = true;
         r.relationColumns = shape;
         return false;
       }
