@@ -1,5 +1,5 @@
 // Starting, watching and stopping the cdc stream of a pipeline's slot (one workflow per slot).
-import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { z } from 'zod';
 import type { Config } from '../config/schema';
@@ -119,12 +119,12 @@ export async function cdcProgress(client: Client, config: Config, pipeline: stri
   const { slot } = slotNames(config, pipeline);
   try {
     const handle = client.workflow.getHandle(cdcWorkflowId(slot));
-    const { status, taskQueue } = await handle.describe();
-    if (status.name !== 'RUNNING') return { slot, progress: null };
-    const noWorker = await noWorkerOn(client, taskQueue, configFile);
+    const d = await handle.describe();
+    if (d.status.name !== 'RUNNING') return { slot, progress: null };
+    const noWorker = await noWorkerOn(client, d.taskQueue, configFile);
     if (noWorker) return { slot, progress: null, noWorker };
     const progress = await handle.query(cdcProgressQuery);
-    return { slot, progress: { ...progress, ...(await segmentFigures(client, handle)) } };
+    return { slot, progress: { ...progress, ...(await segmentFigures(client, d)) } };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return { slot, progress: null };
     throw err;
@@ -146,9 +146,8 @@ const SegmentBeat = z.object({
  * The running segment's latest heartbeat: a segment holds its connection for runSeconds (an hour
  * by default), and the workflow's own figures are those of the last one that ended.
  */
-async function segmentFigures(client: Client, handle: StreamHandle): Promise<Partial<CdcProgress>> {
-  const d = await handle.describe().catch(() => null);
-  const beat = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'cdcStream')?.heartbeatDetails?.payloads;
+async function segmentFigures(client: Client, d: WorkflowExecutionDescription): Promise<Partial<CdcProgress>> {
+  const beat = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'cdcStream')?.heartbeatDetails?.payloads;
   if (!beat?.length) return {};
   const raw = await decodeFromPayloadsAtIndex<unknown>(client.options.loadedDataConverter, 0, beat).catch(() => null);
   const r = SegmentBeat.safeParse(raw);

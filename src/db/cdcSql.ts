@@ -244,7 +244,6 @@ export async function qualifiedSourceTable(c: pg.ClientBase, table: string): Pro
   return rows[0] ? { name: rows[0].name, schema: rows[0].schema, table: rows[0].table, partitioned: rows[0].kind === 'p', oid: Number(rows[0].oid) } : null;
 }
 
-/** The table with this pg_class oid as it is named now (a rename is followed), or null when it was dropped. */
 /** The source table's columns as names, types and typmods in order: what an idle reader compares to notice DDL no change has carried yet. */
 export async function columnShape(c: pg.ClientBase, oid: number): Promise<string> {
   const { rows } = await c.query<{ shape: string | null }>(
@@ -255,6 +254,7 @@ export async function columnShape(c: pg.ClientBase, oid: number): Promise<string
   return rows[0]?.shape ?? '';
 }
 
+/** The table with this pg_class oid as it is named now (a rename is followed), or null when it was dropped. */
 export async function sourceTableByOid(c: pg.ClientBase, oid: number): Promise<{ schema: string; table: string } | null> {
   const { rows } = await c.query<{ schema: string; table: string }>(
     `SELECT n.nspname AS schema, r.relname AS table FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = $1::int8::oid`,

@@ -62,8 +62,10 @@ export const targetSideSql = (table: string) => `${quoteTable(table)} AS v`;
 export const sampledSourceSql = (select: string[], table: string, percent: number) =>
   `(SELECT ${select.join(', ')} FROM ${quoteTable(table)} AS src TABLESAMPLE SYSTEM (${percent.toFixed(4)})) AS v`;
 
-/** No rows, only the column's type OID in the result description (works for a query source too). */
-export const columnTypeProbeSql = (relation: string, column: string) => `SELECT ${col(column)} FROM ${relation} LIMIT 0`;
+/** No rows, only the columns' type OIDs in the result description (works for a query source too). */
+export const columnTypesProbeSql = (relation: string, columns: string[]) => `SELECT ${columns.map(col).join(', ')} FROM ${relation} LIMIT 0`;
+
+export const columnTypeProbeSql = (relation: string, column: string) => columnTypesProbeSql(relation, [column]);
 
 /** Rows whose marker column is set (soft deletes). */
 export const markedSql = (column: string) => `${col(column)} IS NOT NULL`;
@@ -123,8 +125,6 @@ function rowHash(shape: CompareShape): string {
   return shape.rowHash ?? `hashtextextended(ROW(${shape.hashColumns.map(col).join(', ')})::text, 0)`;
 }
 
-/** No rows: the columns' type OIDs in the result description. */
-export const columnTypesProbeSql = (relation: string, columns: string[]) => `SELECT ${columns.map(col).join(', ')} FROM ${relation} LIMIT 0`;
 
 /**
  * Built-in types (fixed OIDs on every server) whose hash function is the value's exact equality,
@@ -160,7 +160,6 @@ export function rowHashSql(columns: string[], sourceTypes: number[], targetTypes
     if (exact) parts.push(`COALESCE(${exact(col(c), i + 1)}, ${i + 1})`);
     else text.push(col(c));
   });
-  if (text.length === columns.length) return `hashtextextended(ROW(${text.join(', ')})::text, 0)`;
   if (text.length) parts.push(`hashtextextended(ROW(${text.join(', ')})::text, 0)`);
   return parts.length === 1 ? parts[0]! : `(${parts.join(' # ')})`;
 }
