@@ -1,4 +1,4 @@
-// `node --import tsx scripts/record-cdc-histories.ts <release>`: runs a cdcStream (a copy, changes,
+// `node --import tsx scripts/record-cdc-histories.ts <release>`: runs a cdcStream (a copy in a child workflow that continues as new, changes,
 // continue-as-new, stop --drop-slot; then, on a second slot, a join that ends a running segment) on a real Temporal dev server and an embedded PostgreSQL with
 // wal_level=logical (the shared server runs replica), and saves its histories under
 // test/replay/histories/<release>/ for test/replay.test.ts. Separate from record-histories.ts,
@@ -13,6 +13,7 @@ import { createLogger } from '../src/logger';
 import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
 import { freePort } from '../src/provision/postgres';
 import { createLakebaseWorker } from '../src/worker';
+import { cdcSnapshotWorkflowId } from '../src/workflows/cdcSnapshot';
 import { startTemporal, uniqueQueue } from '../test/helpers/temporal';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -46,7 +47,8 @@ async function main(release: string): Promise<void> {
     const worker = await createLakebaseWorker({ config, logger: createLogger({ level: 'silent' }), connection: env.nativeConnection, taskQueue });
     await worker.runUntil(async () => {
       const c = env.client;
-      const { workflowId } = await startCdc(c, { config, pipeline: 'recorded', taskQueue, stream: { runSeconds: 1, segmentsPerRun: 3 } });
+      // One chunk per run of the initial load's child workflow (patch cdc-snapshot-child): its continue-as-new is recorded too.
+      const { workflowId } = await startCdc(c, { config, pipeline: 'recorded', taskQueue, stream: { runSeconds: 1, segmentsPerRun: 3, snapshotChunksPerRun: 1 } });
       for (let p = (await cdcProgress(c, config, 'recorded')).progress; !p || p.pipelines.recorded !== 'streaming'; p = (await cdcProgress(c, config, 'recorded')).progress) await sleep(100);
       await startCdc(c, { config, pipeline: 'parked', taskQueue, stream: { runSeconds: 1, segmentsPerRun: 3 } });
       for (let p = (await cdcProgress(c, config, 'recorded')).progress; !p || p.pipelines.parked !== 'parked'; p = (await cdcProgress(c, config, 'recorded')).progress) await sleep(100);
@@ -54,18 +56,22 @@ async function main(release: string): Promise<void> {
       for (let p = (await cdcProgress(c, config, 'recorded')).progress; !p || p.run < 2; p = (await cdcProgress(c, config, 'recorded')).progress) await sleep(100);
       await stopCdc(c, { config, pipeline: 'parked', dropSlot: true });
       await stopCdc(c, { config, pipeline: 'recorded', dropSlot: true });
-      // The first run of the chain (the oldest run of the id), then each run's successor.
-      let first: { runId: string; start: number } | undefined;
-      for await (const w of c.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
-        if (!first || w.startTime.getTime() < first.start) first = { runId: w.runId, start: w.startTime.getTime() };
-      let runId: string | undefined = first?.runId;
-      for (let run = 1; runId; run++) {
-        const history = await c.workflow.getHandle(workflowId, runId).fetchHistory();
-        const name = `cdcStream-run${run}`;
-        await writeFile(path.join(out, `${name}.json`), JSON.stringify({ workflowId, history }, null, 1));
-        console.log(`saved ${name} (${history.events?.length ?? 0} events)`);
-        runId = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
-      }
+      // The first run of a chain (the oldest run of the id), then each run's successor.
+      const saveChain = async (id: string, prefix: string) => {
+        let first: { runId: string; start: number } | undefined;
+        for await (const w of c.workflow.list({ query: `WorkflowId = '${id}'` }))
+          if (!first || w.startTime.getTime() < first.start) first = { runId: w.runId, start: w.startTime.getTime() };
+        let runId: string | undefined = first?.runId;
+        for (let run = 1; runId; run++) {
+          const history = await c.workflow.getHandle(id, runId).fetchHistory();
+          const name = `${prefix}-run${run}`;
+          await writeFile(path.join(out, `${name}.json`), JSON.stringify({ workflowId: id, history }, null, 1));
+          console.log(`saved ${name} (${history.events?.length ?? 0} events)`);
+          runId = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+        }
+      };
+      await saveChain(workflowId, 'cdcStream');
+      await saveChain(cdcSnapshotWorkflowId(workflowId, 'recorded'), 'cdcSnapshot');
       // A join signalled into a segment of 600 s ends it (patch cdc-join-ends-segment), then both stream.
       const joined = await startCdc(c, { config, pipeline: 'long', taskQueue, stream: { runSeconds: 600 } });
       for (let p = (await cdcProgress(c, config, 'long')).progress; !p || p.pipelines.long !== 'streaming'; p = (await cdcProgress(c, config, 'long')).progress) await sleep(100);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../config/schema';
 import type { ConnectionReport } from '../db/diagnose';
 import { cdcPipeline, slotNames } from '../sync/cdc/names';
+import { cdcSnapshotProgressQuery } from '../workflows/cdcSnapshot';
 import { cdcJoinSignal, cdcProgressQuery, cdcStopSignal, type CdcProgress, type CdcStreamInput } from '../workflows/cdcStream';
 import { testConnectionViaWorker } from './connection';
 import { failureText, formatActivityFailure, lastActivityFailure, noWorkerOn } from './runHealth';
@@ -41,7 +42,7 @@ export function checkCdc(client: Client, opts: { config: Config; pipeline: strin
 /** Starts the slot's stream, or joins the pipeline to the one running; returns once the signal is in (see awaitJoin). */
 export async function startCdc(
   client: Client,
-  opts: { config: Config; pipeline: string; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun'> },
+  opts: { config: Config; pipeline: string; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun' | 'snapshotChunksPerRun'> },
 ): Promise<{ workflowId: string; slot: string }> {
   const [started] = await startCdcPipelines(client, { ...opts, pipelines: [opts.pipeline] });
   return started!;
@@ -53,7 +54,7 @@ export async function startCdc(
  */
 export async function startCdcPipelines(
   client: Client,
-  opts: { config: Config; pipelines: string[]; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun'> },
+  opts: { config: Config; pipelines: string[]; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun' | 'snapshotChunksPerRun'> },
 ): Promise<{ pipeline: string; workflowId: string; slot: string }[]> {
   const bySlot = new Map<string, string[]>();
   for (const n of opts.pipelines) {
@@ -124,11 +125,27 @@ export async function cdcProgress(client: Client, config: Config, pipeline: stri
     const noWorker = await noWorkerOn(client, d.taskQueue, configFile);
     if (noWorker) return { slot, progress: null, noWorker };
     const progress = await handle.query(cdcProgressQuery);
-    return { slot, progress: { ...progress, ...(await segmentFigures(client, d)) } };
+    return { slot, progress: { ...progress, ...(await segmentFigures(client, d)), snapshots: await snapshotFigures(client, progress.snapshots) } };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return { slot, progress: null };
     throw err;
   }
+}
+
+/**
+ * Initial loads as their child workflows report them (patch cdc-snapshot-child: the stream's own
+ * entries stay 0); a load run inline by an older stream, or a child that cannot answer, keeps the stream's.
+ */
+async function snapshotFigures(client: Client, snapshots: CdcProgress['snapshots']): Promise<CdcProgress['snapshots']> {
+  const out = { ...snapshots };
+  await Promise.all(
+    Object.entries(snapshots).map(async ([pipeline, s]) => {
+      if (!s.child) return;
+      const child = await client.workflow.getHandle(s.child).query(cdcSnapshotProgressQuery).catch(() => null);
+      if (child) out[pipeline] = { ...snapshots[pipeline], partitions: child.partitions, done: child.done, rowsCopied: child.rowsCopied };
+    }),
+  );
+  return out;
 }
 
 /** What a running segment heartbeats (activities/cdc.ts); only the figures status shows. */

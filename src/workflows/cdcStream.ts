@@ -1,8 +1,9 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, condition, continueAsNew, defineQuery, defineSignal, isCancellation, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, ChildWorkflowFailure, condition, continueAsNew, defineQuery, defineSignal, executeChild, isCancellation, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { CdcStreamResult } from '../activities/cdc';
 import type { CdcStatus } from '../sync/cdc/types';
 import { NON_RETRYABLE } from '../failureTypes';
 import { cdcStreamActivities, stepActivities, streamingActivities } from './activityCalls';
+import { cdcSnapshot, cdcSnapshotWorkflowId } from './cdcSnapshot';
 import { inLanes } from './lanes';
 
 /**
@@ -22,6 +23,8 @@ export interface CdcStreamInput {
   segmentsPerRun?: number;
   /** How soon a stream whose worker died is resumed elsewhere (default 30 seconds). */
   heartbeatTimeout?: string;
+  /** An initial load (a child workflow) continues as new after this many chunks (default: when Temporal suggests it). */
+  snapshotChunksPerRun?: number;
   /** Set by continue-as-new. */
   resume?: CdcProgress;
 }
@@ -29,8 +32,11 @@ export interface CdcStreamInput {
 export interface CdcProgress extends Omit<CdcStatus, 'pipeline' | 'phase'> {
   /** Pipelines by phase: copying their table, or streaming. */
   pipelines: Record<string, 'joining' | 'snapshot' | 'streaming' | 'parked'>;
-  /** Initial loads in flight: partitions done of total, rows copied. */
-  snapshots: Record<string, { partitions: number; done: number; rowsCopied: number }>;
+  /**
+   * Initial loads in flight: partitions done of total, rows copied. Under patch cdc-snapshot-child
+   * the load is a child workflow whose figures are its own (`cdc status` reads them there); here they stay 0.
+   */
+  snapshots: Record<string, { partitions: number; done: number; rowsCopied: number; child?: string }>;
   rowsPerSecond: number;
   segments: number;
   run: number;
@@ -54,6 +60,7 @@ const steps = stepActivities(NON_RETRYABLE);
 function describe(p: CdcProgress, slot: string): string {
   const phases = Object.entries(p.pipelines).map(([n, ph]) => {
     const s = p.snapshots[n];
+    if (s?.child && s.partitions === 0) return `${n}: initial load in ${s.child}`;
     return s ? `${n}: snapshot ${s.done}/${s.partitions} partitions, ${s.rowsCopied.toLocaleString('en')} rows` : `${n}: ${ph}`;
   });
   return [
@@ -102,6 +109,20 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
     if (joined.phase === 'snapshot') {
       progress.pipelines[pipeline] = 'snapshot';
       const runId = `cdc-load:${pipeline}:${joined.startLsn}`;
+      if (patched('cdc-snapshot-child')) {
+        // Its own history and continue-as-new: a table of any size copies in bounded histories (finding 10).
+        const child = cdcSnapshotWorkflowId(workflowInfo().workflowId, pipeline);
+        progress.snapshots[pipeline] = { partitions: 0, done: 0, rowsCopied: 0, child };
+        show();
+        await executeChild(cdcSnapshot, {
+          workflowId: child,
+          args: [{ pipeline, runId, heartbeatTimeout, chunksPerRun: input.snapshotChunksPerRun }],
+        });
+        delete progress.snapshots[pipeline];
+        progress.pipelines[pipeline] = 'streaming';
+        show();
+        return;
+      }
       const plan = await steps.cdcPlanLoad({ pipeline, runId });
       const open = plan.partitions!.filter((x) => !x.done);
       const s = (progress.snapshots[pipeline] = { partitions: plan.partitions!.length, done: plan.partitions!.length - open.length, rowsCopied: 0 });
@@ -146,7 +167,9 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
           async (err) => {
             // A copy that cannot succeed (after the join answered) parks its pipeline instead of
             // failing the workflow: the slot's other pipelines keep streaming (docs/cdc.md, Parking).
-            const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+            // A child load's failure wraps the activity's (cdc-snapshot-child).
+            const failed = err instanceof ChildWorkflowFailure ? err.cause : err;
+            const cause = failed instanceof ActivityFailure && failed.cause instanceof ApplicationFailure ? failed.cause : undefined;
             if (cause?.nonRetryable && joinedOk.has(name) && patched('cdc-park-failed-snapshot')) {
               await steps.cdcPark({ pipeline: name, type: cause.type ?? 'LakebaseUnknownError', reason: cause.message });
               progress.pipelines[name] = 'parked';

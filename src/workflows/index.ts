@@ -10,5 +10,7 @@ export { verifySync, verifyProgressQuery } from './verify';
 export type { VerifySyncInput, VerifyProgress } from './verify';
 export { cdcStream, cdcProgressQuery, cdcJoinSignal, cdcStopSignal } from './cdcStream';
 export type { CdcStreamInput, CdcProgress, CdcStopRequest } from './cdcStream';
+export { cdcSnapshot, cdcSnapshotProgressQuery } from './cdcSnapshot';
+export type { CdcSnapshotInput, CdcSnapshotProgress } from './cdcSnapshot';
 // Each type's Worker Versioning behaviour (PINNED or AUTO_UPGRADE), set as this module loads.
 import './versioning';

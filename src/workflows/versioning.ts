@@ -6,6 +6,7 @@
 // server refuses a versioning behaviour from a worker that is not versioned.
 import type { VersioningBehavior } from '@temporalio/common';
 import { setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
+import { cdcSnapshot } from './cdcSnapshot';
 import { cdcStream } from './cdcStream';
 import { dataSync } from './dataSync';
 import { operationalJob } from './operationalJob';
@@ -20,6 +21,7 @@ export const VERSIONING_BEHAVIOR = {
   dataSync: 'AUTO_UPGRADE',
   syncGroup: 'AUTO_UPGRADE',
   cdcStream: 'AUTO_UPGRADE',
+  cdcSnapshot: 'AUTO_UPGRADE',
 } as const satisfies Record<string, VersioningBehavior>;
 
 /** Read as each run starts: a deployment name is present only when the worker polls as a deployment version (an
@@ -32,3 +34,4 @@ setWorkflowOptions(behaviour(VERSIONING_BEHAVIOR.testConnection), testConnection
 setWorkflowOptions(behaviour(VERSIONING_BEHAVIOR.dataSync), dataSync);
 setWorkflowOptions(behaviour(VERSIONING_BEHAVIOR.syncGroup), syncGroup);
 setWorkflowOptions(behaviour(VERSIONING_BEHAVIOR.cdcStream), cdcStream);
+setWorkflowOptions(behaviour(VERSIONING_BEHAVIOR.cdcSnapshot), cdcSnapshot);
