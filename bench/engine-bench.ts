@@ -80,7 +80,9 @@ async function main() {
   let n = 0;
   const run = async (compare: boolean) => {
     const runId = `r${n++}`;
+    const t0 = performance.now();
     const plan = await engine.plan(ctx, { pipeline: 'up', runId, partitioned: true, compare });
+    const planSeconds = Number(((performance.now() - t0) / 1000).toFixed(2));
     const p = plan.parallelism ?? 1;
     let written = 0;
     let copied = 0;
@@ -115,8 +117,10 @@ async function main() {
         await Promise.all(Array.from({ length: p }, async () => { for (let b = q2.shift(); b; b = q2.shift()) await engine.deleteBucket(ctx, { pipeline: 'up', runId, bucket: b.bucket, leafRows: d.leafRows }); }));
       }
     }
+    const t1 = performance.now();
     await engine.finish(ctx, { pipeline: 'up', runId });
-    return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), written, copied, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests, groupRows: plan.resync.groupRows }) };
+    const finishSeconds = Number(((performance.now() - t1) / 1000).toFixed(2));
+    return { method: plan.resync?.method ?? (plan.initialLoad ? 'first load' : 'merge'), plan: planSeconds, finish: finishSeconds, written, copied, ...(plan.resync && { probe: plan.resync.probe, digests: plan.resync.digests, groupRows: plan.resync.groupRows }) };
   };
 
   /** A full refresh by phase: plan (split points), chunks (COPY into the new table, n lanes), finish (index build and swap). */
