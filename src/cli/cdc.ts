@@ -35,7 +35,7 @@ interface StatusView {
 /** The phase: the running stream's word for the pipeline, else what its state row says. */
 function phaseOf(v: StatusView): string {
   const snap = v.progress?.snapshots[v.pipeline];
-  if (snap) return `snapshot: ${snap.done}/${snap.partitions} partitions, ${snap.rowsCopied.toLocaleString('en')} rows copied`;
+  if (snap) return `snapshot: ${snap.done}/${snap.partitions} partitions, ${snap.rowsCopied.toLocaleString('en')} rows copied${snap.child ? ` (workflow ${snap.child})` : ''}`;
   const inStream = v.progress?.pipelines[v.pipeline];
   if (inStream) return inStream;
   if (v.noWorker) return 'a stream of its slot is running, but no worker runs it';
