@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { createCredentialProvider } from '../src/auth/credentials';
 import { parseConfig } from '../src/config/load';
-import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
-import { createLogger } from '../src/logger';
+import type { PoolRegistry } from '../src/db/pools';
 import type { CallContext } from '../src/sync';
-import { createCdcEngine, type CdcEngine } from '../src/sync/cdc';
+import type { CdcEngine } from '../src/sync/cdc';
+import { cdcEngineFor, joinAndLoad } from './helpers/cdcEngine';
 import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // Issue 27 §8: the slot must advance while the published tables stay idle and the database (and the
@@ -40,17 +39,7 @@ describe('a cdc slot whose published table is idle while the database is busy (i
       profiles: { local: { auth: { method: 'password', password: 'trust-auth-ignores-this' }, environments: { src: server.environment('src'), tgt: server.environment('tgt') } } },
       pipelines: { quiet: { source: { profile: 'local', environment: 'src', table: 'quiet' }, target: { profile: 'local', environment: 'tgt', table: 'copy_quiet' }, mode: 'cdc', key: ['id'], cdc: { slot: 'lbw_idle', batchMs: 200 } } },
     });
-    const logger = createLogger({ level: 'silent' });
-    pools = createPoolRegistry({ config, logger, credentials: createCredentialProvider({ config, logger }) });
-    ctx = { connect: (profile, environment) => pools.connect(profile, environment) };
-    cdc = createCdcEngine({
-      config,
-      replicationConfig: async (profile, environment) => {
-        (await pools.connect(profile, environment)).release();
-        const { host, port, database, user, password, ssl } = pools.get(profile, environment).options;
-        return { host, port, database, user, password, ssl };
-      },
-    });
+    ({ pools, cdc, ctx } = cdcEngineFor(config));
   });
 
   after(async () => {
@@ -60,17 +49,7 @@ describe('a cdc slot whose published table is idle while the database is busy (i
   });
 
   test('other tables and another database write 150 MB of WAL: the slot follows, retaining a bounded amount', async () => {
-    await cdc.join(ctx, { pipeline: 'quiet' });
-    const runId = `load-quiet-${Date.now()}`;
-    const plan = await cdc.load.plan(ctx, { pipeline: 'quiet', runId, partitioned: true });
-    for (const part of plan.partitions!.filter((x) => !x.done))
-      for (let after = part.cursor; ; ) {
-        const c = await cdc.load.chunk(ctx, { pipeline: 'quiet', runId, after, partition: part.partition, initialLoad: plan.initialLoad });
-        after = c.cursor;
-        if (c.done) break;
-      }
-    await cdc.load.finish(ctx, { pipeline: 'quiet', runId });
-    await cdc.finishSnapshot(ctx, { pipeline: 'quiet' });
+    await joinAndLoad(cdc, ctx, 'quiet');
 
     const slot = async () =>
       (

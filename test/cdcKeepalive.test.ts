@@ -2,15 +2,14 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { createCredentialProvider } from '../src/auth/credentials';
 import { parseConfig } from '../src/config/load';
-import { createPoolRegistry, type PoolRegistry } from '../src/db/pools';
-import { createLogger } from '../src/logger';
+import type { PoolRegistry } from '../src/db/pools';
 import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
 import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
-import { createCdcEngine, type CdcEngine } from '../src/sync/cdc';
+import type { CdcEngine } from '../src/sync/cdc';
 import { lsnValue } from '../src/sync/cdc/lsn';
+import { cdcEngineFor, joinAndLoad } from './helpers/cdcEngine';
 import { startLogicalServer, type LogicalServer } from './helpers/logicalServer';
 
 // Finding 13 (issue 27): keepalives bypass pg-logical-replication's queue. The library queues each
@@ -139,17 +138,7 @@ describe('cdc keepalives confirm nothing still queued in the replication library
         ka: { source: { profile: 'local', environment: 'src', table: 'ka' }, target: { profile: 'local', environment: 'tgt', table: 'copy_ka' }, mode: 'cdc', key: ['id'], cdc: { slot: 'lbw_ka', batchMs: 1 } },
       },
     });
-    const logger = createLogger({ level: 'silent' });
-    pools = createPoolRegistry({ config, logger, credentials: createCredentialProvider({ config, logger }) });
-    ctx = { connect: (profile, environment) => pools.connect(profile, environment) };
-    cdc = createCdcEngine({
-      config,
-      replicationConfig: async (profile, environment) => {
-        (await pools.connect(profile, environment)).release();
-        const { host, database, user, password, ssl } = pools.get(profile, environment).options;
-        return { host, port: proxy.port, database, user, password, ssl };
-      },
-    });
+    ({ pools, cdc, ctx } = cdcEngineFor(config, { replicationPort: proxy.port }));
   });
 
   after(async () => {
@@ -159,17 +148,7 @@ describe('cdc keepalives confirm nothing still queued in the replication library
   });
 
   test('a keepalive parsed behind a queued transaction does not confirm it before it is applied', async () => {
-    await cdc.join(ctx, { pipeline: 'ka' });
-    const runId = `load-ka-${Date.now()}`;
-    const plan = await cdc.load.plan(ctx, { pipeline: 'ka', runId, partitioned: true });
-    for (const part of plan.partitions!.filter((x) => !x.done))
-      for (let after = part.cursor; ; ) {
-        const c = await cdc.load.chunk(ctx, { pipeline: 'ka', runId, after, partition: part.partition, initialLoad: plan.initialLoad });
-        after = c.cursor;
-        if (c.done) break;
-      }
-    await cdc.load.finish(ctx, { pipeline: 'ka', runId });
-    await cdc.finishSnapshot(ctx, { pipeline: 'ka' });
+    await joinAndLoad(cdc, ctx, 'ka');
     // A slow target: each applied row takes 300 ms, so a check made when a position is confirmed sees the target as it was then.
     await target.query(`
       CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$;

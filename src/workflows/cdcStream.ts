@@ -60,7 +60,7 @@ const steps = stepActivities(NON_RETRYABLE);
 function describe(p: CdcProgress, slot: string): string {
   const phases = Object.entries(p.pipelines).map(([n, ph]) => {
     const s = p.snapshots[n];
-    if (s?.child && s.partitions === 0) return `${n}: initial load in ${s.child}`;
+    if (s?.child) return `${n}: initial load in ${s.child}`;
     return s ? `${n}: snapshot ${s.done}/${s.partitions} partitions, ${s.rowsCopied.toLocaleString('en')} rows` : `${n}: ${ph}`;
   });
   return [
