@@ -50,6 +50,8 @@ interface Burst {
   commitSeconds: number;
   catchUpSeconds: number;
   rowsPerSecond: number;
+  /** This process's CPU seconds (user + system) from the commit to applied: for ours, the reader's decode and apply work. */
+  cpuSeconds: number;
 }
 
 interface NativeResult {
@@ -132,6 +134,7 @@ async function burstApplied(writer: pg.Client, statements: string[], applied: ()
   for (const sql of statements) changed += (await writer.query(sql)).rowCount ?? 0;
   await writer.query('COMMIT');
   const committedAt = performance.now();
+  const cpu0 = process.cpuUsage();
   for (;;) {
     const a = await applied();
     if (a && compareLsn(a, before) > 0) break;
@@ -139,13 +142,14 @@ async function burstApplied(writer: pg.Client, statements: string[], applied: ()
     await sleep(20);
   }
   const catchUpSeconds = (performance.now() - committedAt) / 1000;
-  return { rows: changed, commitSeconds: (committedAt - b0) / 1000, catchUpSeconds, rowsPerSecond: changed / catchUpSeconds };
+  const cpu = process.cpuUsage(cpu0);
+  return { rows: changed, commitSeconds: (committedAt - b0) / 1000, catchUpSeconds, rowsPerSecond: changed / catchUpSeconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 const describeSteady = (s: Steady, tps: number) =>
   `steady state: ${s.tpsAchieved.toFixed(0)} of ${tps} transactions/s for ${s.seconds.toFixed(0)} s; lag p50 ${s.lagP50.toFixed(2)} s, p95 ${s.lagP95.toFixed(2)} s, max ${s.lagMax.toFixed(2)} s` +
   (s.rowsPerSecond !== undefined ? `; ${s.rowsPerSecond.toFixed(0)} rows/s applied` : '');
-const describeBurst = (what: string, b: Burst) => `${what} of ${b.rows.toLocaleString('en')} rows in one transaction: applied ${b.catchUpSeconds.toFixed(2)} s after its commit — ${b.rowsPerSecond.toFixed(0)} rows/s`;
+const describeBurst = (what: string, b: Burst) => `${what} of ${b.rows.toLocaleString('en')} rows in one transaction: applied ${b.catchUpSeconds.toFixed(2)} s after its commit — ${b.rowsPerSecond.toFixed(0)} rows/s, ${b.cpuSeconds.toFixed(2)} CPU-s in this process`;
 
 async function sameRows(a: pg.Client, b: pg.Client): Promise<boolean> {
   const [x, y] = await Promise.all([a, b].map((c) => c.query<{ n: string; s: string }>(`SELECT count(*)::text AS n, sum(abalance)::text AS s FROM accounts`).then((r) => r.rows[0]!)));
@@ -168,7 +172,14 @@ export async function cdcBench(argv: string[]): Promise<void> {
   const skipNative = values['no-native'] === true || process.env.BENCH_CDC_NATIVE === '0';
   const out = typeof values.out === 'string' ? values.out : path.join(__dirname, 'results', 'cdc');
   let peakRss = 0;
-  const rss = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+  // Peak RSS per phase too: which part of the run sets the peak.
+  let phase = 'setup';
+  const phasePeaks: Record<string, number> = {};
+  const rss = setInterval(() => {
+    const now = process.memoryUsage().rss;
+    peakRss = Math.max(peakRss, now);
+    phasePeaks[phase] = Math.max(phasePeaks[phase] ?? 0, Math.round(now / 1024 / 1024));
+  }, 100);
 
   const base = await mkdtemp(path.join(os.tmpdir(), 'lbw-cdc-bench-'));
   const cluster = new EmbeddedCluster({ dataDir: path.join(base, 'data'), port: await freePort(), settings: { wal_level: 'logical', shared_buffers: '256MB', max_wal_size: '4GB' } });
@@ -195,6 +206,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
     await pipeDb.end();
     const pipe = await rawPipe(url('src'), url('pipe'), 'accounts', 'accounts');
     say(`raw binary COPY pipe into a keyed table: ${pipe.seconds.toFixed(2)} s`);
+    phase = 'pipe and setup';
 
     const environment = (database: string) => ({ host: '127.0.0.1', port: cluster.options.port, database, user: 'postgres', ssl: { mode: 'disable' }, maxConnections: 12 });
     const config = parseConfig({
@@ -232,6 +244,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
       await nat.connect();
       try {
         await nat.query(ACCOUNTS_DDL);
+        phase = 'native';
         say('native: CREATE SUBSCRIPTION (slot made apart), initial copy…');
         const sub = await subscribeNatively(url('src'), url('nat'), 'accounts');
         say(`native initial load: ${sub.loadSeconds.toFixed(2)} s — ${(pipe.seconds / sub.loadSeconds).toFixed(2)} of the pipe's speed`);
@@ -253,6 +266,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
     }
 
     // Ours. Initial load: slot first, then the partitioned copy (4 lanes, as the workflow runs it).
+    phase = 'our initial load';
     const t0 = performance.now();
     await cdc.join(ctx, { pipeline: 'bench' });
     const plan = await cdc.load.plan(ctx, { pipeline: 'bench', runId: 'bench-load', partitioned: true });
@@ -279,13 +293,16 @@ export async function cdcBench(argv: string[]): Promise<void> {
     streaming.catch(() => undefined);
     const ourApplied = async () => last?.appliedLsn ?? null;
 
+    phase = 'our steady state';
     const rowsBefore = last?.rowsApplied ?? 0;
     const steady = await steadyState(writer, target, load, { rows, tps, seconds });
     const steadyRows = (last?.rowsApplied ?? 0) - rowsBefore;
     steady.rowsPerSecond = steadyRows / steady.seconds;
     say(describeSteady(steady, tps));
+    phase = 'our update burst';
     const update = await burstApplied(writer, updateBurst(burst), ourApplied);
     say(`${describeBurst('update burst', update)}; last batch ${JSON.stringify(last?.lastBatch)}`);
+    phase = 'our mixed burst';
     const mixed = await burstApplied(writer, mixedBurst(load, mixedRows, rows, 1), ourApplied);
     say(describeBurst('mixed burst', mixed));
     stop.abort();
@@ -305,10 +322,11 @@ export async function cdcBench(argv: string[]): Promise<void> {
       burst: { ...update, applyMs: last?.lastBatch?.applyMs },
       mixed,
       peakRssMb: peakRss / 1024 / 1024,
+      peakRssMbByPhase: phasePeaks,
       equalAfterCatchUp: equal,
       native,
     };
-    say(`peak RSS of the bench process (engine, stream and load generator): ${result.peakRssMb.toFixed(0)} MB; source and target equal after catch-up: ${equal}`);
+    say(`peak RSS of the bench process (engine, stream and load generator): ${result.peakRssMb.toFixed(0)} MB (by phase, MB: ${JSON.stringify(phasePeaks)}); source and target equal after catch-up: ${equal}`);
     await mkdir(path.dirname(out), { recursive: true });
     await writeFile(`${out}.json`, JSON.stringify(result, null, 2));
     const nat = native && !('failed' in native) ? native : undefined;

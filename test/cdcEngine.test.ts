@@ -81,6 +81,11 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       INSERT INTO replay SELECT g, 'r' || g FROM generate_series(1, 2000) g;
       CREATE TABLE longtx (id int PRIMARY KEY, v text);
       INSERT INTO longtx VALUES (1, 'one');
+      CREATE TABLE pieces_a (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
+      ALTER TABLE pieces_a ALTER COLUMN big SET STORAGE EXTERNAL;
+      INSERT INTO pieces_a SELECT g, 0, repeat(md5(g::text), 100) FROM generate_series(1, 3000) g;
+      CREATE TABLE pieces_b (id int PRIMARY KEY, v text);
+      INSERT INTO pieces_b SELECT g, 'b' || g FROM generate_series(1, 3000) g;
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
       ALTER TABLE toasty ALTER COLUMN big SET STORAGE EXTERNAL;
       INSERT INTO toasty SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 3000) i) FROM generate_series(1, 20) g;
@@ -112,6 +117,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         fence: pipeline('fence', 'lbw_fence'),
         park_a: pipeline('park_a', 'lbw_park'),
         park_b: pipeline('park_b', 'lbw_park'),
+        pieces_a: pipeline('pieces_a', 'lbw_pieces'),
+        pieces_b: pipeline('pieces_b', 'lbw_pieces'),
         // One batch per source transaction: a replayed update and the delete that follows it are applied apart.
         toasty: pipeline('toasty', 'lbw_toasty', { cdc: { slot: 'lbw_toasty', batchRows: 1, batchMs: 200 } }),
       },
@@ -496,5 +503,32 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await cdc.pruneAfterCopy(ctx, { pipeline: 'stop_a' });
     await catchUp('stop_b');
     await same('stop_a', ['id', 'v']);
+  });
+
+  test('one source transaction of many pieces over two tables, each piece applied while the next is decoded: key changes with unchanged TOAST across pieces, deletes, a column added mid-transaction', async () => {
+    await snapshot('pieces_a');
+    await snapshot('pieces_b');
+    await catchUp('pieces_a');
+    // 17 pieces of 500 changes. Rows move in one piece and again in a later one; a relation
+    // message (the ADD COLUMN) arrives while an earlier piece is still being applied.
+    await source.query(`BEGIN;
+      UPDATE pieces_a SET n = n + 1;
+      UPDATE pieces_b SET v = v || '+' WHERE id % 2 = 0;
+      UPDATE pieces_a SET id = id + 10000 WHERE id <= 1000;
+      DELETE FROM pieces_b WHERE id <= 500;
+      UPDATE pieces_a SET n = n + 1 WHERE id BETWEEN 2000 AND 2600;
+      ALTER TABLE pieces_a ADD COLUMN d int NOT NULL DEFAULT 5;
+      UPDATE pieces_a SET n = n + 1, d = 6 WHERE id > 10500;
+      INSERT INTO pieces_b SELECT g, 'new' FROM generate_series(5001, 6000) g;
+      UPDATE pieces_a SET id = id + 10000 WHERE id > 10000 AND id <= 10200;
+      DELETE FROM pieces_a WHERE id BETWEEN 2500 AND 2510;
+      UPDATE pieces_b SET id = id + 100000 WHERE id BETWEEN 5001 AND 5100;
+    COMMIT`);
+    const p = await catchUp('pieces_a');
+    assert.equal(p.changesReceived, 8412);
+    await same('pieces_a', ['id', 'n', 'big', 'd']);
+    await same('pieces_b', ['id', 'v']);
+    const { rows } = await target.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE length(big) = 3200)::int AS whole, count(*) FILTER (WHERE d = 6)::int AS six FROM copy_pieces_a`);
+    assert.deepEqual(rows[0], { n: 2989, whole: 2989, six: 500 });
   });
 });

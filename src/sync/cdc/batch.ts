@@ -8,7 +8,12 @@ export type ChangeRow = Record<string, string | null | undefined>;
  * `from`: the key the row had before a key change still waiting in this batch; its target row
  * supplies the unchanged TOAST values (undefined in `row`), read before that row is deleted.
  */
-export type RowOp = { kind: 'upsert'; row: ChangeRow; from?: (string | null)[] } | { kind: 'delete'; key: (string | null)[] };
+/**
+ * `shape` (a row with every value present): what the row's columns were built from (the reader's
+ * column names of its relation), the same object for every such row, so the apply groups them
+ * without looking at each row's columns.
+ */
+export type RowOp = { kind: 'upsert'; row: ChangeRow; from?: (string | null)[]; shape?: object } | { kind: 'delete'; key: (string | null)[] };
 
 /** Pending work for one source table: whether it was truncated first, then one op per key. */
 export interface TableBatch {
@@ -22,7 +27,16 @@ export const keyOf = (row: ChangeRow, key: string[]): (string | null)[] =>
     return v === undefined ? null : v;
   });
 
-const keyText = (values: (string | null)[]) => JSON.stringify(values);
+/**
+ * A map key for key values, unambiguous for any text (length-prefixed; '-' is NULL). A one-column
+ * key that is not NULL is its own value, prefixed so it never meets a composite's encoding.
+ */
+function keyText(values: (string | null)[]): string {
+  if (values.length === 1 && values[0] != null) return `=${values[0]}`;
+  let s = '';
+  for (const v of values) s += v == null ? '-' : `${v.length}:${v}`;
+  return s;
+}
 
 export class ChangeBatch {
   readonly tables = new Map<string, TableBatch>();
@@ -38,26 +52,32 @@ export class ChangeBatch {
   }
 
   /** An insert or the new image of an update: merged over a pending upsert of the same key (its values fill unchanged TOAST columns). */
-  upsert(table: string, key: string[], row: ChangeRow, oldKey?: (string | null)[]): void {
+  upsert(table: string, key: string[], row: ChangeRow, oldKey?: (string | null)[], shape?: object): void {
     const t = this.table(table);
     const newKey = keyOf(row, key);
+    const newText = keyText(newKey);
     this.changes++;
-    for (const v of Object.values(row)) this.bytes += v ? v.length + 16 : 16;
+    let unchanged = false;
+    for (const c in row) {
+      const v = row[c];
+      if (v === undefined) unchanged = true;
+      this.bytes += v ? v.length + 16 : 16;
+    }
     let from: (string | null)[] | undefined;
-    if (oldKey && keyText(oldKey) !== keyText(newKey)) {
+    const oldText = oldKey && keyText(oldKey);
+    if (oldKey && oldText !== newText) {
       // The key changed: the old key's row is gone; its pending values carry over to the new key,
       // and what is still unchanged TOAST comes from the old key's target row (or its own source).
-      const prior = t.ops.get(keyText(oldKey));
-      t.ops.set(keyText(oldKey), { kind: 'delete', key: oldKey });
+      const prior = t.ops.get(oldText!);
+      t.ops.set(oldText!, { kind: 'delete', key: oldKey });
       from = prior?.kind === 'upsert' ? (prior.from ?? oldKey) : oldKey;
-      row = merge(prior, row);
+      [row, unchanged] = unchanged ? merge(prior, row) : [row, false];
     } else {
-      const prior = t.ops.get(keyText(newKey));
+      const prior = t.ops.get(newText);
       if (prior?.kind === 'upsert') from = prior.from;
-      row = merge(prior, row);
+      [row, unchanged] = unchanged ? merge(prior, row) : [row, false];
     }
-    const unchanged = Object.values(row).some((v) => v === undefined);
-    t.ops.set(keyText(newKey), unchanged && from ? { kind: 'upsert', row, from } : { kind: 'upsert', row });
+    t.ops.set(newText, unchanged ? (from ? { kind: 'upsert', row, from } : { kind: 'upsert', row }) : shape ? { kind: 'upsert', row, shape } : { kind: 'upsert', row });
   }
 
   delete(table: string, key: (string | null)[]): void {
@@ -86,9 +106,15 @@ export class ChangeBatch {
   }
 }
 
-function merge(prior: RowOp | undefined, row: ChangeRow): ChangeRow {
-  if (prior?.kind !== 'upsert') return row;
+/** The row with its unchanged TOAST values taken from a pending upsert of the same row; and whether some are still unchanged. */
+function merge(prior: RowOp | undefined, row: ChangeRow): [ChangeRow, boolean] {
+  if (prior?.kind !== 'upsert') return [row, true];
   const out: ChangeRow = { ...row };
-  for (const [k, v] of Object.entries(row)) if (v === undefined) out[k] = prior.row[k];
-  return out;
+  let unchanged = false;
+  for (const k in row)
+    if (row[k] === undefined) {
+      out[k] = prior.row[k];
+      if (out[k] === undefined) unchanged = true;
+    }
+  return [out, unchanged];
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import { PgoutputDecoder, type Decoded, type Tuple } from './pgoutput';
 import type { PipelineConfig } from '../../config/schema';
 import { classifySqlError, describeSqlError } from '../../db/errors';
 import { columnShape, deleteKeysSql, movedRowsSql, parkCdcState, readCdcState, truncateSql, updateRowsSql, updateWhereNoOldRowSql, upsertRowsSql, writeApplied, type CdcState } from '../../db/cdcSql';
@@ -12,7 +13,7 @@ import { RetryableSyncError, schemaChangedError, SyncError } from '../errors';
 import { addMissingEnumLabels, backfillAddedColumns, isUnknownEnumLabel, missingValues } from './schemaFollow';
 import { NON_RETRYABLE_FAILURES, RETRYABLE_FAILURES } from '../../failureTypes';
 import { reconcileSchema } from '../schemaChanges';
-import { ChangeBatch, keyOf, type ChangeRow, type TableBatch } from './batch';
+import { ChangeBatch, type ChangeRow, type TableBatch } from './batch';
 import type { StreamProgress } from './types';
 import { compareLsn, formatLsn, lsnValue, normalizeLsn } from './lsn';
 import { confirmable, type CheckpointMember } from './checkpoint';
@@ -85,12 +86,15 @@ function libraryBacklog(service: LogicalReplicationService): number {
   return queue.length;
 }
 
-/** Column values in text form: the library's default parsers would turn numerics and timestamps into lossy JS values. */
+/**
+ * The library's replication protocol and flow control, with our own decoder (pgoutput.ts): values
+ * stay text (the library's parsers would turn numerics and timestamps into lossy JS values), and a
+ * tuple is an array, not an object built through a parser per value. The 'data' events carry `Decoded`.
+ */
 class TextPgoutput extends PgoutputPlugin {
+  private readonly decoder = new PgoutputDecoder();
   override parse(buffer: Buffer): Pgoutput.Message {
-    const m = super.parse(buffer);
-    if (m.tag === 'relation') for (const c of m.columns) c.parser = (raw: unknown) => raw;
-    return m;
+    return this.decoder.decode(buffer) as unknown as Pgoutput.Message;
   }
 }
 
@@ -108,16 +112,31 @@ interface Runtime extends StreamPipeline {
   reconcile: boolean;
   /** Skip the transaction being received: already applied. */
   skip: boolean;
+  /** Per source column of the relation as last announced: its target name, or null when excluded. */
+  names: (string | null)[];
+  /** Per key column (config.key, target names): its index in the relation's columns, -1 when absent. */
+  keyIndex: number[];
 }
 
-/** Source row (source column names) to target column names, without excluded columns. */
-function toTarget(p: PipelineConfig, row: Record<string, unknown>): ChangeRow {
+/** The target names of a relation's columns for this pipeline (renamed; null: excluded). */
+function targetNames(p: PipelineConfig, columns: readonly { name: string }[]): (string | null)[] {
+  return columns.map((c) => (p.transform.exclude.includes(c.name) ? null : (p.transform.rename[c.name] ?? c.name)));
+}
+
+/** A decoded tuple as a row of target column names, without excluded columns (an unchanged TOAST value stays undefined). */
+function toTarget(r: Runtime, t: Tuple): ChangeRow {
   const out: ChangeRow = {};
-  for (const [k, v] of Object.entries(row)) {
-    if (p.transform.exclude.includes(k)) continue;
-    out[p.transform.rename[k] ?? k] = v === undefined ? undefined : v === null ? null : String(v);
+  const names = r.names;
+  for (let i = 0; i < t.length; i++) {
+    const n = names[i];
+    if (n != null) out[n] = t[i];
   }
   return out;
+}
+
+/** The key values of a tuple (a whole row, or a replica-identity key tuple whose other columns are null). */
+function keyFrom(r: Runtime, t: Tuple): (string | null)[] {
+  return r.keyIndex.map((i) => (i < 0 ? null : (t[i] ?? null)));
 }
 
 const slotMissing = (slot: string, detail: string) =>
@@ -157,7 +176,7 @@ async function loadRuntimes(ctx: CallContext, o: StreamOptions): Promise<{ strea
     if (!state || state.slot !== o.slot) continue; // not joined: nothing to hold back for it
     if (state.parked || state.stoppedAt) continue; // nobody applies for it until it resumes
     if (state.phase === 'snapshot') waiting.push({ name: p.name, startLsn: state.startLsn });
-    else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, missing: new Map(), sourceShape: null, reconcile: true, skip: false });
+    else streaming.push({ ...p, state, columns: null, written: new Set(), relationColumns: null, missing: new Map(), sourceShape: null, reconcile: true, skip: false, names: [], keyIndex: [] });
   }
   return { streaming, waiting };
 }
@@ -195,45 +214,89 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
 
   let chain = Promise.resolve();
   let queued = 0;
+  /**
+   * A piece of a large source transaction being applied while the next one is decoded (spillSoon):
+   * the target writes while the source's walsender and this reader go on. Everything else that
+   * touches the targets or the slot (commits, keepalives, timers, the end) waits for it.
+   */
+  let inflight: Promise<void> | null = null;
   const serial = (fn: () => Promise<void>) => {
     queued++;
-    return (chain = chain.then(fn).finally(() => void queued--));
+    return (chain = chain
+      .then(async () => {
+        if (inflight) await inflight.catch(() => undefined);
+        return fn();
+      })
+      .finally(() => void queued--));
   };
 
   async function applyTo(r: Runtime, t: pg.PoolClient, tb: TableBatch | undefined): Promise<number> {
     if (r.reconcile || !r.columns) {
-      // A new relation shape (or the first batch): evolve the target per schemaChanges, in this transaction.
-      // Read from the source table as it is named now (a rename is followed by oid).
-      const now = { ...r.config, source: { ...r.config.source, table: `${quoteIdent(r.source.schema)}.${quoteIdent(r.source.table)}` } };
-      const before = new Set(((await targetColumns(t, r.config.target.table!)) ?? []).map((c) => c.name));
-      const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, now, r.name)).catch((err: unknown) => {
-        if (err instanceof SyncError && err.type === NON_RETRYABLE_FAILURES.schemaChanged)
-          throw schemaChangedError(`${err.message}. The stream cannot follow this change: cdc stop --pipeline ${r.name}, then cdc start --pipeline ${r.name} copies the table anew in its new shape`);
-        throw err;
-      });
-      const cols = (await targetColumns(t, r.config.target.table!)) ?? [];
-      r.columns = new Map(cols.map((c) => [c.name, c.type]));
-      r.written = new Set(plan.columns);
+      // Cleared first: a relation message decoded while this piece applies sets it again, for the next piece.
       r.reconcile = false;
-      // ADD COLUMN … DEFAULT: the rows already in the target get what the source's rows got.
-      const added = before.size ? cols.filter((c) => !before.has(c.name)) : [];
-      [r.missing, r.sourceShape] = await withConnection(ctx.connect, r.config.source, async (s) => {
-        if (added.length) await backfillAddedColumns(s, t, r.config, r.source, added);
-        return Promise.all([missingValues(s, r.config, r.source, [...r.written]), columnShape(s, r.source.oid)]);
+      await evolveTarget(r, t).catch((err: unknown) => {
+        r.reconcile = true;
+        throw err;
       });
     }
     if (!tb) return 0;
+    return applyRows(r, t, tb, r.columns!);
+  }
+
+  /** A new relation shape (or the first batch): the target evolved per schemaChanges, in this transaction. */
+  async function evolveTarget(r: Runtime, t: pg.PoolClient): Promise<void> {
+    // Read from the source table as it is named now (a rename is followed by oid).
+    const now = { ...r.config, source: { ...r.config.source, table: `${quoteIdent(r.source.schema)}.${quoteIdent(r.source.table)}` } };
+    const before = new Set(((await targetColumns(t, r.config.target.table!)) ?? []).map((c) => c.name));
+    const plan = await withConnection(ctx.connect, r.config.source, (s) => reconcileSchema(s, t, now, r.name)).catch((err: unknown) => {
+      if (err instanceof SyncError && err.type === NON_RETRYABLE_FAILURES.schemaChanged)
+        throw schemaChangedError(`${err.message}. The stream cannot follow this change: cdc stop --pipeline ${r.name}, then cdc start --pipeline ${r.name} copies the table anew in its new shape`);
+      throw err;
+    });
+    const cols = (await targetColumns(t, r.config.target.table!)) ?? [];
+    r.columns = new Map(cols.map((c) => [c.name, c.type]));
+    r.written = new Set(plan.columns);
+    // ADD COLUMN … DEFAULT: the rows already in the target get what the source's rows got.
+    const added = before.size ? cols.filter((c) => !before.has(c.name)) : [];
+    [r.missing, r.sourceShape] = await withConnection(ctx.connect, r.config.source, async (s) => {
+      if (added.length) await backfillAddedColumns(s, t, r.config, r.source, added);
+      return Promise.all([missingValues(s, r.config, r.source, [...r.written]), columnShape(s, r.source.oid)]);
+    });
+  }
+
+  async function applyRows(r: Runtime, t: pg.PoolClient, tb: TableBatch, types: Map<string, string>): Promise<number> {
     const table = r.config.target.table!;
-    const types = r.columns;
     let n = 0;
     if (tb.truncated) await t.query(truncateSql(table));
     const deletes: (string | null)[][] = [];
     // Grouped by the columns present, the unchanged TOAST ones (undefined) and whether the key moved.
     // `fill`: columns the change's (older) relation did not have yet, inserted with the source's missing value.
-    const groups = new Map<string, { present: string[]; missing: string[]; fill: string[]; moved: boolean; rows: (string | null)[][] }>();
+    type Group = { present: string[]; missing: string[]; fill: string[]; moved: boolean; rows: (string | null)[][] };
+    const groups = new Map<string, Group>();
+    const group = (present: string[], missing: string[], fill: string[], moved: boolean) => {
+      const sig = `${moved}\u0001${present.join('\u0000')}\u0001${missing.join('\u0000')}\u0001${fill.join('\u0000')}`;
+      let g = groups.get(sig);
+      if (!g) groups.set(sig, (g = { present, missing, fill, moved, rows: [] }));
+      return g;
+    };
+    // Rows with every value present, by the column names they were built from: grouped once per shape.
+    const byShape = new Map<object, Group>();
     for (const op of tb.ops.values()) {
       if (op.kind === 'delete') {
         deletes.push(op.key);
+        continue;
+      }
+      if (op.shape) {
+        let g = byShape.get(op.shape);
+        if (!g) {
+          const present = Object.keys(op.row).filter((c) => r.written.has(c) && types.has(c));
+          const fill = [...r.missing.keys()].filter((c) => !(c in op.row) && types.has(c));
+          byShape.set(op.shape, (g = group(present, [], fill, false)));
+        }
+        const values: (string | null)[] = [];
+        for (const c of g.present) values.push(op.row[c] as string | null);
+        for (const c of g.fill) values.push(r.missing.get(c)!);
+        g.rows.push(values);
         continue;
       }
       const usable = Object.keys(op.row).filter((c) => r.written.has(c) && types.has(c));
@@ -243,10 +306,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       // A moved row takes the absent columns from its old key's target row, as it takes unchanged TOAST.
       const missing = [...usable.filter((c) => op.row[c] === undefined), ...(moved ? absent : [])];
       const fill = moved ? [] : absent;
-      const sig = `${moved}\u0001${present.join('\u0000')}\u0001${missing.join('\u0000')}\u0001${fill.join('\u0000')}`;
-      let g = groups.get(sig);
-      if (!g) groups.set(sig, (g = { present, missing, fill, moved, rows: [] }));
-      g.rows.push([...present.map((c) => op.row[c] as string | null), ...fill.map((c) => r.missing.get(c)!), ...(moved ? op.from! : [])]);
+      group(present, missing, fill, moved).rows.push([...present.map((c) => op.row[c] as string | null), ...fill.map((c) => r.missing.get(c)!), ...(moved ? op.from! : [])]);
     }
     const col = (c: string) => ({ name: c, type: types.get(c)! });
     const key = r.config.key.map(col);
@@ -273,10 +333,10 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   const open = new Map<string, { client: pg.PoolClient; ops: number; rows: number }>();
   let spilled = { changes: 0, ms: 0 };
 
-  async function spill(): Promise<void> {
+  async function spill(full: ChangeBatch): Promise<void> {
     const began = Date.now();
     for (const r of [...streaming]) {
-      const tb = batch.tables.get(r.name);
+      const tb = full.tables.get(r.name);
       if (!tb) continue;
       let e = open.get(r.name);
       if (!e) {
@@ -296,9 +356,28 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       }
       e.ops += tb.ops.size;
     }
-    spilled = { changes: spilled.changes + batch.changes, ms: spilled.ms + Date.now() - began };
-    batch = new ChangeBatch();
+    spilled = { changes: spilled.changes + full.changes, ms: spilled.ms + Date.now() - began };
     o.onProgress?.({ ...progress, lagSeconds: lagNow() });
+  }
+
+  /**
+   * A batch full inside a source transaction: applied (not committed) in the background while the
+   * next one fills, so the target writes while the source decodes. At most one piece applies and
+   * one fills (memory: two batches); the returned promise, when there is one, holds the reader
+   * until the piece before has applied.
+   */
+  function spillSoon(fail: (err: unknown) => void): Promise<void> | undefined {
+    const full = batch;
+    batch = new ChangeBatch();
+    const start = () => {
+      const p: Promise<void> = spill(full).finally(() => {
+        if (inflight === p) inflight = null;
+      });
+      inflight = p;
+      p.catch(fail);
+    };
+    if (!inflight) return void start();
+    return inflight.then(start, () => undefined);
   }
 
   /**
@@ -352,7 +431,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       const e = open.get(r.name);
       try {
         if (e) {
-          // Opened by spill(): the rest of the batch, the checkpoint, then the commit.
+          // Opened by spill(): the rest of the transaction, the checkpoint, then the commit.
           e.rows += await applyTo(r, e.client, tb);
           if (!(await writeApplied(e.client, o.stateSchema(r.name), r.name, commit.lsn, commit.time, e.ops + (tb?.ops.size ?? 0)))) throw fenced(r.name, commit.lsn);
           await e.client.query('COMMIT');
@@ -467,11 +546,11 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
   const done = () => !!o.untilLsn && !!progress.appliedLsn && compareLsn(progress.appliedLsn, o.untilLsn) >= 0;
 
   /** Takes one message into the batch; true when the batch is due (applied by the caller, asynchronously). */
-  function onMessage(m: Pgoutput.Message): boolean {
+  function onMessage(m: Decoded): boolean {
     switch (m.tag) {
       case 'begin': {
         inTransaction = true;
-        current = { lsn: normalizeLsn(m.commitLsn!), time: new Date(Number(BigInt(String(m.commitTime)) / 1000n)) };
+        current = { lsn: m.commitLsn, time: m.commitTime };
         oldestUnapplied ??= current.time;
         for (const r of streaming)
           r.skip = (!!r.state.appliedLsn && compareLsn(current.lsn, r.state.appliedLsn) <= 0) || compareLsn(current.lsn, r.state.startLsn) < 0;
@@ -494,6 +573,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         const shape = m.columns.map((c) => `${c.name}:${c.typeOid}`).join(',');
         if (r.relationColumns !== shape && (r.relationColumns !== null || r.columns !== null)) r.reconcile = true;
         r.relationColumns = shape;
+        r.names = targetNames(r.config, m.columns);
+        r.keyIndex = r.config.key.map((k) => r.names.indexOf(k));
         return false;
       }
       case 'insert':
@@ -503,17 +584,14 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
         if (!r || r.skip) return false;
         const name = r.name;
         if (m.tag === 'delete') {
-          const old = toTarget(r.config, (m.key ?? m.old ?? {}) as Record<string, unknown>);
-          batch.delete(name, keyOf(old, r.config.key));
+          const old = m.key ?? m.old;
+          if (!old) throw new Error(`pgoutput: a delete of ${r.source.schema}.${r.source.table} without its key`);
+          batch.delete(name, keyFrom(r, old));
         } else {
-          const row = toTarget(r.config, m.new as Record<string, unknown>);
-          // REPLICA IDENTITY FULL: the old tuple carries every value, unchanged TOAST ones included.
-          if (m.tag === 'update' && m.old) {
-            const old = toTarget(r.config, m.old as Record<string, unknown>);
-            for (const [k, v] of Object.entries(row)) if (v === undefined && old[k] !== undefined) row[k] = old[k];
-          }
-          const before = m.tag === 'update' && (m.key ?? m.old) ? keyOf(toTarget(r.config, (m.key ?? m.old) as Record<string, unknown>), r.config.key) : undefined;
-          batch.upsert(name, r.config.key, row, before);
+          // REPLICA IDENTITY FULL: the decoder filled the new tuple's unchanged TOAST values from the old tuple.
+          const row = toTarget(r, m.new);
+          const old = m.tag === 'update' ? (m.key ?? m.old) : null;
+          batch.upsert(name, r.config.key, row, old ? keyFrom(r, old) : undefined, r.names);
         }
         if (batchStarted === 0) batchStarted = Date.now();
         progress.changesReceived++;
@@ -529,7 +607,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       }
       case 'commit': {
         inTransaction = false;
-        if (current) lastCommit = { lsn: current.lsn, endLsn: normalizeLsn(m.commitEndLsn!), time: current.time };
+        if (current) lastCommit = { lsn: current.lsn, endLsn: m.commitEndLsn, time: current.time };
         progress.receivedLsn = lastCommit?.endLsn ?? progress.receivedLsn;
         // A transaction with nothing for us (a table whose pipeline is copying, say) is flushed on the
         // batch timer too: left pending, the reader would neither flush nor decide again until its
@@ -558,6 +636,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       stopped = true;
       clearInterval(timer);
       await service.stop().catch(() => undefined);
+      // A piece still applying finishes (or fails) before its transaction is rolled back.
+      if (inflight) await inflight.catch(() => undefined);
       await discardOpen();
       lockClient?.release();
       lockClient = null;
@@ -571,14 +651,15 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       await finish();
     };
 
-    service.on('data', (_lsn: string, m: Pgoutput.Message) => {
+    service.on('data', (_lsn: string, message: Pgoutput.Message) => {
+      const m = message as unknown as Decoded;
       if (stopped) return;
       // Most messages only join the batch: taken synchronously (no promise per row) unless a flush,
       // a timer or a keepalive is under way, so they stay in order with it.
       if (queued === 0 && m.tag !== 'commit') {
         try {
           // A batch full mid-transaction is applied (not committed) before more rows pile up.
-          if (onMessage(m)) return serial(() => (inTransaction ? spill() : flushNow())).catch(fail);
+          if (onMessage(m)) return inTransaction ? spillSoon(fail) : serial(() => flushNow()).catch(fail);
         } catch (err) {
           fail(err);
         }
@@ -586,7 +667,7 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
       }
       return serial(async () => {
         if (stopped) return;
-        if (onMessage(m)) await (inTransaction ? spill() : flushNow());
+        if (onMessage(m)) await (inTransaction ? spillSoon(fail) : flushNow());
         // Asked to end (segment over, stop) inside a source transaction: it ends at that transaction's
         // commit, applied; rolling its pieces back would have the next reader receive it all again.
         if (ending && !inTransaction) await flushAndFinish();
@@ -613,6 +694,9 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     });
     service.on('error', (err: Error & { code?: string }) => fail(err.code === '42704' ? slotMissing(o.slot, err.message) : err));
     const timer = setInterval(() => {
+      // A piece applying means a transaction is being received: nothing here is due, and a task queued
+      // behind the piece would send every message decoded meanwhile down the slow path.
+      if (inflight) return;
       serial(async () => {
         if (stopped) return;
         // An end asked for mid-transaction also ends here, should its commit have come some other way.
