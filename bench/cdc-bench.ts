@@ -172,11 +172,15 @@ export async function cdcBench(argv: string[]): Promise<void> {
   const skipNative = values['no-native'] === true || process.env.BENCH_CDC_NATIVE === '0';
   const out = typeof values.out === 'string' ? values.out : path.join(__dirname, 'results', 'cdc');
   let peakRss = 0;
-  // Peak RSS per phase too: which part of the run sets the peak.
+  // Peak RSS per phase too (which part of the run sets the peak), and the JS heap in use at the
+  // peak: garbage not yet collected, when it is far above the heap just after.
   let phase = 'setup';
   const phasePeaks: Record<string, number> = {};
+  let heapAtPeakMb = 0;
   const rss = setInterval(() => {
-    const now = process.memoryUsage().rss;
+    const m = process.memoryUsage();
+    const now = m.rss;
+    if (now > peakRss) heapAtPeakMb = Math.round(m.heapUsed / 1024 / 1024);
     peakRss = Math.max(peakRss, now);
     phasePeaks[phase] = Math.max(phasePeaks[phase] ?? 0, Math.round(now / 1024 / 1024));
   }, 100);
@@ -323,10 +327,11 @@ export async function cdcBench(argv: string[]): Promise<void> {
       mixed,
       peakRssMb: peakRss / 1024 / 1024,
       peakRssMbByPhase: phasePeaks,
+      heapUsedAtPeakMb: heapAtPeakMb,
       equalAfterCatchUp: equal,
       native,
     };
-    say(`peak RSS of the bench process (engine, stream and load generator): ${result.peakRssMb.toFixed(0)} MB (by phase, MB: ${JSON.stringify(phasePeaks)}); source and target equal after catch-up: ${equal}`);
+    say(`peak RSS of the bench process (engine, stream and load generator): ${result.peakRssMb.toFixed(0)} MB (by phase, MB: ${JSON.stringify(phasePeaks)}; JS heap in use at the peak ${heapAtPeakMb} MB); source and target equal after catch-up: ${equal}`);
     await mkdir(path.dirname(out), { recursive: true });
     await writeFile(`${out}.json`, JSON.stringify(result, null, 2));
     const nat = native && !('failed' in native) ? native : undefined;
@@ -347,7 +352,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
         `| steady state, ${tps} tx/s offered for ${steady.seconds.toFixed(0)} s (each: an update, an insert, a delete) | ${nativeCell((n) => `${n.steady.tpsAchieved.toFixed(0)} tx/s; lag p50 ${n.steady.lagP50.toFixed(2)} s, p95 ${n.steady.lagP95.toFixed(2)} s, max ${n.steady.lagMax.toFixed(2)} s`)} | ${steady.tpsAchieved.toFixed(0)} tx/s; lag p50 ${steady.lagP50.toFixed(2)} s, p95 ${steady.lagP95.toFixed(2)} s, max ${steady.lagMax.toFixed(2)} s | | p95 ≤ 1 s |`,
         `| burst: ${burst.toLocaleString('en')} updates in one transaction, commit to applied | ${nativeCell((n) => `${n.update.catchUpSeconds.toFixed(2)} s (${n.update.rowsPerSecond.toFixed(0)} rows/s)`)} | ${update.catchUpSeconds.toFixed(2)} s (${update.rowsPerSecond.toFixed(0)} rows/s) | ${vs(update.catchUpSeconds, nat?.update.catchUpSeconds)} | ≥ 1.5× native |`,
         `| mixed burst: ${mixedRows.toLocaleString('en')} inserts + ${mixedRows.toLocaleString('en')} deletes in one transaction, commit to applied | ${nativeCell((n) => `${n.mixed.catchUpSeconds.toFixed(2)} s (${n.mixed.rowsPerSecond.toFixed(0)} rows/s)`)} | ${mixed.catchUpSeconds.toFixed(2)} s (${mixed.rowsPerSecond.toFixed(0)} rows/s) | ${vs(mixed.catchUpSeconds, nat?.mixed.catchUpSeconds)} | ≥ 1.5× native |`,
-        `| peak RSS (bench process: engine, stream, load generator) | (a server process) | ${result.peakRssMb.toFixed(0)} MB | | ≤ 250 MB |`,
+        `| peak RSS (bench process: engine, stream, load generator) | (a server process) | ${result.peakRssMb.toFixed(0)} MB (during the ${Object.entries(phasePeaks).sort((x, y) => y[1] - x[1])[0]?.[0] ?? '—'}; JS heap in use then ${heapAtPeakMb} MB) | | ≤ 250 MB |`,
         `| source = target after catch-up (count, sum) | ${nativeCell((n) => String(n.equalAfterCatchUp))} | ${equal} | | |`,
         '',
       ].join('\n'),
