@@ -172,15 +172,15 @@ export async function cdcBench(argv: string[]): Promise<void> {
   const skipNative = values['no-native'] === true || process.env.BENCH_CDC_NATIVE === '0';
   const out = typeof values.out === 'string' ? values.out : path.join(__dirname, 'results', 'cdc');
   let peakRss = 0;
-  // Peak RSS per phase too (which part of the run sets the peak), and the JS heap in use at the
-  // peak: garbage not yet collected, when it is far above the heap just after.
+  // Peak RSS per phase too (which part of the run sets the peak), and the most JS heap in use
+  // (live objects and garbage not yet collected: V8 keeps the pages a burst's garbage grew).
   let phase = 'setup';
   const phasePeaks: Record<string, number> = {};
   let heapAtPeakMb = 0;
   const rss = setInterval(() => {
     const m = process.memoryUsage();
     const now = m.rss;
-    if (now > peakRss) heapAtPeakMb = Math.round(m.heapUsed / 1024 / 1024);
+    heapAtPeakMb = Math.max(heapAtPeakMb, Math.round(m.heapUsed / 1024 / 1024));
     peakRss = Math.max(peakRss, now);
     phasePeaks[phase] = Math.max(phasePeaks[phase] ?? 0, Math.round(now / 1024 / 1024));
   }, 100);
@@ -270,7 +270,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
     }
 
     // Ours. Initial load: slot first, then the partitioned copy (4 lanes, as the workflow runs it).
-    phase = 'our initial load';
+    phase = 'initial load';
     const t0 = performance.now();
     await cdc.join(ctx, { pipeline: 'bench' });
     const plan = await cdc.load.plan(ctx, { pipeline: 'bench', runId: 'bench-load', partitioned: true });
@@ -297,16 +297,16 @@ export async function cdcBench(argv: string[]): Promise<void> {
     streaming.catch(() => undefined);
     const ourApplied = async () => last?.appliedLsn ?? null;
 
-    phase = 'our steady state';
+    phase = 'steady state';
     const rowsBefore = last?.rowsApplied ?? 0;
     const steady = await steadyState(writer, target, load, { rows, tps, seconds });
     const steadyRows = (last?.rowsApplied ?? 0) - rowsBefore;
     steady.rowsPerSecond = steadyRows / steady.seconds;
     say(describeSteady(steady, tps));
-    phase = 'our update burst';
+    phase = 'update burst';
     const update = await burstApplied(writer, updateBurst(burst), ourApplied);
     say(`${describeBurst('update burst', update)}; last batch ${JSON.stringify(last?.lastBatch)}`);
-    phase = 'our mixed burst';
+    phase = 'mixed burst';
     const mixed = await burstApplied(writer, mixedBurst(load, mixedRows, rows, 1), ourApplied);
     say(describeBurst('mixed burst', mixed));
     stop.abort();
@@ -327,11 +327,11 @@ export async function cdcBench(argv: string[]): Promise<void> {
       mixed,
       peakRssMb: peakRss / 1024 / 1024,
       peakRssMbByPhase: phasePeaks,
-      heapUsedAtPeakMb: heapAtPeakMb,
+      peakHeapUsedMb: heapAtPeakMb,
       equalAfterCatchUp: equal,
       native,
     };
-    say(`peak RSS of the bench process (engine, stream and load generator): ${result.peakRssMb.toFixed(0)} MB (by phase, MB: ${JSON.stringify(phasePeaks)}; JS heap in use at the peak ${heapAtPeakMb} MB); source and target equal after catch-up: ${equal}`);
+    say(`peak RSS of the bench process (engine, stream and load generator): ${result.peakRssMb.toFixed(0)} MB (by phase, MB: ${JSON.stringify(phasePeaks)}; most JS heap in use ${heapAtPeakMb} MB); source and target equal after catch-up: ${equal}`);
     await mkdir(path.dirname(out), { recursive: true });
     await writeFile(`${out}.json`, JSON.stringify(result, null, 2));
     const nat = native && !('failed' in native) ? native : undefined;
@@ -352,7 +352,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
         `| steady state, ${tps} tx/s offered for ${steady.seconds.toFixed(0)} s (each: an update, an insert, a delete) | ${nativeCell((n) => `${n.steady.tpsAchieved.toFixed(0)} tx/s; lag p50 ${n.steady.lagP50.toFixed(2)} s, p95 ${n.steady.lagP95.toFixed(2)} s, max ${n.steady.lagMax.toFixed(2)} s`)} | ${steady.tpsAchieved.toFixed(0)} tx/s; lag p50 ${steady.lagP50.toFixed(2)} s, p95 ${steady.lagP95.toFixed(2)} s, max ${steady.lagMax.toFixed(2)} s | | p95 ≤ 1 s |`,
         `| burst: ${burst.toLocaleString('en')} updates in one transaction, commit to applied | ${nativeCell((n) => `${n.update.catchUpSeconds.toFixed(2)} s (${n.update.rowsPerSecond.toFixed(0)} rows/s)`)} | ${update.catchUpSeconds.toFixed(2)} s (${update.rowsPerSecond.toFixed(0)} rows/s) | ${vs(update.catchUpSeconds, nat?.update.catchUpSeconds)} | ≥ 1.5× native |`,
         `| mixed burst: ${mixedRows.toLocaleString('en')} inserts + ${mixedRows.toLocaleString('en')} deletes in one transaction, commit to applied | ${nativeCell((n) => `${n.mixed.catchUpSeconds.toFixed(2)} s (${n.mixed.rowsPerSecond.toFixed(0)} rows/s)`)} | ${mixed.catchUpSeconds.toFixed(2)} s (${mixed.rowsPerSecond.toFixed(0)} rows/s) | ${vs(mixed.catchUpSeconds, nat?.mixed.catchUpSeconds)} | ≥ 1.5× native |`,
-        `| peak RSS (bench process: engine, stream, load generator) | (a server process) | ${result.peakRssMb.toFixed(0)} MB (during the ${Object.entries(phasePeaks).sort((x, y) => y[1] - x[1])[0]?.[0] ?? '—'}; JS heap in use then ${heapAtPeakMb} MB) | | ≤ 250 MB |`,
+        `| peak RSS (bench process: engine, stream, load generator) | (a server process) | ${result.peakRssMb.toFixed(0)} MB (peak in the ${Object.entries(phasePeaks).sort((x, y) => y[1] - x[1])[0]?.[0] ?? '—'}; most JS heap in use ${heapAtPeakMb} MB) | | ≤ 250 MB |`,
         `| source = target after catch-up (count, sum) | ${nativeCell((n) => String(n.equalAfterCatchUp))} | ${equal} | | |`,
         '',
       ].join('\n'),

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PipelineConfig } from '../config/schema';
 import { CopyMeter, copyRowTransform, type RecordTransform } from '../db/copyText';
+import { relayCopy } from '../db/copyFrames';
 import { quoteTable } from '../db/identifiers';
 import { refreshTableName } from '../db/swap';
 import { estimateRows, tablePages } from '../db/catalog';
@@ -49,16 +50,17 @@ async function nextPages(s: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, 
   return { sql: copyPagesSql(p, plan, from, to), cursor: [String(to)], done: to >= (upper ?? pages) };
 }
 
-/** Streams the rows of `copyOut` from the source into `into` (through the row transform, if any). */
+/** Streams the rows of `copyOut` from the source into `into`: relayed as the server frames them, or through the row transform. */
 async function copyInto(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig, plan: ColumnPlan, copyOut: string, into: string, transform: RecordTransform | undefined, ctx: CallContext) {
+  if (!transform) {
+    const r = await relayCopy(s, t, copyOut, copyInSql(into, plan.columns), { signal: ctx.signal, onProgress: (rows, bytes) => ctx.onProgress?.({ rows, bytes }) });
+    return { meter: r, written: r.written };
+  }
   const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows, bytes }));
   const sink = t.query(copyFrom(copyInSql(into, plan.columns)));
-  const stages: Transform[] = [meter];
-  if (transform) {
-    const describe = (r: Record<string, CursorValue>) => p.key.map((k) => `${k}=${r[k]}`).join(', ');
-    stages.push(copyRowTransform(plan.columns, plan.columns, transform, describe));
-  }
-  await pipe(s.query(copyTo(copyOut)), ...(stages as [Transform]), sink, { signal: ctx.signal });
+  const describe = (r: Record<string, CursorValue>) => p.key.map((k) => `${k}=${r[k]}`).join(', ');
+  const stages: Transform[] = [meter, copyRowTransform(plan.columns, plan.columns, transform, describe)];
+  await pipe(s.query(copyTo(copyOut)), ...(stages as [Transform, Transform]), sink, { signal: ctx.signal });
   return { meter, written: sink.rowCount };
 }
 
