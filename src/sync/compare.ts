@@ -1,9 +1,7 @@
 // The bucketed compare of a pipeline's source and target, shared by delete detection and verify:
 // key ranges are digested (row count + sum of row hashes) on both sides, sub-ranges that differ
 // are the only ones whose rows move — streamed into a session table on the target, never held here.
-import { pipeline as pipe } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PipelineConfig } from '../config/schema';
 import { estimateRows, tablePages } from '../db/catalog';
 import {
@@ -31,7 +29,7 @@ import {
   type CompareShape,
   type KeyRange,
 } from '../db/compareSql';
-import { CopyMeter } from '../db/copyText';
+import { relayCopy } from '../db/copyFrames';
 import { sourceRelation, type CursorValue } from '../db/syncSql';
 import { withTransaction, type Transaction } from '../db/transaction';
 import { columnPlan, type CallContext } from './context';
@@ -252,8 +250,7 @@ export function joinAdjacent(ranges: KeyRange[]): KeyRange[] {
 /** Streams the source's keys (with row hashes) of `ranges` into the target's leaf table; memory stays at a COPY buffer. */
 export async function copyLeaves(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, ranges: KeyRange[], ctx: CallContext): Promise<number> {
   await t.query(leafTableSql(shape));
-  const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows, bytes }));
-  await pipe(s.query(copyTo(leafCopyOutSql(shape, ranges))), meter, t.query(copyFrom(leafCopyInSql(shape))), { signal: ctx.signal });
+  const leaves = await relayCopy(s, t, leafCopyOutSql(shape, ranges), leafCopyInSql(shape), { signal: ctx.signal, onProgress: (rows, bytes) => ctx.onProgress?.({ rows, bytes }) });
   await t.query(analyzeLeafSql());
-  return meter.rows;
+  return leaves.rows;
 }

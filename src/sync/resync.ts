@@ -1,9 +1,7 @@
 // Compare-then-copy re-sync: a populated target with no cursor to say what changed is compared with
 // its source bucket by bucket first (the digests of verify and delete detection), and only the rows
 // that differ are copied and merged — deleted too, when the pipeline asks — in the same pass.
-import { pipeline as pipe } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PipelineConfig } from '../config/schema';
 import { isEmpty } from '../db/catalog';
 import {
@@ -23,7 +21,7 @@ import {
   type CompareShape,
   type KeyRange,
 } from '../db/compareSql';
-import { CopyMeter } from '../db/copyText';
+import { relayCopy } from '../db/copyFrames';
 import { quoteTable } from '../db/identifiers';
 import { copyInSql, createStageSql, mergeSql } from '../db/syncSql';
 import { finishBucket, lockBucket, peekState, readPartitions } from '../db/syncState';
@@ -93,12 +91,11 @@ interface Narrowed {
  */
 async function narrow(s: pg.ClientBase, t: pg.ClientBase, shape: CompareShape, scope: CompareScope, ctx: CallContext): Promise<Narrowed> {
   await t.query(leafTableSql(shape));
-  const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows, bytes }));
-  await pipe(s.query(copyTo(scopedLeafCopyOutSql(shape, scope))), meter, t.query(copyFrom(leafCopyInSql(shape))), { signal: ctx.signal });
+  const leaves = await relayCopy(s, t, scopedLeafCopyOutSql(shape, scope), leafCopyInSql(shape), { signal: ctx.signal, onProgress: (rows, bytes) => ctx.onProgress?.({ rows, bytes }) });
   await t.query(analyzeLeafSql());
   await t.query(changedTableSql(shape, scope));
   const { copy, gone } = (await t.query<{ copy: number; gone: number }>(changedCountsSql())).rows[0]!;
-  return { keysCompared: meter.rows, copy, gone };
+  return { keysCompared: leaves.rows, copy, gone };
 }
 
 interface Changes extends Narrowed {
@@ -191,9 +188,8 @@ async function moveChanged(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConfig
   if (n.copy > 0) {
     await t.query(createStageSql(STAGE, target, columns));
     const stage = async (copyOut: string) => {
-      const meter = new CopyMeter((rows, bytes) => ctx.onProgress?.({ rows: n.keysCompared + rowsCopied + rows, bytes }));
-      await pipe(s.query(copyTo(copyOut)), meter, t.query(copyFrom(copyInSql(STAGE, columns))), { signal: ctx.signal });
-      rowsCopied += meter.rows;
+      const staged = await relayCopy(s, t, copyOut, copyInSql(STAGE, columns), { signal: ctx.signal, onProgress: (rows, bytes) => ctx.onProgress?.({ rows: n.keysCompared + rowsCopied + rows, bytes }) });
+      rowsCopied += staged.rows;
     };
     if (n.copy > KEYS_BELOW * n.keysCompared) await stage(scopedRowsCopyOutSql(shape, columns, scope));
     else {
