@@ -86,6 +86,8 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
       INSERT INTO pieces_a SELECT g, 0, repeat(md5(g::text), 100) FROM generate_series(1, 3000) g;
       CREATE TABLE pieces_b (id int PRIMARY KEY, v text);
       INSERT INTO pieces_b SELECT g, 'b' || g FROM generate_series(1, 3000) g;
+      CREATE TABLE cut (id int PRIMARY KEY, v text);
+      INSERT INTO cut VALUES (1, 'one');
       CREATE TABLE toasty (id int PRIMARY KEY, n int NOT NULL, big text NOT NULL);
       ALTER TABLE toasty ALTER COLUMN big SET STORAGE EXTERNAL;
       INSERT INTO toasty SELECT g, 0, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 3000) i) FROM generate_series(1, 20) g;
@@ -119,6 +121,7 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
         park_b: pipeline('park_b', 'lbw_park'),
         pieces_a: pipeline('pieces_a', 'lbw_pieces'),
         pieces_b: pipeline('pieces_b', 'lbw_pieces'),
+        cut: pipeline('cut', 'lbw_cut'),
         // One batch per source transaction: a replayed update and the delete that follows it are applied apart.
         toasty: pipeline('toasty', 'lbw_toasty', { cdc: { slot: 'lbw_toasty', batchRows: 1, batchMs: 200 } }),
       },
@@ -530,5 +533,35 @@ describe('cdc engine: joins, key changes, long transactions, parking, fencing, r
     await same('pieces_b', ['id', 'v']);
     const { rows } = await target.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE length(big) = 3200)::int AS whole, count(*) FILTER (WHERE d = 6)::int AS six FROM copy_pieces_a`);
     assert.deepEqual(rows[0], { n: 2989, whole: 2989, six: 500 });
+  });
+
+  test('the target connection lost while a piece of a large transaction applies: the reader fails, leaves no target transaction open, keeps nothing of it, and the next reader applies it whole', async () => {
+    await snapshot('cut');
+    await catchUp('cut');
+    await source.query(`INSERT INTO cut SELECT g, repeat('c', 100) FROM generate_series(2, 30001) g`);
+    const abort = new AbortController();
+    const guard = setTimeout(() => abort.abort(), 60_000);
+    let cut = false;
+    const reader = cdc.stream({ ...ctx, signal: abort.signal }, {
+      pipeline: 'cut',
+      onProgress: (x) => {
+        if (!cut && x.changesReceived >= 5_000 && !x.appliedLsn) {
+          cut = true;
+          // Every other connection to the target database, the reader's open transaction among them.
+          void target.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
+        }
+      },
+    });
+    await assert.rejects(reader);
+    clearTimeout(guard);
+    assert.ok(cut, 'the connections were cut mid-transaction');
+    // A piece that waited for the failed one would have opened a new target transaction and left it open.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const { rows: open } = await target.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`);
+    assert.equal(open[0].n, 0, 'no target transaction left open');
+    assert.equal((await target.query(`SELECT count(*)::int AS n FROM copy_cut`)).rows[0].n, 1, 'nothing of the transaction was kept');
+    const p = await catchUp('cut');
+    assert.equal(p.changesReceived, 30000);
+    await same('cut', ['id', 'v']);
   });
 });

@@ -370,6 +370,8 @@ async function readOnce(ctx: CallContext, o: StreamOptions, progress: StreamProg
     const full = batch;
     batch = new ChangeBatch();
     const start = () => {
+      // The reader may have failed while this piece waited for the one before (its transaction was rolled back).
+      if (stopped) return;
       const p: Promise<void> = spill(full).finally(() => {
         if (inflight === p) inflight = null;
       });
