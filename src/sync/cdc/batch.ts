@@ -7,8 +7,6 @@ export type ChangeRow = Record<string, string | null | undefined>;
 /**
  * `from`: the key the row had before a key change still waiting in this batch; its target row
  * supplies the unchanged TOAST values (undefined in `row`), read before that row is deleted.
- */
-/**
  * `shape` (a row with every value present): what the row's columns were built from (the reader's
  * column names of its relation), the same object for every such row, so the apply groups them
  * without looking at each row's columns.
@@ -64,20 +62,21 @@ export class ChangeBatch {
       this.bytes += v ? v.length + 16 : 16;
     }
     let from: (string | null)[] | undefined;
+    let prior: RowOp | undefined;
     const oldText = oldKey && keyText(oldKey);
     if (oldKey && oldText !== newText) {
       // The key changed: the old key's row is gone; its pending values carry over to the new key,
       // and what is still unchanged TOAST comes from the old key's target row (or its own source).
-      const prior = t.ops.get(oldText!);
+      prior = t.ops.get(oldText!);
       t.ops.set(oldText!, { kind: 'delete', key: oldKey });
       from = prior?.kind === 'upsert' ? (prior.from ?? oldKey) : oldKey;
-      [row, unchanged] = unchanged ? merge(prior, row) : [row, false];
     } else {
-      const prior = t.ops.get(newText);
+      prior = t.ops.get(newText);
       if (prior?.kind === 'upsert') from = prior.from;
-      [row, unchanged] = unchanged ? merge(prior, row) : [row, false];
     }
-    t.ops.set(newText, unchanged ? (from ? { kind: 'upsert', row, from } : { kind: 'upsert', row }) : shape ? { kind: 'upsert', row, shape } : { kind: 'upsert', row });
+    if (unchanged) [row, unchanged] = merge(prior, row);
+    const op: RowOp = unchanged && from ? { kind: 'upsert', row, from } : !unchanged && shape ? { kind: 'upsert', row, shape } : { kind: 'upsert', row };
+    t.ops.set(newText, op);
   }
 
   delete(table: string, key: (string | null)[]): void {
