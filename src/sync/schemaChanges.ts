@@ -1,7 +1,7 @@
 import { pipeline as pipe } from 'node:stream/promises';
-import type { Transform } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { relayCopy } from '../db/copyFrames';
 import type { PipelineConfig } from '../config/schema';
 import { copyRowTransform, type RecordTransform } from '../db/copyText';
 import { quoteTable } from '../db/identifiers';
@@ -243,9 +243,10 @@ async function backfillAdded(s: pg.ClientBase, t: pg.ClientBase, p: PipelineConf
   const need = [...match, ...added];
   const read = opts.transform ? plan.select : need.map((c) => plan.select[plan.columns.indexOf(c)]!);
   await t.query(createStageSql(BACKFILL_STAGE, p.target.table!, need));
-  const stages: Transform[] = [];
-  if (opts.transform) stages.push(copyRowTransform(plan.columns, need, opts.transform, (r) => need.map((c) => `${c}=${r[c]}`).join(', ')));
-  await pipe(s.query(copyTo(wholeCopyOutSql(p, read))), ...(stages as []), t.query(copyFrom(copyInSql(BACKFILL_STAGE, need))), ...(opts.signal ? [{ signal: opts.signal }] : []));
+  if (opts.transform) {
+    const rows = copyRowTransform(plan.columns, need, opts.transform, (r) => need.map((c) => `${c}=${r[c]}`).join(', '));
+    await pipe(s.query(copyTo(wholeCopyOutSql(p, read))), rows, t.query(copyFrom(copyInSql(BACKFILL_STAGE, need))), ...(opts.signal ? [{ signal: opts.signal }] : []));
+  } else await relayCopy(s, t, wholeCopyOutSql(p, read), copyInSql(BACKFILL_STAGE, need), { ...(opts.signal && { signal: opts.signal }) });
   await t.query(`ANALYZE ${BACKFILL_STAGE}`);
   let filled = 0;
   for (const table of tables) filled += (await t.query(backfillSql(table, BACKFILL_STAGE, match, added, byKey))).rowCount ?? 0;

@@ -3,10 +3,9 @@
 // ones deleted meanwhile. Before the pipeline turns to streaming, the target rows whose key is not
 // in the source go. Safe then: the stream applies nothing to this pipeline while it copies, and the
 // replay from its start LSN brings back any row written after the keys were read.
-import { pipeline as pipe } from 'node:stream/promises';
 import type pg from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { PipelineConfig } from '../../config/schema';
+import { relayCopy } from '../../db/copyFrames';
 import { copySourceKeysInSql, copySourceKeysOutSql, deleteKeysNotInSourceSql, SOURCE_KEYS, sourceKeysTableSql } from '../../db/cdcPrune';
 import { withTransaction } from '../../db/transaction';
 
@@ -16,7 +15,7 @@ export async function pruneVanishedRows(s: pg.ClientBase, t: pg.ClientBase, p: P
   const sourceName = (k: string) => Object.entries(p.transform.rename).find(([, to]) => to === k)?.[0] ?? k;
   return withTransaction(t, async () => {
     await t.query(sourceKeysTableSql(target, p.key));
-    await pipe(s.query(copyTo(copySourceKeysOutSql(p.source.table!, p.key.map(sourceName)))), t.query(copyFrom(copySourceKeysInSql(p.key))));
+    await relayCopy(s, t, copySourceKeysOutSql(p.source.table!, p.key.map(sourceName)), copySourceKeysInSql(p.key));
     await t.query(`ANALYZE ${SOURCE_KEYS}`);
     return (await t.query(deleteKeysNotInSourceSql(target, p.key))).rowCount ?? 0;
   });
