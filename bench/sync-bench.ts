@@ -25,7 +25,7 @@ import { phaseSeconds, readSyncHistory, timeline, type ActivityRun } from './his
 import { pgcopydbClone, pgDumpPipe, pgloaderCopy, rawPipe, which } from './peers';
 import { markdown, type BenchResult, type CaseResult } from './report';
 import { startThrottleProxy, type ThrottleProxy } from './throttle-proxy';
-import { startWorkerProcess, type WorkerProcess } from './worker-process';
+import { startWorkerProcess, workerNodeFlags, type WorkerProcess } from './worker-process';
 
 const run = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
@@ -848,7 +848,8 @@ async function main() {
       'ratio = seconds of the raw binary COPY pipe (psql | psql into a keyed table; mean of a run at the start and one at the end) / the case\'s seconds; higher is better. ' +
       'Ours: end to end, the user\'s `lakebase-worker sync start --wait` (compiled CLI, a process of its own) from spawn to exit, through a real Temporal dev server, beside the workflow\'s own start-to-close time from its history; ' +
       'worker CPU is the worker process\'s user + system seconds during the case per million rows of the table; ' +
-      'each case gets a fresh worker process (`lakebase-worker worker`), whose VmHWM is its peak RSS. Every copy is checked against its source (count and hash) before it counts. ' +
+      `each case gets a fresh worker process (\`node ${[...workerNodeFlags(), ''].join(' ')}bin/lakebase-worker.js worker\`: the image's node flags), whose VmHWM is its peak RSS. ` +
+      'Every copy is checked against its source (count and hash) before it counts. ' +
       'Full-refresh cases start from an empty keyed target. ' +
       'Delete detection and verify (group compare): the time of the phase itself from the workflow history (first planDeletes/planVerify scheduled to the last deleteBucket/verifyBucket closed), ' +
       'its ratio to the raw pipe of its own table (pgbench_accounts plus updated_at), measured before and after its cases. The remote cases go through bench/throttle-proxy.ts (latency each way, a token bucket per connection and direction); their ratio is to the pipe through the same proxy.',

@@ -1,6 +1,7 @@
 // The real worker (`lakebase-worker worker`, i.e. src/worker.ts) in a child process of its own, so
 // its peak memory is its own and two of them are two Temporal identities on one task queue.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,9 +51,25 @@ async function polling(client: Client, taskQueue: string, identity: string): Pro
   return true;
 }
 
+/** The node flags the image's entry point runs bin/ with (the Dockerfile's last ENTRYPOINT): the bench runs the worker as it ships. */
+export function imageNodeFlags(): string[] {
+  const entries = [...readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)];
+  const entry = JSON.parse(entries.at(-1)?.[1] ?? '[]') as string[];
+  return entry[0] === 'node' ? entry.slice(1, entry.indexOf('bin/lakebase-worker.js')) : [];
+}
+
+/**
+ * The worker's node flags: the image's, or BENCH_WORKER_NODE_FLAGS (space-separated; empty for
+ * Node's defaults) to measure another setting.
+ */
+export function workerNodeFlags(): string[] {
+  const own = process.env.BENCH_WORKER_NODE_FLAGS;
+  return own === undefined ? imageNodeFlags() : own.split(/\s+/).filter(Boolean);
+}
+
 /** Starts `lakebase-worker worker --config <file>` and resolves once it polls both queues of `taskQueue`. */
 export async function startWorkerProcess(client: Client, configFile: string, taskQueue: string, startTimeoutMs = 120_000): Promise<WorkerProcess> {
-  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'bin', 'lakebase-worker.js'), 'worker', '--config', configFile], {
+  const child: ChildProcess = spawn(process.execPath, [...workerNodeFlags(), path.join(ROOT, 'bin', 'lakebase-worker.js'), 'worker', '--config', configFile], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, LOG_LEVEL: process.env.BENCH_WORKER_LOG_LEVEL ?? 'warn' },
   });

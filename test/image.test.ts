@@ -101,6 +101,18 @@ describe('the worker image (Dockerfile)', () => {
     assert.match(final.instructions.find((i) => i.op === 'HEALTHCHECK')?.args ?? '', /\/healthz/);
   });
 
+  test('the entry point runs node on bin/ with V8 flags this Node accepts (a misspelt flag would stop every container)', () => {
+    const entry = JSON.parse(final.instructions.filter((i) => i.op === 'ENTRYPOINT').at(-1)?.args ?? '[]') as string[];
+    assert.equal(entry[0], 'node');
+    assert.equal(entry.at(-1), 'bin/lakebase-worker.js');
+    const flags = entry.slice(1, -1);
+    assert.ok(flags.includes('--max-semi-space-size=4'), `the young-generation limit of docs/operations.md (Memory): ${flags.join(' ')}`);
+    const r = spawnSync(process.execPath, [...flags, '-e', '0'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `node ${flags.join(' ')}: ${r.stderr}`);
+    const bad = spawnSync(process.execPath, ['--max-semi-space-sise=4', '-e', '0'], { encoding: 'utf8' });
+    assert.notEqual(bad.status, 0, 'node refuses a flag it does not know (so the check above can fail)');
+  });
+
   test('the emulator of docker-compose.yml has its own stage, on the full install; the worker image does not carry it', () => {
     const emulator = stages.find((s) => s.name === 'emulator');
     assert.ok(emulator && emulator !== final, 'a stage named emulator, before the worker stage (the default target)');
