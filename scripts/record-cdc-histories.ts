@@ -1,5 +1,5 @@
 // `node --import tsx scripts/record-cdc-histories.ts <release>`: runs a cdcStream (a copy in a child workflow that continues as new, changes,
-// continue-as-new, stop --drop-slot; then, on a second slot, a join that ends a running segment) on a real Temporal dev server and an embedded PostgreSQL with
+// continue-as-new, stop --drop-slot; then, on a second slot, a join that ends a running segment, with figures signals) on a real Temporal dev server and an embedded PostgreSQL with
 // wal_level=logical (the shared server runs replica), and saves its histories under
 // test/replay/histories/<release>/ for test/replay.test.ts. Separate from record-histories.ts,
 // which needs no logical replication.
@@ -72,14 +72,16 @@ async function main(release: string): Promise<void> {
       };
       await saveChain(workflowId, 'cdcStream');
       await saveChain(cdcSnapshotWorkflowId(workflowId, 'recorded'), 'cdcSnapshot');
-      // A join signalled into a segment of 600 s ends it (patch cdc-join-ends-segment), then both stream.
-      const joined = await startCdc(c, { config, pipeline: 'long', taskQueue, stream: { runSeconds: 600 } });
+      // A join signalled into a segment of 600 s ends it (patch cdc-join-ends-segment), then both
+      // stream; the running segments send their figures (cdcFigures signals) each second they change.
+      const joined = await startCdc(c, { config, pipeline: 'long', taskQueue, stream: { runSeconds: 600, figuresSeconds: 1 } });
       for (let p = (await cdcProgress(c, config, 'long')).progress; !p || p.pipelines.long !== 'streaming'; p = (await cdcProgress(c, config, 'long')).progress) await sleep(100);
-      await sleep(2_000);
-      await startCdc(c, { config, pipeline: 'joiner', taskQueue, stream: { runSeconds: 600 } });
+      await db.query(`UPDATE src3 SET v = 'before the join' WHERE id <= 5`);
+      await sleep(3_000);
+      await startCdc(c, { config, pipeline: 'joiner', taskQueue, stream: { runSeconds: 600, figuresSeconds: 1 } });
       for (let p = (await cdcProgress(c, config, 'long')).progress; !p || p.pipelines.joiner !== 'streaming'; p = (await cdcProgress(c, config, 'long')).progress) await sleep(100);
       await db.query(`UPDATE src3 SET v = 'changed' WHERE id <= 10; UPDATE src4 SET v = 'changed' WHERE id <= 10`);
-      await sleep(2_000);
+      await sleep(3_000);
       await stopCdc(c, { config, pipeline: 'joiner', dropSlot: true });
       await stopCdc(c, { config, pipeline: 'long', dropSlot: true });
       const history = await c.workflow.getHandle(joined.workflowId).fetchHistory();

@@ -7,6 +7,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import YAML from 'yaml';
 import { cdcProgress, startCdc, stopCdc } from '../src/client/cdc';
+import { cdcProgressQuery } from '../src/workflows/cdcStream';
 import { parseConfig } from '../src/config/load';
 import type { Config } from '../src/config/schema';
 import { relationChecksum } from '../src/db/checksum';
@@ -128,5 +129,50 @@ describe('cdc pipeline end to end (Temporal dev server, embedded PostgreSQL with
     );
     const { rows } = await source.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
     assert.equal(rows[0].n, 0, 'cdc stop --drop-slot leaves no slot behind');
+  });
+
+  test("the UI's current details follow a running segment (segments run for an hour); an idle stream sends no figures", async () => {
+    await source.query(`CREATE TABLE ticks (id int PRIMARY KEY, n int NOT NULL); INSERT INTO ticks SELECT g, 0 FROM generate_series(1, 100) g`);
+    const ticks = parseConfig({
+      ...raw,
+      pipelines: { ticks: { source: { profile: 'local', environment: 'shop', table: 'ticks' }, target: { profile: 'local', environment: 'reporting', table: 'ticks' }, mode: 'cdc', key: ['id'], cdc: { batchMs: 100 } } },
+    });
+    const taskQueue = uniqueQueue('cdc-figures');
+    await createLakebaseWorker({ config: ticks, logger, connection: env.nativeConnection, taskQueue }).then((w) =>
+      w.runUntil(async () => {
+        const { workflowId } = await startCdc(env.client, { config: ticks, pipeline: 'ticks', taskQueue, stream: { runSeconds: 600, heartbeatTimeout: '10 seconds', figuresSeconds: 1 } });
+        const handle = env.client.workflow.getHandle(workflowId);
+        const details = async () => ((await handle.query('__temporal_workflow_metadata')) as { currentDetails?: string }).currentDetails ?? '';
+        const figureSignals = async () => {
+          const { events } = await handle.fetchHistory();
+          return (events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'cdcFigures').length;
+        };
+        for (let deadline = Date.now() + 60_000; (await cdcProgress(env.client, ticks, 'ticks')).progress?.pipelines.ticks !== 'streaming'; await sleep(200))
+          assert.ok(Date.now() < deadline, 'the pipeline did not start streaming within a minute');
+        // The first segment runs for 10 minutes: the details must show each change's rows long before it ends.
+        const appliedShown = async (rows: number) => {
+          let shown = '';
+          for (let deadline = Date.now() + 30_000; Number(/([\d,]+) rows applied/.exec(shown)?.[1]?.replace(/,/g, '') ?? -1) < rows; await sleep(250)) {
+            if (Date.now() > deadline) assert.fail(`the current details did not show ${rows} rows applied within 30 s: ${shown}; ${await figureSignals()} figures signals`);
+            shown = await details();
+          }
+        };
+        await source.query(`UPDATE ticks SET n = n + 1`);
+        await appliedShown(100);
+        await source.query(`INSERT INTO ticks SELECT g, 1 FROM generate_series(101, 200) g`);
+        await appliedShown(200);
+        const progress = await handle.query(cdcProgressQuery);
+        assert.equal(progress.segments, 0, 'still in the first segment');
+        assert.ok(progress.rowsApplied >= 200, JSON.stringify(progress));
+        // Nothing changes now: no more figures signals (history grows only with the stream's work).
+        await sleep(3_000);
+        const quiet = await figureSignals();
+        assert.ok(quiet >= 1, 'the figures came by signal');
+        await sleep(4_000);
+        assert.equal(await figureSignals(), quiet, 'an idle stream sends no figures');
+        const stopped = await stopCdc(env.client, { config: ticks, pipeline: 'ticks', dropSlot: true });
+        assert.equal(stopped.ended?.stopped, true);
+      }),
+    );
   });
 });

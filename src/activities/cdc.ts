@@ -5,6 +5,7 @@ import type { PoolRegistry } from '../db/pools';
 import type { Metrics } from '../metrics';
 import type { CallContext, ConnectionBudget } from '../sync';
 import { createCdcEngine, type CdcJoin, type CdcStatus, type StreamProgress } from '../sync/cdc';
+import { cdcFiguresSignal } from '../workflows/cdcStream';
 import { activityContext } from './context';
 import { runActivity } from './adapter';
 import type { ChunkResult, FinishResult, SyncChunkInput, SyncPlan } from './types';
@@ -21,12 +22,17 @@ export interface CdcStreamInput {
   pipeline: string;
   /** The activity returns after this long (figures for the workflow); the next one goes on from the slot. */
   runSeconds: number;
+  /** How often, at most, the figures go to the workflow while the activity runs (default 60; only when they changed). */
+  figuresSeconds?: number;
 }
 
 export interface CdcStreamResult {
   progress: StreamProgress;
   status: CdcStatus;
 }
+
+/** How often, at most, a running segment sends its figures to its workflow. */
+const FIGURES_SECONDS = 60;
 
 /** Thin Temporal adapters over the CDC engine (src/sync/cdc): heartbeats, metrics, typed failures. */
 export function createCdcActivities({ config, pools, credentials, metrics, budget }: CdcDeps) {
@@ -129,12 +135,25 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
     let counted = 0;
     let status: CdcStatus | undefined;
     const every = Math.min(5_000, Math.max(200, (act?.info.heartbeatTimeoutMs || 30_000) / 3));
+    const figuresEvery = (input.figuresSeconds ?? FIGURES_SECONDS) * 1000;
+    let figuresSent = { at: Date.now(), what: '' };
     const beat = setInterval(() => {
       void cdc.status(callContext(stop.signal), input).then(
         (s) => {
           status = s;
           gauges(s);
           if (s.warnings.length) act?.log.warn('cdc slot needs attention', { slot: s.slot, warnings: s.warnings });
+          // A segment runs for an hour: its figures reach the workflow (the UI's current details, the
+          // progress query) on the way, when something shown changed, so an idle stream adds no events.
+          const what = JSON.stringify([s.appliedLsn, s.rowsApplied, s.warnings, s.walStatus]);
+          const run = act?.info.workflowExecution;
+          if (act && run && progress && what !== figuresSent.what && Date.now() - figuresSent.at >= figuresEvery) {
+            figuresSent = { at: Date.now(), what };
+            void act.client.workflow
+              .getHandle(run.workflowId, run.runId)
+              .signal(cdcFiguresSignal, { progress, status: s })
+              .catch((err: unknown) => act.log.debug('cdc figures not sent to the workflow', { error: String(err) }));
+          }
         },
         () => undefined, // figures only: the stream itself reports real failures
       );

@@ -42,7 +42,7 @@ export function checkCdc(client: Client, opts: { config: Config; pipeline: strin
 /** Starts the slot's stream, or joins the pipeline to the one running; returns once the signal is in (see awaitJoin). */
 export async function startCdc(
   client: Client,
-  opts: { config: Config; pipeline: string; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun' | 'snapshotChunksPerRun'> },
+  opts: { config: Config; pipeline: string; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun' | 'snapshotChunksPerRun' | 'figuresSeconds'> },
 ): Promise<{ workflowId: string; slot: string }> {
   const [started] = await startCdcPipelines(client, { ...opts, pipelines: [opts.pipeline] });
   return started!;
@@ -54,7 +54,7 @@ export async function startCdc(
  */
 export async function startCdcPipelines(
   client: Client,
-  opts: { config: Config; pipelines: string[]; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun' | 'snapshotChunksPerRun'> },
+  opts: { config: Config; pipelines: string[]; taskQueue: string; stream?: Pick<CdcStreamInput, 'runSeconds' | 'heartbeatTimeout' | 'segmentsPerRun' | 'snapshotChunksPerRun' | 'figuresSeconds'> },
 ): Promise<{ pipeline: string; workflowId: string; slot: string }[]> {
   const bySlot = new Map<string, string[]>();
   for (const n of opts.pipelines) {

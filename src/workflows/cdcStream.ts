@@ -23,6 +23,8 @@ export interface CdcStreamInput {
   segmentsPerRun?: number;
   /** How soon a stream whose worker died is resumed elsewhere (default 30 seconds). */
   heartbeatTimeout?: string;
+  /** How often, at most, a running segment sends its figures (default 60 seconds). */
+  figuresSeconds?: number;
   /** An initial load (a child workflow) continues as new after this many chunks (default: when Temporal suggests it). */
   snapshotChunksPerRun?: number;
   /** Set by continue-as-new. */
@@ -54,6 +56,8 @@ export interface CdcStopRequest {
 export const cdcProgressQuery = defineQuery<CdcProgress>('progress');
 export const cdcJoinSignal = defineSignal<[string]>('cdcJoin');
 export const cdcStopSignal = defineSignal<[CdcStopRequest]>('cdcStop');
+/** A running segment's figures, from its reader (the segment's result carries the final ones). */
+export const cdcFiguresSignal = defineSignal<[CdcStreamResult]>('cdcFigures');
 
 const steps = stepActivities(NON_RETRYABLE);
 
@@ -96,6 +100,13 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
     signalledAt.set(pipeline, workflowInfo().historyLength);
   });
   setHandler(cdcStopSignal, (req) => void stops.push(req));
+  /** Figures sent by the running segment: only while one runs, so a late one cannot overwrite its result's. */
+  let segmentRunning = false;
+  setHandler(cdcFiguresSignal, (r) => {
+    if (!segmentRunning) return;
+    figures(r);
+    show();
+  });
 
   let failure: unknown;
   const loads = new Map<string, Promise<void>>();
@@ -220,7 +231,8 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
     // A segment waiting for a long source transaction's commit must not hit its start-to-close.
     const { cdcStream: readSlot } = cdcStreamActivities(runSeconds, heartbeatTimeout, patched('cdc-segment-long-transactions'));
     const scope = new CancellationScope();
-    const segment = scope.run(() => readSlot({ pipeline: streaming[0]!, runSeconds }));
+    const segment = scope.run(() => readSlot({ pipeline: streaming[0]!, runSeconds, ...(input.figuresSeconds !== undefined && { figuresSeconds: input.figuresSeconds }) }));
+    segmentRunning = true;
     // A join signalled while the segment runs ends it early (the reader flushes and stops in about a
     // heartbeat), so the join starts in seconds instead of at the segment's end (up to runSeconds).
     // Joins deferred just above do not: they were signalled in the task that started this segment,
@@ -233,8 +245,11 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
     const cancelled = stopping || joining();
     if (cancelled || failure !== undefined) scope.cancel();
     try {
-      figures(await segment);
+      const result = await segment;
+      segmentRunning = false;
+      figures(result);
     } catch (err) {
+      segmentRunning = false;
       // A stop cancels the segment; when its worker is dead the cancel never lands and the attempt
       // ends in a heartbeat timeout instead (the server retries no attempt whose cancel was asked).
       // Either way the segment is over and the targets' checkpoints hold what it applied, so the
