@@ -23,6 +23,8 @@ import { subscribeNatively } from './native-replication';
 import { rawPipe } from './peers';
 
 const say = (m: string) => console.log(`• ${m}`);
+/** The worker's node flags this process runs with (sync-bench.ts starts it with the image's). */
+const nodeFlags = process.execArgv.filter((a) => /^--max-/.test(a)).join(' ');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
 
@@ -331,7 +333,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
       equalAfterCatchUp: equal,
       native,
     };
-    say(`peak RSS of the bench process (engine, stream and load generator): ${result.peakRssMb.toFixed(0)} MB (by phase, MB: ${JSON.stringify(phasePeaks)}; most JS heap in use ${heapAtPeakMb} MB); source and target equal after catch-up: ${equal}`);
+    say(`peak RSS of the bench process (engine, stream and load generator; node ${nodeFlags || "with Node's defaults"}): ${result.peakRssMb.toFixed(0)} MB (by phase, MB: ${JSON.stringify(phasePeaks)}; most JS heap in use ${heapAtPeakMb} MB); source and target equal after catch-up: ${equal}`);
     await mkdir(path.dirname(out), { recursive: true });
     await writeFile(`${out}.json`, JSON.stringify(result, null, 2));
     const nat = native && !('failed' in native) ? native : undefined;
@@ -352,7 +354,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
         `| steady state, ${tps} tx/s offered for ${steady.seconds.toFixed(0)} s (each: an update, an insert, a delete) | ${nativeCell((n) => `${n.steady.tpsAchieved.toFixed(0)} tx/s; lag p50 ${n.steady.lagP50.toFixed(2)} s, p95 ${n.steady.lagP95.toFixed(2)} s, max ${n.steady.lagMax.toFixed(2)} s`)} | ${steady.tpsAchieved.toFixed(0)} tx/s; lag p50 ${steady.lagP50.toFixed(2)} s, p95 ${steady.lagP95.toFixed(2)} s, max ${steady.lagMax.toFixed(2)} s | | p95 ≤ 1 s |`,
         `| burst: ${burst.toLocaleString('en')} updates in one transaction, commit to applied | ${nativeCell((n) => `${n.update.catchUpSeconds.toFixed(2)} s (${n.update.rowsPerSecond.toFixed(0)} rows/s)`)} | ${update.catchUpSeconds.toFixed(2)} s (${update.rowsPerSecond.toFixed(0)} rows/s) | ${vs(update.catchUpSeconds, nat?.update.catchUpSeconds)} | ≥ 1.5× native |`,
         `| mixed burst: ${mixedRows.toLocaleString('en')} inserts + ${mixedRows.toLocaleString('en')} deletes in one transaction, commit to applied | ${nativeCell((n) => `${n.mixed.catchUpSeconds.toFixed(2)} s (${n.mixed.rowsPerSecond.toFixed(0)} rows/s)`)} | ${mixed.catchUpSeconds.toFixed(2)} s (${mixed.rowsPerSecond.toFixed(0)} rows/s) | ${vs(mixed.catchUpSeconds, nat?.mixed.catchUpSeconds)} | ≥ 1.5× native |`,
-        `| peak RSS (bench process: engine, stream, load generator) | (a server process) | ${result.peakRssMb.toFixed(0)} MB (peak in the ${Object.entries(phasePeaks).sort((x, y) => y[1] - x[1])[0]?.[0] ?? '—'}; most JS heap in use ${heapAtPeakMb} MB) | | ≤ 250 MB |`,
+        `| peak RSS (bench process: engine, stream, load generator; node ${nodeFlags || "with Node's defaults"}) | (a server process) | ${result.peakRssMb.toFixed(0)} MB (peak in the ${Object.entries(phasePeaks).sort((x, y) => y[1] - x[1])[0]?.[0] ?? '—'}; most JS heap in use ${heapAtPeakMb} MB) | | ≤ 250 MB |`,
         `| source = target after catch-up (count, sum) | ${nativeCell((n) => String(n.equalAfterCatchUp))} | ${equal} | | |`,
         '',
       ].join('\n'),

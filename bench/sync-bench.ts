@@ -869,7 +869,15 @@ async function main() {
 
 // `--only cdc`: the cdc benchmark needs its own server (wal_level=logical), so it lives in cdc-bench.ts.
 const onlyCdc = process.argv.slice(2).some((a, i, all) => a === '--only=cdc' || (a === 'cdc' && all[i - 1] === '--only'));
-(onlyCdc ? (require('./cdc-bench') as typeof import('./cdc-bench')).cdcBench(process.argv.slice(2)) : main()).then(
+// The cdc engine runs in the bench's own process: that process runs with the worker's node flags.
+const cdcFlags = workerNodeFlags().filter((f) => !process.execArgv.includes(f));
+const entry = (): Promise<void> => {
+  if (!onlyCdc) return main();
+  if (!cdcFlags.length) return (require('./cdc-bench') as typeof import('./cdc-bench')).cdcBench(process.argv.slice(2));
+  const child = spawn(process.execPath, [...cdcFlags, ...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: 'inherit' });
+  return new Promise((resolve) => child.once('exit', (code) => resolve(void (process.exitCode = code ?? 1))));
+};
+entry().then(
   () => process.exit(process.exitCode ?? 0),
   (err: unknown) => {
     console.error(err);
