@@ -5,10 +5,9 @@ import type { PoolRegistry } from '../db/pools';
 import type { Metrics } from '../metrics';
 import type { CallContext, ConnectionBudget } from '../sync';
 import { createCdcEngine, type CdcJoin, type CdcStatus, type StreamProgress } from '../sync/cdc';
-import { cdcFiguresSignal } from '../workflows/cdcStream';
 import { activityContext } from './context';
 import { runActivity } from './adapter';
-import type { ChunkResult, FinishResult, SyncChunkInput, SyncPlan } from './types';
+import { CDC_FIGURES_SIGNAL, type ChunkResult, type FinishResult, type SyncChunkInput, type SyncPlan } from './types';
 
 export interface CdcDeps {
   config: Config;
@@ -151,7 +150,7 @@ export function createCdcActivities({ config, pools, credentials, metrics, budge
             figuresSent = { at: Date.now(), what };
             void act.client.workflow
               .getHandle(run.workflowId, run.runId)
-              .signal(cdcFiguresSignal, { progress, status: s })
+              .signal<[CdcStreamResult]>(CDC_FIGURES_SIGNAL, { progress, status: s })
               .catch((err: unknown) => act.log.debug('cdc figures not sent to the workflow', { error: String(err) }));
           }
         },

@@ -172,3 +172,6 @@ export interface RunJobUnitInput {
   auth?: JobAuth;
   branch?: RunBranchTarget;
 }
+
+/** The signal a running cdc segment sends its figures by (its payload: a CdcStreamResult); defined here, below both the activity that sends it and the workflow that takes it. */
+export const CDC_FIGURES_SIGNAL = 'cdcFigures';

@@ -1,5 +1,6 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, ChildWorkflowFailure, condition, continueAsNew, defineQuery, defineSignal, executeChild, isCancellation, patched, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { CdcStreamResult } from '../activities/cdc';
+import { CDC_FIGURES_SIGNAL } from '../activities/types';
 import type { CdcStatus } from '../sync/cdc/types';
 import { NON_RETRYABLE } from '../failureTypes';
 import { cdcStreamActivities, stepActivities, streamingActivities } from './activityCalls';
@@ -57,7 +58,7 @@ export const cdcProgressQuery = defineQuery<CdcProgress>('progress');
 export const cdcJoinSignal = defineSignal<[string]>('cdcJoin');
 export const cdcStopSignal = defineSignal<[CdcStopRequest]>('cdcStop');
 /** A running segment's figures, from its reader (the segment's result carries the final ones). */
-export const cdcFiguresSignal = defineSignal<[CdcStreamResult]>('cdcFigures');
+export const cdcFiguresSignal = defineSignal<[CdcStreamResult]>(CDC_FIGURES_SIGNAL);
 
 const steps = stepActivities(NON_RETRYABLE);
 
