@@ -149,6 +149,21 @@ describe('Helm chart', { skip }, () => {
     assert.match(both, /enable either keda or hpa, not both/);
   });
 
+  test("the worker's V8 heap limit: set from heapLimitMb (below the pod's memory limit), unset with 0, the user's own NODE_OPTIONS kept", async () => {
+    const nodeOptions = async (...args: string[]) => {
+      const text = await helm('template', 'lbw', CHART, ...args);
+      const objs = parseAllDocuments(text).map((d) => d.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null);
+      return (pod(one(objs, 'Deployment')).containers[0]!.env ?? []).filter((e) => e.name === 'NODE_OPTIONS').map((e) => e.value);
+    };
+    assert.deepEqual(await nodeOptions(), ['--max-old-space-size=512']);
+    const limit = (await render()).map((o) => o.kind === 'Deployment' && (pod(o).containers[0] as unknown as { resources: { limits: { memory: string } } }).resources.limits.memory).find(Boolean);
+    assert.equal(limit, '1Gi', 'the default heap limit is half of the default memory limit');
+    assert.deepEqual(await nodeOptions('--set', 'heapLimitMb=0'), []);
+    assert.deepEqual(await nodeOptions('--set', 'env[0].name=NODE_OPTIONS', '--set-string', 'env[0].value=--max-old-space-size=300'), ['--max-old-space-size=300']);
+    const refused = await helm('template', 'lbw', CHART, '--set', 'heapLimitMb=-1').then(() => '', (e: { stderr: string }) => e.stderr);
+    assert.match(refused, /heapLimitMb/);
+  });
+
   test('a secret written into the values is refused: inline config secrets and secret-looking plain env', async () => {
     const refused = (args: string[]) => helm('template', 'lbw', CHART, ...args).then(() => '', (e: { stderr: string }) => e.stderr);
     assert.match(await refused(['--set-string', 'config.profiles.analytics.auth.clientSecret=s3cr3t']), /\/config\/profiles\/analytics\/auth\/clientSecret': 's3cr3t' does not match/);
