@@ -1,10 +1,11 @@
-// `npm run bench -- --only cdc [--rows N] [--tps N] [--seconds N] [--burst N] [--no-native]`: the cdc
+// `npm run bench -- --only cdc [--rows N] [--tps N] [--seconds N] [--burst N] [--no-native] [--no-worker]`: the cdc
 // engine on an embedded PostgreSQL started with wal_level=logical (the machine's shared server runs
 // replica), side by side with PostgreSQL's own logical replication (CREATE SUBSCRIPTION) on the same
 // server and source table, native first: the initial load (against the raw binary COPY pipe), the lag
 // under a fixed-rate mixed load (each transaction an update, an insert and a delete), the catch-up
 // after a burst of updates and after a burst of inserts and deletes committed at once, and the
-// process's peak RSS. Engine in-process (no Temporal): the stream's own figures.
+// process's peak RSS. Engine in-process (no Temporal): the stream's own figures. Then a real worker
+// process streams a burst (cdc-worker.ts, --no-worker skips it): the worker's own peak RSS.
 // Writes bench/results/cdc.json and cdc.md. Figures are reported, never asserted.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,6 +20,7 @@ import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
 import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
 import { compareLsn, createCdcEngine, type StreamProgress } from '../src/sync/cdc';
+import { workerStreamRss } from './cdc-worker';
 import { subscribeNatively } from './native-replication';
 import { rawPipe } from './peers';
 
@@ -161,7 +163,7 @@ async function sameRows(a: pg.Client, b: pg.Client): Promise<boolean> {
 export async function cdcBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { rows: { type: 'string' }, tps: { type: 'string' }, seconds: { type: 'string' }, burst: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, 'no-native': { type: 'boolean' } },
+    options: { rows: { type: 'string' }, tps: { type: 'string' }, seconds: { type: 'string' }, burst: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, 'no-native': { type: 'boolean' }, 'no-worker': { type: 'boolean' } },
     strict: false,
   });
   const num = (v: unknown, env: string, d: number) => Number((typeof v === 'string' && v) || process.env[env] || d);
@@ -172,6 +174,8 @@ export async function cdcBench(argv: string[]): Promise<void> {
   // The mixed burst: this many inserts and as many deletes, in one transaction (100,000 each by default).
   const mixedRows = Math.max(1, Math.round(burst / 5));
   const skipNative = values['no-native'] === true || process.env.BENCH_CDC_NATIVE === '0';
+  // A real worker process streaming a table of twice the burst, then the burst (cdc-worker.ts): the worker's own RSS.
+  const skipWorker = values['no-worker'] === true || process.env.BENCH_CDC_WORKER === '0';
   const out = typeof values.out === 'string' ? values.out : path.join(__dirname, 'results', 'cdc');
   let peakRss = 0;
   // Peak RSS per phase too (which part of the run sets the peak), and the most JS heap in use
@@ -317,6 +321,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
 
     const equal = await sameRows(source, target);
     clearInterval(rss);
+    const worker = skipWorker ? undefined : await workerStreamRss(burst * 2, say).catch((err: unknown) => ({ failed: String(err) }));
     const result = {
       at: new Date().toISOString(),
       loadAverage: os.loadavg(),
@@ -332,6 +337,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
       peakHeapUsedMb: heapAtPeakMb,
       equalAfterCatchUp: equal,
       native,
+      worker,
     };
     say(`peak RSS of the bench process (engine, stream and load generator; node ${nodeFlags || "with Node's defaults"}): ${result.peakRssMb.toFixed(0)} MB (by phase, MB: ${JSON.stringify(phasePeaks)}; most JS heap in use ${heapAtPeakMb} MB); source and target equal after catch-up: ${equal}`);
     await mkdir(path.dirname(out), { recursive: true });
@@ -355,6 +361,7 @@ export async function cdcBench(argv: string[]): Promise<void> {
         `| burst: ${burst.toLocaleString('en')} updates in one transaction, commit to applied | ${nativeCell((n) => `${n.update.catchUpSeconds.toFixed(2)} s (${n.update.rowsPerSecond.toFixed(0)} rows/s)`)} | ${update.catchUpSeconds.toFixed(2)} s (${update.rowsPerSecond.toFixed(0)} rows/s) | ${vs(update.catchUpSeconds, nat?.update.catchUpSeconds)} | ≥ 1.5× native |`,
         `| mixed burst: ${mixedRows.toLocaleString('en')} inserts + ${mixedRows.toLocaleString('en')} deletes in one transaction, commit to applied | ${nativeCell((n) => `${n.mixed.catchUpSeconds.toFixed(2)} s (${n.mixed.rowsPerSecond.toFixed(0)} rows/s)`)} | ${mixed.catchUpSeconds.toFixed(2)} s (${mixed.rowsPerSecond.toFixed(0)} rows/s) | ${vs(mixed.catchUpSeconds, nat?.mixed.catchUpSeconds)} | ≥ 1.5× native |`,
         `| peak RSS (bench process: engine, stream, load generator; node ${nodeFlags || "with Node's defaults"}) | (a server process) | ${result.peakRssMb.toFixed(0)} MB (peak in the ${Object.entries(phasePeaks).sort((x, y) => y[1] - x[1])[0]?.[0] ?? '—'}; most JS heap in use ${heapAtPeakMb} MB) | | ≤ 250 MB |`,
+        `| peak RSS of a worker process streaming ${(burst * 2).toLocaleString('en')} rows, after ${burst.toLocaleString('en')} updates in one transaction (bench/cdc-worker.ts) | (a server process) | ${!worker ? 'not run' : 'failed' in worker ? `failed: ${worker.failed}` : `${worker.burstMb} MB (${worker.startupMb} MB at start, ${worker.afterLoadMb} MB after the initial load; node ${worker.flags.join(' ') || "with Node's defaults"})`} | | ≤ 250 MB |`,
         `| source = target after catch-up (count, sum) | ${nativeCell((n) => String(n.equalAfterCatchUp))} | ${equal} | | |`,
         '',
       ].join('\n'),
