@@ -246,16 +246,15 @@ export async function cdcStream(input: CdcStreamInput): Promise<CdcProgress> {
     const cancelled = stopping || joining();
     if (cancelled || failure !== undefined) scope.cancel();
     try {
-      const result = await segment;
-      segmentRunning = false;
-      figures(result);
+      figures(await segment);
     } catch (err) {
-      segmentRunning = false;
       // A stop cancels the segment; when its worker is dead the cancel never lands and the attempt
       // ends in a heartbeat timeout instead (the server retries no attempt whose cancel was asked).
       // Either way the segment is over and the targets' checkpoints hold what it applied, so the
       // stop (or the join that ended it) goes on (finding cdc-stop-after-worker-kill).
       if (!isCancellation(err) && !(cancelled && patched('cdc-stop-ends-failed-segment'))) throw err;
+    } finally {
+      segmentRunning = false;
     }
     progress.segments += 1;
     afterSegment = true;
