@@ -20,17 +20,18 @@ import { EmbeddedCluster } from '../src/provision/embeddedPostgres';
 import { freePort } from '../src/provision/postgres';
 import type { CallContext } from '../src/sync';
 import { compareLsn, createCdcEngine, type StreamProgress } from '../src/sync/cdc';
+import { ACCOUNTS_DDL } from './accounts';
 import { workerStreamRss } from './cdc-worker';
+import { workerNodeFlags } from './worker-process';
 import { subscribeNatively } from './native-replication';
 import { rawPipe } from './peers';
 
 const say = (m: string) => console.log(`• ${m}`);
-/** The worker's node flags this process runs with (sync-bench.ts starts it with the image's). */
-const nodeFlags = process.execArgv.filter((a) => /^--max-/.test(a)).join(' ');
+/** The worker's node flags this process runs with (sync-bench.ts starts it with them). */
+const nodeFlags = workerNodeFlags().filter((f) => process.execArgv.includes(f)).join(' ');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
 
-const ACCOUNTS_DDL = `CREATE TABLE accounts (aid int PRIMARY KEY, bid int NOT NULL, abalance int NOT NULL, filler char(84))`;
 
 /** Shared by the native run and ours, so neither inserts an id the other did. */
 interface LoadState {
